@@ -1,0 +1,227 @@
+//! JPEG through mozjpeg (libjpeg-turbo): DCT-scaled decode to the smallest
+//! n/8 covering the target, CMYK kept as CMYK, truncation treated as damage.
+//! libjpeg reports errors by unwinding, so every call runs in `catch_unwind`.
+
+use std::any::Any;
+use std::os::raw::c_int;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+
+use mozjpeg::{Decompress, Marker};
+use mozjpeg_sys::jpeg_common_struct;
+use mozjpeg_sys::jpeg_error_mgr as ErrorMgr;
+
+use super::{Decoded, PixelLayout, Raster};
+use crate::error::ImagingError;
+use crate::probe::Limits;
+
+/// APP2 holds ICC profile chunks, APP14 the Adobe colour-transform flag.
+const SAVED_MARKERS: &[Marker] = &[Marker::APP(2), Marker::APP(14)];
+
+/// Why libjpeg stopped, carried through the unwind as its payload.
+struct JpegFailure {
+    truncated: bool,
+    message: String,
+}
+
+/// Decodes at the smallest DCT scale whose longest edge is >= `target_edge`.
+pub(crate) fn decode(
+    data: &[u8],
+    target_edge: u32,
+    limits: &Limits,
+) -> Result<Decoded, ImagingError> {
+    catch_unwind(AssertUnwindSafe(|| {
+        decode_unguarded(data, target_edge, limits)
+    }))
+    .unwrap_or_else(|payload| Err(failure(payload)))
+}
+
+fn decode_unguarded(
+    data: &[u8],
+    target_edge: u32,
+    limits: &Limits,
+) -> Result<Decoded, ImagingError> {
+    let mut decompress = Decompress::with_err(error_manager())
+        .with_markers(SAVED_MARKERS)
+        .from_mem(data)
+        .map_err(damaged)?;
+    let (width, height) = decompress.size();
+    let (width, height) = (dimension(width)?, dimension(height)?);
+    // The probe already checked the header; this guards against a second,
+    // different frame header that libjpeg might have honoured instead.
+    limits.check(width, height)?;
+    decompress.scale(dct_scale(width.max(height), target_edge));
+
+    let icc = icc_profile(&decompress);
+    let adobe = decompress
+        .markers()
+        .any(|m| m.marker == Marker::APP(14) && m.data.starts_with(b"Adobe"));
+
+    let (layout, mut started) = match decompress.image().map_err(damaged)? {
+        mozjpeg::Format::RGB(started) => (PixelLayout::Rgb, started),
+        mozjpeg::Format::Gray(started) => (PixelLayout::Gray, started),
+        // libjpeg turns YCCK into CMYK; Adobe files store it inverted.
+        mozjpeg::Format::CMYK(started) => (PixelLayout::Cmyk { inverted: adobe }, started),
+    };
+    let (out_width, out_height) = (dimension(started.width())?, dimension(started.height())?);
+    let pixels: Vec<u8> = started.read_scanlines().map_err(damaged)?;
+    // Reads up to EOI, so that a file cut after its last scan is caught too.
+    started.finish().map_err(damaged)?;
+    let raster = Raster::new(out_width, out_height, layout, pixels)?;
+    Ok(Decoded { raster, icc })
+}
+
+/// The smallest n in 1..=8 such that `longest * n / 8` (rounded up, as
+/// libjpeg does) still reaches `target_edge`.
+pub(crate) fn dct_scale(longest: u32, target_edge: u32) -> u8 {
+    (1..=8u8)
+        .find(|&n| (u64::from(longest) * u64::from(n)).div_ceil(8) >= u64::from(target_edge))
+        .unwrap_or(8)
+}
+
+fn dimension(value: usize) -> Result<u32, ImagingError> {
+    u32::try_from(value)
+        .map_err(|_| ImagingError::Corrupt(format!("the JPEG declares an edge of {value} px")))
+}
+
+/// Joins the `ICC_PROFILE` APP2 chunks in sequence order; `None` when absent
+/// or inconsistent (the image is then treated as sRGB).
+fn icc_profile<R>(decompress: &Decompress<R>) -> Option<Vec<u8>> {
+    const TAG: &[u8] = b"ICC_PROFILE\0";
+    let mut chunks: Vec<(u8, u8, &[u8])> = decompress
+        .markers()
+        .filter(|m| m.marker == Marker::APP(2))
+        .filter_map(|m| {
+            let rest = m.data.strip_prefix(TAG)?;
+            let (&sequence, rest) = rest.split_first()?;
+            let (&count, body) = rest.split_first()?;
+            Some((sequence, count, body))
+        })
+        .collect();
+    if chunks.is_empty() {
+        return None;
+    }
+    chunks.sort_by_key(|&(sequence, _, _)| sequence);
+    let count = chunks[0].1;
+    let complete = usize::from(count) == chunks.len()
+        && chunks
+            .iter()
+            .enumerate()
+            .all(|(i, &(seq, c, _))| usize::from(seq) == i + 1 && c == count);
+    complete.then(|| {
+        chunks
+            .iter()
+            .flat_map(|&(_, _, body)| body.iter().copied())
+            .collect()
+    })
+}
+
+/// libjpeg's error manager with two changes: fatal errors unwind with a
+/// [`JpegFailure`], and the premature-end warning is fatal too, because
+/// libjpeg would otherwise pad a truncated file with grey.
+fn error_manager() -> ErrorMgr {
+    // SAFETY: jpeg_error_mgr is a C struct of integers and nullable function
+    // pointers, for which all-zero is valid; jpeg_std_error then fills it.
+    let mut manager: ErrorMgr = unsafe { std::mem::zeroed() };
+    // SAFETY: `manager` is a valid, exclusively borrowed jpeg_error_mgr.
+    unsafe { mozjpeg_sys::jpeg_std_error(&mut manager) };
+    manager.error_exit = Some(error_exit);
+    manager.emit_message = Some(emit_message);
+    manager
+}
+
+extern "C-unwind" fn error_exit(cinfo: &mut jpeg_common_struct) {
+    let message = libjpeg_message(cinfo);
+    resume_unwind(Box::new(JpegFailure {
+        truncated: false,
+        message,
+    }));
+}
+
+extern "C-unwind" fn emit_message(cinfo: &mut jpeg_common_struct, level: c_int) {
+    // SAFETY: libjpeg calls this with `err` pointing at our live manager.
+    let code = unsafe { cinfo.err.as_ref() }.map_or(0, |err| err.msg_code);
+    // Level -1 is a warning; trace levels (>= 0) are ignored.
+    if level < 0 && code == mozjpeg_sys::JWRN_JPEG_EOF {
+        let message = libjpeg_message(cinfo);
+        resume_unwind(Box::new(JpegFailure {
+            truncated: true,
+            message,
+        }));
+    }
+}
+
+/// libjpeg's own text for the current message code.
+fn libjpeg_message(cinfo: &mut jpeg_common_struct) -> String {
+    // SAFETY: libjpeg calls the error manager with `err` pointing at it.
+    let Some(format_message) = (unsafe { cinfo.err.as_ref() }).and_then(|err| err.format_message)
+    else {
+        return String::from("unknown libjpeg error");
+    };
+    let mut buffer = [0u8; 80];
+    // SAFETY: format_message writes at most JMSG_LENGTH_MAX (80) bytes into
+    // its buffer; the binding declares it `&[u8; 80]` though C writes to it,
+    // so it is called through a pointer type that says so.
+    unsafe {
+        let writer: unsafe extern "C-unwind" fn(&mut jpeg_common_struct, &mut [u8; 80]) =
+            std::mem::transmute(format_message);
+        writer(cinfo, &mut buffer);
+    }
+    let text = buffer.split(|&byte| byte == 0).next().unwrap_or_default();
+    String::from_utf8_lossy(text).into_owned()
+}
+
+/// Maps an unwind out of libjpeg or mozjpeg to an error.
+pub(crate) fn failure(payload: Box<dyn Any + Send>) -> ImagingError {
+    if let Some(failure) = payload.downcast_ref::<JpegFailure>() {
+        if failure.truncated {
+            return ImagingError::Corrupt("the JPEG data ends early (truncated file?)".into());
+        }
+        return ImagingError::Corrupt(format!("the JPEG data is damaged: {}", failure.message));
+    }
+    let message = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic");
+    ImagingError::Internal(format!("JPEG decoder failed: {message}"))
+}
+
+/// An `io::Error` from mozjpeg while decoding means the data did not hold up.
+fn damaged(error: std::io::Error) -> ImagingError {
+    if error.kind() == std::io::ErrorKind::UnexpectedEof {
+        ImagingError::Corrupt("the JPEG data ends early (truncated file?)".into())
+    } else {
+        ImagingError::Corrupt(format!("the JPEG data is damaged: {error}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dct_scale_picks_the_smallest_eighth_that_covers_the_target() {
+        // 4352 px: 1/8 = 544 covers 512; 2048 needs 4/8 (2176).
+        assert_eq!(dct_scale(4352, 512), 1);
+        assert_eq!(dct_scale(4352, 2048), 4);
+        // 2560 px: 2048 needs 7/8 (2240); 512 needs 2/8 (640).
+        assert_eq!(dct_scale(2560, 2048), 7);
+        assert_eq!(dct_scale(2560, 512), 2);
+        // Small images are decoded at full size.
+        assert_eq!(dct_scale(600, 512), 7);
+        assert_eq!(dct_scale(102, 512), 8);
+    }
+
+    #[test]
+    fn random_bytes_after_a_jpeg_magic_are_an_error_not_a_panic() {
+        let mut data = vec![0xFF, 0xD8, 0xFF, 0xDB, 0x00, 0x43];
+        data.extend((0..200u32).map(|i| (i * 37 % 251) as u8));
+
+        let result = decode(&data, 512, &Limits::default());
+
+        assert!(
+            matches!(result, Err(ImagingError::Corrupt(_))),
+            "{result:?}"
+        );
+    }
+}

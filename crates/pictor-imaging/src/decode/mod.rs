@@ -1,0 +1,93 @@
+//! Decoding once, to the smallest buffer that still covers the largest
+//! output: JPEG through libjpeg-turbo's DCT scaling, everything else through
+//! the `image` crate at full size.
+
+pub(crate) mod jpeg;
+pub(crate) mod other;
+
+use crate::error::ImagingError;
+use crate::probe::{ImageInfo, Limits};
+use crate::sniff::Format;
+
+/// How the bytes of a [`Raster`] are laid out: 8 bits per channel, no alpha
+/// (alpha is flattened at decode time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PixelLayout {
+    /// One channel.
+    Gray,
+    /// R, G, B.
+    Rgb,
+    /// C, M, Y, K as stored in the JPEG.
+    Cmyk {
+        /// Adobe convention (APP14): 255 means no ink.
+        inverted: bool,
+    },
+}
+
+impl PixelLayout {
+    /// Bytes per pixel.
+    pub(crate) fn channels(self) -> usize {
+        match self {
+            PixelLayout::Gray => 1,
+            PixelLayout::Rgb => 3,
+            PixelLayout::Cmyk { .. } => 4,
+        }
+    }
+}
+
+/// A tightly packed 8-bit image buffer.
+#[derive(Debug, Clone)]
+pub(crate) struct Raster {
+    pub(crate) width: u32,
+    pub(crate) height: u32,
+    pub(crate) layout: PixelLayout,
+    /// `width * height * layout.channels()` bytes, row after row.
+    pub(crate) pixels: Vec<u8>,
+}
+
+impl Raster {
+    /// Wraps a buffer, refusing one whose length does not match the size.
+    pub(crate) fn new(
+        width: u32,
+        height: u32,
+        layout: PixelLayout,
+        pixels: Vec<u8>,
+    ) -> Result<Raster, ImagingError> {
+        let expected = width as usize * height as usize * layout.channels();
+        if pixels.len() != expected {
+            return Err(ImagingError::Internal(format!(
+                "a {width}x{height} {layout:?} buffer holds {} bytes instead of {expected}",
+                pixels.len()
+            )));
+        }
+        Ok(Raster {
+            width,
+            height,
+            layout,
+            pixels,
+        })
+    }
+}
+
+/// A decoded image in its stored orientation, with its colour profile.
+#[derive(Debug)]
+pub(crate) struct Decoded {
+    pub(crate) raster: Raster,
+    /// The embedded ICC profile, if any.
+    pub(crate) icc: Option<Vec<u8>>,
+}
+
+/// Decodes `data` so that its longest edge is at least `target_edge` where
+/// the format allows a reduced decode; alpha is flattened onto `background`.
+pub(crate) fn decode(
+    data: &[u8],
+    info: &ImageInfo,
+    target_edge: u32,
+    background: [u8; 3],
+    limits: &Limits,
+) -> Result<Decoded, ImagingError> {
+    match info.format {
+        Format::Jpeg => jpeg::decode(data, target_edge, limits),
+        _ => other::decode(data, info, background, limits),
+    }
+}

@@ -1,0 +1,34 @@
+//! Pictor's image pipeline: a synchronous library, bytes in, JPEG assets out.
+//! It is its own crate for a narrow interface, heavy dependencies and
+//! benchmarks of its own (no async, no database).
+//!
+//! ```text
+//! bytes ─ sniff (magic bytes) ─ probe (header: size, EXIF orientation; limits)
+//!       ─ decode once at reduced scale (JPEG: DCT n/8 ≥ largest output)
+//!       ─ resize to the largest output ─ orient ─ colour (ICC/CMYK → sRGB;
+//!         alpha flattened at decode) ─ resize cascade 512→256→128→64
+//!       ─ encode (mozjpeg: baseline thumbnails, progressive preview, no metadata)
+//! ```
+//!
+//! The recipe and its measurements are in `shared/notes/crate-evaluation.md`
+//! (E4). Memory stays bounded: [`probe`] refuses over-limit images before any
+//! pixel is allocated, and only a reduced buffer is ever rotated.
+
+mod colour;
+mod decode;
+mod encode;
+mod error;
+mod orient;
+mod probe;
+mod render;
+mod resize;
+mod sniff;
+
+pub use error::ImagingError;
+pub use probe::{DEFAULT_MAX_DIMENSION, DEFAULT_MAX_PIXELS, ImageInfo, Limits, probe};
+pub use render::{
+    Asset, DEFAULT_BACKGROUND, DEFAULT_JPEG_QUALITY, RenderOptions, render_preview,
+    render_thumbnails,
+};
+pub use resize::fit_longest_edge;
+pub use sniff::{Format, SNIFF_LEN, is_decodable, sniff};

@@ -1,0 +1,343 @@
+//! Header-only inspection: dimensions and EXIF orientation, checked against
+//! the pixel limits before anything is decoded (DESIGN invariant 7).
+
+use std::io::{BufRead, ErrorKind, Read, Seek, SeekFrom};
+
+use crate::decode::other::{image_error, image_format};
+use crate::error::ImagingError;
+use crate::sniff::{Format, SNIFF_LEN, is_decodable, sniff};
+
+/// Default for [`Limits::max_pixels`]: 100 Mpx (a 300 MB RGB buffer).
+pub const DEFAULT_MAX_PIXELS: u64 = 100_000_000;
+/// Default for [`Limits::max_dimension`]: 65,000 px, under JPEG's own 65,535 edge.
+pub const DEFAULT_MAX_DIMENSION: u32 = 65_000;
+
+/// Size limits applied from the header, before any pixel is decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest stored width × height accepted.
+    pub max_pixels: u64,
+    /// Longest edge accepted, in either direction.
+    pub max_dimension: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_pixels: DEFAULT_MAX_PIXELS,
+            max_dimension: DEFAULT_MAX_DIMENSION,
+        }
+    }
+}
+
+impl Limits {
+    /// Refuses a width × height over either limit.
+    pub(crate) fn check(&self, width: u32, height: u32) -> Result<(), ImagingError> {
+        let pixels = u64::from(width) * u64::from(height);
+        if pixels > self.max_pixels || width > self.max_dimension || height > self.max_dimension {
+            return Err(ImagingError::TooLarge {
+                width,
+                height,
+                max_pixels: self.max_pixels,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// What the header says about an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ImageInfo {
+    /// The format recognised by magic bytes.
+    pub format: Format,
+    /// Width as stored, before EXIF orientation.
+    pub width: u32,
+    /// Height as stored, before EXIF orientation.
+    pub height: u32,
+    /// EXIF orientation 1..=8; 1 when absent or invalid.
+    pub orientation: u8,
+}
+
+impl ImageInfo {
+    /// Width and height as displayed, i.e. swapped for orientations 5..=8.
+    pub fn display_size(&self) -> (u32, u32) {
+        if (5..=8).contains(&self.orientation) {
+            (self.height, self.width)
+        } else {
+            (self.width, self.height)
+        }
+    }
+}
+
+/// Read only the header (dimensions, EXIF orientation) from a reader; never
+/// decodes pixels. The reader is read from its current position.
+///
+/// # Errors
+///
+/// `Unsupported` for unknown magic bytes or a format this build cannot decode,
+/// `Corrupt` for a damaged or truncated header, `TooLarge` when the declared
+/// size is over `limits` (before any allocation proportional to the pixel
+/// count), `Io` when reading fails.
+pub fn probe<R: BufRead + Seek>(mut reader: R, limits: &Limits) -> Result<ImageInfo, ImagingError> {
+    let start = reader.stream_position()?;
+    let mut prefix = [0u8; SNIFF_LEN];
+    let prefix_len = read_up_to(&mut reader, &mut prefix)?;
+    reader.seek(SeekFrom::Start(start))?;
+    let format = recognise(&prefix[..prefix_len])?;
+    let (width, height, orientation) = match format {
+        Format::Jpeg => jpeg_header(&mut reader).map_err(|e| truncated(e, "JPEG header"))?,
+        Format::Png => png_header(&mut reader).map_err(|e| truncated(e, "PNG header"))?,
+        _ => generic_header(reader, format)?,
+    };
+    if width == 0 || height == 0 {
+        return Err(ImagingError::Corrupt(format!(
+            "the {} header gives a size of {width}x{height}",
+            format.as_str().to_uppercase()
+        )));
+    }
+    limits.check(width, height)?;
+    Ok(ImageInfo {
+        format,
+        width,
+        height,
+        orientation,
+    })
+}
+
+/// Sniffs and refuses what this build cannot decode, with a message for a person.
+pub(crate) fn recognise(prefix: &[u8]) -> Result<Format, ImagingError> {
+    if prefix.is_empty() {
+        return Err(ImagingError::Unsupported("the file is empty".into()));
+    }
+    let format = sniff(prefix).ok_or_else(|| {
+        ImagingError::Unsupported(
+            "not an image in a supported format (JPEG, PNG, WebP, GIF, TIFF or BMP)".into(),
+        )
+    })?;
+    if !is_decodable(format) {
+        let name = if format == Format::Avif {
+            "AVIF"
+        } else {
+            "HEIC"
+        };
+        return Err(ImagingError::Unsupported(format!(
+            "{name} images are not supported yet"
+        )));
+    }
+    Ok(format)
+}
+
+/// Fills `buf` as far as the reader allows; returns the count read.
+fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match reader.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
+/// An early end of a header is damage, not an I/O failure.
+fn truncated(error: std::io::Error, what: &str) -> ImagingError {
+    if error.kind() == ErrorKind::UnexpectedEof {
+        ImagingError::Corrupt(format!("the {what} ends early (truncated file?)"))
+    } else if error.kind() == ErrorKind::InvalidData {
+        ImagingError::Corrupt(format!("the {what} is damaged: {error}"))
+    } else {
+        ImagingError::Io(error)
+    }
+}
+
+fn corrupt(message: &str) -> std::io::Error {
+    std::io::Error::new(ErrorKind::InvalidData, message.to_owned())
+}
+
+fn read_u8(reader: &mut impl Read) -> std::io::Result<u8> {
+    let mut byte = [0u8; 1];
+    reader.read_exact(&mut byte)?;
+    Ok(byte[0])
+}
+
+fn read_be_u16(reader: &mut impl Read) -> std::io::Result<u16> {
+    let mut bytes = [0u8; 2];
+    reader.read_exact(&mut bytes)?;
+    Ok(u16::from_be_bytes(bytes))
+}
+
+fn read_be_u32(reader: &mut impl Read) -> std::io::Result<u32> {
+    let mut bytes = [0u8; 4];
+    reader.read_exact(&mut bytes)?;
+    Ok(u32::from_be_bytes(bytes))
+}
+
+/// Walks the JPEG markers up to the frame header (SOFn), reading the EXIF
+/// APP1 segment on the way. Returns (width, height, orientation).
+fn jpeg_header<R: BufRead + Seek>(reader: &mut R) -> std::io::Result<(u32, u32, u8)> {
+    let mut soi = [0u8; 2];
+    reader.read_exact(&mut soi)?;
+    let mut orientation = None;
+    loop {
+        if read_u8(reader)? != 0xFF {
+            return Err(corrupt("no marker where one was expected"));
+        }
+        let mut code = read_u8(reader)?;
+        while code == 0xFF {
+            code = read_u8(reader)?;
+        }
+        match code {
+            // Stand-alone markers carry no length.
+            0x01 | 0xD0..=0xD8 => continue,
+            0xD9 => return Err(corrupt("the image ends before its frame header")),
+            0xDA => return Err(corrupt("image data starts before the frame header")),
+            // SOF0..SOF15 except DHT (C4), JPG (C8) and DAC (CC).
+            0xC0..=0xCF if !matches!(code, 0xC4 | 0xC8 | 0xCC) => {
+                let _length = read_be_u16(reader)?;
+                let _precision = read_u8(reader)?;
+                let height = read_be_u16(reader)?;
+                let width = read_be_u16(reader)?;
+                return Ok((
+                    u32::from(width),
+                    u32::from(height),
+                    orientation.unwrap_or(1),
+                ));
+            }
+            _ => {
+                let length = read_be_u16(reader)?;
+                if length < 2 {
+                    return Err(corrupt("a segment has an impossible length"));
+                }
+                let body_len = usize::from(length - 2);
+                if code == 0xE1 && orientation.is_none() {
+                    let mut body = vec![0u8; body_len];
+                    reader.read_exact(&mut body)?;
+                    if let Some(tiff) = body.strip_prefix(b"Exif\0\0") {
+                        orientation = Some(exif_orientation(tiff));
+                    }
+                } else {
+                    reader.seek_relative(body_len as i64)?;
+                }
+            }
+        }
+    }
+}
+
+/// Reads IHDR, then the chunks before the first IDAT for an `eXIf` chunk.
+/// Returns (width, height, orientation).
+fn png_header<R: BufRead + Seek>(reader: &mut R) -> std::io::Result<(u32, u32, u8)> {
+    reader.seek_relative(8)?;
+    let ihdr_len = read_be_u32(reader)?;
+    let mut kind = [0u8; 4];
+    reader.read_exact(&mut kind)?;
+    if &kind != b"IHDR" || ihdr_len != 13 {
+        return Err(corrupt("the first chunk is not a valid IHDR"));
+    }
+    let width = read_be_u32(reader)?;
+    let height = read_be_u32(reader)?;
+    // Bit depth, colour type, compression, filter, interlace, then the CRC.
+    reader.seek_relative(5 + 4)?;
+    let mut orientation = 1;
+    loop {
+        let length = read_be_u32(reader)?;
+        reader.read_exact(&mut kind)?;
+        match &kind {
+            b"IDAT" | b"IEND" => break,
+            // Bounded: an eXIf chunk larger than a JPEG APP1 is not real EXIF.
+            b"eXIf" if length <= 65_535 => {
+                let mut body = vec![0u8; length as usize];
+                reader.read_exact(&mut body)?;
+                let tiff = body.strip_prefix(b"Exif\0\0").unwrap_or(&body);
+                orientation = exif_orientation(tiff);
+                break;
+            }
+            _ => reader.seek_relative(i64::from(length) + 4)?,
+        }
+    }
+    Ok((width, height, orientation))
+}
+
+/// Dimensions and orientation through the `image` crate's decoders, which
+/// read only their headers when constructed.
+fn generic_header<R: BufRead + Seek>(
+    reader: R,
+    format: Format,
+) -> Result<(u32, u32, u8), ImagingError> {
+    use image::ImageDecoder;
+
+    let Some(image_format) = image_format(format) else {
+        return Err(ImagingError::Unsupported(format!(
+            "{format} images are not supported yet"
+        )));
+    };
+    let mut image_reader = image::ImageReader::with_format(reader, image_format);
+    // Limits are applied by `Limits::check` on the dimensions just read.
+    image_reader.no_limits();
+    let mut decoder = image_reader
+        .into_decoder()
+        .map_err(|e| image_error(e, format))?;
+    let (width, height) = decoder.dimensions();
+    let orientation = decoder.orientation().map(|o| o.to_exif()).unwrap_or(1);
+    Ok((width, height, orientation))
+}
+
+/// EXIF Orientation from a TIFF-structured EXIF block; 1 when absent or invalid.
+pub(crate) fn exif_orientation(tiff: &[u8]) -> u8 {
+    let Ok(exif) = exif::Reader::new().read_raw(tiff.to_vec()) else {
+        return 1;
+    };
+    exif.get_field(exif::Tag::Orientation, exif::In::PRIMARY)
+        .and_then(|field| field.value.get_uint(0))
+        .and_then(|value| u8::try_from(value).ok())
+        .filter(|value| (1..=8).contains(value))
+        .unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Cursor;
+
+    #[test]
+    fn display_size_swaps_only_for_orientations_five_to_eight() {
+        let mut info = ImageInfo {
+            format: Format::Jpeg,
+            width: 30,
+            height: 20,
+            orientation: 1,
+        };
+        for orientation in 1..=8u8 {
+            info.orientation = orientation;
+            let expected = if orientation >= 5 { (20, 30) } else { (30, 20) };
+            assert_eq!(info.display_size(), expected, "orientation {orientation}");
+        }
+    }
+
+    #[test]
+    fn a_jpeg_cut_inside_its_header_is_corrupt() {
+        let bytes = [0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x10, b'J', b'F'];
+
+        let result = probe(Cursor::new(&bytes[..]), &Limits::default());
+
+        assert!(
+            matches!(result, Err(ImagingError::Corrupt(_))),
+            "{result:?}"
+        );
+    }
+
+    #[test]
+    fn limits_refuse_an_edge_over_max_dimension() {
+        let limits = Limits {
+            max_pixels: u64::MAX,
+            max_dimension: 1000,
+        };
+
+        assert!(matches!(
+            limits.check(1001, 1),
+            Err(ImagingError::TooLarge { .. })
+        ));
+        assert!(limits.check(1000, 1000).is_ok());
+    }
+}

@@ -1,0 +1,20 @@
+//! Integration tests of pictor-imaging on the shared test images
+//! (`shared/testdata/images`, beside the checkout).
+//!
+//! | module | covers |
+//! |---|---|
+//! | `helpers` | test-image paths, the manifest, JPEG marker parsing, pixel comparison |
+//! | `sniff` | recognition by magic bytes |
+//! | `probe` | header sizes, orientation, limits |
+//! | `render` | sizes, scans and metadata of every valid image's assets |
+//! | `orient` | the eight EXIF orientations look alike once rendered |
+//! | `colour` | ICC, CMYK, 16-bit and alpha handling |
+//! | `bad` | damaged and hostile files give the right error, never a panic |
+
+mod bad;
+mod colour;
+mod helpers;
+mod orient;
+mod probe;
+mod render;
+mod sniff;

@@ -1,0 +1,133 @@
+//! Header-only probing: stored sizes, orientation and limits.
+
+use std::io::Cursor;
+
+use pictor_imaging::{ImagingError, Limits, probe};
+
+use crate::helpers::{manifest, read};
+
+#[test]
+fn probe_gives_the_stored_size_and_orientation_of_each_orient_file() {
+    for orientation in 1..=8u8 {
+        let name = format!("orient{orientation}-garden.jpg");
+
+        let info = probe(Cursor::new(read(&name)), &Limits::default()).expect(&name);
+
+        let stored = if orientation >= 5 {
+            (1600, 2560)
+        } else {
+            (2560, 1600)
+        };
+        assert_eq!((info.width, info.height), stored, "{name}");
+        assert_eq!(info.orientation, orientation, "{name}");
+        assert_eq!(info.display_size(), (2560, 1600), "{name}");
+    }
+}
+
+#[test]
+fn probe_gives_the_manifest_size_of_every_decodable_image() {
+    // The 64-bit float TIFF may be refused (MANIFEST: "decode or reject cleanly").
+    let decodable = |e: &crate::helpers::Entry| {
+        e.role != "bad" && !e.format.starts_with("AVIF") && e.file != "tiff-multipage-rgb.tif"
+    };
+    for entry in manifest().into_iter().filter(decodable) {
+        let info = probe(Cursor::new(read(&entry.file)), &Limits::default())
+            .unwrap_or_else(|e| panic!("{}: {e}", entry.file));
+
+        assert_eq!(
+            Some((info.width, info.height)),
+            entry.stored,
+            "{}",
+            entry.file
+        );
+        assert_eq!(info.orientation, entry.orientation(), "{}", entry.file);
+    }
+}
+
+#[test]
+fn probe_refuses_the_png_bomb_as_too_large() {
+    let result = probe(
+        Cursor::new(read("bad-png-bomb-30000x30000.png")),
+        &Limits::default(),
+    );
+
+    match result {
+        Err(
+            error @ ImagingError::TooLarge {
+                width: 30000,
+                height: 30000,
+                ..
+            },
+        ) => assert_eq!(
+            error.to_string(),
+            "image is 30000x30000 (900 Mpx), over the limit of 100 Mpx"
+        ),
+        other => panic!("expected TooLarge, got {other:?}"),
+    }
+}
+
+#[test]
+fn probe_refuses_the_jpeg_claiming_65500x65500_as_too_large() {
+    let result = probe(
+        Cursor::new(read("bad-jpeg-dims-65500x65500-ladybird.jpg")),
+        &Limits::default(),
+    );
+
+    assert!(
+        matches!(
+            result,
+            Err(ImagingError::TooLarge {
+                width: 65500,
+                height: 65500,
+                ..
+            })
+        ),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn probe_applies_a_configured_pixel_limit() {
+    let limits = Limits {
+        max_pixels: 1_000_000,
+        ..Limits::default()
+    };
+
+    let result = probe(Cursor::new(read("mate-ladybird.jpg")), &limits);
+
+    assert!(
+        matches!(
+            result,
+            Err(ImagingError::TooLarge {
+                max_pixels: 1_000_000,
+                ..
+            })
+        ),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn probe_says_avif_is_not_supported_yet() {
+    let result = probe(
+        Cursor::new(read("avif-coldripple.avif")),
+        &Limits::default(),
+    );
+
+    match result {
+        Err(ImagingError::Unsupported(message)) => {
+            assert_eq!(message, "AVIF images are not supported yet")
+        }
+        other => panic!("expected Unsupported, got {other:?}"),
+    }
+}
+
+#[test]
+fn probe_reads_from_the_current_position_of_a_file() {
+    let file =
+        std::fs::File::open(crate::helpers::testdata().join("png16-bridge.png")).expect("file");
+
+    let info = probe(std::io::BufReader::new(file), &Limits::default()).expect("probe");
+
+    assert_eq!((info.width, info.height), (800, 450));
+}

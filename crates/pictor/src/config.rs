@@ -1,0 +1,232 @@
+//! Configuration: every setting is a flag with an environment variable of
+//! the same meaning, and defaults under which `pictor serve` just works.
+//! Parsed once, validated, then resolved into runtime objects by `app`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Default database: a SQLite file beside the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite:pictor-data/pictor.db";
+/// Default storage folder.
+pub const DEFAULT_STORAGE_DIR: &str = "pictor-data/storage";
+/// Default address: loopback only.
+pub const DEFAULT_BIND: &str = "127.0.0.1:3000";
+/// Default upload limit: 50 MiB.
+pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 50 * 1024 * 1024;
+/// Default pixel limit: 100 Mpx.
+pub const DEFAULT_MAX_PIXELS: u64 = 100_000_000;
+/// Default preview longest edge.
+pub const DEFAULT_PREVIEW_MAX_EDGE: u32 = 2048;
+/// Default JPEG quality.
+pub const DEFAULT_JPEG_QUALITY: u8 = 80;
+
+/// Pictor: image ingestion and processing.
+#[derive(Debug, Parser)]
+#[command(name = "pictor", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP API and the job runner in one process.
+    Serve(ServeArgs),
+    /// Run the job runner alone, without HTTP.
+    Worker(WorkerArgs),
+    /// Apply the embedded database migrations and print the schema version.
+    Migrate(MigrateArgs),
+}
+
+/// `pictor serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "PICTOR_BIND", default_value = DEFAULT_BIND)]
+    pub bind: SocketAddr,
+    /// Run the API without a job runner (run `pictor worker` elsewhere).
+    #[arg(long)]
+    pub no_runner: bool,
+    /// Everything else.
+    #[command(flatten)]
+    pub config: Config,
+}
+
+/// `pictor worker`.
+#[derive(Debug, Args)]
+pub struct WorkerArgs {
+    /// Everything else.
+    #[command(flatten)]
+    pub config: Config,
+}
+
+/// `pictor migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Database to migrate.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+}
+
+/// The service's settings.
+#[derive(Debug, Clone, Args)]
+pub struct Config {
+    /// Database: `sqlite:REL/PATH`, `sqlite://ABS/PATH` or `postgres://...`.
+    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+    /// Folder for uploads in flight, originals and assets.
+    #[arg(long, env = "STORAGE_DIR", default_value = DEFAULT_STORAGE_DIR)]
+    pub storage_dir: PathBuf,
+    /// Public base URL, used in absolute links (default: the bind address).
+    #[arg(long, env = "API_BASE")]
+    pub api_base: Option<String>,
+    /// Jobs claimed per statement.
+    #[arg(long, env = "PICTOR_RUNNER_BATCH_SIZE", default_value_t = crate::queue::runner::DEFAULT_BATCH_SIZE,
+          value_parser = clap::value_parser!(usize))]
+    pub runner_batch_size: usize,
+    /// Fallback poll interval of the runner, ms (an enqueue wakes it at once).
+    #[arg(long, env = "PICTOR_RUNNER_POLL_INTERVAL_MS", default_value_t = 5_000)]
+    pub runner_poll_interval_ms: u64,
+    /// Most jobs one runner works on at once (default: twice the CPUs).
+    #[arg(long, env = "PICTOR_RUNNER_CONCURRENCY")]
+    pub runner_concurrency: Option<usize>,
+    /// Job lease, seconds; renewed while the job runs.
+    #[arg(long, env = "PICTOR_LOCK_TIMEOUT_SECS", default_value_t = 30)]
+    pub lock_timeout_secs: u64,
+    /// Attempts before a job ends FAILED.
+    #[arg(long, env = "PICTOR_MAX_ATTEMPTS", default_value_t = 5)]
+    pub max_attempts: u32,
+    /// Largest accepted upload, bytes.
+    #[arg(long, env = "PICTOR_MAX_UPLOAD_BYTES", default_value_t = DEFAULT_MAX_UPLOAD_BYTES)]
+    pub max_upload_bytes: u64,
+    /// Largest accepted image, pixels (refused from the header, before decoding).
+    #[arg(long, env = "PICTOR_MAX_PIXELS", default_value_t = DEFAULT_MAX_PIXELS)]
+    pub max_pixels: u64,
+    /// Longest edge of the web preview, px.
+    #[arg(long, env = "PICTOR_PREVIEW_MAX_EDGE", default_value_t = DEFAULT_PREVIEW_MAX_EDGE)]
+    pub preview_max_edge: u32,
+    /// JPEG quality of thumbnails and previews, 1–100.
+    #[arg(long, env = "PICTOR_JPEG_QUALITY", default_value_t = DEFAULT_JPEG_QUALITY)]
+    pub jpeg_quality: u8,
+    /// Thumbnail sizes (longest edge, px), comma-separated.
+    #[arg(
+        long,
+        env = "PICTOR_THUMBNAIL_SIZES",
+        value_delimiter = ',',
+        default_value = "64,128,256,512"
+    )]
+    pub thumbnail_sizes: Vec<u32>,
+    /// Seconds in-flight jobs get to finish at shutdown.
+    #[arg(long, env = "PICTOR_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
+    pub shutdown_timeout_secs: u64,
+}
+
+/// A setting out of range.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid setting {name}: {why}")]
+pub struct ConfigError {
+    /// The setting (its environment variable).
+    pub name: &'static str,
+    /// What is wrong.
+    pub why: String,
+}
+
+impl Config {
+    /// The settings of `pictor serve` without flags (environment variables apply).
+    pub fn defaults() -> Self {
+        WorkerArgs::try_parse_from_defaults().config
+    }
+
+    /// Checks ranges that clap's types do not.
+    ///
+    /// # Errors
+    /// The first setting out of range.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let bad = |name, why: &str| {
+            Err(ConfigError {
+                name,
+                why: why.to_owned(),
+            })
+        };
+        if self.runner_batch_size == 0 {
+            return bad("PICTOR_RUNNER_BATCH_SIZE", "must be at least 1");
+        }
+        if self.runner_concurrency == Some(0) {
+            return bad("PICTOR_RUNNER_CONCURRENCY", "must be at least 1");
+        }
+        if self.lock_timeout_secs == 0 {
+            return bad("PICTOR_LOCK_TIMEOUT_SECS", "must be at least 1");
+        }
+        if self.max_attempts == 0 {
+            return bad("PICTOR_MAX_ATTEMPTS", "must be at least 1");
+        }
+        if !(1..=100).contains(&self.jpeg_quality) {
+            return bad("PICTOR_JPEG_QUALITY", "must be between 1 and 100");
+        }
+        if self.preview_max_edge < 16 {
+            return bad("PICTOR_PREVIEW_MAX_EDGE", "must be at least 16");
+        }
+        if self.thumbnail_sizes.is_empty()
+            || self.thumbnail_sizes.iter().any(|s| *s == 0 || *s > 4096)
+        {
+            return bad("PICTOR_THUMBNAIL_SIZES", "must be sizes between 1 and 4096");
+        }
+        if self.max_upload_bytes == 0 || self.max_pixels == 0 {
+            return bad(
+                "PICTOR_MAX_UPLOAD_BYTES/PICTOR_MAX_PIXELS",
+                "must be positive",
+            );
+        }
+        Ok(())
+    }
+}
+
+impl WorkerArgs {
+    /// Parses an empty command line: the defaults, with any environment overrides.
+    fn try_parse_from_defaults() -> Self {
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            args: WorkerArgs,
+        }
+        // Every field has a default, so parsing an empty command line cannot fail.
+        Only::try_parse_from(["pictor"])
+            .map(|o| o.args)
+            .unwrap_or_else(|e| panic!("config defaults: {e}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_documented_ones_and_valid() {
+        let c = Config::defaults();
+        assert_eq!(c.runner_batch_size, 5);
+        assert_eq!(c.runner_poll_interval_ms, 5_000);
+        assert_eq!(c.lock_timeout_secs, 30);
+        assert_eq!(c.max_attempts, 5);
+        assert_eq!(c.max_upload_bytes, 50 * 1024 * 1024);
+        assert_eq!(c.thumbnail_sizes, vec![64, 128, 256, 512]);
+        c.validate().expect("defaults are valid");
+    }
+
+    #[test]
+    fn out_of_range_quality_is_refused_with_the_variable_name() {
+        let c = Config {
+            jpeg_quality: 0,
+            ..Config::defaults()
+        };
+        assert!(
+            c.validate()
+                .expect_err("refused")
+                .to_string()
+                .contains("PICTOR_JPEG_QUALITY")
+        );
+    }
+}

@@ -1,0 +1,403 @@
+//! SQL of the `image` table. Paths are storage keys (`originals/…`,
+//! `assets/…`); the HTTP layer turns them into URLs.
+
+use std::collections::BTreeMap;
+
+use pictor_client::models::ImageStatus;
+use sqlx::any::AnyRow;
+use sqlx::{Any, AnyPool, Executor, Row};
+
+const COLUMNS: &str = "id, title, collection, status, checksum, size_bytes, format, width, height, orientation, \
+                       temp_path, original_path, thumbnail_path, thumbnails, preview_path, last_error, \
+                       created_at, updated_at";
+
+/// A row of the `image` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImageRecord {
+    /// Id (UUID v7).
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// Collection, if any.
+    pub collection: Option<String>,
+    /// Life-cycle state.
+    pub status: ImageStatus,
+    /// SHA-256 of the original, hex.
+    pub checksum: String,
+    /// Size of the original, bytes.
+    pub size_bytes: i64,
+    /// Format recognised from the content.
+    pub format: String,
+    /// Display width (after EXIF orientation).
+    pub width: i64,
+    /// Display height.
+    pub height: i64,
+    /// EXIF orientation of the original, 1–8.
+    pub orientation: i64,
+    /// Storage key of the upload until it is offloaded.
+    pub temp_path: Option<String>,
+    /// Storage key of the original once offloaded.
+    pub original_path: Option<String>,
+    /// Storage key of the 256 px thumbnail (the card's `thumbnail_path`).
+    pub thumbnail_path: Option<String>,
+    /// Storage key of each thumbnail by longest edge.
+    pub thumbnails: BTreeMap<u32, String>,
+    /// Storage key of the preview.
+    pub preview_path: Option<String>,
+    /// Why processing failed.
+    pub last_error: Option<String>,
+    /// Upload time, ms.
+    pub created_at: i64,
+    /// Last change, ms.
+    pub updated_at: i64,
+}
+
+fn image_from_row(row: &AnyRow) -> Result<ImageRecord, sqlx::Error> {
+    let status: String = row.try_get("status")?;
+    let thumbnails: Option<String> = row.try_get("thumbnails")?;
+    let thumbnails = match thumbnails {
+        Some(json) => serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        None => BTreeMap::new(),
+    };
+    Ok(ImageRecord {
+        id: row.try_get("id")?,
+        title: row.try_get("title")?,
+        collection: row.try_get("collection")?,
+        status: status
+            .parse()
+            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        checksum: row.try_get("checksum")?,
+        size_bytes: row.try_get("size_bytes")?,
+        format: row.try_get("format")?,
+        width: row.try_get("width")?,
+        height: row.try_get("height")?,
+        orientation: row.try_get("orientation")?,
+        temp_path: row.try_get("temp_path")?,
+        original_path: row.try_get("original_path")?,
+        thumbnail_path: row.try_get("thumbnail_path")?,
+        thumbnails,
+        preview_path: row.try_get("preview_path")?,
+        last_error: row.try_get("last_error")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+/// What ingest knows of a new image.
+#[derive(Debug, Clone)]
+pub struct NewImage {
+    /// Id.
+    pub id: String,
+    /// Title.
+    pub title: String,
+    /// Collection.
+    pub collection: Option<String>,
+    /// SHA-256, hex.
+    pub checksum: String,
+    /// Bytes.
+    pub size_bytes: i64,
+    /// Format name.
+    pub format: String,
+    /// Display width.
+    pub width: i64,
+    /// Display height.
+    pub height: i64,
+    /// EXIF orientation.
+    pub orientation: i64,
+    /// Storage key of the temp file.
+    pub temp_path: String,
+}
+
+/// Inserts an INGESTED image.
+///
+/// # Errors
+/// The database failed.
+pub async fn insert_ingested<'c, E: Executor<'c, Database = Any>>(
+    exec: E,
+    image: &NewImage,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO image (id, title, collection, status, checksum, size_bytes, format, width, height, \
+                            orientation, temp_path, created_at, updated_at) \
+         VALUES ($1, $2, $3, 'INGESTED', $4, $5, $6, $7, $8, $9, $10, $11, $11)",
+    )
+    .bind(&image.id)
+    .bind(&image.title)
+    .bind(image.collection.as_deref())
+    .bind(&image.checksum)
+    .bind(image.size_bytes)
+    .bind(&image.format)
+    .bind(image.width)
+    .bind(image.height)
+    .bind(image.orientation)
+    .bind(&image.temp_path)
+    .bind(now)
+    .execute(exec)
+    .await?;
+    Ok(())
+}
+
+/// One image by id.
+///
+/// # Errors
+/// The database failed.
+pub async fn get<'c, E: Executor<'c, Database = Any>>(
+    exec: E,
+    id: &str,
+) -> Result<Option<ImageRecord>, sqlx::Error> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM image WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(exec)
+    .await?;
+    row.as_ref().map(image_from_row).transpose()
+}
+
+/// Filters of the image list.
+#[derive(Debug, Clone, Default)]
+pub struct ImageFilter {
+    /// Only this collection.
+    pub collection: Option<String>,
+    /// Only this state.
+    pub status: Option<ImageStatus>,
+}
+
+/// A page of images, newest first, and how many match in all.
+///
+/// # Errors
+/// The database failed.
+pub async fn list(
+    pool: &AnyPool,
+    filter: &ImageFilter,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<ImageRecord>, i64), sqlx::Error> {
+    const WHERE: &str = "($1 IS NULL OR collection = $1) AND ($2 IS NULL OR status = $2)";
+    let status = filter.status.map(ImageStatus::as_str);
+    let total: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) AS n FROM image WHERE {WHERE}"
+    )))
+    .bind(filter.collection.as_deref())
+    .bind(status)
+    .fetch_one(pool)
+    .await?
+    .try_get("n")?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM image WHERE {WHERE} ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4"
+    )))
+    .bind(filter.collection.as_deref())
+    .bind(status)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(pool)
+    .await?;
+    Ok((
+        rows.iter().map(image_from_row).collect::<Result<_, _>>()?,
+        total,
+    ))
+}
+
+/// Every collection with its image count, by name.
+///
+/// # Errors
+/// The database failed.
+pub async fn collections(pool: &AnyPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT collection, COUNT(*) AS n FROM image WHERE collection IS NOT NULL GROUP BY collection ORDER BY collection",
+    )
+    .fetch_all(pool)
+    .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("collection")?, r.try_get("n")?)))
+        .collect()
+}
+
+/// Changes title and/or collection (`Some(None)` clears the collection).
+/// False when there is no such image.
+///
+/// # Errors
+/// The database failed.
+pub async fn update_details(
+    pool: &AnyPool,
+    id: &str,
+    title: Option<&str>,
+    collection: Option<Option<&str>>,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE image SET title = COALESCE($1, title), \
+                          collection = CASE WHEN $2 = 1 THEN $3 ELSE collection END, updated_at = $4 \
+         WHERE id = $5",
+    )
+    .bind(title)
+    .bind(i64::from(collection.is_some()))
+    .bind(collection.flatten())
+    .bind(now)
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Deletes an image row; returns it, or `None` when there was none.
+///
+/// # Errors
+/// The database failed.
+pub async fn delete<'c, E: Executor<'c, Database = Any>>(
+    exec: E,
+    id: &str,
+) -> Result<Option<ImageRecord>, sqlx::Error> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DELETE FROM image WHERE id = $1 RETURNING {COLUMNS}"
+    )))
+    .bind(id)
+    .fetch_optional(exec)
+    .await?;
+    row.as_ref().map(image_from_row).transpose()
+}
+
+/// How many images use an original or a temp file under `key`.
+///
+/// # Errors
+/// The database failed.
+pub async fn count_using<'c, E: Executor<'c, Database = Any>>(
+    exec: E,
+    key: &str,
+) -> Result<i64, sqlx::Error> {
+    sqlx::query("SELECT COUNT(*) AS n FROM image WHERE original_path = $1 OR temp_path = $1")
+        .bind(key)
+        .fetch_one(exec)
+        .await?
+        .try_get("n")
+}
+
+/// Records the offloaded original and moves the image to PROCESSING.
+///
+/// # Errors
+/// The database failed.
+pub async fn set_original<'c, E: Executor<'c, Database = Any>>(
+    exec: E,
+    id: &str,
+    original_path: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE image SET original_path = $1, temp_path = NULL, updated_at = $2, \
+                          status = CASE WHEN status IN ('UPLOADED', 'INGESTED') THEN 'PROCESSING' ELSE status END \
+         WHERE id = $3",
+    )
+    .bind(original_path)
+    .bind(now)
+    .bind(id)
+    .execute(exec)
+    .await?;
+    Ok(())
+}
+
+/// Records the thumbnails (`thumbnail_path` is the 256 px one, or the
+/// largest when 256 was not made).
+///
+/// # Errors
+/// The database failed.
+pub async fn set_thumbnails<'c, E: Executor<'c, Database = Any>>(
+    exec: E,
+    id: &str,
+    thumbnails: &BTreeMap<u32, String>,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    let main = thumbnails
+        .get(&256)
+        .or_else(|| thumbnails.values().next_back());
+    let json = serde_json::to_string(thumbnails).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    sqlx::query(
+        "UPDATE image SET thumbnail_path = $1, thumbnails = $2, updated_at = $3 WHERE id = $4",
+    )
+    .bind(main.map(String::as_str))
+    .bind(json)
+    .bind(now)
+    .bind(id)
+    .execute(exec)
+    .await?;
+    Ok(())
+}
+
+/// Records the preview.
+///
+/// # Errors
+/// The database failed.
+pub async fn set_preview<'c, E: Executor<'c, Database = Any>>(
+    exec: E,
+    id: &str,
+    preview_path: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE image SET preview_path = $1, updated_at = $2 WHERE id = $3")
+        .bind(preview_path)
+        .bind(now)
+        .bind(id)
+        .execute(exec)
+        .await?;
+    Ok(())
+}
+
+/// Sets the image STORED if the original and every asset exist (DESIGN's
+/// rule: whichever job finishes last). True when it did.
+///
+/// # Errors
+/// The database failed.
+pub async fn mark_stored_if_complete<'c, E: Executor<'c, Database = Any>>(
+    exec: E,
+    id: &str,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE image SET status = 'STORED', last_error = NULL, updated_at = $1 \
+         WHERE id = $2 AND status = 'PROCESSING' AND original_path IS NOT NULL \
+           AND thumbnail_path IS NOT NULL AND preview_path IS NOT NULL",
+    )
+    .bind(now)
+    .bind(id)
+    .execute(exec)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Sets the image FAILED with a message a person can act on.
+///
+/// # Errors
+/// The database failed.
+pub async fn mark_failed<'c, E: Executor<'c, Database = Any>>(
+    exec: E,
+    id: &str,
+    error: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE image SET status = 'FAILED', last_error = $1, updated_at = $2 WHERE id = $3",
+    )
+    .bind(error)
+    .bind(now)
+    .bind(id)
+    .execute(exec)
+    .await?;
+    Ok(())
+}
+
+/// Puts a FAILED image back to PROCESSING (an operator retried its job).
+///
+/// # Errors
+/// The database failed.
+pub async fn mark_processing<'c, E: Executor<'c, Database = Any>>(
+    exec: E,
+    id: &str,
+    now: i64,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE image SET status = 'PROCESSING', last_error = NULL, updated_at = $1 WHERE id = $2 AND status = 'FAILED'")
+        .bind(now)
+        .bind(id)
+        .execute(exec)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,444 @@
+//! SQL of the `job` table: enqueue, claim, lease, complete, retry, fail,
+//! rescue, release, and the admin reads. Every state change of a running job
+//! checks the lease (`status = 'RUNNING' AND locked_by = runner`), so a runner
+//! that lost its lease cannot overwrite another runner's result.
+
+use pictor_client::models::{JobKind, JobStatus};
+use sqlx::any::AnyRow;
+use sqlx::{Any, AnyPool, Executor, Row};
+
+use super::{Backend, Db};
+use crate::queue::job::{Job, NewJob};
+
+const COLUMNS: &str = "id, type, status, payload, image_id, priority, attempts, max_attempts, run_at, \
+                       locked_by, locked_until, last_error, created_at, updated_at, finished_at";
+
+/// The claim: one statement picks due jobs, marks them RUNNING with a lease,
+/// counts the attempt and returns them. On PostgreSQL `SKIP LOCKED` keeps
+/// concurrent claimers off each other's rows; SQLite has one writer anyway.
+const CLAIM_SQLITE: &str = "UPDATE job SET status = 'RUNNING', attempts = attempts + 1, locked_by = $1, \
+     locked_until = $2, updated_at = $3 \
+     WHERE id IN (SELECT id FROM job WHERE status = 'PENDING' AND run_at <= $3 \
+                  ORDER BY priority DESC, run_at, id LIMIT $4) \
+     RETURNING id, type, status, payload, image_id, priority, attempts, max_attempts, run_at, \
+               locked_by, locked_until, last_error, created_at, updated_at, finished_at";
+const CLAIM_POSTGRES: &str = "UPDATE job SET status = 'RUNNING', attempts = attempts + 1, locked_by = $1, \
+     locked_until = $2, updated_at = $3 \
+     WHERE id IN (SELECT id FROM job WHERE status = 'PENDING' AND run_at <= $3 \
+                  ORDER BY priority DESC, run_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) \
+     RETURNING id, type, status, payload, image_id, priority, attempts, max_attempts, run_at, \
+               locked_by, locked_until, last_error, created_at, updated_at, finished_at";
+
+fn decode_err(e: impl std::error::Error + Send + Sync + 'static) -> sqlx::Error {
+    sqlx::Error::Decode(Box::new(e))
+}
+
+/// Maps a row selected with [`COLUMNS`].
+fn job_from_row(row: &AnyRow) -> Result<Job, sqlx::Error> {
+    let kind: String = row.try_get("type")?;
+    let status: String = row.try_get("status")?;
+    Ok(Job {
+        id: row.try_get("id")?,
+        kind: kind.parse::<JobKind>().map_err(decode_err)?,
+        status: status.parse::<JobStatus>().map_err(decode_err)?,
+        payload: row.try_get("payload")?,
+        image_id: row.try_get("image_id")?,
+        priority: row.try_get("priority")?,
+        attempts: row.try_get("attempts")?,
+        max_attempts: row.try_get("max_attempts")?,
+        run_at: row.try_get("run_at")?,
+        locked_by: row.try_get("locked_by")?,
+        locked_until: row.try_get("locked_until")?,
+        last_error: row.try_get("last_error")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        finished_at: row.try_get("finished_at")?,
+    })
+}
+
+/// Inserts a job due now; returns its id, or `None` when a job with the same
+/// dedupe key exists already.
+///
+/// # Errors
+/// The database failed.
+pub async fn insert<'c, E: Executor<'c, Database = Any>>(
+    exec: E,
+    job: &NewJob,
+    max_attempts: i64,
+    now: i64,
+) -> Result<Option<i64>, sqlx::Error> {
+    let row = sqlx::query(
+        "INSERT INTO job (type, status, payload, image_id, dedupe_key, priority, attempts, max_attempts, \
+                          run_at, created_at, updated_at) \
+         VALUES ($1, 'PENDING', $2, $3, $4, $5, 0, $6, $7, $7, $7) \
+         ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
+    )
+    .bind(job.kind.as_str())
+    .bind(&job.payload)
+    .bind(job.image_id.as_deref())
+    .bind(job.dedupe_key.as_deref())
+    .bind(job.priority)
+    .bind(max_attempts)
+    .bind(now)
+    .fetch_optional(exec)
+    .await?;
+    row.map(|r| r.try_get::<i64, _>("id")).transpose()
+}
+
+/// Claims up to `limit` due jobs for `runner` with a lease until `locked_until`.
+///
+/// # Errors
+/// The database failed.
+pub async fn claim(
+    db: &Db,
+    runner: &str,
+    limit: i64,
+    locked_until: i64,
+    now: i64,
+) -> Result<Vec<Job>, sqlx::Error> {
+    let sql = match db.backend {
+        Backend::Sqlite => CLAIM_SQLITE,
+        Backend::Postgres => CLAIM_POSTGRES,
+    };
+    let mut tx = db.begin_write().await?;
+    let rows = sqlx::query(sql)
+        .bind(runner)
+        .bind(locked_until)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    let mut jobs = rows
+        .iter()
+        .map(job_from_row)
+        .collect::<Result<Vec<_>, _>>()?;
+    jobs.sort_by_key(|j| (-j.priority, j.run_at, j.id));
+    Ok(jobs)
+}
+
+/// Extends the lease of the given jobs, where `runner` still holds them;
+/// returns how many. Only jobs still being worked on are extended, so one
+/// whose completion could not be written is left to the rescuer.
+///
+/// # Errors
+/// The database failed.
+pub async fn extend_leases(
+    pool: &AnyPool,
+    runner: &str,
+    ids: &[i64],
+    locked_until: i64,
+    now: i64,
+) -> Result<u64, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let placeholders = (4..4 + ids.len())
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!(
+        "UPDATE job SET locked_until = $1, updated_at = $2 \
+         WHERE status = 'RUNNING' AND locked_by = $3 AND id IN ({placeholders})"
+    );
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(locked_until)
+        .bind(now)
+        .bind(runner);
+    for id in ids {
+        query = query.bind(*id);
+    }
+    Ok(query.execute(pool).await?.rows_affected())
+}
+
+/// Marks a job `runner` holds COMPLETED. False when the lease was lost.
+///
+/// # Errors
+/// The database failed.
+pub async fn complete<'c, E: Executor<'c, Database = Any>>(
+    exec: E,
+    id: i64,
+    runner: &str,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE job SET status = 'COMPLETED', locked_by = NULL, locked_until = NULL, \
+                        finished_at = $1, updated_at = $1 \
+         WHERE id = $2 AND status = 'RUNNING' AND locked_by = $3",
+    )
+    .bind(now)
+    .bind(id)
+    .bind(runner)
+    .execute(exec)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Puts a job `runner` holds back to PENDING until `run_at`, keeping the
+/// error. False when the lease was lost.
+///
+/// # Errors
+/// The database failed.
+pub async fn retry_later<'c, E: Executor<'c, Database = Any>>(
+    exec: E,
+    id: i64,
+    runner: &str,
+    error: &str,
+    run_at: i64,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE job SET status = 'PENDING', locked_by = NULL, locked_until = NULL, last_error = $1, \
+                        run_at = $2, updated_at = $3 \
+         WHERE id = $4 AND status = 'RUNNING' AND locked_by = $5",
+    )
+    .bind(error)
+    .bind(run_at)
+    .bind(now)
+    .bind(id)
+    .bind(runner)
+    .execute(exec)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Ends a job `runner` holds FAILED with its error. False when the lease was lost.
+///
+/// # Errors
+/// The database failed.
+pub async fn fail<'c, E: Executor<'c, Database = Any>>(
+    exec: E,
+    id: i64,
+    runner: &str,
+    error: &str,
+    now: i64,
+) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE job SET status = 'FAILED', locked_by = NULL, locked_until = NULL, last_error = $1, \
+                        finished_at = $2, updated_at = $2 \
+         WHERE id = $3 AND status = 'RUNNING' AND locked_by = $4",
+    )
+    .bind(error)
+    .bind(now)
+    .bind(id)
+    .bind(runner)
+    .execute(exec)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// A job the rescuer moved, and where to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rescued {
+    /// The job.
+    pub id: i64,
+    /// Its image.
+    pub image_id: Option<String>,
+    /// PENDING (will run again) or FAILED (out of attempts).
+    pub status: JobStatus,
+}
+
+/// Returns every RUNNING job whose lease ended before `now` to PENDING, or
+/// to FAILED when it is out of attempts (DESIGN invariant 4).
+///
+/// # Errors
+/// The database failed.
+pub async fn rescue_expired<'c, E: Executor<'c, Database = Any>>(
+    exec: E,
+    error: &str,
+    now: i64,
+) -> Result<Vec<Rescued>, sqlx::Error> {
+    let rows = sqlx::query(
+        "UPDATE job SET \
+            status = CASE WHEN attempts >= max_attempts THEN 'FAILED' ELSE 'PENDING' END, \
+            finished_at = CASE WHEN attempts >= max_attempts THEN $1 ELSE NULL END, \
+            locked_by = NULL, locked_until = NULL, last_error = $2, run_at = $1, updated_at = $1 \
+         WHERE status = 'RUNNING' AND locked_until < $1 \
+         RETURNING id, image_id, status",
+    )
+    .bind(now)
+    .bind(error)
+    .fetch_all(exec)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let status: String = r.try_get("status")?;
+            Ok(Rescued {
+                id: r.try_get("id")?,
+                image_id: r.try_get("image_id")?,
+                status: status.parse().map_err(decode_err)?,
+            })
+        })
+        .collect()
+}
+
+/// Gives back the jobs `runner` still holds at shutdown, without counting
+/// the interrupted attempt.
+///
+/// # Errors
+/// The database failed.
+pub async fn release(pool: &AnyPool, runner: &str, now: i64) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE job SET status = 'PENDING', locked_by = NULL, locked_until = NULL, run_at = $1, \
+                        updated_at = $1, attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END \
+         WHERE status = 'RUNNING' AND locked_by = $2",
+    )
+    .bind(now)
+    .bind(runner)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+/// Re-queues a FAILED or CANCELLED job with a fresh set of attempts; returns
+/// it, or `None` when there is no such job in those states.
+///
+/// # Errors
+/// The database failed.
+pub async fn requeue<'c, E: Executor<'c, Database = Any>>(
+    exec: E,
+    id: i64,
+    now: i64,
+) -> Result<Option<Job>, sqlx::Error> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE job SET status = 'PENDING', attempts = 0, run_at = $1, updated_at = $1, finished_at = NULL \
+         WHERE id = $2 AND status IN ('FAILED', 'CANCELLED') RETURNING {COLUMNS}"
+    )))
+    .bind(now)
+    .bind(id)
+    .fetch_optional(exec)
+    .await?;
+    row.as_ref().map(job_from_row).transpose()
+}
+
+/// Cancels a PENDING or FAILED job; returns it, or `None` when there is no
+/// such job in those states.
+///
+/// # Errors
+/// The database failed.
+pub async fn cancel(pool: &AnyPool, id: i64, now: i64) -> Result<Option<Job>, sqlx::Error> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE job SET status = 'CANCELLED', finished_at = $1, updated_at = $1 \
+         WHERE id = $2 AND status IN ('PENDING', 'FAILED') RETURNING {COLUMNS}"
+    )))
+    .bind(now)
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    row.as_ref().map(job_from_row).transpose()
+}
+
+/// One job by id.
+///
+/// # Errors
+/// The database failed.
+pub async fn get(pool: &AnyPool, id: i64) -> Result<Option<Job>, sqlx::Error> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM job WHERE id = $1"
+    )))
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    row.as_ref().map(job_from_row).transpose()
+}
+
+/// Filters of the admin job list.
+#[derive(Debug, Clone, Default)]
+pub struct JobFilter {
+    /// Only jobs in this state.
+    pub status: Option<JobStatus>,
+    /// Only jobs of this kind.
+    pub kind: Option<JobKind>,
+    /// Only jobs of this image.
+    pub image_id: Option<String>,
+}
+
+/// A page of jobs, newest first, and how many match in all.
+///
+/// # Errors
+/// The database failed.
+pub async fn list(
+    pool: &AnyPool,
+    filter: &JobFilter,
+    limit: i64,
+    offset: i64,
+) -> Result<(Vec<Job>, i64), sqlx::Error> {
+    // Absent filters bind NULL, so one statement serves every combination.
+    const WHERE: &str = "($1 IS NULL OR status = $1) AND ($2 IS NULL OR type = $2) AND ($3 IS NULL OR image_id = $3)";
+    let status = filter.status.map(JobStatus::as_str);
+    let kind = filter.kind.map(JobKind::as_str);
+    let total: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) AS n FROM job WHERE {WHERE}"
+    )))
+    .bind(status)
+    .bind(kind)
+    .bind(filter.image_id.as_deref())
+    .fetch_one(pool)
+    .await?
+    .try_get("n")?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM job WHERE {WHERE} ORDER BY id DESC LIMIT $4 OFFSET $5"
+    )))
+    .bind(status)
+    .bind(kind)
+    .bind(filter.image_id.as_deref())
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(pool)
+    .await?;
+    Ok((
+        rows.iter().map(job_from_row).collect::<Result<_, _>>()?,
+        total,
+    ))
+}
+
+/// The jobs of the given images, oldest first.
+///
+/// # Errors
+/// The database failed.
+pub async fn for_images(pool: &AnyPool, image_ids: &[String]) -> Result<Vec<Job>, sqlx::Error> {
+    if image_ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let placeholders = (1..=image_ids.len())
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let sql = format!("SELECT {COLUMNS} FROM job WHERE image_id IN ({placeholders}) ORDER BY id");
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for id in image_ids {
+        query = query.bind(id.as_str());
+    }
+    let rows = query.fetch_all(pool).await?;
+    rows.iter().map(job_from_row).collect()
+}
+
+/// Deletes an image's jobs that no runner holds (a held one finishes and
+/// finds its image gone).
+///
+/// # Errors
+/// The database failed.
+pub async fn delete_idle_for_image<'c, E: Executor<'c, Database = Any>>(
+    exec: E,
+    image_id: &str,
+) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query("DELETE FROM job WHERE image_id = $1 AND status <> 'RUNNING'")
+        .bind(image_id)
+        .execute(exec)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// Deletes COMPLETED and CANCELLED jobs that ended before `before`.
+///
+/// # Errors
+/// The database failed.
+pub async fn prune_finished(pool: &AnyPool, before: i64) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "DELETE FROM job WHERE status IN ('COMPLETED', 'CANCELLED') AND finished_at < $1",
+    )
+    .bind(before)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}

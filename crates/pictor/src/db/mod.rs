@@ -1,0 +1,248 @@
+//! The database: one connection pool over SQLite or PostgreSQL (sqlx's Any
+//! driver), embedded migrations, and the queries of each table. SQL that must
+//! differ between the backends is chosen through [`Backend`], nowhere else.
+
+pub mod images;
+pub mod jobs;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sqlx::any::{AnyPoolOptions, install_default_drivers};
+use std::borrow::Cow;
+
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::{AnyPool, Executor, SqlSafeStr};
+
+/// A migration embedded in the binary: version, description, SQL.
+type Embedded = (i64, &'static str, &'static str);
+
+/// Migrations for each backend, in order. File names under `migrations/`
+/// follow sqlx's `NNNN_description.sql`.
+const SQLITE_MIGRATIONS: &[Embedded] = &[(
+    1,
+    "create image and job",
+    include_str!("../../migrations/sqlite/0001_create_image_and_job.sql"),
+)];
+const POSTGRES_MIGRATIONS: &[Embedded] = &[(
+    1,
+    "create image and job",
+    include_str!("../../migrations/postgres/0001_create_image_and_job.sql"),
+)];
+
+/// The migrator of a backend (built at run time, so that sqlx's compile-time
+/// macros and their build cost are not needed).
+fn migrator(backend: Backend) -> Migrator {
+    let embedded = match backend {
+        Backend::Sqlite => SQLITE_MIGRATIONS,
+        Backend::Postgres => POSTGRES_MIGRATIONS,
+    };
+    let migrations = embedded
+        .iter()
+        .map(|(version, description, sql)| {
+            Migration::new(
+                *version,
+                Cow::Borrowed(*description),
+                MigrationType::Simple,
+                sql.into_sql_str(),
+                false,
+            )
+        })
+        .collect::<Vec<_>>();
+    Migrator {
+        migrations: Cow::Owned(migrations),
+        ..Migrator::DEFAULT
+    }
+}
+
+/// How long a SQLite connection waits for the write lock before giving up.
+const SQLITE_BUSY_TIMEOUT_MS: u64 = 30_000;
+/// Pool size on PostgreSQL (SQLite writes are serialised anyway).
+const POSTGRES_MAX_CONNECTIONS: u32 = 16;
+const SQLITE_MAX_CONNECTIONS: u32 = 8;
+
+/// Which database a URL selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file (the embedded default).
+    Sqlite,
+    /// A PostgreSQL server, shared by any number of processes.
+    Postgres,
+}
+
+/// Errors opening or migrating the database.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The URL names no supported database.
+    #[error("unsupported DATABASE_URL {0:?}: use sqlite:PATH, sqlite://ABS/PATH or postgres://...")]
+    UnsupportedUrl(String),
+    /// The SQLite file's folder could not be created.
+    #[error("cannot create the folder for the SQLite database {path}")]
+    CreateDir {
+        /// The folder.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Connecting failed.
+    #[error("cannot connect to the database")]
+    Connect(#[source] sqlx::Error),
+    /// A migration failed.
+    #[error("database migration failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A query failed.
+    #[error(transparent)]
+    Query(#[from] sqlx::Error),
+}
+
+/// The pool and which backend it talks to.
+#[derive(Clone, Debug)]
+pub struct Db {
+    /// The connection pool.
+    pub pool: AnyPool,
+    /// The backend behind the pool.
+    pub backend: Backend,
+}
+
+/// A write transaction, as [`Db::begin_write`] opens it.
+pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+
+impl Db {
+    /// Opens a pool on `url` (creating a SQLite file and its folder if
+    /// missing). Does not migrate.
+    ///
+    /// # Errors
+    /// An unsupported URL, an uncreatable folder, or a failed connection.
+    pub async fn connect(url: &str) -> Result<Self, DbError> {
+        install_default_drivers();
+        let (backend, url) = normalise_url(url)?;
+        let max_connections = match backend {
+            Backend::Sqlite => SQLITE_MAX_CONNECTIONS,
+            Backend::Postgres => POSTGRES_MAX_CONNECTIONS,
+        };
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(30))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers run beside the single writer; FULL
+                        // makes every acknowledged commit survive power loss
+                        // (DESIGN invariant 1).
+                        conn.execute(sqlx::AssertSqlSafe(format!(
+                            "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA synchronous = FULL;"
+                        )))
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&url)
+            .await
+            .map_err(DbError::Connect)?;
+        if backend == Backend::Sqlite {
+            // Persistent in the file: set once, before other connections exist.
+            pool.execute("PRAGMA journal_mode = WAL")
+                .await
+                .map_err(DbError::Connect)?;
+        }
+        Ok(Self { pool, backend })
+    }
+
+    /// Applies the embedded migrations and returns the schema version.
+    ///
+    /// # Errors
+    /// A migration that fails or that does not match what was applied before.
+    pub async fn migrate(&self) -> Result<i64, DbError> {
+        let migrator = migrator(self.backend);
+        migrator.run(&self.pool).await?;
+        Ok(migrator.iter().map(|m| m.version).max().unwrap_or(0))
+    }
+
+    /// Begins a transaction that will write. On SQLite it takes the write
+    /// lock at once (`BEGIN IMMEDIATE`), so that it waits for the lock
+    /// instead of failing when a read turns into a write.
+    ///
+    /// # Errors
+    /// The database could not be reached.
+    pub async fn begin_write(&self) -> Result<Tx, sqlx::Error> {
+        match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.pool.begin().await,
+        }
+    }
+
+    /// Answers whether the database is reachable.
+    ///
+    /// # Errors
+    /// It is not.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+}
+
+/// Turns a user's `DATABASE_URL` into one sqlx understands, creating a SQLite
+/// file's folder.
+fn normalise_url(url: &str) -> Result<(Backend, String), DbError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok((Backend::Postgres, url.to_owned()));
+    }
+    let Some(rest) = url.strip_prefix("sqlite:") else {
+        return Err(DbError::UnsupportedUrl(url.to_owned()));
+    };
+    // `sqlite://ABS/PATH` (so `sqlite:///tmp/x.db`) and `sqlite:REL/PATH`.
+    let rest = rest.strip_prefix("//").unwrap_or(rest);
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() || path == ":memory:" {
+        return Err(DbError::UnsupportedUrl(url.to_owned()));
+    }
+    if let Some(parent) = Path::new(path)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(parent).map_err(|source| DbError::CreateDir {
+            path: parent.to_owned(),
+            source,
+        })?;
+    }
+    let query = if query.contains("mode=") {
+        query.to_owned()
+    } else if query.is_empty() {
+        "mode=rwc".to_owned()
+    } else {
+        format!("{query}&mode=rwc")
+    };
+    Ok((Backend::Sqlite, format!("sqlite://{path}?{query}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_with_relative_and_absolute_paths_are_accepted() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let abs = dir.path().join("a/b.db");
+        let (backend, url) =
+            normalise_url(&format!("sqlite://{}", abs.display())).expect("absolute");
+        assert_eq!(backend, Backend::Sqlite);
+        assert_eq!(url, format!("sqlite://{}?mode=rwc", abs.display()));
+        assert!(
+            abs.parent().is_some_and(Path::is_dir),
+            "the folder is created"
+        );
+
+        let (_, url) = normalise_url("sqlite:rel/x.db?mode=ro").expect("relative");
+        assert_eq!(url, "sqlite://rel/x.db?mode=ro");
+        let _ = std::fs::remove_dir_all("rel");
+    }
+
+    #[test]
+    fn unknown_schemes_are_refused_with_a_hint() {
+        let err = normalise_url("mysql://x").expect_err("refused");
+        assert!(err.to_string().contains("postgres://"));
+    }
+}

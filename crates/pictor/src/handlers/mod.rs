@@ -1,0 +1,182 @@
+//! Job handlers, registered by job type (the card's `registerJobHandler`).
+//! A handler does the work (files, pixels) and returns an [`Outcome`]: the
+//! database changes to make, which the queue commits together with the job's
+//! completion. Handlers hold no SQL and no transaction.
+
+mod offload_original;
+mod preview;
+mod thumbnails;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use pictor_client::models::JobKind;
+use pictor_imaging::{ImagingError, RenderOptions};
+use tokio::sync::Semaphore;
+
+pub use offload_original::OffloadOriginal;
+pub use preview::PreviewGeneration;
+pub use thumbnails::ThumbnailGeneration;
+
+use crate::queue::job::{Job, NewJob};
+use crate::storage::{Storage, StorageError};
+
+/// Why a handler did not finish.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HandlerError {
+    /// Might work later (I/O, a full disk, a database hiccup): retried with backoff.
+    #[error("{0}")]
+    Retryable(String),
+    /// Will never work (corrupt or unsupported input): fails at once.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl From<StorageError> for HandlerError {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::NotFound(_) | StorageError::InvalidKey(_) => {
+                Self::Permanent(e.to_string())
+            }
+            StorageError::Io { ref source, .. } => Self::Retryable(format!("{e}: {source}")),
+        }
+    }
+}
+
+impl From<ImagingError> for HandlerError {
+    fn from(e: ImagingError) -> Self {
+        match e {
+            ImagingError::Io(_) => Self::Retryable(e.to_string()),
+            _ => Self::Permanent(e.to_string()),
+        }
+    }
+}
+
+/// A change to an image that a job's completion commits.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ImageEffect {
+    /// The original is stored under `original_path`; the image is PROCESSING.
+    Original {
+        /// The image.
+        image_id: String,
+        /// Storage key.
+        original_path: String,
+    },
+    /// The thumbnails exist, by longest edge.
+    Thumbnails {
+        /// The image.
+        image_id: String,
+        /// Storage key per size.
+        keys: BTreeMap<u32, String>,
+    },
+    /// The preview exists.
+    Preview {
+        /// The image.
+        image_id: String,
+        /// Storage key.
+        preview_path: String,
+    },
+}
+
+/// What a finished handler asks the queue to commit with its completion.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outcome {
+    /// Image changes.
+    pub effects: Vec<ImageEffect>,
+    /// Jobs to enqueue in the same transaction.
+    pub children: Vec<NewJob>,
+}
+
+/// What assets look like, resolved once from the configuration.
+#[derive(Debug, Clone)]
+pub struct AssetSettings {
+    /// Thumbnail sizes (longest edge, px).
+    pub thumbnail_sizes: Vec<u32>,
+    /// Longest edge of the preview, px.
+    pub preview_max_edge: u32,
+    /// Encoder options and decode limits.
+    pub render: RenderOptions,
+}
+
+/// What every handler may use.
+#[derive(Debug, Clone)]
+pub struct HandlerContext {
+    /// Where originals and assets live.
+    pub storage: Arc<dyn Storage>,
+    /// The local folder uploads stream to.
+    pub tmp_dir: PathBuf,
+    /// Bounds decoding and encoding to the CPUs (DESIGN invariant 6).
+    pub cpu: Arc<Semaphore>,
+    /// Asset sizes and quality.
+    pub assets: Arc<AssetSettings>,
+}
+
+impl HandlerContext {
+    /// Runs CPU-heavy work on the blocking pool once a CPU slot is free, so
+    /// the async runtime never blocks and memory stays bounded.
+    ///
+    /// # Errors
+    /// The work's own error, or a permanent error if it panicked.
+    pub async fn run_cpu<T, F>(&self, work: F) -> Result<T, HandlerError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> Result<T, HandlerError> + Send + 'static,
+    {
+        let _permit = self
+            .cpu
+            .acquire()
+            .await
+            .map_err(|_| HandlerError::Retryable("the worker is shutting down".into()))?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| HandlerError::Permanent(format!("image processing crashed: {e}")))?
+    }
+}
+
+/// Does one kind of job.
+#[async_trait::async_trait]
+pub trait JobHandler: Send + Sync {
+    /// Runs the job. Must be idempotent: a re-run after a crash gives the
+    /// same files and outcome (DESIGN invariant 2).
+    async fn handle(&self, job: &Job, ctx: &HandlerContext) -> Result<Outcome, HandlerError>;
+}
+
+/// The handlers by job type.
+#[derive(Clone, Default)]
+pub struct Registry {
+    handlers: HashMap<JobKind, Arc<dyn JobHandler>>,
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.handlers.keys()).finish()
+    }
+}
+
+impl Registry {
+    /// The three handlers of the card.
+    pub fn standard() -> Self {
+        let mut registry = Self::default();
+        registry.register(JobKind::OffloadOriginal, OffloadOriginal);
+        registry.register(JobKind::ThumbnailGeneration, ThumbnailGeneration);
+        registry.register(JobKind::PreviewGeneration, PreviewGeneration);
+        registry
+    }
+
+    /// Registers (or replaces) the handler of a job type.
+    pub fn register(&mut self, kind: JobKind, handler: impl JobHandler + 'static) {
+        self.handlers.insert(kind, Arc::new(handler));
+    }
+
+    /// The handler of a job type.
+    pub fn get(&self, kind: JobKind) -> Option<Arc<dyn JobHandler>> {
+        self.handlers.get(&kind).cloned()
+    }
+}
+
+/// Parses a job's payload, or fails it for good: a bad payload never heals.
+fn payload<T: for<'de> serde::Deserialize<'de>>(job: &Job) -> Result<T, HandlerError> {
+    job.payload_as()
+        .map_err(|e| HandlerError::Permanent(format!("invalid {} payload: {e}", job.kind)))
+}

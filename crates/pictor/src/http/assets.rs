@@ -1,0 +1,52 @@
+//! `GET /assets/...`: thumbnails and previews, with a strong ETag and
+//! immutable caching (an asset's URL never changes content).
+
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use sha2::{Digest, Sha256};
+
+use super::AppState;
+use super::error::ApiResult;
+use crate::storage::validate_key;
+
+/// The asset route.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/assets/{*key}", get(asset))
+}
+
+async fn asset(
+    State(state): State<AppState>,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let key = format!("assets/{key}");
+    validate_key(&key)?;
+    let bytes = state.storage.get(&key).await?;
+    let etag = format!("\"{}\"", hex::encode(&Sha256::digest(&bytes)[..16]));
+    let cache = HeaderValue::from_static("public, max-age=31536000, immutable");
+    let etag_value = HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"0\""));
+    let matches = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
+    if matches {
+        return Ok((
+            StatusCode::NOT_MODIFIED,
+            [(header::ETAG, etag_value), (header::CACHE_CONTROL, cache)],
+        )
+            .into_response());
+    }
+    let content_type = HeaderValue::from_static("image/jpeg");
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::ETAG, etag_value),
+            (header::CACHE_CONTROL, cache),
+        ],
+        bytes,
+    )
+        .into_response())
+}

@@ -1,0 +1,103 @@
+//! The `pictor` binary: parse → run → exit code. Exit codes: 0 ok, 1 the
+//! service failed, 2 usage or configuration error.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use pictor::app::{self, Shutdown};
+use pictor::config::{Cli, Command};
+use pictor::db::Db;
+
+fn main() -> ExitCode {
+    // `.env` is read here only; a missing file is fine.
+    let _ = dotenvy::dotenv();
+    let cli = Cli::parse();
+    init_tracing();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("pictor: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pictor: {e:#}");
+            if e.downcast_ref::<app::StartupError>()
+                .is_some_and(|s| matches!(s, app::StartupError::Config(_)))
+            {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(true)
+        .init();
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => {
+            let listener = tokio::net::TcpListener::bind(args.bind)
+                .await
+                .with_context(|| format!("cannot listen on {}", args.bind))?;
+            let local = listener.local_addr()?;
+            let app = app::build(&args.config, &format!("http://{local}")).await?;
+            tracing::info!(address = %local, runner = !args.no_runner, "pictor serving");
+            app::serve(listener, app, !args.no_runner, signal_shutdown()).await
+        }
+        Command::Worker(args) => {
+            let app = app::build(&args.config, "").await?;
+            tracing::info!("pictor worker running");
+            app::work(app, signal_shutdown().wait()).await
+        }
+        Command::Migrate(args) => {
+            let db = Db::connect(&args.database_url).await?;
+            let version = db.migrate().await?;
+            println!(
+                "database migrated: schema version {version} ({:?})",
+                db.backend
+            );
+            Ok(())
+        }
+    }
+}
+
+/// A shutdown signal fired by SIGINT or SIGTERM.
+fn signal_shutdown() -> Shutdown {
+    let (trigger, shutdown) = app::shutdown_channel();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => {}
+            () = term => {}
+        }
+        tracing::info!("shutdown requested: finishing in-flight work");
+        trigger.trigger();
+    });
+    shutdown
+}

@@ -1,0 +1,195 @@
+//! Storage in a local folder (`STORAGE_DIR`): write to a temporary name,
+//! fsync, rename, fsync the folder.
+
+use std::path::{Path, PathBuf};
+
+use tokio::io::AsyncWriteExt;
+
+use super::{Storage, StorageError, validate_key};
+
+/// A [`Storage`] rooted at a folder.
+#[derive(Debug, Clone)]
+pub struct LocalStorage {
+    root: PathBuf,
+}
+
+impl LocalStorage {
+    /// Storage under `root`, creating it and its `tmp/` folder.
+    ///
+    /// # Errors
+    /// The folders cannot be created.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self, StorageError> {
+        let root = root.into();
+        std::fs::create_dir_all(root.join("tmp")).map_err(|source| StorageError::Io {
+            key: "tmp".into(),
+            source,
+        })?;
+        Ok(Self { root })
+    }
+
+    /// The root folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The local folder where uploads stream to.
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    /// The file behind a key.
+    ///
+    /// # Errors
+    /// The key is invalid.
+    pub fn path_of(&self, key: &str) -> Result<PathBuf, StorageError> {
+        validate_key(key)?;
+        Ok(self.root.join(key))
+    }
+
+    async fn ensure_parent(&self, key: &str, path: &Path) -> Result<(), StorageError> {
+        if let Some(parent) = path.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|source| io(key, source))?;
+        }
+        Ok(())
+    }
+}
+
+fn io(key: &str, source: std::io::Error) -> StorageError {
+    StorageError::Io {
+        key: key.to_owned(),
+        source,
+    }
+}
+
+/// Makes a rename durable by syncing the folder that holds the new name.
+async fn sync_parent(key: &str, path: &Path) -> Result<(), StorageError> {
+    if let Some(parent) = path.parent() {
+        let dir = tokio::fs::File::open(parent)
+            .await
+            .map_err(|e| io(key, e))?;
+        dir.sync_all().await.map_err(|e| io(key, e))?;
+    }
+    Ok(())
+}
+
+#[async_trait::async_trait]
+impl Storage for LocalStorage {
+    async fn put_file(&self, key: &str, src: &Path) -> Result<(), StorageError> {
+        let dest = self.path_of(key)?;
+        if tokio::fs::try_exists(&dest).await.map_err(|e| io(key, e))? {
+            tokio::fs::remove_file(src).await.map_err(|e| io(key, e))?;
+            return Ok(());
+        }
+        self.ensure_parent(key, &dest).await?;
+        // Same file system: rename is atomic; the source was fsynced by ingest.
+        tokio::fs::rename(src, &dest)
+            .await
+            .map_err(|e| io(key, e))?;
+        sync_parent(key, &dest).await
+    }
+
+    async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<(), StorageError> {
+        let dest = self.path_of(key)?;
+        self.ensure_parent(key, &dest).await?;
+        let tmp = dest.with_extension(format!("{}.part", uuid::Uuid::now_v7().simple()));
+        let result = async {
+            let mut file = tokio::fs::File::create(&tmp).await?;
+            file.write_all(&bytes).await?;
+            file.sync_all().await?;
+            tokio::fs::rename(&tmp, &dest).await
+        }
+        .await;
+        if let Err(e) = result {
+            let _ = tokio::fs::remove_file(&tmp).await;
+            return Err(io(key, e));
+        }
+        sync_parent(key, &dest).await
+    }
+
+    async fn get(&self, key: &str) -> Result<Vec<u8>, StorageError> {
+        let path = self.path_of(key)?;
+        match tokio::fs::read(&path).await {
+            Ok(bytes) => Ok(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(StorageError::NotFound(key.to_owned()))
+            }
+            Err(e) => Err(io(key, e)),
+        }
+    }
+
+    async fn exists(&self, key: &str) -> Result<bool, StorageError> {
+        let path = self.path_of(key)?;
+        tokio::fs::try_exists(&path).await.map_err(|e| io(key, e))
+    }
+
+    async fn delete(&self, key: &str) -> Result<(), StorageError> {
+        let path = self.path_of(key)?;
+        match tokio::fs::remove_file(&path).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(key, e)),
+            _ => Ok(()),
+        }
+    }
+
+    async fn delete_prefix(&self, prefix: &str) -> Result<(), StorageError> {
+        let path = self.path_of(prefix)?;
+        match tokio::fs::remove_dir_all(&path).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(prefix, e)),
+            _ => Ok(()),
+        }
+    }
+
+    async fn check_writable(&self) -> Result<(), StorageError> {
+        let key = "tmp/.healthz";
+        self.put_bytes(key, b"ok".to_vec()).await?;
+        self.delete(key).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn put_bytes_then_get_returns_the_bytes_and_leaves_no_part_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = LocalStorage::open(dir.path()).expect("open");
+        storage
+            .put_bytes("assets/x/thumb-64.jpg", b"abc".to_vec())
+            .await
+            .expect("put");
+        assert_eq!(
+            storage.get("assets/x/thumb-64.jpg").await.expect("get"),
+            b"abc"
+        );
+        let names: Vec<_> = std::fs::read_dir(dir.path().join("assets/x"))
+            .expect("read_dir")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("thumb-64.jpg")]);
+        assert!(matches!(
+            storage.get("assets/x/none.jpg").await,
+            Err(StorageError::NotFound(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn put_file_onto_an_existing_key_keeps_the_first_and_drops_the_source() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = LocalStorage::open(dir.path()).expect("open");
+        let (a, b) = (dir.path().join("tmp/a"), dir.path().join("tmp/b"));
+        std::fs::write(&a, b"same").expect("write");
+        std::fs::write(&b, b"same").expect("write");
+        storage
+            .put_file("originals/ab/abc", &a)
+            .await
+            .expect("first");
+        storage
+            .put_file("originals/ab/abc", &b)
+            .await
+            .expect("second");
+        assert!(!a.exists() && !b.exists());
+        assert_eq!(storage.get("originals/ab/abc").await.expect("get"), b"same");
+    }
+}
