@@ -12,9 +12,8 @@ use crate::decode::{Raster, decode};
 use crate::encode::{Scans, encode};
 use crate::error::ImagingError;
 use crate::orient::orient;
-use crate::probe::{ImageInfo, Limits, probe, recognise};
+use crate::probe::{ImageInfo, Limits, probe};
 use crate::resize::{fit_longest_edge, resize};
-use crate::sniff::SNIFF_LEN;
 
 /// Default [`RenderOptions::jpeg_quality`].
 pub const DEFAULT_JPEG_QUALITY: u8 = 80;
@@ -125,7 +124,6 @@ pub fn render_preview(
 
 /// Sniffs and probes in-memory data.
 fn inspect(data: &[u8], limits: &Limits) -> Result<ImageInfo, ImagingError> {
-    recognise(&data[..data.len().min(SNIFF_LEN)])?;
     probe(Cursor::new(data), limits)
 }
 

@@ -104,6 +104,11 @@ impl Runner {
         }
     }
 
+    /// What its handlers are given (storage, CPU pool, asset settings).
+    pub fn handler_context(&self) -> &HandlerContext {
+        &self.ctx
+    }
+
     /// This runner's name, as `locked_by` shows it.
     pub fn id(&self) -> &str {
         &self.id

@@ -1,0 +1,67 @@
+//! Adapter for the imaging anchors benchmark (`shared/bench/imaging`):
+//! `pictor-imaging-bench OUTDIR INPUT...` writes, per input, the four
+//! thumbnails and the preview that the THUMBNAIL and PREVIEW jobs produce,
+//! through the same library calls, one thread, one process for all inputs.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use pictor_imaging::{RenderOptions, render_preview, render_thumbnails};
+
+/// The job sizes of the reference card.
+const THUMBNAIL_SIZES: [u32; 4] = [512, 256, 128, 64];
+const PREVIEW_EDGE: u32 = 2048;
+
+fn main() -> ExitCode {
+    let args: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
+    let Some((out_dir, inputs)) = args.split_first().filter(|(_, inputs)| !inputs.is_empty())
+    else {
+        eprintln!("usage: pictor-imaging-bench OUTDIR INPUT [INPUT...]");
+        return ExitCode::from(2);
+    };
+    let mut failed = false;
+    for input in inputs {
+        match render_one(out_dir, input) {
+            // stdout is ignored by the harness: per-input wall time for people.
+            Ok(millis) => println!("{}\t{millis:.1} ms", input.display()),
+            Err(message) => {
+                eprintln!("{}: {message}", input.display());
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Renders one input into OUTDIR/<stem>/; returns the render time in ms
+/// (file reading and writing excluded).
+fn render_one(out_dir: &Path, input: &Path) -> Result<f64, String> {
+    let data = std::fs::read(input).map_err(|e| format!("cannot read: {e}"))?;
+    let stem = input.file_stem().ok_or("the input has no file name")?;
+    let dir = out_dir.join(stem);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let options = RenderOptions::default();
+
+    let started = Instant::now();
+    let preview = render_preview(&data, PREVIEW_EDGE, &options).map_err(|e| e.to_string())?;
+    let thumbnails =
+        render_thumbnails(&data, &THUMBNAIL_SIZES, &options).map_err(|e| e.to_string())?;
+    let millis = started.elapsed().as_secs_f64() * 1000.0;
+
+    let named = thumbnails
+        .iter()
+        .zip(THUMBNAIL_SIZES)
+        .map(|(asset, size)| (format!("thumb-{size}.jpg"), asset))
+        .chain(std::iter::once(("preview.jpg".to_owned(), &preview)));
+    for (name, asset) in named {
+        let path = dir.join(name);
+        std::fs::write(&path, &asset.jpeg)
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(millis)
+}

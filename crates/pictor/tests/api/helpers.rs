@@ -1,0 +1,295 @@
+//! Test support: a Pictor started through `app::build_with` + `app::serve`
+//! on a random port, with typed request helpers, plus test data and JPEG
+//! inspection.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use pictor::app::{self, App, Overrides, ShutdownTrigger};
+use pictor::config::Config;
+use pictor_client::models::{Image, ImageStatus, JobDetail, JobList};
+use reqwest::multipart::{Form, Part};
+use tempfile::TempDir;
+
+/// The shared test images, beside the checkout.
+pub fn testdata_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/images")
+}
+
+/// One shared test image.
+pub fn testdata(name: &str) -> PathBuf {
+    testdata_dir().join(name)
+}
+
+/// A row of MANIFEST.md.
+#[derive(Debug, Clone)]
+pub struct ManifestEntry {
+    /// File name.
+    pub file: String,
+    /// `photo`, `special` or `bad`.
+    pub role: String,
+}
+
+/// The rows of the test images' MANIFEST.md.
+pub fn manifest() -> Vec<ManifestEntry> {
+    let text = std::fs::read_to_string(testdata_dir().join("MANIFEST.md"))
+        .expect("MANIFEST.md beside the checkout");
+    text.lines()
+        .filter(|l| l.starts_with("| `"))
+        .map(|l| {
+            let cells: Vec<&str> = l.trim_matches('|').split(" | ").map(str::trim).collect();
+            ManifestEntry {
+                file: cells[0].trim_matches('`').to_owned(),
+                role: cells[1].to_owned(),
+            }
+        })
+        .collect()
+}
+
+/// A running Pictor and what it needs.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// HTTP client.
+    pub client: reqwest::Client,
+    /// The built application (database, queue, runner).
+    pub app: App,
+    /// Temp folder holding the database and storage.
+    pub dir: TempDir,
+    trigger: ShutdownTrigger,
+    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+}
+
+/// A config on a fresh SQLite file and storage folder under `dir`.
+pub fn test_config(dir: &Path) -> Config {
+    Config {
+        database_url: format!("sqlite://{}", dir.join("pictor.db").display()),
+        storage_dir: dir.join("storage"),
+        api_base: None,
+        runner_poll_interval_ms: 200,
+        ..Config::defaults()
+    }
+}
+
+/// Pictor with the runner, on defaults.
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}, Overrides::default(), true).await
+}
+
+/// Pictor with changed settings, test replacements, and with or without
+/// its runner.
+pub async fn spawn_app_with(
+    configure: impl FnOnce(&mut Config),
+    overrides: Overrides,
+    with_runner: bool,
+) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = test_config(dir.path());
+    configure(&mut config);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let app = app::build_with(&config, &base, overrides)
+        .await
+        .expect("pictor builds");
+    let (trigger, shutdown) = app::shutdown_channel();
+    let server = tokio::spawn(app::serve(listener, app.clone(), with_runner, shutdown));
+    TestApp {
+        base,
+        client: reqwest::Client::new(),
+        app,
+        dir,
+        trigger,
+        server,
+    }
+}
+
+impl TestApp {
+    /// Stops the server and runner and waits for them.
+    pub async fn stop(self) {
+        self.trigger.trigger();
+        let _ = tokio::time::timeout(Duration::from_secs(30), self.server).await;
+    }
+
+    /// Absolute URL of a path.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Uploads bytes as `file`, with optional title and collection.
+    pub async fn upload_bytes(
+        &self,
+        name: &str,
+        bytes: Vec<u8>,
+        title: Option<&str>,
+        collection: Option<&str>,
+    ) -> reqwest::Response {
+        let mut form = Form::new().part("file", Part::bytes(bytes).file_name(name.to_owned()));
+        if let Some(t) = title {
+            form = form.text("title", t.to_owned());
+        }
+        if let Some(c) = collection {
+            form = form.text("collection", c.to_owned());
+        }
+        self.client
+            .post(self.url("/api/upload"))
+            .multipart(form)
+            .send()
+            .await
+            .expect("upload request")
+    }
+
+    /// Uploads a shared test image.
+    pub async fn upload_file(&self, name: &str) -> reqwest::Response {
+        let bytes = std::fs::read(testdata(name)).expect("test image");
+        self.upload_bytes(name, bytes, None, None).await
+    }
+
+    /// Uploads and returns the new image id, asserting 201.
+    pub async fn upload_ok(&self, name: &str) -> String {
+        let response = self.upload_file(name).await;
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.expect("json");
+        assert_eq!(status, 201, "{name}: {body}");
+        body["imageId"].as_str().expect("imageId").to_owned()
+    }
+
+    /// `GET /api/images/:id`.
+    pub async fn image(&self, id: &str) -> Image {
+        let response = self
+            .client
+            .get(self.url(&format!("/api/images/{id}")))
+            .send()
+            .await
+            .expect("get image");
+        assert_eq!(response.status(), 200);
+        response.json().await.expect("image json")
+    }
+
+    /// `GET /api/admin/jobs?...`.
+    pub async fn jobs(&self, query: &str) -> JobList {
+        let response = self
+            .client
+            .get(self.url(&format!("/api/admin/jobs?{query}")))
+            .send()
+            .await
+            .expect("jobs");
+        assert_eq!(response.status(), 200);
+        response.json().await.expect("jobs json")
+    }
+
+    /// `GET /api/admin/jobs/:id`.
+    pub async fn job(&self, id: i64) -> JobDetail {
+        let response = self
+            .client
+            .get(self.url(&format!("/api/admin/jobs/{id}")))
+            .send()
+            .await
+            .expect("job");
+        assert_eq!(response.status(), 200);
+        response.json().await.expect("job json")
+    }
+
+    /// Waits until the image is STORED or FAILED.
+    pub async fn wait_terminal(&self, id: &str, timeout: Duration) -> Image {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let image = self.image(id).await;
+            if matches!(image.status, ImageStatus::Stored | ImageStatus::Failed) {
+                return image;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "image {id} still {:?} after {timeout:?}: {image:?}",
+                image.status
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `GET` a path's bytes, asserting 200.
+    pub async fn bytes(&self, path: &str) -> Vec<u8> {
+        let response = self.client.get(self.url(path)).send().await.expect("get");
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.bytes().await.expect("body").to_vec()
+    }
+}
+
+/// What a JPEG's markers say.
+#[derive(Debug, Default)]
+pub struct JpegInfo {
+    /// Width from the SOF.
+    pub width: u32,
+    /// Height from the SOF.
+    pub height: u32,
+    /// SOF2 (progressive).
+    pub progressive: bool,
+    /// APPn/COM segments other than JFIF (APP0), by marker and first bytes.
+    pub metadata: Vec<String>,
+}
+
+/// Reads a JPEG's marker segments up to the first scan.
+pub fn jpeg_info(data: &[u8]) -> JpegInfo {
+    assert_eq!(&data[..2], &[0xFF, 0xD8], "not a JPEG");
+    let mut info = JpegInfo::default();
+    let mut i = 2;
+    while i + 4 <= data.len() {
+        assert_eq!(data[i], 0xFF, "marker expected at {i}");
+        let marker = data[i + 1];
+        let len = usize::from(u16::from_be_bytes([data[i + 2], data[i + 3]]));
+        let body = &data[i + 4..i + 2 + len];
+        match marker {
+            0xC0 | 0xC1 | 0xC2 => {
+                info.height = u32::from(u16::from_be_bytes([body[1], body[2]]));
+                info.width = u32::from(u16::from_be_bytes([body[3], body[4]]));
+                info.progressive = marker == 0xC2;
+            }
+            0xE1..=0xEF | 0xFE => {
+                let head = String::from_utf8_lossy(&body[..body.len().min(12)]).into_owned();
+                info.metadata.push(format!("{marker:#04x} {head}"));
+            }
+            0xDA => break,
+            _ => {}
+        }
+        i += 2 + len;
+    }
+    info
+}
+
+/// Decodes a JPEG to RGB8.
+pub fn decode_rgb(data: &[u8]) -> image::RgbImage {
+    image::load_from_memory_with_format(data, image::ImageFormat::Jpeg)
+        .expect("decodable JPEG")
+        .to_rgb8()
+}
+
+/// Mean absolute difference per channel of two same-sized images, 0–255.
+pub fn mean_abs_diff(a: &image::RgbImage, b: &image::RgbImage) -> f64 {
+    assert_eq!(a.dimensions(), b.dimensions(), "sizes differ");
+    let sum: u64 = a
+        .as_raw()
+        .iter()
+        .zip(b.as_raw())
+        .map(|(x, y)| u64::from(x.abs_diff(*y)))
+        .sum();
+    sum as f64 / a.as_raw().len() as f64
+}
+
+/// Files under a folder, recursively (0 when it does not exist).
+pub fn count_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| {
+                    if e.path().is_dir() {
+                        count_files(&e.path())
+                    } else {
+                        1
+                    }
+                })
+                .sum()
+        })
+        .unwrap_or(0)
+}
