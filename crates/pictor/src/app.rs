@@ -68,11 +68,7 @@ pub async fn build(config: &Config, api_base_default: &str) -> Result<App, Start
 ///
 /// # Errors
 /// As [`build`].
-pub async fn build_with(
-    config: &Config,
-    api_base_default: &str,
-    overrides: Overrides,
-) -> Result<App, StartupError> {
+pub async fn build_with(config: &Config, api_base_default: &str, overrides: Overrides) -> Result<App, StartupError> {
     config.validate()?;
     let db = Db::connect(&config.database_url).await?;
     let version = db.migrate().await?;
@@ -82,12 +78,7 @@ pub async fn build_with(
     let storage: Arc<dyn crate::storage::Storage> = Arc::new(local);
 
     let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
-    let queue = Queue {
-        db: db.clone(),
-        clock,
-        wakeup: Wakeup::default(),
-        max_attempts: config.max_attempts.into(),
-    };
+    let queue = Queue { db: db.clone(), clock, wakeup: Wakeup::default(), max_attempts: config.max_attempts.into() };
     let cpus = std::thread::available_parallelism().map_or(2, usize::from);
     let ctx = HandlerContext {
         storage: storage.clone(),
@@ -98,10 +89,7 @@ pub async fn build_with(
             preview_max_edge: config.preview_max_edge,
             render: pictor_imaging::RenderOptions {
                 jpeg_quality: config.jpeg_quality,
-                limits: pictor_imaging::Limits {
-                    max_pixels: config.max_pixels,
-                    ..pictor_imaging::Limits::default()
-                },
+                limits: pictor_imaging::Limits { max_pixels: config.max_pixels, ..pictor_imaging::Limits::default() },
                 ..pictor_imaging::RenderOptions::default()
             },
         }),
@@ -115,25 +103,15 @@ pub async fn build_with(
         retry: overrides.retry.unwrap_or_default(),
         ..RunnerSettings::default()
     };
-    let runner = Runner::new(
-        queue.clone(),
-        overrides.registry.unwrap_or_else(Registry::standard),
-        ctx,
-        settings,
-    );
+    let runner = Runner::new(queue.clone(), overrides.registry.unwrap_or_else(Registry::standard), ctx, settings);
     let state = AppState {
         db,
         storage,
         tmp_dir,
         queue,
-        limits: UploadLimits {
-            max_upload_bytes: config.max_upload_bytes,
-            max_pixels: config.max_pixels,
-        },
-        api_base: config
-            .api_base
-            .clone()
-            .unwrap_or_else(|| api_base_default.to_owned()),
+        limits: UploadLimits { max_upload_bytes: config.max_upload_bytes, max_pixels: config.max_pixels },
+        api_base: config.api_base.clone().unwrap_or_else(|| api_base_default.to_owned()),
+        admin_token: config.admin_token.clone(),
     };
     Ok(App { state, runner })
 }
@@ -171,12 +149,7 @@ impl Shutdown {
 ///
 /// # Errors
 /// The listener failed, or the runner could not release its jobs.
-pub async fn serve(
-    listener: TcpListener,
-    app: App,
-    with_runner: bool,
-    shutdown: Shutdown,
-) -> anyhow::Result<()> {
+pub async fn serve(listener: TcpListener, app: App, with_runner: bool, shutdown: Shutdown) -> anyhow::Result<()> {
     let router = http::router(app.state.clone());
     let server = axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().wait());
     if with_runner {

@@ -113,16 +113,45 @@ pub struct Config {
     #[arg(long, env = "PICTOR_JPEG_QUALITY", default_value_t = DEFAULT_JPEG_QUALITY)]
     pub jpeg_quality: u8,
     /// Thumbnail sizes (longest edge, px), comma-separated.
-    #[arg(
-        long,
-        env = "PICTOR_THUMBNAIL_SIZES",
-        value_delimiter = ',',
-        default_value = "64,128,256,512"
-    )]
+    #[arg(long, env = "PICTOR_THUMBNAIL_SIZES", value_delimiter = ',', default_value = "64,128,256,512")]
     pub thumbnail_sizes: Vec<u32>,
     /// Seconds in-flight jobs get to finish at shutdown.
     #[arg(long, env = "PICTOR_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
     pub shutdown_timeout_secs: u64,
+    /// Token that admin endpoints and every mutation require, once set
+    /// (`Authorization: Bearer TOKEN`).
+    #[arg(long, env = "PICTOR_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<Secret>,
+}
+
+/// A value kept out of logs and `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The value, for comparing with what a client sent.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self(s.to_owned()))
+    }
 }
 
 /// A setting out of range.
@@ -146,12 +175,7 @@ impl Config {
     /// # Errors
     /// The first setting out of range.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let bad = |name, why: &str| {
-            Err(ConfigError {
-                name,
-                why: why.to_owned(),
-            })
-        };
+        let bad = |name, why: &str| Err(ConfigError { name, why: why.to_owned() });
         if self.runner_batch_size == 0 {
             return bad("PICTOR_RUNNER_BATCH_SIZE", "must be at least 1");
         }
@@ -170,16 +194,14 @@ impl Config {
         if self.preview_max_edge < 16 {
             return bad("PICTOR_PREVIEW_MAX_EDGE", "must be at least 16");
         }
-        if self.thumbnail_sizes.is_empty()
-            || self.thumbnail_sizes.iter().any(|s| *s == 0 || *s > 4096)
-        {
+        if self.thumbnail_sizes.is_empty() || self.thumbnail_sizes.iter().any(|s| *s == 0 || *s > 4096) {
             return bad("PICTOR_THUMBNAIL_SIZES", "must be sizes between 1 and 4096");
         }
+        if self.admin_token.as_ref().is_some_and(|t| t.expose().len() < 8) {
+            return bad("PICTOR_ADMIN_TOKEN", "must be at least 8 characters");
+        }
         if self.max_upload_bytes == 0 || self.max_pixels == 0 {
-            return bad(
-                "PICTOR_MAX_UPLOAD_BYTES/PICTOR_MAX_PIXELS",
-                "must be positive",
-            );
+            return bad("PICTOR_MAX_UPLOAD_BYTES/PICTOR_MAX_PIXELS", "must be positive");
         }
         Ok(())
     }
@@ -194,9 +216,7 @@ impl WorkerArgs {
             args: WorkerArgs,
         }
         // Every field has a default, so parsing an empty command line cannot fail.
-        Only::try_parse_from(["pictor"])
-            .map(|o| o.args)
-            .unwrap_or_else(|e| panic!("config defaults: {e}"))
+        Only::try_parse_from(["pictor"]).map(|o| o.args).unwrap_or_else(|e| panic!("config defaults: {e}"))
     }
 }
 
@@ -218,15 +238,7 @@ mod tests {
 
     #[test]
     fn out_of_range_quality_is_refused_with_the_variable_name() {
-        let c = Config {
-            jpeg_quality: 0,
-            ..Config::defaults()
-        };
-        assert!(
-            c.validate()
-                .expect_err("refused")
-                .to_string()
-                .contains("PICTOR_JPEG_QUALITY")
-        );
+        let c = Config { jpeg_quality: 0, ..Config::defaults() };
+        assert!(c.validate().expect_err("refused").to_string().contains("PICTOR_JPEG_QUALITY"));
     }
 }

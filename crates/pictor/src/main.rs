@@ -14,10 +14,7 @@ fn main() -> ExitCode {
     let _ = dotenvy::dotenv();
     let cli = Cli::parse();
     init_tracing();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("pictor: cannot start the async runtime: {e}");
@@ -28,9 +25,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("pictor: {e:#}");
-            if e.downcast_ref::<app::StartupError>()
-                .is_some_and(|s| matches!(s, app::StartupError::Config(_)))
-            {
+            if e.downcast_ref::<app::StartupError>().is_some_and(|s| matches!(s, app::StartupError::Config(_))) {
                 ExitCode::from(2)
             } else {
                 ExitCode::from(1)
@@ -42,9 +37,12 @@ fn main() -> ExitCode {
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(true)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
         .init();
 }
 
@@ -67,10 +65,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate(args) => {
             let db = Db::connect(&args.database_url).await?;
             let version = db.migrate().await?;
-            println!(
-                "database migrated: schema version {version} ({:?})",
-                db.backend
-            );
+            println!("database migrated: schema version {version} ({:?})", db.backend);
             Ok(())
         }
     }

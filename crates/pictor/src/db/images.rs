@@ -63,9 +63,7 @@ fn image_from_row(row: &AnyRow) -> Result<ImageRecord, sqlx::Error> {
         id: row.try_get("id")?,
         title: row.try_get("title")?,
         collection: row.try_get("collection")?,
-        status: status
-            .parse()
-            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        status: status.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
         checksum: row.try_get("checksum")?,
         size_bytes: row.try_get("size_bytes")?,
         format: row.try_get("format")?,
@@ -142,16 +140,11 @@ pub async fn insert_ingested<'c, E: Executor<'c, Database = Any>>(
 ///
 /// # Errors
 /// The database failed.
-pub async fn get<'c, E: Executor<'c, Database = Any>>(
-    exec: E,
-    id: &str,
-) -> Result<Option<ImageRecord>, sqlx::Error> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM image WHERE id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(exec)
-    .await?;
+pub async fn get<'c, E: Executor<'c, Database = Any>>(exec: E, id: &str) -> Result<Option<ImageRecord>, sqlx::Error> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM image WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(exec)
+        .await?;
     row.as_ref().map(image_from_row).transpose()
 }
 
@@ -176,14 +169,12 @@ pub async fn list(
 ) -> Result<(Vec<ImageRecord>, i64), sqlx::Error> {
     const WHERE: &str = "($1 IS NULL OR collection = $1) AND ($2 IS NULL OR status = $2)";
     let status = filter.status.map(ImageStatus::as_str);
-    let total: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT COUNT(*) AS n FROM image WHERE {WHERE}"
-    )))
-    .bind(filter.collection.as_deref())
-    .bind(status)
-    .fetch_one(pool)
-    .await?
-    .try_get("n")?;
+    let total: i64 = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) AS n FROM image WHERE {WHERE}")))
+        .bind(filter.collection.as_deref())
+        .bind(status)
+        .fetch_one(pool)
+        .await?
+        .try_get("n")?;
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM image WHERE {WHERE} ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4"
     )))
@@ -193,10 +184,7 @@ pub async fn list(
     .bind(offset)
     .fetch_all(pool)
     .await?;
-    Ok((
-        rows.iter().map(image_from_row).collect::<Result<_, _>>()?,
-        total,
-    ))
+    Ok((rows.iter().map(image_from_row).collect::<Result<_, _>>()?, total))
 }
 
 /// Every collection with its image count, by name.
@@ -209,9 +197,7 @@ pub async fn collections(pool: &AnyPool) -> Result<Vec<(String, i64)>, sqlx::Err
     )
     .fetch_all(pool)
     .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get("collection")?, r.try_get("n")?)))
-        .collect()
+    rows.iter().map(|r| Ok((r.try_get("collection")?, r.try_get("n")?))).collect()
 }
 
 /// Changes title and/or collection (`Some(None)` clears the collection).
@@ -249,12 +235,10 @@ pub async fn delete<'c, E: Executor<'c, Database = Any>>(
     exec: E,
     id: &str,
 ) -> Result<Option<ImageRecord>, sqlx::Error> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DELETE FROM image WHERE id = $1 RETURNING {COLUMNS}"
-    )))
-    .bind(id)
-    .fetch_optional(exec)
-    .await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM image WHERE id = $1 RETURNING {COLUMNS}")))
+        .bind(id)
+        .fetch_optional(exec)
+        .await?;
     row.as_ref().map(image_from_row).transpose()
 }
 
@@ -262,10 +246,7 @@ pub async fn delete<'c, E: Executor<'c, Database = Any>>(
 ///
 /// # Errors
 /// The database failed.
-pub async fn count_using<'c, E: Executor<'c, Database = Any>>(
-    exec: E,
-    key: &str,
-) -> Result<i64, sqlx::Error> {
+pub async fn count_using<'c, E: Executor<'c, Database = Any>>(exec: E, key: &str) -> Result<i64, sqlx::Error> {
     sqlx::query("SELECT COUNT(*) AS n FROM image WHERE original_path = $1 OR temp_path = $1")
         .bind(key)
         .fetch_one(exec)
@@ -307,19 +288,15 @@ pub async fn set_thumbnails<'c, E: Executor<'c, Database = Any>>(
     thumbnails: &BTreeMap<u32, String>,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    let main = thumbnails
-        .get(&256)
-        .or_else(|| thumbnails.values().next_back());
+    let main = thumbnails.get(&256).or_else(|| thumbnails.values().next_back());
     let json = serde_json::to_string(thumbnails).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    sqlx::query(
-        "UPDATE image SET thumbnail_path = $1, thumbnails = $2, updated_at = $3 WHERE id = $4",
-    )
-    .bind(main.map(String::as_str))
-    .bind(json)
-    .bind(now)
-    .bind(id)
-    .execute(exec)
-    .await?;
+    sqlx::query("UPDATE image SET thumbnail_path = $1, thumbnails = $2, updated_at = $3 WHERE id = $4")
+        .bind(main.map(String::as_str))
+        .bind(json)
+        .bind(now)
+        .bind(id)
+        .execute(exec)
+        .await?;
     Ok(())
 }
 
@@ -374,14 +351,12 @@ pub async fn mark_failed<'c, E: Executor<'c, Database = Any>>(
     error: &str,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query(
-        "UPDATE image SET status = 'FAILED', last_error = $1, updated_at = $2 WHERE id = $3",
-    )
-    .bind(error)
-    .bind(now)
-    .bind(id)
-    .execute(exec)
-    .await?;
+    sqlx::query("UPDATE image SET status = 'FAILED', last_error = $1, updated_at = $2 WHERE id = $3")
+        .bind(error)
+        .bind(now)
+        .bind(id)
+        .execute(exec)
+        .await?;
     Ok(())
 }
 

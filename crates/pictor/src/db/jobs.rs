@@ -89,30 +89,15 @@ pub async fn insert<'c, E: Executor<'c, Database = Any>>(
 ///
 /// # Errors
 /// The database failed.
-pub async fn claim(
-    db: &Db,
-    runner: &str,
-    limit: i64,
-    locked_until: i64,
-    now: i64,
-) -> Result<Vec<Job>, sqlx::Error> {
+pub async fn claim(db: &Db, runner: &str, limit: i64, locked_until: i64, now: i64) -> Result<Vec<Job>, sqlx::Error> {
     let sql = match db.backend {
         Backend::Sqlite => CLAIM_SQLITE,
         Backend::Postgres => CLAIM_POSTGRES,
     };
     let mut tx = db.begin_write().await?;
-    let rows = sqlx::query(sql)
-        .bind(runner)
-        .bind(locked_until)
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
+    let rows = sqlx::query(sql).bind(runner).bind(locked_until).bind(now).bind(limit).fetch_all(&mut *tx).await?;
     tx.commit().await?;
-    let mut jobs = rows
-        .iter()
-        .map(job_from_row)
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut jobs = rows.iter().map(job_from_row).collect::<Result<Vec<_>, _>>()?;
     jobs.sort_by_key(|j| (-j.priority, j.run_at, j.id));
     Ok(jobs)
 }
@@ -133,18 +118,12 @@ pub async fn extend_leases(
     if ids.is_empty() {
         return Ok(0);
     }
-    let placeholders = (4..4 + ids.len())
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let placeholders = (4..4 + ids.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
     let sql = format!(
         "UPDATE job SET locked_until = $1, updated_at = $2 \
          WHERE status = 'RUNNING' AND locked_by = $3 AND id IN ({placeholders})"
     );
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(locked_until)
-        .bind(now)
-        .bind(runner);
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(locked_until).bind(now).bind(runner);
     for id in ids {
         query = query.bind(*id);
     }
@@ -152,6 +131,7 @@ pub async fn extend_leases(
 }
 
 /// Marks a job `runner` holds COMPLETED. False when the lease was lost.
+/// `locked_by` keeps the runner's name, so an operator can see who ran it.
 ///
 /// # Errors
 /// The database failed.
@@ -162,8 +142,7 @@ pub async fn complete<'c, E: Executor<'c, Database = Any>>(
     now: i64,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
-        "UPDATE job SET status = 'COMPLETED', locked_by = NULL, locked_until = NULL, \
-                        finished_at = $1, updated_at = $1 \
+        "UPDATE job SET status = 'COMPLETED', locked_until = NULL, finished_at = $1, updated_at = $1 \
          WHERE id = $2 AND status = 'RUNNING' AND locked_by = $3",
     )
     .bind(now)
@@ -214,7 +193,7 @@ pub async fn fail<'c, E: Executor<'c, Database = Any>>(
     now: i64,
 ) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
-        "UPDATE job SET status = 'FAILED', locked_by = NULL, locked_until = NULL, last_error = $1, \
+        "UPDATE job SET status = 'FAILED', locked_until = NULL, last_error = $1, \
                         finished_at = $2, updated_at = $2 \
          WHERE id = $3 AND status = 'RUNNING' AND locked_by = $4",
     )
@@ -333,12 +312,10 @@ pub async fn cancel(pool: &AnyPool, id: i64, now: i64) -> Result<Option<Job>, sq
 /// # Errors
 /// The database failed.
 pub async fn get(pool: &AnyPool, id: i64) -> Result<Option<Job>, sqlx::Error> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM job WHERE id = $1"
-    )))
-    .bind(id)
-    .fetch_optional(pool)
-    .await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM job WHERE id = $1")))
+        .bind(id)
+        .fetch_optional(pool)
+        .await?;
     row.as_ref().map(job_from_row).transpose()
 }
 
@@ -357,25 +334,18 @@ pub struct JobFilter {
 ///
 /// # Errors
 /// The database failed.
-pub async fn list(
-    pool: &AnyPool,
-    filter: &JobFilter,
-    limit: i64,
-    offset: i64,
-) -> Result<(Vec<Job>, i64), sqlx::Error> {
+pub async fn list(pool: &AnyPool, filter: &JobFilter, limit: i64, offset: i64) -> Result<(Vec<Job>, i64), sqlx::Error> {
     // Absent filters bind NULL, so one statement serves every combination.
     const WHERE: &str = "($1 IS NULL OR status = $1) AND ($2 IS NULL OR type = $2) AND ($3 IS NULL OR image_id = $3)";
     let status = filter.status.map(JobStatus::as_str);
     let kind = filter.kind.map(JobKind::as_str);
-    let total: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT COUNT(*) AS n FROM job WHERE {WHERE}"
-    )))
-    .bind(status)
-    .bind(kind)
-    .bind(filter.image_id.as_deref())
-    .fetch_one(pool)
-    .await?
-    .try_get("n")?;
+    let total: i64 = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) AS n FROM job WHERE {WHERE}")))
+        .bind(status)
+        .bind(kind)
+        .bind(filter.image_id.as_deref())
+        .fetch_one(pool)
+        .await?
+        .try_get("n")?;
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM job WHERE {WHERE} ORDER BY id DESC LIMIT $4 OFFSET $5"
     )))
@@ -386,10 +356,7 @@ pub async fn list(
     .bind(offset)
     .fetch_all(pool)
     .await?;
-    Ok((
-        rows.iter().map(job_from_row).collect::<Result<_, _>>()?,
-        total,
-    ))
+    Ok((rows.iter().map(job_from_row).collect::<Result<_, _>>()?, total))
 }
 
 /// The jobs of the given images, oldest first.
@@ -400,10 +367,7 @@ pub async fn for_images(pool: &AnyPool, image_ids: &[String]) -> Result<Vec<Job>
     if image_ids.is_empty() {
         return Ok(Vec::new());
     }
-    let placeholders = (1..=image_ids.len())
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let placeholders = (1..=image_ids.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
     let sql = format!("SELECT {COLUMNS} FROM job WHERE image_id IN ({placeholders}) ORDER BY id");
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for id in image_ids {
@@ -422,10 +386,8 @@ pub async fn delete_idle_for_image<'c, E: Executor<'c, Database = Any>>(
     exec: E,
     image_id: &str,
 ) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query("DELETE FROM job WHERE image_id = $1 AND status <> 'RUNNING'")
-        .bind(image_id)
-        .execute(exec)
-        .await?;
+    let done =
+        sqlx::query("DELETE FROM job WHERE image_id = $1 AND status <> 'RUNNING'").bind(image_id).execute(exec).await?;
     Ok(done.rows_affected())
 }
 
@@ -434,11 +396,9 @@ pub async fn delete_idle_for_image<'c, E: Executor<'c, Database = Any>>(
 /// # Errors
 /// The database failed.
 pub async fn prune_finished(pool: &AnyPool, before: i64) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query(
-        "DELETE FROM job WHERE status IN ('COMPLETED', 'CANCELLED') AND finished_at < $1",
-    )
-    .bind(before)
-    .execute(pool)
-    .await?;
+    let done = sqlx::query("DELETE FROM job WHERE status IN ('COMPLETED', 'CANCELLED') AND finished_at < $1")
+        .bind(before)
+        .execute(pool)
+        .await?;
     Ok(done.rows_affected())
 }

@@ -19,16 +19,10 @@ type Embedded = (i64, &'static str, &'static str);
 
 /// Migrations for each backend, in order. File names under `migrations/`
 /// follow sqlx's `NNNN_description.sql`.
-const SQLITE_MIGRATIONS: &[Embedded] = &[(
-    1,
-    "create image and job",
-    include_str!("../../migrations/sqlite/0001_create_image_and_job.sql"),
-)];
-const POSTGRES_MIGRATIONS: &[Embedded] = &[(
-    1,
-    "create image and job",
-    include_str!("../../migrations/postgres/0001_create_image_and_job.sql"),
-)];
+const SQLITE_MIGRATIONS: &[Embedded] =
+    &[(1, "create image and job", include_str!("../../migrations/sqlite/0001_create_image_and_job.sql"))];
+const POSTGRES_MIGRATIONS: &[Embedded] =
+    &[(1, "create image and job", include_str!("../../migrations/postgres/0001_create_image_and_job.sql"))];
 
 /// The migrator of a backend (built at run time, so that sqlx's compile-time
 /// macros and their build cost are not needed).
@@ -40,19 +34,10 @@ fn migrator(backend: Backend) -> Migrator {
     let migrations = embedded
         .iter()
         .map(|(version, description, sql)| {
-            Migration::new(
-                *version,
-                Cow::Borrowed(*description),
-                MigrationType::Simple,
-                sql.into_sql_str(),
-                false,
-            )
+            Migration::new(*version, Cow::Borrowed(*description), MigrationType::Simple, sql.into_sql_str(), false)
         })
         .collect::<Vec<_>>();
-    Migrator {
-        migrations: Cow::Owned(migrations),
-        ..Migrator::DEFAULT
-    }
+    Migrator { migrations: Cow::Owned(migrations), ..Migrator::DEFAULT }
 }
 
 /// How long a SQLite connection waits for the write lock before giving up.
@@ -102,6 +87,8 @@ pub struct Db {
     pub pool: AnyPool,
     /// The backend behind the pool.
     pub backend: Backend,
+    /// The URL it was opened with (PostgreSQL's listener opens its own connection).
+    url: String,
 }
 
 /// A write transaction, as [`Db::begin_write`] opens it.
@@ -142,11 +129,9 @@ impl Db {
             .map_err(DbError::Connect)?;
         if backend == Backend::Sqlite {
             // Persistent in the file: set once, before other connections exist.
-            pool.execute("PRAGMA journal_mode = WAL")
-                .await
-                .map_err(DbError::Connect)?;
+            pool.execute("PRAGMA journal_mode = WAL").await.map_err(DbError::Connect)?;
         }
-        Ok(Self { pool, backend })
+        Ok(Self { pool, backend, url })
     }
 
     /// Applies the embedded migrations and returns the schema version.
@@ -172,15 +157,17 @@ impl Db {
         }
     }
 
+    /// The URL the pool was opened with.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
     /// Answers whether the database is reachable.
     ///
     /// # Errors
     /// It is not.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
+        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
     }
 }
 
@@ -199,14 +186,8 @@ fn normalise_url(url: &str) -> Result<(Backend, String), DbError> {
     if path.is_empty() || path == ":memory:" {
         return Err(DbError::UnsupportedUrl(url.to_owned()));
     }
-    if let Some(parent) = Path::new(path)
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-    {
-        std::fs::create_dir_all(parent).map_err(|source| DbError::CreateDir {
-            path: parent.to_owned(),
-            source,
-        })?;
+    if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent).map_err(|source| DbError::CreateDir { path: parent.to_owned(), source })?;
     }
     let query = if query.contains("mode=") {
         query.to_owned()
@@ -226,14 +207,10 @@ mod tests {
     fn sqlite_urls_with_relative_and_absolute_paths_are_accepted() {
         let dir = tempfile::tempdir().expect("tempdir");
         let abs = dir.path().join("a/b.db");
-        let (backend, url) =
-            normalise_url(&format!("sqlite://{}", abs.display())).expect("absolute");
+        let (backend, url) = normalise_url(&format!("sqlite://{}", abs.display())).expect("absolute");
         assert_eq!(backend, Backend::Sqlite);
         assert_eq!(url, format!("sqlite://{}?mode=rwc", abs.display()));
-        assert!(
-            abs.parent().is_some_and(Path::is_dir),
-            "the folder is created"
-        );
+        assert!(abs.parent().is_some_and(Path::is_dir), "the folder is created");
 
         let (_, url) = normalise_url("sqlite:rel/x.db?mode=ro").expect("relative");
         assert_eq!(url, "sqlite://rel/x.db?mode=ro");

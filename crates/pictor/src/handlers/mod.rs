@@ -36,9 +36,7 @@ pub enum HandlerError {
 impl From<StorageError> for HandlerError {
     fn from(e: StorageError) -> Self {
         match e {
-            StorageError::NotFound(_) | StorageError::InvalidKey(_) => {
-                Self::Permanent(e.to_string())
-            }
+            StorageError::NotFound(_) | StorageError::InvalidKey(_) => Self::Permanent(e.to_string()),
             StorageError::Io { ref source, .. } => Self::Retryable(format!("{e}: {source}")),
         }
     }
@@ -123,11 +121,8 @@ impl HandlerContext {
         T: Send + 'static,
         F: FnOnce() -> Result<T, HandlerError> + Send + 'static,
     {
-        let _permit = self
-            .cpu
-            .acquire()
-            .await
-            .map_err(|_| HandlerError::Retryable("the worker is shutting down".into()))?;
+        let _permit =
+            self.cpu.acquire().await.map_err(|_| HandlerError::Retryable("the worker is shutting down".into()))?;
         tokio::task::spawn_blocking(work)
             .await
             .map_err(|e| HandlerError::Permanent(format!("image processing crashed: {e}")))?
@@ -177,6 +172,5 @@ impl Registry {
 
 /// Parses a job's payload, or fails it for good: a bad payload never heals.
 fn payload<T: for<'de> serde::Deserialize<'de>>(job: &Job) -> Result<T, HandlerError> {
-    job.payload_as()
-        .map_err(|e| HandlerError::Permanent(format!("invalid {} payload: {e}", job.kind)))
+    job.payload_as().map_err(|e| HandlerError::Permanent(format!("invalid {} payload: {e}", job.kind)))
 }

@@ -5,9 +5,7 @@ use pictor_client::models::JobKind;
 use sha2::{Digest, Sha256};
 
 use super::{HandlerContext, HandlerError, ImageEffect, JobHandler, Outcome, payload};
-use crate::queue::job::{
-    DEFAULT_THUMBNAIL_SIZES, Job, NewJob, OffloadPayload, PreviewPayload, ThumbnailPayload,
-};
+use crate::queue::job::{DEFAULT_THUMBNAIL_SIZES, Job, NewJob, OffloadPayload, PreviewPayload, ThumbnailPayload};
 use crate::storage::{original_key, validate_key};
 
 /// Moves an upload to permanent, content-addressed storage.
@@ -20,21 +18,17 @@ impl JobHandler for OffloadOriginal {
         let p: OffloadPayload = payload(job)?;
         validate_key(&p.temp_path)?;
         let original = original_key(&p.checksum);
-        let temp_name = p.temp_path.strip_prefix("tmp/").ok_or_else(|| {
-            HandlerError::Permanent(format!("temp path {:?} is not under tmp/", p.temp_path))
-        })?;
+        let temp_name = p
+            .temp_path
+            .strip_prefix("tmp/")
+            .ok_or_else(|| HandlerError::Permanent(format!("temp path {:?} is not under tmp/", p.temp_path)))?;
         let temp_file = ctx.tmp_dir.join(temp_name);
 
-        if tokio::fs::try_exists(&temp_file)
-            .await
-            .map_err(|e| HandlerError::Retryable(e.to_string()))?
-        {
+        if tokio::fs::try_exists(&temp_file).await.map_err(|e| HandlerError::Retryable(e.to_string()))? {
             let file = temp_file.clone();
             let actual = ctx
                 .run_cpu(move || {
-                    let io = |e: std::io::Error| {
-                        HandlerError::Retryable(format!("cannot read the upload: {e}"))
-                    };
+                    let io = |e: std::io::Error| HandlerError::Retryable(format!("cannot read the upload: {e}"));
                     let mut reader = std::fs::File::open(&file).map_err(io)?;
                     let mut hasher = Sha256::new();
                     let mut buf = vec![0_u8; 256 * 1024];
@@ -73,21 +67,13 @@ impl JobHandler for OffloadOriginal {
                 ctx.assets.thumbnail_sizes.clone()
             },
         };
-        let preview = PreviewPayload {
-            image_id: p.image_id.clone(),
-            original_path: original.clone(),
-        };
+        let preview = PreviewPayload { image_id: p.image_id.clone(), original_path: original.clone() };
         let encode = |e: serde_json::Error| HandlerError::Permanent(e.to_string());
         Ok(Outcome {
-            effects: vec![ImageEffect::Original {
-                image_id: p.image_id.clone(),
-                original_path: original,
-            }],
+            effects: vec![ImageEffect::Original { image_id: p.image_id.clone(), original_path: original }],
             children: vec![
-                NewJob::for_image(JobKind::ThumbnailGeneration, &p.image_id, &thumbnails)
-                    .map_err(encode)?,
-                NewJob::for_image(JobKind::PreviewGeneration, &p.image_id, &preview)
-                    .map_err(encode)?,
+                NewJob::for_image(JobKind::ThumbnailGeneration, &p.image_id, &thumbnails).map_err(encode)?,
+                NewJob::for_image(JobKind::PreviewGeneration, &p.image_id, &preview).map_err(encode)?,
             ],
         })
     }

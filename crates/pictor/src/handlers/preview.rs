@@ -15,20 +15,11 @@ impl JobHandler for PreviewGeneration {
         let original = ctx.storage.get(&p.original_path).await?;
         let max_edge = ctx.assets.preview_max_edge;
         let options = ctx.assets.render.clone();
-        let asset = ctx
-            .run_cpu(move || {
-                Ok(pictor_imaging::render_preview(
-                    &original, max_edge, &options,
-                )?)
-            })
-            .await?;
+        let asset = ctx.run_cpu(move || Ok(pictor_imaging::render_preview(&original, max_edge, &options)?)).await?;
         let key = preview_key(&p.image_id);
         ctx.storage.put_bytes(&key, asset.jpeg).await?;
         Ok(Outcome {
-            effects: vec![ImageEffect::Preview {
-                image_id: p.image_id,
-                preview_path: key,
-            }],
+            effects: vec![ImageEffect::Preview { image_id: p.image_id, preview_path: key }],
             children: Vec::new(),
         })
     }

@@ -33,10 +33,7 @@ struct ListQuery {
     offset: Option<i64>,
 }
 
-async fn list(
-    State(state): State<AppState>,
-    Query(q): Query<ListQuery>,
-) -> ApiResult<Json<JobList>> {
+async fn list(State(state): State<AppState>, Query(q): Query<ListQuery>) -> ApiResult<Json<JobList>> {
     let (limit, offset) = page(q.limit, q.offset)?;
     let status = q
         .status
@@ -50,11 +47,7 @@ async fn list(
         .map(|s| s.parse::<JobKind>())
         .transpose()
         .map_err(|e| ApiError::bad_request("invalid_type", e.to_string()))?;
-    let filter = JobFilter {
-        status,
-        kind,
-        image_id: q.image_id.filter(|s| !s.is_empty()),
-    };
+    let filter = JobFilter { status, kind, image_id: q.image_id.filter(|s| !s.is_empty()) };
     let (jobs, total) = db::jobs::list(&state.db.pool, &filter, limit, offset).await?;
     Ok(Json(JobList {
         jobs: jobs.iter().map(present::job_summary).collect(),
@@ -64,9 +57,7 @@ async fn list(
 
 /// One job with its image.
 async fn detail_of(state: &AppState, id: i64) -> ApiResult<JobDetail> {
-    let job = db::jobs::get(&state.db.pool, id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("job {id}")))?;
+    let job = db::jobs::get(&state.db.pool, id).await?.ok_or_else(|| ApiError::NotFound(format!("job {id}")))?;
     let image = match &job.image_id {
         Some(image_id) => match find(state, image_id).await {
             Ok(image) => Some(image),
@@ -100,7 +91,5 @@ struct Retried {
 }
 
 async fn retry_all_failed(State(state): State<AppState>) -> ApiResult<Json<Retried>> {
-    Ok(Json(Retried {
-        retried: state.queue.retry_all_failed().await?,
-    }))
+    Ok(Json(Retried { retried: state.queue.retry_all_failed().await? }))
 }

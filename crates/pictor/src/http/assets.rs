@@ -17,11 +17,7 @@ pub fn router() -> Router<AppState> {
     Router::new().route("/assets/{*key}", get(asset))
 }
 
-async fn asset(
-    State(state): State<AppState>,
-    Path(key): Path<String>,
-    headers: HeaderMap,
-) -> ApiResult<Response> {
+async fn asset(State(state): State<AppState>, Path(key): Path<String>, headers: HeaderMap) -> ApiResult<Response> {
     let key = format!("assets/{key}");
     validate_key(&key)?;
     let bytes = state.storage.get(&key).await?;
@@ -33,20 +29,11 @@ async fn asset(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| t.trim() == etag || t.trim() == "*"));
     if matches {
-        return Ok((
-            StatusCode::NOT_MODIFIED,
-            [(header::ETAG, etag_value), (header::CACHE_CONTROL, cache)],
-        )
-            .into_response());
+        return Ok(
+            (StatusCode::NOT_MODIFIED, [(header::ETAG, etag_value), (header::CACHE_CONTROL, cache)]).into_response()
+        );
     }
     let content_type = HeaderValue::from_static("image/jpeg");
-    Ok((
-        [
-            (header::CONTENT_TYPE, content_type),
-            (header::ETAG, etag_value),
-            (header::CACHE_CONTROL, cache),
-        ],
-        bytes,
-    )
+    Ok(([(header::CONTENT_TYPE, content_type), (header::ETAG, etag_value), (header::CACHE_CONTROL, cache)], bytes)
         .into_response())
 }

@@ -37,15 +37,15 @@ pub enum ApiError {
     /// 404.
     #[error("{0} not found")]
     NotFound(String),
+    /// 401: the admin token is missing or wrong.
+    #[error("this needs the admin token: send `Authorization: Bearer <PICTOR_ADMIN_TOKEN>`")]
+    Unauthorized,
 }
 
 impl ApiError {
     /// A 400 with a code.
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
-        Self::BadRequest {
-            code,
-            message: message.into(),
-        }
+        Self::BadRequest { code, message: message.into() }
     }
 
     fn status_and_code(&self) -> (StatusCode, &'static str) {
@@ -57,20 +57,20 @@ impl ApiError {
                     (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_format")
                 }
                 IngestError::Corrupt(_) => (StatusCode::UNPROCESSABLE_ENTITY, "corrupt_image"),
-                IngestError::TooManyPixels { .. } => {
-                    (StatusCode::UNPROCESSABLE_ENTITY, "too_many_pixels")
-                }
+                IngestError::TooManyPixels { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "too_many_pixels"),
                 IngestError::Stream(_) => (StatusCode::BAD_REQUEST, "malformed_upload"),
                 IngestError::Io(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
             },
             Self::Queue(QueueError::NotFound(_)) => (StatusCode::NOT_FOUND, "not_found"),
             Self::Queue(QueueError::WrongState { .. }) => (StatusCode::CONFLICT, "wrong_state"),
-            Self::Storage(StorageError::NotFound(_) | StorageError::InvalidKey(_))
-            | Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::Storage(StorageError::NotFound(_) | StorageError::InvalidKey(_)) | Self::NotFound(_) => {
+                (StatusCode::NOT_FOUND, "not_found")
+            }
             Self::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
-            Self::Queue(QueueError::Db(_))
-            | Self::Storage(StorageError::Io { .. })
-            | Self::Db(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Queue(QueueError::Db(_)) | Self::Storage(StorageError::Io { .. }) | Self::Db(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal_error")
+            }
         }
     }
 }
@@ -87,16 +87,7 @@ impl IntoResponse for ApiError {
                 other => other.to_string(),
             }
         };
-        (
-            status,
-            Json(ErrorBody {
-                error: ErrorDetail {
-                    code: code.to_owned(),
-                    message,
-                },
-            }),
-        )
-            .into_response()
+        (status, Json(ErrorBody { error: ErrorDetail { code: code.to_owned(), message } })).into_response()
     }
 }
 

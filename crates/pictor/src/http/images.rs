@@ -20,9 +20,7 @@ pub const MAX_PAGE_SIZE: i64 = 1_000;
 
 /// The image routes.
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/images", get(list))
-        .route("/api/images/{id}", get(one).patch(update).delete(remove))
+    Router::new().route("/api/images", get(list)).route("/api/images/{id}", get(one).patch(update).delete(remove))
 }
 
 #[derive(Debug, Deserialize)]
@@ -38,24 +36,15 @@ pub fn page(limit: Option<i64>, offset: Option<i64>) -> ApiResult<(i64, i64)> {
     let limit = limit.unwrap_or(DEFAULT_PAGE_SIZE);
     let offset = offset.unwrap_or(0);
     if !(1..=MAX_PAGE_SIZE).contains(&limit) {
-        return Err(ApiError::bad_request(
-            "invalid_limit",
-            format!("limit must be between 1 and {MAX_PAGE_SIZE}"),
-        ));
+        return Err(ApiError::bad_request("invalid_limit", format!("limit must be between 1 and {MAX_PAGE_SIZE}")));
     }
     if offset < 0 {
-        return Err(ApiError::bad_request(
-            "invalid_offset",
-            "offset must not be negative",
-        ));
+        return Err(ApiError::bad_request("invalid_offset", "offset must not be negative"));
     }
     Ok((limit, offset))
 }
 
-async fn list(
-    State(state): State<AppState>,
-    Query(q): Query<ListQuery>,
-) -> ApiResult<Json<ImageList>> {
+async fn list(State(state): State<AppState>, Query(q): Query<ListQuery>) -> ApiResult<Json<ImageList>> {
     let (limit, offset) = page(q.limit, q.offset)?;
     let status = q
         .status
@@ -63,19 +52,13 @@ async fn list(
         .map(|s| s.parse::<ImageStatus>())
         .transpose()
         .map_err(|e| ApiError::bad_request("invalid_status", e.to_string()))?;
-    let filter = ImageFilter {
-        collection: q.collection.filter(|c| !c.is_empty()),
-        status,
-    };
+    let filter = ImageFilter { collection: q.collection.filter(|c| !c.is_empty()), status };
     let (records, total) = db::images::list(&state.db.pool, &filter, limit, offset).await?;
     let data = with_jobs(&state, &records).await?;
     let collections = db::images::collections(&state.db.pool)
         .await?
         .into_iter()
-        .map(|(name, count)| CollectionCount {
-            name,
-            count: count.max(0) as u64,
-        })
+        .map(|(name, count)| CollectionCount { name, count: count.max(0) as u64 })
         .collect();
     Ok(Json(ImageList {
         data,
@@ -86,19 +69,13 @@ async fn list(
 }
 
 /// Presents images with their jobs (one query for all the jobs).
-pub async fn with_jobs(
-    state: &AppState,
-    records: &[db::images::ImageRecord],
-) -> ApiResult<Vec<Image>> {
+pub async fn with_jobs(state: &AppState, records: &[db::images::ImageRecord]) -> ApiResult<Vec<Image>> {
     let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
     let jobs = db::jobs::for_images(&state.db.pool, &ids).await?;
     Ok(records
         .iter()
         .map(|r| {
-            let mine: Vec<_> = jobs
-                .iter()
-                .filter(|j| j.image_id.as_deref() == Some(r.id.as_str()))
-                .collect();
+            let mine: Vec<_> = jobs.iter().filter(|j| j.image_id.as_deref() == Some(r.id.as_str())).collect();
             present::image(r, &mine)
         })
         .collect())
@@ -106,13 +83,9 @@ pub async fn with_jobs(
 
 /// One image with its jobs, or 404.
 pub async fn find(state: &AppState, id: &str) -> ApiResult<Image> {
-    let record = db::images::get(&state.db.pool, id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("image {id}")))?;
+    let record = db::images::get(&state.db.pool, id).await?.ok_or_else(|| ApiError::NotFound(format!("image {id}")))?;
     let mut images = with_jobs(state, std::slice::from_ref(&record)).await?;
-    images
-        .pop()
-        .ok_or_else(|| ApiError::NotFound(format!("image {id}")))
+    images.pop().ok_or_else(|| ApiError::NotFound(format!("image {id}")))
 }
 
 async fn one(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Image>> {
@@ -126,20 +99,11 @@ async fn update(
 ) -> ApiResult<Json<Image>> {
     let title = body.title.as_deref().map(str::trim);
     if title.is_some_and(str::is_empty) {
-        return Err(ApiError::bad_request(
-            "invalid_title",
-            "the title must not be empty",
-        ));
+        return Err(ApiError::bad_request("invalid_title", "the title must not be empty"));
     }
-    let collection = body
-        .collection
-        .as_ref()
-        .map(|c| c.as_deref().map(str::trim).filter(|c| !c.is_empty()));
+    let collection = body.collection.as_ref().map(|c| c.as_deref().map(str::trim).filter(|c| !c.is_empty()));
     if title.is_none() && collection.is_none() {
-        return Err(ApiError::bad_request(
-            "nothing_to_update",
-            "send `title` and/or `collection`",
-        ));
+        return Err(ApiError::bad_request("nothing_to_update", "send `title` and/or `collection`"));
     }
     let now = state.queue.clock.now_ms();
     if !db::images::update_details(&state.db.pool, &id, title, collection, now).await? {
@@ -157,14 +121,8 @@ async fn remove(State(state): State<AppState>, Path(id): Path<String>) -> ApiRes
     tx.commit().await?;
     // Files go after the rows: a crash in between leaves unreferenced files,
     // never rows that point at nothing.
-    state
-        .storage
-        .delete_prefix(&assets_prefix(&record.id))
-        .await?;
-    for key in [record.original_path.as_deref(), record.temp_path.as_deref()]
-        .into_iter()
-        .flatten()
-    {
+    state.storage.delete_prefix(&assets_prefix(&record.id)).await?;
+    for key in [record.original_path.as_deref(), record.temp_path.as_deref()].into_iter().flatten() {
         if db::images::count_using(&state.db.pool, key).await? == 0 {
             state.storage.delete(key).await?;
         }

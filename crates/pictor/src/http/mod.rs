@@ -4,6 +4,7 @@
 
 mod admin;
 mod assets;
+mod auth;
 pub mod error;
 mod images;
 mod present;
@@ -46,6 +47,8 @@ pub struct AppState {
     pub limits: UploadLimits,
     /// Public base URL for absolute links.
     pub api_base: String,
+    /// Token required for admin endpoints and mutations, once set.
+    pub admin_token: Option<crate::config::Secret>,
 }
 
 /// The whole API.
@@ -56,6 +59,7 @@ pub fn router(state: AppState) -> Router {
         .merge(admin::router())
         .merge(assets::router())
         .route("/healthz", get(healthz))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

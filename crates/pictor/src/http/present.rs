@@ -3,9 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use pictor_client::models::{
-    Image, ImageStatus, JobDetail, JobSummary, Pagination, ProcessingJob, RetryInfo,
-};
+use pictor_client::models::{Image, ImageStatus, JobDetail, JobSummary, Pagination, ProcessingJob, RetryInfo};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -27,11 +25,8 @@ pub fn asset_url(key: &str) -> String {
 
 /// An image with its jobs.
 pub fn image(record: &ImageRecord, jobs: &[&Job]) -> Image {
-    let thumbnails: BTreeMap<String, String> = record
-        .thumbnails
-        .iter()
-        .map(|(size, key)| (size.to_string(), asset_url(key)))
-        .collect();
+    let thumbnails: BTreeMap<String, String> =
+        record.thumbnails.iter().map(|(size, key)| (size.to_string(), asset_url(key))).collect();
     Image {
         id: record.id.clone(),
         title: record.title.clone(),
@@ -47,12 +42,7 @@ pub fn image(record: &ImageRecord, jobs: &[&Job]) -> Image {
         preview_path: record.preview_path.as_deref().map(asset_url),
         processing_jobs: jobs
             .iter()
-            .map(|j| ProcessingJob {
-                id: j.id,
-                kind: j.kind,
-                status: j.status,
-                attempts: j.attempts,
-            })
+            .map(|j| ProcessingJob { id: j.id, kind: j.kind, status: j.status, attempts: j.attempts })
             .collect(),
         is_processing: !matches!(record.status, ImageStatus::Stored | ImageStatus::Failed),
         is_stored: record.status == ImageStatus::Stored,
@@ -81,10 +71,9 @@ pub fn job_summary(job: &Job) -> JobSummary {
 
 /// A job with its retry state and image.
 pub fn job_detail(job: &Job, image: Option<Image>, now_ms: i64) -> JobDetail {
-    let payload = serde_json::from_str(&job.payload)
-        .unwrap_or(serde_json::Value::String(job.payload.clone()));
-    let locked = job.status == pictor_client::models::JobStatus::Running
-        && job.locked_until.is_some_and(|t| t > now_ms);
+    let payload = serde_json::from_str(&job.payload).unwrap_or(serde_json::Value::String(job.payload.clone()));
+    let locked =
+        job.status == pictor_client::models::JobStatus::Running && job.locked_until.is_some_and(|t| t > now_ms);
     JobDetail {
         id: job.id,
         kind: job.kind,
@@ -98,8 +87,7 @@ pub fn job_detail(job: &Job, image: Option<Image>, now_ms: i64) -> JobDetail {
         retry_info: RetryInfo {
             attempt: job.attempts,
             max_attempts: job.max_attempts,
-            next_run_at: (job.status == pictor_client::models::JobStatus::Pending)
-                .then(|| rfc3339(job.run_at)),
+            next_run_at: (job.status == pictor_client::models::JobStatus::Pending).then(|| rfc3339(job.run_at)),
             last_error: job.last_error.clone(),
         },
         image,
@@ -111,17 +99,8 @@ pub fn job_detail(job: &Job, image: Option<Image>, now_ms: i64) -> JobDetail {
 
 /// Paging figures.
 pub fn pagination(total: i64, limit: i64, offset: i64) -> Pagination {
-    let (total, limit, offset) = (
-        total.max(0) as u64,
-        limit.max(0) as u64,
-        offset.max(0) as u64,
-    );
-    Pagination {
-        total,
-        limit,
-        offset,
-        has_more: offset + limit < total,
-    }
+    let (total, limit, offset) = (total.max(0) as u64, limit.max(0) as u64, offset.max(0) as u64);
+    Pagination { total, limit, offset, has_more: offset + limit < total }
 }
 
 #[cfg(test)]

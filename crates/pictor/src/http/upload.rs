@@ -23,15 +23,10 @@ const MULTIPART_OVERHEAD_BYTES: u64 = 64 * 1024;
 
 /// The upload route, with a body limit just above the upload limit.
 pub fn router(state: &AppState) -> Router<AppState> {
-    let body_limit = state
-        .limits
-        .max_upload_bytes
-        .saturating_add(MULTIPART_OVERHEAD_BYTES);
+    let body_limit = state.limits.max_upload_bytes.saturating_add(MULTIPART_OVERHEAD_BYTES);
     Router::new()
         .route("/api/upload", post(upload))
-        .layer(DefaultBodyLimit::max(
-            usize::try_from(body_limit).unwrap_or(usize::MAX),
-        ))
+        .layer(DefaultBodyLimit::max(usize::try_from(body_limit).unwrap_or(usize::MAX)))
 }
 
 /// The text fields of an upload.
@@ -51,10 +46,7 @@ async fn upload(
     let read = read_fields(&state, &mut multipart, &mut fields, &mut file).await;
     let result = match (read, &file) {
         (Err(e), _) => Err(e),
-        (Ok(()), None) => Err(ApiError::bad_request(
-            "missing_file",
-            "the upload has no `file` field",
-        )),
+        (Ok(()), None) => Err(ApiError::bad_request("missing_file", "the upload has no `file` field")),
         (Ok(()), Some(ingested)) => record(&state, ingested, fields).await,
     };
     if result.is_err() {
@@ -73,18 +65,12 @@ async fn read_fields(
 ) -> ApiResult<()> {
     let limit = state.limits.max_upload_bytes;
     loop {
-        let field = multipart
-            .next_field()
-            .await
-            .map_err(|e| ApiError::Ingest(e.into_ingest_error(limit)))?;
+        let field = multipart.next_field().await.map_err(|e| ApiError::Ingest(e.into_ingest_error(limit)))?;
         let Some(field) = field else { return Ok(()) };
         match field.name() {
             Some("file") => {
                 if file.is_some() {
-                    return Err(ApiError::bad_request(
-                        "too_many_files",
-                        "send one `file` per upload",
-                    ));
+                    return Err(ApiError::bad_request("too_many_files", "send one `file` per upload"));
                 }
                 fields.file_name = field.file_name().map(str::to_owned);
                 *file = Some(ingest_field(state.limits, state, field).await?);
@@ -96,26 +82,17 @@ async fn read_fields(
     }
 }
 
-async fn ingest_field(
-    limits: UploadLimits,
-    state: &AppState,
-    field: Field<'_>,
-) -> ApiResult<Ingested> {
-    let image_limits = Limits {
-        max_pixels: limits.max_pixels,
-        ..Limits::default()
-    };
+async fn ingest_field(limits: UploadLimits, state: &AppState, field: Field<'_>) -> ApiResult<Ingested> {
+    let image_limits = Limits { max_pixels: limits.max_pixels, ..Limits::default() };
     Ok(ingest::ingest(&state.tmp_dir, field, limits.max_upload_bytes, image_limits).await?)
 }
 
 /// A trimmed text field; empty means absent.
 async fn text(field: Field<'_>, name: &'static str) -> ApiResult<Option<String>> {
-    let value = field.text().await.map_err(|e| {
-        ApiError::bad_request(
-            "malformed_upload",
-            format!("field `{name}`: {}", e.body_text()),
-        )
-    })?;
+    let value = field
+        .text()
+        .await
+        .map_err(|e| ApiError::bad_request("malformed_upload", format!("field `{name}`: {}", e.body_text())))?;
     let value = value.trim();
     if value.chars().count() > MAX_TEXT_FIELD_CHARS {
         return Err(ApiError::bad_request(
@@ -128,21 +105,13 @@ async fn text(field: Field<'_>, name: &'static str) -> ApiResult<Option<String>>
 
 /// The default title: the client's file name without folders or extension.
 fn title_from_file_name(file_name: Option<&str>) -> String {
-    let base = file_name
-        .unwrap_or("")
-        .rsplit(['/', '\\'])
-        .next()
-        .unwrap_or("");
+    let base = file_name.unwrap_or("").rsplit(['/', '\\']).next().unwrap_or("");
     let stem = match base.rsplit_once('.') {
         Some((stem, _)) if !stem.is_empty() => stem,
         _ => base,
     };
     let stem = stem.trim();
-    if stem.is_empty() {
-        "Untitled".to_owned()
-    } else {
-        stem.chars().take(MAX_TEXT_FIELD_CHARS).collect()
-    }
+    if stem.is_empty() { "Untitled".to_owned() } else { stem.chars().take(MAX_TEXT_FIELD_CHARS).collect() }
 }
 
 async fn record(
@@ -154,9 +123,7 @@ async fn record(
     let (width, height) = ingested.info.display_size();
     let image = db::images::NewImage {
         id: id.clone(),
-        title: fields
-            .title
-            .unwrap_or_else(|| title_from_file_name(fields.file_name.as_deref())),
+        title: fields.title.unwrap_or_else(|| title_from_file_name(fields.file_name.as_deref())),
         collection: fields.collection,
         checksum: ingested.checksum.clone(),
         size_bytes: i64::try_from(ingested.size_bytes).unwrap_or(i64::MAX),
@@ -182,10 +149,7 @@ async fn record(
     state.queue.wake();
 
     let mut headers = HeaderMap::new();
-    if let Ok(location) = HeaderValue::from_str(&format!(
-        "{}/api/images/{id}",
-        state.api_base.trim_end_matches('/')
-    )) {
+    if let Ok(location) = HeaderValue::from_str(&format!("{}/api/images/{id}", state.api_base.trim_end_matches('/'))) {
         headers.insert(header::LOCATION, location);
     }
     let body = UploadResponse {
@@ -204,10 +168,7 @@ mod tests {
 
     #[test]
     fn default_title_is_the_file_name_without_folders_or_extension() {
-        assert_eq!(
-            title_from_file_name(Some("holiday.beach.jpg")),
-            "holiday.beach"
-        );
+        assert_eq!(title_from_file_name(Some("holiday.beach.jpg")), "holiday.beach");
         assert_eq!(title_from_file_name(Some("C:\\photos\\cat.png")), "cat");
         assert_eq!(title_from_file_name(Some("../../etc/passwd")), "passwd");
         assert_eq!(title_from_file_name(Some(".hidden")), ".hidden");

@@ -77,12 +77,7 @@ impl Ingested {
 ///
 /// # Errors
 /// A refusal ([`IngestError`]); the temp file is removed before returning.
-pub async fn ingest<S, E>(
-    tmp_dir: &Path,
-    body: S,
-    max_bytes: u64,
-    limits: Limits,
-) -> Result<Ingested, IngestError>
+pub async fn ingest<S, E>(tmp_dir: &Path, body: S, max_bytes: u64, limits: Limits) -> Result<Ingested, IngestError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: IntoIngestError,
@@ -91,13 +86,9 @@ where
     let temp_file = tmp_dir.join(&name);
     let result = write_and_probe(&temp_file, body, max_bytes, limits).await;
     match result {
-        Ok((checksum, size_bytes, info)) => Ok(Ingested {
-            temp_key: format!("tmp/{name}"),
-            temp_file,
-            checksum,
-            size_bytes,
-            info,
-        }),
+        Ok((checksum, size_bytes, info)) => {
+            Ok(Ingested { temp_key: format!("tmp/{name}"), temp_file, checksum, size_bytes, info })
+        }
         Err(e) => {
             let _ = tokio::fs::remove_file(&temp_file).await;
             Err(e)
@@ -137,11 +128,7 @@ where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: IntoIngestError,
 {
-    let mut file = tokio::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .await?;
+    let mut file = tokio::fs::OpenOptions::new().write(true).create_new(true).open(path).await?;
     let mut hasher = Sha256::new();
     let mut size: u64 = 0;
     let mut prefix = Vec::with_capacity(64);
@@ -177,15 +164,9 @@ where
     .await
     .map_err(|e| IngestError::Corrupt(format!("header could not be read: {e}")))?
     .map_err(|e| match e {
-        ImagingError::TooLarge {
-            width,
-            height,
-            max_pixels,
-        } => IngestError::TooManyPixels {
-            width: width.into(),
-            height: height.into(),
-            max_pixels,
-        },
+        ImagingError::TooLarge { width, height, max_pixels } => {
+            IngestError::TooManyPixels { width: width.into(), height: height.into(), max_pixels }
+        }
         ImagingError::Unsupported(what) => IngestError::UnsupportedFormat(what),
         ImagingError::Io(io) => IngestError::Io(io),
         other => IngestError::Corrupt(other.to_string()),

@@ -34,12 +34,7 @@ pub enum Ending {
 /// # Errors
 /// The database failed (the job stays RUNNING until its lease expires and is
 /// rescued).
-pub async fn complete(
-    queue: &Queue,
-    job: &Job,
-    runner: &str,
-    outcome: &Outcome,
-) -> Result<Ending, QueueError> {
+pub async fn complete(queue: &Queue, job: &Job, runner: &str, outcome: &Outcome) -> Result<Ending, QueueError> {
     let now = queue.clock.now_ms();
     let mut tx = queue.db.begin_write().await?;
     if !db::jobs::complete(&mut *tx, job.id, runner, now).await? {
@@ -67,10 +62,7 @@ pub async fn complete(
 
 async fn apply(tx: &mut Tx, effect: &ImageEffect, now: i64) -> Result<String, sqlx::Error> {
     match effect {
-        ImageEffect::Original {
-            image_id,
-            original_path,
-        } => {
+        ImageEffect::Original { image_id, original_path } => {
             db::images::set_original(&mut **tx, image_id, original_path, now).await?;
             Ok(image_id.clone())
         }
@@ -78,10 +70,7 @@ async fn apply(tx: &mut Tx, effect: &ImageEffect, now: i64) -> Result<String, sq
             db::images::set_thumbnails(&mut **tx, image_id, keys, now).await?;
             Ok(image_id.clone())
         }
-        ImageEffect::Preview {
-            image_id,
-            preview_path,
-        } => {
+        ImageEffect::Preview { image_id, preview_path } => {
             db::images::set_preview(&mut **tx, image_id, preview_path, now).await?;
             Ok(image_id.clone())
         }
@@ -103,8 +92,7 @@ pub async fn fail(
     let now = queue.clock.now_ms();
     let message = error.to_string();
     let mut tx = queue.db.begin_write().await?;
-    let final_failure =
-        matches!(error, HandlerError::Permanent(_)) || job.attempts >= job.max_attempts;
+    let final_failure = matches!(error, HandlerError::Permanent(_)) || job.attempts >= job.max_attempts;
     if final_failure {
         if !db::jobs::fail(&mut *tx, job.id, runner, &message, now).await? {
             return Ok(Ending::LeaseLost);

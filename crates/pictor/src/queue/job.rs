@@ -72,11 +72,7 @@ impl NewJob {
     ///
     /// # Errors
     /// The payload cannot be serialised.
-    pub fn for_image<P: Serialize>(
-        kind: JobKind,
-        image_id: &str,
-        payload: &P,
-    ) -> Result<Self, serde_json::Error> {
+    pub fn for_image<P: Serialize>(kind: JobKind, image_id: &str, payload: &P) -> Result<Self, serde_json::Error> {
         Ok(Self {
             kind,
             payload: serde_json::to_string(payload)?,

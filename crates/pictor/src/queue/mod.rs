@@ -15,7 +15,7 @@ pub mod wakeup;
 
 use pictor_client::models::JobStatus;
 
-use crate::db::{self, Db, Tx};
+use crate::db::{self, Backend, Db, Tx};
 use clock::SharedClock;
 use job::{Job, NewJob};
 use wakeup::Wakeup;
@@ -66,7 +66,19 @@ impl Queue {
     /// # Errors
     /// The database failed.
     pub async fn enqueue_in(&self, tx: &mut Tx, job: &NewJob) -> Result<Option<i64>, QueueError> {
-        Ok(db::jobs::insert(&mut **tx, job, self.max_attempts, self.clock.now_ms()).await?)
+        let id = db::jobs::insert(&mut **tx, job, self.max_attempts, self.clock.now_ms()).await?;
+        if id.is_some() {
+            self.notify_in(tx).await?;
+        }
+        Ok(id)
+    }
+
+    /// On PostgreSQL, notifies every process's runner when `tx` commits.
+    async fn notify_in(&self, tx: &mut Tx) -> Result<(), QueueError> {
+        if self.db.backend == Backend::Postgres {
+            sqlx::query(sqlx::AssertSqlSafe(format!("NOTIFY {}", wakeup::POSTGRES_CHANNEL))).execute(&mut **tx).await?;
+        }
+        Ok(())
     }
 
     /// Wakes an idle runner: jobs were committed.
@@ -89,6 +101,7 @@ impl Queue {
         if let Some(image_id) = &job.image_id {
             db::images::mark_processing(&mut *tx, image_id, now).await?;
         }
+        self.notify_in(&mut tx).await?;
         tx.commit().await?;
         self.wake();
         Ok(job)
@@ -99,10 +112,7 @@ impl Queue {
     /// # Errors
     /// A database failure.
     pub async fn retry_all_failed(&self) -> Result<u64, QueueError> {
-        let filter = db::jobs::JobFilter {
-            status: Some(JobStatus::Failed),
-            ..Default::default()
-        };
+        let filter = db::jobs::JobFilter { status: Some(JobStatus::Failed), ..Default::default() };
         let mut retried = 0;
         loop {
             let (jobs, _) = db::jobs::list(&self.db.pool, &filter, 500, 0).await?;
@@ -129,12 +139,7 @@ impl Queue {
 
     async fn state_error(&self, id: i64, action: &'static str, needed: &'static str) -> QueueError {
         match db::jobs::get(&self.db.pool, id).await {
-            Ok(Some(job)) => QueueError::WrongState {
-                id,
-                status: job.status,
-                action,
-                needed,
-            },
+            Ok(Some(job)) => QueueError::WrongState { id, status: job.status, action, needed },
             Ok(None) => QueueError::NotFound(id),
             Err(e) => QueueError::Db(e),
         }

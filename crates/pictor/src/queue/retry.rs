@@ -21,11 +21,7 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        Self {
-            base_delay_ms: DEFAULT_BASE_DELAY_MS,
-            max_delay_ms: DEFAULT_MAX_DELAY_MS,
-            jitter: DEFAULT_JITTER,
-        }
+        Self { base_delay_ms: DEFAULT_BASE_DELAY_MS, max_delay_ms: DEFAULT_MAX_DELAY_MS, jitter: DEFAULT_JITTER }
     }
 }
 
@@ -35,10 +31,7 @@ impl RetryPolicy {
     /// then scaled by `1 ± jitter`.
     pub fn delay_ms(&self, attempt: i64, unit: f64) -> i64 {
         let doublings = u32::try_from(attempt.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
-        let raw = self
-            .base_delay_ms
-            .saturating_mul(1_i64 << doublings)
-            .min(self.max_delay_ms);
+        let raw = self.base_delay_ms.saturating_mul(1_i64 << doublings).min(self.max_delay_ms);
         let scale = 1.0 + self.jitter * (2.0 * unit.clamp(0.0, 1.0) - 1.0);
         // Whole milliseconds are plenty; the cast cannot overflow after the cap.
         ((raw as f64) * scale).round().max(0.0) as i64
@@ -56,30 +49,15 @@ mod tests {
 
     #[test]
     fn backoff_doubles_from_the_base_and_stops_at_the_cap() {
-        let policy = RetryPolicy {
-            base_delay_ms: 1_000,
-            max_delay_ms: 30_000,
-            jitter: 0.0,
-        };
+        let policy = RetryPolicy { base_delay_ms: 1_000, max_delay_ms: 30_000, jitter: 0.0 };
         let schedule: Vec<i64> = (1..=7).map(|a| policy.delay_ms(a, 0.5)).collect();
-        assert_eq!(
-            schedule,
-            vec![1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000]
-        );
-        assert_eq!(
-            policy.delay_ms(1_000, 0.5),
-            30_000,
-            "huge attempt counts do not overflow"
-        );
+        assert_eq!(schedule, vec![1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000]);
+        assert_eq!(policy.delay_ms(1_000, 0.5), 30_000, "huge attempt counts do not overflow");
     }
 
     #[test]
     fn jitter_stays_within_its_fraction_either_way() {
-        let policy = RetryPolicy {
-            base_delay_ms: 10_000,
-            max_delay_ms: 60_000,
-            jitter: 0.2,
-        };
+        let policy = RetryPolicy { base_delay_ms: 10_000, max_delay_ms: 60_000, jitter: 0.2 };
         assert_eq!(policy.delay_ms(1, 0.0), 8_000);
         assert_eq!(policy.delay_ms(1, 1.0), 12_000);
         for _ in 0..1_000 {

@@ -79,21 +79,12 @@ pub struct Runner {
 fn runner_name() -> String {
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "pictor".into());
     let short = uuid::Uuid::now_v7().simple().to_string();
-    format!(
-        "{host}:{}:{}",
-        std::process::id(),
-        &short[short.len() - 8..]
-    )
+    format!("{host}:{}:{}", std::process::id(), &short[short.len() - 8..])
 }
 
 impl Runner {
     /// A runner over `queue` with these handlers.
-    pub fn new(
-        queue: Queue,
-        registry: Registry,
-        ctx: HandlerContext,
-        settings: RunnerSettings,
-    ) -> Self {
+    pub fn new(queue: Queue, registry: Registry, ctx: HandlerContext, settings: RunnerSettings) -> Self {
         Self {
             id: runner_name().into(),
             queue,
@@ -124,6 +115,12 @@ impl Runner {
         tracing::info!(target: "job_runner", runner = %self.id, batch = self.settings.batch_size,
             concurrency = self.settings.concurrency, "job runner started");
         let maintenance = AbortOnDrop(tokio::spawn(self.clone().maintain()));
+        let _listener = (self.queue.db.backend == db::Backend::Postgres).then(|| {
+            AbortOnDrop(tokio::spawn(super::wakeup::listen_postgres(
+                self.queue.db.url().to_owned(),
+                self.queue.wakeup.clone(),
+            )))
+        });
         let mut jobs = JoinSet::new();
         let mut db_backoff = Duration::from_millis(250);
         tokio::pin!(shutdown);
@@ -163,16 +160,14 @@ impl Runner {
             }
         }
         tracing::info!(target: "job_runner", runner = %self.id, in_flight = jobs.len(), "stopping: no more claims");
-        let drained = tokio::time::timeout(self.settings.shutdown_timeout, async {
-            while jobs.join_next().await.is_some() {}
-        })
-        .await;
+        let drained =
+            tokio::time::timeout(self.settings.shutdown_timeout, async { while jobs.join_next().await.is_some() {} })
+                .await;
         if drained.is_err() {
             jobs.abort_all();
         }
         drop(maintenance);
-        let released =
-            db::jobs::release(&self.queue.db.pool, &self.id, self.queue.clock.now_ms()).await?;
+        let released = db::jobs::release(&self.queue.db.pool, &self.id, self.queue.clock.now_ms()).await?;
         tracing::info!(target: "job_runner", runner = %self.id, released, "job runner stopped");
         Ok(())
     }
@@ -195,22 +190,15 @@ impl Runner {
                 let (ctx, job) = (self.ctx.clone(), job.clone());
                 tokio::spawn(async move { handler.handle(&job, &ctx).await })
                     .await
-                    .unwrap_or_else(|e| {
-                        Err(HandlerError::Permanent(format!("the handler crashed: {e}")))
-                    })
+                    .unwrap_or_else(|e| Err(HandlerError::Permanent(format!("the handler crashed: {e}"))))
             }
-            None => Err(HandlerError::Permanent(format!(
-                "no handler is registered for {}",
-                job.kind
-            ))),
+            None => Err(HandlerError::Permanent(format!("no handler is registered for {}", job.kind))),
         };
         let mut delay = Duration::from_millis(500);
         for attempt in 1..=COMPLETION_TRIES {
             let ending = match &outcome {
                 Ok(outcome) => completer::complete(&self.queue, &job, &self.id, outcome).await,
-                Err(error) => {
-                    completer::fail(&self.queue, &self.settings.retry, &job, &self.id, error).await
-                }
+                Err(error) => completer::fail(&self.queue, &self.settings.retry, &job, &self.id, error).await,
             };
             match ending {
                 Ok(ending) => {
@@ -235,30 +223,16 @@ impl Runner {
 
     /// Heartbeat, rescue and prune, until aborted.
     async fn maintain(self) {
-        let every = Duration::from_millis(
-            u64::try_from(lease_ms(&self.settings) / 3)
-                .unwrap_or(1_000)
-                .max(50),
-        );
+        let every = Duration::from_millis(u64::try_from(lease_ms(&self.settings) / 3).unwrap_or(1_000).max(50));
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut since_prune = PRUNE_EVERY;
         loop {
             tick.tick().await;
-            let ids: Vec<i64> = self
-                .in_flight
-                .lock()
-                .map(|s| s.iter().copied().collect())
-                .unwrap_or_default();
+            let ids: Vec<i64> = self.in_flight.lock().map(|s| s.iter().copied().collect()).unwrap_or_default();
             let now = self.queue.clock.now_ms();
-            if let Err(e) = db::jobs::extend_leases(
-                &self.queue.db.pool,
-                &self.id,
-                &ids,
-                now + lease_ms(&self.settings),
-                now,
-            )
-            .await
+            if let Err(e) =
+                db::jobs::extend_leases(&self.queue.db.pool, &self.id, &ids, now + lease_ms(&self.settings), now).await
             {
                 tracing::warn!(target: "job_runner", error = %e, "heartbeat failed");
             }

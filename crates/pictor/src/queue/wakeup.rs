@@ -20,3 +20,38 @@ impl Wakeup {
         self.0.notified().await;
     }
 }
+
+/// PostgreSQL channel an enqueue notifies (inside its transaction, so the
+/// notice goes out on commit).
+pub const POSTGRES_CHANNEL: &str = "pictor_jobs";
+
+/// Turns PostgreSQL notices on [`POSTGRES_CHANNEL`] into wake-ups of this
+/// process's runner, so jobs enqueued by any process start at once.
+/// Reconnects with backoff when the connection drops; never returns.
+pub async fn listen_postgres(url: String, wakeup: Wakeup) {
+    let mut backoff = std::time::Duration::from_millis(250);
+    loop {
+        match sqlx::postgres::PgListener::connect(&url).await {
+            Ok(mut listener) => match listener.listen(POSTGRES_CHANNEL).await {
+                Ok(()) => {
+                    backoff = std::time::Duration::from_millis(250);
+                    // Jobs may have arrived while no one was listening.
+                    wakeup.notify();
+                    loop {
+                        match listener.recv().await {
+                            Ok(_) => wakeup.notify(),
+                            Err(e) => {
+                                tracing::warn!(target: "job_runner", error = %e, "job notifications lost; reconnecting");
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(e) => tracing::warn!(target: "job_runner", error = %e, "cannot LISTEN for jobs"),
+            },
+            Err(e) => tracing::warn!(target: "job_runner", error = %e, retry_in = ?backoff, "cannot connect the job listener"),
+        }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(std::time::Duration::from_secs(30));
+    }
+}

@@ -20,10 +20,7 @@ impl LocalStorage {
     /// The folders cannot be created.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, StorageError> {
         let root = root.into();
-        std::fs::create_dir_all(root.join("tmp")).map_err(|source| StorageError::Io {
-            key: "tmp".into(),
-            source,
-        })?;
+        std::fs::create_dir_all(root.join("tmp")).map_err(|source| StorageError::Io { key: "tmp".into(), source })?;
         Ok(Self { root })
     }
 
@@ -48,27 +45,20 @@ impl LocalStorage {
 
     async fn ensure_parent(&self, key: &str, path: &Path) -> Result<(), StorageError> {
         if let Some(parent) = path.parent() {
-            tokio::fs::create_dir_all(parent)
-                .await
-                .map_err(|source| io(key, source))?;
+            tokio::fs::create_dir_all(parent).await.map_err(|source| io(key, source))?;
         }
         Ok(())
     }
 }
 
 fn io(key: &str, source: std::io::Error) -> StorageError {
-    StorageError::Io {
-        key: key.to_owned(),
-        source,
-    }
+    StorageError::Io { key: key.to_owned(), source }
 }
 
 /// Makes a rename durable by syncing the folder that holds the new name.
 async fn sync_parent(key: &str, path: &Path) -> Result<(), StorageError> {
     if let Some(parent) = path.parent() {
-        let dir = tokio::fs::File::open(parent)
-            .await
-            .map_err(|e| io(key, e))?;
+        let dir = tokio::fs::File::open(parent).await.map_err(|e| io(key, e))?;
         dir.sync_all().await.map_err(|e| io(key, e))?;
     }
     Ok(())
@@ -84,9 +74,7 @@ impl Storage for LocalStorage {
         }
         self.ensure_parent(key, &dest).await?;
         // Same file system: rename is atomic; the source was fsynced by ingest.
-        tokio::fs::rename(src, &dest)
-            .await
-            .map_err(|e| io(key, e))?;
+        tokio::fs::rename(src, &dest).await.map_err(|e| io(key, e))?;
         sync_parent(key, &dest).await
     }
 
@@ -112,9 +100,7 @@ impl Storage for LocalStorage {
         let path = self.path_of(key)?;
         match tokio::fs::read(&path).await {
             Ok(bytes) => Ok(bytes),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Err(StorageError::NotFound(key.to_owned()))
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StorageError::NotFound(key.to_owned())),
             Err(e) => Err(io(key, e)),
         }
     }
@@ -155,23 +141,14 @@ mod tests {
     async fn put_bytes_then_get_returns_the_bytes_and_leaves_no_part_files() {
         let dir = tempfile::tempdir().expect("tempdir");
         let storage = LocalStorage::open(dir.path()).expect("open");
-        storage
-            .put_bytes("assets/x/thumb-64.jpg", b"abc".to_vec())
-            .await
-            .expect("put");
-        assert_eq!(
-            storage.get("assets/x/thumb-64.jpg").await.expect("get"),
-            b"abc"
-        );
+        storage.put_bytes("assets/x/thumb-64.jpg", b"abc".to_vec()).await.expect("put");
+        assert_eq!(storage.get("assets/x/thumb-64.jpg").await.expect("get"), b"abc");
         let names: Vec<_> = std::fs::read_dir(dir.path().join("assets/x"))
             .expect("read_dir")
             .map(|e| e.expect("entry").file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("thumb-64.jpg")]);
-        assert!(matches!(
-            storage.get("assets/x/none.jpg").await,
-            Err(StorageError::NotFound(_))
-        ));
+        assert!(matches!(storage.get("assets/x/none.jpg").await, Err(StorageError::NotFound(_))));
     }
 
     #[tokio::test]
@@ -181,14 +158,8 @@ mod tests {
         let (a, b) = (dir.path().join("tmp/a"), dir.path().join("tmp/b"));
         std::fs::write(&a, b"same").expect("write");
         std::fs::write(&b, b"same").expect("write");
-        storage
-            .put_file("originals/ab/abc", &a)
-            .await
-            .expect("first");
-        storage
-            .put_file("originals/ab/abc", &b)
-            .await
-            .expect("second");
+        storage.put_file("originals/ab/abc", &a).await.expect("first");
+        storage.put_file("originals/ab/abc", &b).await.expect("second");
         assert!(!a.exists() && !b.exists());
         assert_eq!(storage.get("originals/ab/abc").await.expect("get"), b"same");
     }

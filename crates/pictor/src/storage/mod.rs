@@ -80,15 +80,9 @@ pub fn validate_key(key: &str) -> Result<(), StorageError> {
             !seg.is_empty()
                 && seg != "."
                 && seg != ".."
-                && seg
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+                && seg.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
         });
-    if ok {
-        Ok(())
-    } else {
-        Err(StorageError::InvalidKey(key.to_owned()))
-    }
+    if ok { Ok(()) } else { Err(StorageError::InvalidKey(key.to_owned())) }
 }
 
 #[cfg(test)]
@@ -97,15 +91,7 @@ mod tests {
 
     #[test]
     fn keys_that_escape_the_root_are_refused() {
-        for bad in [
-            "",
-            "/etc/passwd",
-            "assets/../x",
-            "assets//x",
-            "a/./b",
-            "assets/x y.jpg",
-            "a\\b",
-        ] {
+        for bad in ["", "/etc/passwd", "assets/../x", "assets//x", "a/./b", "assets/x y.jpg", "a\\b"] {
             assert!(validate_key(bad).is_err(), "{bad:?} accepted");
         }
         validate_key(&thumbnail_key("0190-ab", 64)).expect("own keys are valid");

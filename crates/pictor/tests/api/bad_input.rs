@@ -18,11 +18,7 @@ async fn error_of(response: reqwest::Response) -> (u16, ErrorBody) {
 #[tokio::test]
 async fn every_bad_file_of_the_manifest_is_refused_or_fails_with_a_readable_error() {
     let app = spawn_app().await;
-    let bad: Vec<String> = manifest()
-        .into_iter()
-        .filter(|e| e.role == "bad")
-        .map(|e| e.file)
-        .collect();
+    let bad: Vec<String> = manifest().into_iter().filter(|e| e.role == "bad").map(|e| e.file).collect();
     assert_eq!(bad.len(), 5, "the manifest's bad files");
     for file in &bad {
         let response = app.upload_file(file).await;
@@ -31,41 +27,21 @@ async fn every_bad_file_of_the_manifest_is_refused_or_fails_with_a_readable_erro
             let id = body["imageId"].as_str().expect("id").to_owned();
             let image = app.wait_terminal(&id, Duration::from_secs(60)).await;
             assert_eq!(image.status, ImageStatus::Failed, "{file} was stored");
-            assert!(
-                image.error.as_deref().is_some_and(|e| e.len() > 10),
-                "{file}: {:?}",
-                image.error
-            );
+            assert!(image.error.as_deref().is_some_and(|e| e.len() > 10), "{file}: {:?}", image.error);
             for job in &image.processing_jobs {
                 if job.status == JobStatus::Failed {
-                    assert_eq!(
-                        job.attempts, 1,
-                        "{file}: a corrupt file fails at once, without retries"
-                    );
+                    assert_eq!(job.attempts, 1, "{file}: a corrupt file fails at once, without retries");
                 }
             }
         } else {
             let (status, body) = error_of(response).await;
             assert!((400..500).contains(&status), "{file}: {status}");
-            assert!(
-                !body.error.message.contains("internal"),
-                "{file}: {}",
-                body.error.message
-            );
+            assert!(!body.error.message.contains("internal"), "{file}: {}", body.error.message);
         }
     }
-    let health = app
-        .client
-        .get(app.url("/healthz"))
-        .send()
-        .await
-        .expect("healthz");
+    let health = app.client.get(app.url("/healthz")).send().await.expect("healthz");
     assert_eq!(health.status(), 200, "the server keeps serving");
-    assert_eq!(
-        count_files(&app.dir.path().join("storage/tmp")),
-        0,
-        "refusals leave nothing in tmp/"
-    );
+    assert_eq!(count_files(&app.dir.path().join("storage/tmp")), 0, "refusals leave nothing in tmp/");
     app.stop().await;
 }
 
@@ -76,20 +52,11 @@ async fn each_kind_of_refusal_has_its_documented_status_and_code() {
         ("bad-zero-bytes.jpg", 415, "empty_file"),
         ("bad-text-named.jpg", 415, "unsupported_format"),
         ("bad-png-bomb-30000x30000.png", 422, "too_many_pixels"),
-        (
-            "bad-jpeg-dims-65500x65500-ladybird.jpg",
-            422,
-            "too_many_pixels",
-        ),
+        ("bad-jpeg-dims-65500x65500-ladybird.jpg", 422, "too_many_pixels"),
     ];
     for (file, want_status, want_code) in cases {
         let (status, body) = error_of(app.upload_file(file).await).await;
-        assert_eq!(
-            (status, body.error.code.as_str()),
-            (want_status, want_code),
-            "{file}: {}",
-            body.error.message
-        );
+        assert_eq!((status, body.error.code.as_str()), (want_status, want_code), "{file}: {}", body.error.message);
     }
     let (status, body) = error_of(
         app.client
@@ -106,39 +73,24 @@ async fn each_kind_of_refusal_has_its_documented_status_and_code() {
         .client
         .post(app.url("/api/upload"))
         .header("content-type", "multipart/form-data; boundary=XYZ")
-        .body(
-            "--XYZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jpg\"\r\n\r\nabc",
-        )
+        .body("--XYZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jpg\"\r\n\r\nabc")
         .send()
         .await
         .expect("request");
     let (status, _) = error_of(malformed).await;
     assert_eq!(status, 400, "a body cut off mid-part is malformed");
-    assert_eq!(
-        count_files(&app.dir.path().join("storage/tmp")),
-        0,
-        "nothing left in tmp/"
-    );
+    assert_eq!(count_files(&app.dir.path().join("storage/tmp")), 0, "nothing left in tmp/");
     app.stop().await;
 }
 
 #[tokio::test]
 async fn an_upload_over_the_size_limit_is_refused_with_413_and_leaves_nothing() {
-    let app = spawn_app_with(
-        |c| c.max_upload_bytes = 100_000,
-        Overrides::default(),
-        false,
-    )
-    .await;
+    let app = spawn_app_with(|c| c.max_upload_bytes = 100_000, Overrides::default(), false).await;
     let (status, body) = error_of(app.upload_file("bridge-klootwijk.jpg").await).await;
     assert_eq!((status, body.error.code.as_str()), (413, "file_too_large"));
     assert_eq!(count_files(&app.dir.path().join("storage/tmp")), 0);
     let small = std::fs::read(testdata("mpl-grace-hopper.jpg")).expect("image");
-    assert_eq!(
-        app.upload_bytes("ok.jpg", small, None, None).await.status(),
-        201,
-        "under the limit still works"
-    );
+    assert_eq!(app.upload_bytes("ok.jpg", small, None, None).await.status(), 201, "under the limit still works");
     app.stop().await;
 }
 
@@ -148,20 +100,10 @@ async fn a_truncated_jpeg_fails_at_once_with_a_message_a_person_can_act_on() {
     let response = app.upload_file("bad-truncated-bridge.jpg").await;
     if response.status() == 201 {
         let body: serde_json::Value = response.json().await.expect("json");
-        let image = app
-            .wait_terminal(
-                body["imageId"].as_str().expect("id"),
-                Duration::from_secs(60),
-            )
-            .await;
+        let image = app.wait_terminal(body["imageId"].as_str().expect("id"), Duration::from_secs(60)).await;
         assert_eq!(image.status, ImageStatus::Failed);
         let error = image.error.unwrap_or_default().to_lowercase();
-        assert!(
-            error.contains("truncat")
-                || error.contains("ends early")
-                || error.contains("premature"),
-            "{error}"
-        );
+        assert!(error.contains("truncat") || error.contains("ends early") || error.contains("premature"), "{error}");
     } else {
         let (status, _) = error_of(response).await;
         assert_eq!(status, 422);

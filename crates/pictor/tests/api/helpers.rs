@@ -32,18 +32,73 @@ pub struct ManifestEntry {
 
 /// The rows of the test images' MANIFEST.md.
 pub fn manifest() -> Vec<ManifestEntry> {
-    let text = std::fs::read_to_string(testdata_dir().join("MANIFEST.md"))
-        .expect("MANIFEST.md beside the checkout");
+    let text = std::fs::read_to_string(testdata_dir().join("MANIFEST.md")).expect("MANIFEST.md beside the checkout");
     text.lines()
         .filter(|l| l.starts_with("| `"))
         .map(|l| {
             let cells: Vec<&str> = l.trim_matches('|').split(" | ").map(str::trim).collect();
-            ManifestEntry {
-                file: cells[0].trim_matches('`').to_owned(),
-                role: cells[1].to_owned(),
-            }
+            ManifestEntry { file: cells[0].trim_matches('`').to_owned(), role: cells[1].to_owned() }
         })
         .collect()
+}
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A fresh SQLite file in the test's temp folder.
+    Sqlite,
+    /// A fresh database on the PostgreSQL server of `PICTOR_TEST_POSTGRES_URL`
+    /// (default `postgres://postgres@127.0.0.1:5432/postgres`).
+    Postgres,
+}
+
+/// The PostgreSQL server tests create their databases on.
+fn postgres_admin_url() -> String {
+    std::env::var("PICTOR_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A fresh database URL for a test, or `None` when PostgreSQL is not
+/// reachable on a machine that is not CI (the test is then skipped, saying
+/// so). On CI an unreachable PostgreSQL fails the test.
+pub async fn fresh_database(backend: Backend, dir: &Path) -> Option<String> {
+    match backend {
+        Backend::Sqlite => Some(format!("sqlite://{}", dir.join("pictor.db").display())),
+        Backend::Postgres => {
+            let admin_url = postgres_admin_url();
+            let admin = match pictor::db::Db::connect(&admin_url).await {
+                Ok(db) => db,
+                Err(e) if std::env::var_os("CI").is_none() => {
+                    eprintln!("SKIPPED (PostgreSQL not reachable at {admin_url}: {e}); CI runs this half");
+                    return None;
+                }
+                Err(e) => panic!("PostgreSQL must be reachable on CI at {admin_url}: {e:#}"),
+            };
+            let name = format!("pictor_test_{}", uuid::Uuid::now_v7().simple());
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&admin.pool)
+                .await
+                .expect("create the test database");
+            admin.pool.close().await;
+            let base = admin_url.rsplit_once('/').map_or(admin_url.as_str(), |(b, _)| b);
+            Some(format!("{base}/{name}"))
+        }
+    }
+}
+
+/// Drops a test's PostgreSQL database (SQLite files go with the temp folder).
+pub async fn drop_database(url: &str) {
+    let Some((_, name)) = url.rsplit_once('/') else {
+        return;
+    };
+    if !url.starts_with("postgres") || !name.starts_with("pictor_test_") {
+        return;
+    }
+    if let Ok(admin) = pictor::db::Db::connect(&postgres_admin_url()).await {
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+            .execute(&admin.pool)
+            .await;
+        admin.pool.close().await;
+    }
 }
 
 /// A running Pictor and what it needs.
@@ -56,6 +111,8 @@ pub struct TestApp {
     pub app: App,
     /// Temp folder holding the database and storage.
     pub dir: TempDir,
+    /// The database it runs on.
+    pub database_url: String,
     trigger: ShutdownTrigger,
     server: tokio::task::JoinHandle<anyhow::Result<()>>,
 }
@@ -78,31 +135,16 @@ pub async fn spawn_app() -> TestApp {
 
 /// Pictor with changed settings, test replacements, and with or without
 /// its runner.
-pub async fn spawn_app_with(
-    configure: impl FnOnce(&mut Config),
-    overrides: Overrides,
-    with_runner: bool,
-) -> TestApp {
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Config), overrides: Overrides, with_runner: bool) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let mut config = test_config(dir.path());
     configure(&mut config);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let app = app::build_with(&config, &base, overrides)
-        .await
-        .expect("pictor builds");
+    let app = app::build_with(&config, &base, overrides).await.expect("pictor builds");
     let (trigger, shutdown) = app::shutdown_channel();
     let server = tokio::spawn(app::serve(listener, app.clone(), with_runner, shutdown));
-    TestApp {
-        base,
-        client: reqwest::Client::new(),
-        app,
-        dir,
-        trigger,
-        server,
-    }
+    TestApp { base, client: reqwest::Client::new(), app, dir, trigger, server }
 }
 
 impl TestApp {
@@ -110,6 +152,8 @@ impl TestApp {
     pub async fn stop(self) {
         self.trigger.trigger();
         let _ = tokio::time::timeout(Duration::from_secs(30), self.server).await;
+        self.app.state.db.pool.close().await;
+        drop_database(&self.database_url).await;
     }
 
     /// Absolute URL of a path.
@@ -132,12 +176,7 @@ impl TestApp {
         if let Some(c) = collection {
             form = form.text("collection", c.to_owned());
         }
-        self.client
-            .post(self.url("/api/upload"))
-            .multipart(form)
-            .send()
-            .await
-            .expect("upload request")
+        self.client.post(self.url("/api/upload")).multipart(form).send().await.expect("upload request")
     }
 
     /// Uploads a shared test image.
@@ -157,36 +196,21 @@ impl TestApp {
 
     /// `GET /api/images/:id`.
     pub async fn image(&self, id: &str) -> Image {
-        let response = self
-            .client
-            .get(self.url(&format!("/api/images/{id}")))
-            .send()
-            .await
-            .expect("get image");
+        let response = self.client.get(self.url(&format!("/api/images/{id}"))).send().await.expect("get image");
         assert_eq!(response.status(), 200);
         response.json().await.expect("image json")
     }
 
     /// `GET /api/admin/jobs?...`.
     pub async fn jobs(&self, query: &str) -> JobList {
-        let response = self
-            .client
-            .get(self.url(&format!("/api/admin/jobs?{query}")))
-            .send()
-            .await
-            .expect("jobs");
+        let response = self.client.get(self.url(&format!("/api/admin/jobs?{query}"))).send().await.expect("jobs");
         assert_eq!(response.status(), 200);
         response.json().await.expect("jobs json")
     }
 
     /// `GET /api/admin/jobs/:id`.
     pub async fn job(&self, id: i64) -> JobDetail {
-        let response = self
-            .client
-            .get(self.url(&format!("/api/admin/jobs/{id}")))
-            .send()
-            .await
-            .expect("job");
+        let response = self.client.get(self.url(&format!("/api/admin/jobs/{id}"))).send().await.expect("job");
         assert_eq!(response.status(), 200);
         response.json().await.expect("job json")
     }
@@ -199,11 +223,7 @@ impl TestApp {
             if matches!(image.status, ImageStatus::Stored | ImageStatus::Failed) {
                 return image;
             }
-            assert!(
-                Instant::now() < deadline,
-                "image {id} still {:?} after {timeout:?}: {image:?}",
-                image.status
-            );
+            assert!(Instant::now() < deadline, "image {id} still {:?} after {timeout:?}: {image:?}", image.status);
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -259,37 +279,19 @@ pub fn jpeg_info(data: &[u8]) -> JpegInfo {
 
 /// Decodes a JPEG to RGB8.
 pub fn decode_rgb(data: &[u8]) -> image::RgbImage {
-    image::load_from_memory_with_format(data, image::ImageFormat::Jpeg)
-        .expect("decodable JPEG")
-        .to_rgb8()
+    image::load_from_memory_with_format(data, image::ImageFormat::Jpeg).expect("decodable JPEG").to_rgb8()
 }
 
 /// Mean absolute difference per channel of two same-sized images, 0–255.
 pub fn mean_abs_diff(a: &image::RgbImage, b: &image::RgbImage) -> f64 {
     assert_eq!(a.dimensions(), b.dimensions(), "sizes differ");
-    let sum: u64 = a
-        .as_raw()
-        .iter()
-        .zip(b.as_raw())
-        .map(|(x, y)| u64::from(x.abs_diff(*y)))
-        .sum();
+    let sum: u64 = a.as_raw().iter().zip(b.as_raw()).map(|(x, y)| u64::from(x.abs_diff(*y))).sum();
     sum as f64 / a.as_raw().len() as f64
 }
 
 /// Files under a folder, recursively (0 when it does not exist).
 pub fn count_files(dir: &Path) -> usize {
     std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .flatten()
-                .map(|e| {
-                    if e.path().is_dir() {
-                        count_files(&e.path())
-                    } else {
-                        1
-                    }
-                })
-                .sum()
-        })
+        .map(|entries| entries.flatten().map(|e| if e.path().is_dir() { count_files(&e.path()) } else { 1 }).sum())
         .unwrap_or(0)
 }

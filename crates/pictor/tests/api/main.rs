@@ -8,6 +8,33 @@
 //! - `images`: list, filters, edit, delete.
 //! - `admin`: job list, detail, retry, cancel.
 //! - `queue`: claim, lease, rescue, backoff, retries, kill test; hand-turned clock.
+//! - `service`: the `pictor` binary itself (migrate, serve, SIGTERM) and the admin token.
+
+/// Runs one test body on both databases, as ripgrep's `rgtest!` reruns
+/// tests per feature: `name::sqlite` and `name::postgres`. The body gets the
+/// [`helpers::Backend`]; on a machine without PostgreSQL the second half
+/// skips with a notice (never on CI).
+macro_rules! both_backends {
+    ($(#[$meta:meta])* async fn $name:ident($backend:ident) $body:block) => {
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn body($backend: crate::helpers::Backend) $body
+
+            #[tokio::test]
+            async fn sqlite() {
+                body(crate::helpers::Backend::Sqlite).await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                body(crate::helpers::Backend::Postgres).await;
+            }
+        }
+    };
+}
 
 mod admin;
 mod bad_input;
@@ -15,3 +42,4 @@ mod helpers;
 mod images;
 mod pipeline;
 mod queue;
+mod service;

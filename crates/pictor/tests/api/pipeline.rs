@@ -3,11 +3,12 @@
 
 use std::time::Duration;
 
+use pictor::app::Overrides;
 use pictor_client::models::{ImageStatus, UploadResponse};
 use sha2::{Digest, Sha256};
 
 use crate::helpers::{
-    count_files, decode_rgb, jpeg_info, manifest, mean_abs_diff, spawn_app, testdata,
+    Backend, count_files, decode_rgb, jpeg_info, manifest, mean_abs_diff, spawn_app, spawn_app_on, testdata,
 };
 
 const SIZES: [u32; 4] = [64, 128, 256, 512];
@@ -17,18 +18,12 @@ const MAY_REFUSE: [&str; 2] = ["avif-coldripple.avif", "tiff-multipage-rgb.tif"]
 
 /// Display size from the manifest: stored WxH, swapped for orientations 5–8.
 fn display_size(file: &str) -> (u32, u32) {
-    let text = std::fs::read_to_string(crate::helpers::testdata_dir().join("MANIFEST.md"))
-        .expect("manifest");
-    let line = text
-        .lines()
-        .find(|l| l.starts_with(&format!("| `{file}`")))
-        .expect("listed");
+    let text = std::fs::read_to_string(crate::helpers::testdata_dir().join("MANIFEST.md")).expect("manifest");
+    let line = text.lines().find(|l| l.starts_with(&format!("| `{file}`"))).expect("listed");
     let cells: Vec<&str> = line.trim_matches('|').split(" | ").map(str::trim).collect();
     let (w, h) = cells[3].split_once('x').expect("WxH");
     let (w, h): (u32, u32) = (w.parse().expect("w"), h.parse().expect("h"));
-    let rotated = ["orient 5", "orient 6", "orient 7", "orient 8"]
-        .iter()
-        .any(|o| cells[2].contains(o));
+    let rotated = ["orient 5", "orient 6", "orient 7", "orient 8"].iter().any(|o| cells[2].contains(o));
     if rotated { (h, w) } else { (w, h) }
 }
 
@@ -36,117 +31,107 @@ fn expected_edges(longest_edge: u32, (w, h): (u32, u32)) -> (u32, u32) {
     let long = w.max(h);
     let target = longest_edge.min(long);
     let short = ((f64::from(w.min(h)) * f64::from(target) / f64::from(long)).round() as u32).max(1);
-    if w >= h {
-        (target, short)
-    } else {
-        (short, target)
-    }
+    if w >= h { (target, short) } else { (short, target) }
 }
 
 fn assert_size_within_one(file: &str, what: &str, got: (u32, u32), want: (u32, u32)) {
     let long_ok = got.0.max(got.1) == want.0.max(want.1);
     let short_ok = got.0.abs_diff(want.0) <= 1 && got.1.abs_diff(want.1) <= 1;
-    assert!(
-        long_ok && short_ok,
-        "{file} {what}: {}x{}, want {}x{}",
-        got.0,
-        got.1,
-        want.0,
-        want.1
-    );
+    assert!(long_ok && short_ok, "{file} {what}: {}x{}, want {}x{}", got.0, got.1, want.0, want.1);
 }
 
-#[tokio::test]
-async fn every_shared_photo_and_special_image_is_stored_with_five_assets_of_the_right_size() {
-    let app = spawn_app().await;
-    let files: Vec<String> = manifest()
-        .into_iter()
-        .filter(|e| e.role == "photo" || e.role == "special")
-        .map(|e| e.file)
-        .collect();
-    assert!(files.len() >= 30, "the manifest lists the shared images");
+both_backends! {
+    async fn every_shared_photo_and_special_image_is_stored_with_five_assets_of_the_right_size(backend) {
+        let Some(app) = spawn_app_on(backend, |_| {}, Overrides::default(), true).await else { return };
+        let files: Vec<String> = manifest()
+            .into_iter()
+            .filter(|e| e.role == "photo" || e.role == "special")
+            .map(|e| e.file)
+            .collect();
+        assert!(files.len() >= 30, "the manifest lists the shared images");
 
-    let mut uploaded = Vec::new();
-    for file in &files {
-        let response = app.upload_file(file).await;
-        if response.status() == 201 {
-            let body: UploadResponse = response.json().await.expect("upload json");
-            uploaded.push((file.clone(), body.image_id));
-        } else {
-            assert!(
-                MAY_REFUSE.contains(&file.as_str()),
-                "{file} refused with {}",
-                response.status()
-            );
-            let body: serde_json::Value = response.json().await.expect("error json");
-            assert!(body["error"]["code"].is_string(), "{file}: {body}");
+        let mut uploaded = Vec::new();
+        for file in &files {
+            let response = app.upload_file(file).await;
+            if response.status() == 201 {
+                let body: UploadResponse = response.json().await.expect("upload json");
+                uploaded.push((file.clone(), body.image_id));
+            } else {
+                assert!(
+                    MAY_REFUSE.contains(&file.as_str()),
+                    "{file} refused with {}",
+                    response.status()
+                );
+                let body: serde_json::Value = response.json().await.expect("error json");
+                assert!(body["error"]["code"].is_string(), "{file}: {body}");
+            }
         }
-    }
 
-    for (file, id) in &uploaded {
-        let image = app.wait_terminal(id, Duration::from_secs(180)).await;
-        if MAY_REFUSE.contains(&file.as_str()) && image.status == ImageStatus::Failed {
-            assert!(
-                image.error.as_deref().is_some_and(|e| !e.is_empty()),
-                "{file} failed without a message"
+        for (file, id) in &uploaded {
+            let image = app.wait_terminal(id, Duration::from_secs(180)).await;
+            if MAY_REFUSE.contains(&file.as_str()) && image.status == ImageStatus::Failed {
+                assert!(
+                    image.error.as_deref().is_some_and(|e| !e.is_empty()),
+                    "{file} failed without a message"
+                );
+                continue;
+            }
+            assert_eq!(
+                image.status,
+                ImageStatus::Stored,
+                "{file}: {:?}",
+                image.error
             );
-            continue;
-        }
-        assert_eq!(
-            image.status,
-            ImageStatus::Stored,
-            "{file}: {:?}",
-            image.error
-        );
-        assert!(image.is_stored && !image.is_processing);
-        let display = display_size(file);
-        assert_eq!(
-            (image.width, image.height),
-            display,
-            "{file}: display size in the JSON"
-        );
-        assert_eq!(
-            image.thumbnail_path.as_ref(),
-            image.thumbnails.get("256"),
-            "{file}: thumbnailPath is the 256 px one"
-        );
+            assert!(image.is_stored && !image.is_processing);
+            let display = display_size(file);
+            assert_eq!(
+                (image.width, image.height),
+                display,
+                "{file}: display size in the JSON"
+            );
+            assert_eq!(
+                image.thumbnail_path.as_ref(),
+                image.thumbnails.get("256"),
+                "{file}: thumbnailPath is the 256 px one"
+            );
 
-        for size in SIZES {
-            let path = image
-                .thumbnails
-                .get(&size.to_string())
-                .unwrap_or_else(|| panic!("{file}: no {size} thumbnail"));
-            let info = jpeg_info(&app.bytes(path).await);
+            for size in SIZES {
+                let path = image
+                    .thumbnails
+                    .get(&size.to_string())
+                    .unwrap_or_else(|| panic!("{file}: no {size} thumbnail"));
+                let info = jpeg_info(&app.bytes(path).await);
+                assert_size_within_one(
+                    file,
+                    &format!("thumbnail {size}"),
+                    (info.width, info.height),
+                    expected_edges(size, display),
+                );
+                assert!(
+                    info.metadata.is_empty(),
+                    "{file} thumbnail {size} carries {:?}",
+                    info.metadata
+                );
+            }
+            let preview = app
+                .bytes(image.preview_path.as_deref().expect("previewPath"))
+                .await;
+            let info = jpeg_info(&preview);
             assert_size_within_one(
                 file,
-                &format!("thumbnail {size}"),
+                "preview",
                 (info.width, info.height),
-                expected_edges(size, display),
+                expected_edges(PREVIEW_EDGE, display),
             );
+            assert!(info.progressive, "{file}: the preview is progressive");
             assert!(
                 info.metadata.is_empty(),
-                "{file} thumbnail {size} carries {:?}",
+                "{file} preview carries {:?}",
                 info.metadata
             );
         }
-        let preview = app
-            .bytes(image.preview_path.as_deref().expect("previewPath"))
-            .await;
-        let info = jpeg_info(&preview);
-        assert_size_within_one(
-            file,
-            "preview",
-            (info.width, info.height),
-            expected_edges(PREVIEW_EDGE, display),
-        );
-        assert!(info.progressive, "{file}: the preview is progressive");
-        assert!(
-            info.metadata.is_empty(),
-            "{file} preview carries {:?}",
-            info.metadata
-        );
+        app.stop().await;
     }
-    app.stop().await;
 }
 
 #[tokio::test]
@@ -162,18 +147,11 @@ async fn every_orientation_of_the_garden_looks_like_the_upright_original() {
         let image = app.wait_terminal(id, Duration::from_secs(120)).await;
         assert_eq!(image.status, ImageStatus::Stored, "{:?}", image.error);
         assert_eq!((image.width, image.height), (2560, 1600), "upright size");
-        decoded.push(decode_rgb(
-            &app.bytes(image.preview_path.as_deref().expect("preview"))
-                .await,
-        ));
+        decoded.push(decode_rgb(&app.bytes(image.preview_path.as_deref().expect("preview")).await));
     }
     for (n, preview) in decoded.iter().enumerate().skip(1) {
         let diff = mean_abs_diff(&decoded[0], preview);
-        assert!(
-            diff < 4.0,
-            "orient{} differs from orient1 by {diff:.2} per channel",
-            n + 1
-        );
+        assert!(diff < 4.0, "orient{} differs from orient1 by {diff:.2} per channel", n + 1);
     }
     // A wrongly oriented image differs far more: the check can fail.
     let flipped = image::imageops::flip_horizontal(&decoded[0]);
@@ -185,10 +163,7 @@ async fn every_orientation_of_the_garden_looks_like_the_upright_original() {
 async fn outputs_carry_no_gps_exif_xmp_iptc_or_icc_even_when_the_original_does() {
     let app = spawn_app().await;
     let original = std::fs::read(testdata("metadata-gps-yellowflower.jpg")).expect("test image");
-    assert!(
-        !jpeg_info(&original).metadata.is_empty(),
-        "the original does carry metadata"
-    );
+    assert!(!jpeg_info(&original).metadata.is_empty(), "the original does carry metadata");
     let id = app.upload_ok("metadata-gps-yellowflower.jpg").await;
     let image = app.wait_terminal(&id, Duration::from_secs(60)).await;
     assert_eq!(image.status, ImageStatus::Stored);
@@ -196,17 +171,8 @@ async fn outputs_carry_no_gps_exif_xmp_iptc_or_icc_even_when_the_original_does()
     paths.extend(image.preview_path.as_ref());
     for path in paths {
         let bytes = app.bytes(path).await;
-        assert!(
-            jpeg_info(&bytes).metadata.is_empty(),
-            "{path} carries metadata"
-        );
-        for needle in [
-            &b"Exif"[..],
-            b"GPS",
-            b"http://ns.adobe.com/xap",
-            b"Photoshop 3.0",
-            b"ICC_PROFILE",
-        ] {
+        assert!(jpeg_info(&bytes).metadata.is_empty(), "{path} carries metadata");
+        for needle in [&b"Exif"[..], b"GPS", b"http://ns.adobe.com/xap", b"Photoshop 3.0", b"ICC_PROFILE"] {
             assert!(
                 !bytes.windows(needle.len()).any(|w| w == needle),
                 "{path} contains {:?}",
@@ -221,23 +187,14 @@ async fn outputs_carry_no_gps_exif_xmp_iptc_or_icc_even_when_the_original_does()
 async fn upload_answers_201_with_the_sha256_size_and_ingested_state() {
     let app = spawn_app().await;
     let bytes = std::fs::read(testdata("mpl-grace-hopper.jpg")).expect("test image");
-    let response = app
-        .upload_bytes("grace.jpg", bytes.clone(), Some("Grace"), Some("people"))
-        .await;
+    let response = app.upload_bytes("grace.jpg", bytes.clone(), Some("Grace"), Some("people")).await;
     assert_eq!(response.status(), 201);
-    assert!(
-        response.headers().get("location").is_some(),
-        "Location header"
-    );
+    assert!(response.headers().get("location").is_some(), "Location header");
     let body: UploadResponse = response.json().await.expect("json");
     assert_eq!(body.checksum, hex::encode(Sha256::digest(&bytes)));
     assert_eq!(body.size_bytes, bytes.len() as u64);
     assert_eq!(body.status, ImageStatus::Ingested);
-    assert!(
-        body.uploaded_at.ends_with('Z'),
-        "RFC 3339 UTC: {}",
-        body.uploaded_at
-    );
+    assert!(body.uploaded_at.ends_with('Z'), "RFC 3339 UTC: {}", body.uploaded_at);
     let image = app.image(&body.image_id).await;
     assert_eq!(image.title, "Grace");
     assert_eq!(image.collection.as_deref(), Some("people"));
@@ -245,24 +202,25 @@ async fn upload_answers_201_with_the_sha256_size_and_ingested_state() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn the_same_bytes_uploaded_twice_are_stored_once_and_both_images_complete() {
-    let app = spawn_app().await;
-    let first = app.upload_ok("sklearn-china.jpg").await;
-    let second = app.upload_ok("sklearn-china.jpg").await;
-    for id in [&first, &second] {
+both_backends! {
+    async fn the_same_bytes_uploaded_twice_are_stored_once_and_both_images_complete(backend) {
+        let Some(app) = spawn_app_on(backend, |_| {}, Overrides::default(), true).await else { return };
+        let first = app.upload_ok("sklearn-china.jpg").await;
+        let second = app.upload_ok("sklearn-china.jpg").await;
+        for id in [&first, &second] {
+            assert_eq!(
+                app.wait_terminal(id, Duration::from_secs(60)).await.status,
+                ImageStatus::Stored
+            );
+        }
+        let originals = app.dir.path().join("storage/originals");
+        let count = count_files(&originals);
+        assert_eq!(count, 1, "one original for two uploads of the same bytes");
         assert_eq!(
-            app.wait_terminal(id, Duration::from_secs(60)).await.status,
-            ImageStatus::Stored
+            count_files(&app.dir.path().join("storage/tmp")),
+            0,
+            "nothing left in tmp/"
         );
+        app.stop().await;
     }
-    let originals = app.dir.path().join("storage/originals");
-    let count = count_files(&originals);
-    assert_eq!(count, 1, "one original for two uploads of the same bytes");
-    assert_eq!(
-        count_files(&app.dir.path().join("storage/tmp")),
-        0,
-        "nothing left in tmp/"
-    );
-    app.stop().await;
 }

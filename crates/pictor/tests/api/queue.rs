@@ -15,7 +15,7 @@ use pictor::queue::rescuer;
 use pictor::queue::retry::RetryPolicy;
 use pictor_client::models::{ImageStatus, JobKind, JobStatus};
 
-use crate::helpers::{spawn_app_with, test_config};
+use crate::helpers::{Backend, drop_database, fresh_database, spawn_app_on, test_config};
 
 const T0: i64 = 1_800_000_000_000;
 const LEASE_MS: i64 = 30_000;
@@ -31,18 +31,9 @@ async fn fixture(max_attempts: u32) -> Fixture {
     let mut config = test_config(dir.path());
     config.max_attempts = max_attempts;
     let clock = ManualClock::new(T0);
-    let overrides = Overrides {
-        clock: Some(Arc::new(clock.clone())),
-        ..Default::default()
-    };
-    let app = app::build_with(&config, "http://test", overrides)
-        .await
-        .expect("build");
-    Fixture {
-        app,
-        clock,
-        _dir: dir,
-    }
+    let overrides = Overrides { clock: Some(Arc::new(clock.clone())), ..Default::default() };
+    let app = app::build_with(&config, "http://test", overrides).await.expect("build");
+    Fixture { app, clock, _dir: dir }
 }
 
 impl Fixture {
@@ -63,43 +54,25 @@ impl Fixture {
             orientation: 1,
             temp_path: format!("tmp/{id}.upload"),
         };
-        db::images::insert_ingested(&self.db().pool, &image, self.clock.now())
-            .await
-            .expect("insert image");
+        db::images::insert_ingested(&self.db().pool, &image, self.clock.now()).await.expect("insert image");
         image
     }
 
     async fn enqueue(&self, kind: JobKind, image_id: &str) -> i64 {
-        let job = NewJob {
-            kind,
-            payload: "{}".into(),
-            image_id: Some(image_id.into()),
-            priority: 0,
-            dedupe_key: None,
-        };
-        db::jobs::insert(
-            &self.db().pool,
-            &job,
-            self.app.state.queue.max_attempts,
-            self.clock.now(),
-        )
-        .await
-        .expect("insert")
-        .expect("inserted")
+        let job = NewJob { kind, payload: "{}".into(), image_id: Some(image_id.into()), priority: 0, dedupe_key: None };
+        db::jobs::insert(&self.db().pool, &job, self.app.state.queue.max_attempts, self.clock.now())
+            .await
+            .expect("insert")
+            .expect("inserted")
     }
 
     async fn claim(&self, runner: &str, limit: i64) -> Vec<Job> {
         let now = self.clock.now();
-        db::jobs::claim(self.db(), runner, limit, now + LEASE_MS, now)
-            .await
-            .expect("claim")
+        db::jobs::claim(self.db(), runner, limit, now + LEASE_MS, now).await.expect("claim")
     }
 
     async fn job(&self, id: i64) -> Job {
-        db::jobs::get(&self.db().pool, id)
-            .await
-            .expect("get")
-            .expect("exists")
+        db::jobs::get(&self.db().pool, id).await.expect("get").expect("exists")
     }
 }
 
@@ -113,247 +86,254 @@ impl Now for ManualClock {
     }
 }
 
-#[tokio::test]
-async fn a_claim_marks_jobs_running_with_a_lease_and_counts_the_attempt() {
-    let f = fixture(5).await;
-    f.image("img").await;
-    let id = f.enqueue(JobKind::OffloadOriginal, "img").await;
-    let claimed = f.claim("runner-a", 10).await;
-    assert_eq!(claimed.iter().map(|j| j.id).collect::<Vec<_>>(), vec![id]);
-    let job = &claimed[0];
-    assert_eq!((job.status, job.attempts), (JobStatus::Running, 1));
-    assert_eq!(job.locked_by.as_deref(), Some("runner-a"));
-    assert_eq!(job.locked_until, Some(T0 + LEASE_MS));
-    assert!(
-        f.claim("runner-b", 10).await.is_empty(),
-        "a running job is not claimed again"
-    );
-}
-
-#[tokio::test]
-async fn two_runners_claiming_at_once_never_take_the_same_job() {
-    let f = fixture(5).await;
-    f.image("img").await;
-    let mut all = Vec::new();
-    for _ in 0..150 {
-        all.push(f.enqueue(JobKind::PreviewGeneration, "img").await);
+both_backends! {
+    async fn a_claim_marks_jobs_running_with_a_lease_and_counts_the_attempt(backend) {
+        let Some(f) = fixture(backend, 5).await else { return };
+        f.image("img").await;
+        let id = f.enqueue(JobKind::OffloadOriginal, "img").await;
+        let claimed = f.claim("runner-a", 10).await;
+        assert_eq!(claimed.iter().map(|j| j.id).collect::<Vec<_>>(), vec![id]);
+        let job = &claimed[0];
+        assert_eq!((job.status, job.attempts), (JobStatus::Running, 1));
+        assert_eq!(job.locked_by.as_deref(), Some("runner-a"));
+        assert_eq!(job.locked_until, Some(T0 + LEASE_MS));
+        assert!(
+            f.claim("runner-b", 10).await.is_empty(),
+            "a running job is not claimed again"
+        );
     }
-    let claim_all = |name: &'static str| {
-        let db = f.db().clone();
-        let now = f.clock.now();
-        async move {
-            let mut mine = Vec::new();
-            loop {
-                let batch = db::jobs::claim(&db, name, 7, now + LEASE_MS, now)
-                    .await
-                    .expect("claim");
-                if batch.is_empty() {
-                    return mine;
-                }
-                mine.extend(batch.into_iter().map(|j| j.id));
-                tokio::task::yield_now().await;
-            }
-        }
-    };
-    let (a, b) = tokio::join!(tokio::spawn(claim_all("a")), tokio::spawn(claim_all("b")));
-    let (a, b) = (a.expect("a"), b.expect("b"));
-    let mut claimed: Vec<i64> = a.iter().chain(&b).copied().collect();
-    claimed.sort_unstable();
-    assert_eq!(
-        claimed,
-        all,
-        "every job claimed exactly once (a: {}, b: {})",
-        a.len(),
-        b.len()
-    );
 }
 
-#[tokio::test]
-async fn an_expired_lease_is_rescued_to_pending_and_a_held_one_is_not() {
-    let f = fixture(5).await;
-    f.image("img").await;
-    let id = f.enqueue(JobKind::OffloadOriginal, "img").await;
-    f.claim("crashed", 1).await;
-    f.clock.advance_ms(LEASE_MS - 1);
-    assert!(
+both_backends! {
+    async fn two_runners_claiming_at_once_never_take_the_same_job(backend) {
+        let Some(f) = fixture(backend, 5).await else { return };
+        f.image("img").await;
+        let mut all = Vec::new();
+        for _ in 0..150 {
+            all.push(f.enqueue(JobKind::PreviewGeneration, "img").await);
+        }
+        let claim_all = |name: &'static str| {
+            let db = f.db().clone();
+            let now = f.clock.now();
+            async move {
+                let mut mine = Vec::new();
+                loop {
+                    let batch = db::jobs::claim(&db, name, 7, now + LEASE_MS, now)
+                        .await
+                        .expect("claim");
+                    if batch.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(batch.into_iter().map(|j| j.id));
+                    tokio::task::yield_now().await;
+                }
+            }
+        };
+        let (a, b) = tokio::join!(tokio::spawn(claim_all("a")), tokio::spawn(claim_all("b")));
+        let (a, b) = (a.expect("a"), b.expect("b"));
+        let mut claimed: Vec<i64> = a.iter().chain(&b).copied().collect();
+        claimed.sort_unstable();
+        assert_eq!(
+            claimed,
+            all,
+            "every job claimed exactly once (a: {}, b: {})",
+            a.len(),
+            b.len()
+        );
+    }
+}
+
+both_backends! {
+    async fn an_expired_lease_is_rescued_to_pending_and_a_held_one_is_not(backend) {
+        let Some(f) = fixture(backend, 5).await else { return };
+        f.image("img").await;
+        let id = f.enqueue(JobKind::OffloadOriginal, "img").await;
+        f.claim("crashed", 1).await;
+        f.clock.advance_ms(LEASE_MS - 1);
+        assert!(
+            rescuer::rescue_once(&f.app.state.queue)
+                .await
+                .expect("rescue")
+                .is_empty(),
+            "lease still held"
+        );
+        f.clock.advance_ms(2);
+        let rescued = rescuer::rescue_once(&f.app.state.queue)
+            .await
+            .expect("rescue");
+        assert_eq!(rescued.len(), 1);
+        let job = f.job(id).await;
+        assert_eq!(
+            (job.status, job.attempts, job.locked_by.as_deref()),
+            (JobStatus::Pending, 1, None)
+        );
+        assert!(
+            job.last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("lease expired"))
+        );
+        let again = f.claim("healthy", 1).await;
+        assert_eq!((again[0].id, again[0].attempts), (id, 2));
+    }
+}
+
+both_backends! {
+    async fn a_rescued_job_out_of_attempts_fails_and_so_does_its_image(backend) {
+        let Some(f) = fixture(backend, 1).await else { return };
+        f.image("img").await;
+        let id = f.enqueue(JobKind::OffloadOriginal, "img").await;
+        f.claim("crashed", 1).await;
+        f.clock.advance_ms(LEASE_MS + 1);
         rescuer::rescue_once(&f.app.state.queue)
             .await
-            .expect("rescue")
-            .is_empty(),
-        "lease still held"
-    );
-    f.clock.advance_ms(2);
-    let rescued = rescuer::rescue_once(&f.app.state.queue)
-        .await
-        .expect("rescue");
-    assert_eq!(rescued.len(), 1);
-    let job = f.job(id).await;
-    assert_eq!(
-        (job.status, job.attempts, job.locked_by.as_deref()),
-        (JobStatus::Pending, 1, None)
-    );
-    assert!(
-        job.last_error
-            .as_deref()
-            .is_some_and(|e| e.contains("lease expired"))
-    );
-    let again = f.claim("healthy", 1).await;
-    assert_eq!((again[0].id, again[0].attempts), (id, 2));
-}
-
-#[tokio::test]
-async fn a_rescued_job_out_of_attempts_fails_and_so_does_its_image() {
-    let f = fixture(1).await;
-    f.image("img").await;
-    let id = f.enqueue(JobKind::OffloadOriginal, "img").await;
-    f.claim("crashed", 1).await;
-    f.clock.advance_ms(LEASE_MS + 1);
-    rescuer::rescue_once(&f.app.state.queue)
-        .await
-        .expect("rescue");
-    assert_eq!(f.job(id).await.status, JobStatus::Failed);
-    let image = db::images::get(&f.db().pool, "img")
-        .await
-        .expect("get")
-        .expect("image");
-    assert_eq!(image.status, ImageStatus::Failed);
-    assert!(image.last_error.is_some());
-}
-
-#[tokio::test]
-async fn retryable_failures_back_off_then_fail_the_job_and_image_after_max_attempts() {
-    let f = fixture(3).await;
-    f.image("img").await;
-    let id = f.enqueue(JobKind::PreviewGeneration, "img").await;
-    let policy = RetryPolicy {
-        base_delay_ms: 1_000,
-        max_delay_ms: 60_000,
-        jitter: 0.0,
-    };
-    let error = HandlerError::Retryable("disk full".into());
-    let mut delays = Vec::new();
-    for attempt in 1..=3 {
-        let job = f
-            .claim("r", 1)
+            .expect("rescue");
+        assert_eq!(f.job(id).await.status, JobStatus::Failed);
+        let image = db::images::get(&f.db().pool, "img")
             .await
-            .pop()
-            .unwrap_or_else(|| panic!("attempt {attempt} claimable"));
-        assert_eq!(job.attempts, attempt);
-        match completer::fail(&f.app.state.queue, &policy, &job, "r", &error)
-            .await
-            .expect("fail")
-        {
-            Ending::Retrying { run_at } => {
-                delays.push(run_at - f.clock.now());
-                assert!(
-                    f.claim("r", 1).await.is_empty(),
-                    "not due before its backoff"
-                );
-                f.clock.advance_ms(run_at - f.clock.now());
-            }
-            Ending::Failed => assert_eq!(attempt, 3, "fails only when out of attempts"),
-            other => panic!("unexpected {other:?}"),
-        }
+            .expect("get")
+            .expect("image");
+        assert_eq!(image.status, ImageStatus::Failed);
+        assert!(image.last_error.is_some());
     }
-    assert_eq!(delays, vec![1_000, 2_000], "exponential backoff");
-    let job = f.job(id).await;
-    assert_eq!(
-        (job.status, job.last_error.as_deref()),
-        (JobStatus::Failed, Some("disk full"))
-    );
-    let image = db::images::get(&f.db().pool, "img")
-        .await
-        .expect("get")
-        .expect("image");
-    assert_eq!(image.status, ImageStatus::Failed);
-    assert!(
-        image
-            .last_error
-            .as_deref()
-            .is_some_and(|e| e.contains("PREVIEW_GENERATION failed: disk full"))
-    );
 }
 
-#[tokio::test]
-async fn a_permanent_error_fails_at_once_without_retries() {
-    let f = fixture(5).await;
-    f.image("img").await;
-    let id = f.enqueue(JobKind::ThumbnailGeneration, "img").await;
-    let job = f.claim("r", 1).await.remove(0);
-    let error = HandlerError::Permanent("the JPEG data ends early".into());
-    let ending = completer::fail(
-        &f.app.state.queue,
-        &RetryPolicy::default(),
-        &job,
-        "r",
-        &error,
-    )
-    .await
-    .expect("fail");
-    assert_eq!(ending, Ending::Failed);
-    assert_eq!(f.job(id).await.attempts, 1);
+both_backends! {
+    async fn retryable_failures_back_off_then_fail_the_job_and_image_after_max_attempts(backend) {
+        let Some(f) = fixture(backend, 3).await else { return };
+        f.image("img").await;
+        let id = f.enqueue(JobKind::PreviewGeneration, "img").await;
+        let policy = RetryPolicy {
+            base_delay_ms: 1_000,
+            max_delay_ms: 60_000,
+            jitter: 0.0,
+        };
+        let error = HandlerError::Retryable("disk full".into());
+        let mut delays = Vec::new();
+        for attempt in 1..=3 {
+            let job = f
+                .claim("r", 1)
+                .await
+                .pop()
+                .unwrap_or_else(|| panic!("attempt {attempt} claimable"));
+            assert_eq!(job.attempts, attempt);
+            match completer::fail(&f.app.state.queue, &policy, &job, "r", &error)
+                .await
+                .expect("fail")
+            {
+                Ending::Retrying { run_at } => {
+                    delays.push(run_at - f.clock.now());
+                    assert!(
+                        f.claim("r", 1).await.is_empty(),
+                        "not due before its backoff"
+                    );
+                    f.clock.advance_ms(run_at - f.clock.now());
+                }
+                Ending::Failed => assert_eq!(attempt, 3, "fails only when out of attempts"),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(delays, vec![1_000, 2_000], "exponential backoff");
+        let job = f.job(id).await;
+        assert_eq!(
+            (job.status, job.last_error.as_deref()),
+            (JobStatus::Failed, Some("disk full"))
+        );
+        let image = db::images::get(&f.db().pool, "img")
+            .await
+            .expect("get")
+            .expect("image");
+        assert_eq!(image.status, ImageStatus::Failed);
+        assert!(
+            image
+                .last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("PREVIEW_GENERATION failed: disk full"))
+        );
+    }
 }
 
-#[tokio::test]
-async fn children_are_enqueued_exactly_once_when_a_parent_is_re_run() {
-    let f = fixture(5).await;
-    f.image("img").await;
-    let queue = &f.app.state.queue;
-    let payload = OffloadPayload {
-        image_id: "img".into(),
-        temp_path: "tmp/img.upload".into(),
-        checksum: "00".repeat(32),
-    };
-    let child = |kind| NewJob::for_image(kind, "img", &payload).expect("payload");
-    let outcome = Outcome {
-        effects: vec![],
-        children: vec![
-            child(JobKind::ThumbnailGeneration),
-            child(JobKind::PreviewGeneration),
-        ],
-    };
-    // First run: lease lost to a second runner, which completes; then the
-    // first runner's late completion must write nothing.
-    let parent = f.enqueue(JobKind::OffloadOriginal, "img").await;
-    let first = f.claim("slow", 1).await.remove(0);
-    f.clock.advance_ms(LEASE_MS + 1);
-    rescuer::rescue_once(queue).await.expect("rescue");
-    let second = f.claim("fast", 1).await.remove(0);
-    assert_eq!(second.id, parent);
-    assert_eq!(
-        completer::complete(queue, &second, "fast", &outcome)
-            .await
-            .expect("complete"),
-        Ending::Completed { children: 2 }
-    );
-    assert_eq!(
-        completer::complete(queue, &first, "slow", &outcome)
-            .await
-            .expect("complete"),
-        Ending::LeaseLost
-    );
-    // A re-run of the same parent (say, an operator enqueues it again) adds no second set.
-    f.enqueue(JobKind::OffloadOriginal, "img").await;
-    let rerun = f.claim("fast", 1).await.remove(0);
-    assert_eq!(
-        completer::complete(queue, &rerun, "fast", &outcome)
-            .await
-            .expect("complete"),
-        Ending::Completed { children: 0 }
-    );
-
-    let filter = db::jobs::JobFilter {
-        image_id: Some("img".into()),
-        ..Default::default()
-    };
-    let (jobs, _) = db::jobs::list(&f.db().pool, &filter, 100, 0)
+both_backends! {
+    async fn a_permanent_error_fails_at_once_without_retries(backend) {
+        let Some(f) = fixture(backend, 5).await else { return };
+        f.image("img").await;
+        let id = f.enqueue(JobKind::ThumbnailGeneration, "img").await;
+        let job = f.claim("r", 1).await.remove(0);
+        let error = HandlerError::Permanent("the JPEG data ends early".into());
+        let ending = completer::fail(
+            &f.app.state.queue,
+            &RetryPolicy::default(),
+            &job,
+            "r",
+            &error,
+        )
         .await
-        .expect("list");
-    let children = jobs
-        .iter()
-        .filter(|j| j.kind != JobKind::OffloadOriginal)
-        .count();
-    assert_eq!(children, 2);
+        .expect("fail");
+        assert_eq!(ending, Ending::Failed);
+        assert_eq!(f.job(id).await.attempts, 1);
+    }
+}
+
+both_backends! {
+    async fn children_are_enqueued_exactly_once_when_a_parent_is_re_run(backend) {
+        let Some(f) = fixture(backend, 5).await else { return };
+        f.image("img").await;
+        let queue = &f.app.state.queue;
+        let payload = OffloadPayload {
+            image_id: "img".into(),
+            temp_path: "tmp/img.upload".into(),
+            checksum: "00".repeat(32),
+        };
+        let child = |kind| NewJob::for_image(kind, "img", &payload).expect("payload");
+        let outcome = Outcome {
+            effects: vec![],
+            children: vec![
+                child(JobKind::ThumbnailGeneration),
+                child(JobKind::PreviewGeneration),
+            ],
+        };
+        // First run: lease lost to a second runner, which completes; then the
+        // first runner's late completion must write nothing.
+        let parent = f.enqueue(JobKind::OffloadOriginal, "img").await;
+        let first = f.claim("slow", 1).await.remove(0);
+        f.clock.advance_ms(LEASE_MS + 1);
+        rescuer::rescue_once(queue).await.expect("rescue");
+        let second = f.claim("fast", 1).await.remove(0);
+        assert_eq!(second.id, parent);
+        assert_eq!(
+            completer::complete(queue, &second, "fast", &outcome)
+                .await
+                .expect("complete"),
+            Ending::Completed { children: 2 }
+        );
+        assert_eq!(
+            completer::complete(queue, &first, "slow", &outcome)
+                .await
+                .expect("complete"),
+            Ending::LeaseLost
+        );
+        // A re-run of the same parent (say, an operator enqueues it again) adds no second set.
+        f.enqueue(JobKind::OffloadOriginal, "img").await;
+        let rerun = f.claim("fast", 1).await.remove(0);
+        assert_eq!(
+            completer::complete(queue, &rerun, "fast", &outcome)
+                .await
+                .expect("complete"),
+            Ending::Completed { children: 0 }
+        );
+
+        let filter = db::jobs::JobFilter {
+            image_id: Some("img".into()),
+            ..Default::default()
+        };
+        let (jobs, _) = db::jobs::list(&f.db().pool, &filter, 100, 0)
+            .await
+            .expect("list");
+        let children = jobs
+            .iter()
+            .filter(|j| j.kind != JobKind::OffloadOriginal)
+            .count();
+        assert_eq!(children, 2);
+    }
 }
 
 /// A handler that never returns: its runner "hangs" until killed.
@@ -366,58 +346,59 @@ impl JobHandler for Hang {
     }
 }
 
-#[tokio::test]
-async fn a_runner_killed_mid_job_has_its_job_rescued_and_the_image_stored() {
-    // The HTTP app's own runner has a 1 s lease and standard handlers.
-    let app = spawn_app_with(|c| c.lock_timeout_secs = 1, Overrides::default(), false).await;
-    // A second runner on the same database hangs in OFFLOAD_ORIGINAL ...
-    let mut hanging = Registry::standard();
-    hanging.register(JobKind::OffloadOriginal, Hang);
-    let doomed = pictor::queue::runner::Runner::new(
-        app.app.state.queue.clone(),
-        hanging,
-        app_ctx(&app.app),
-        pictor::queue::runner::RunnerSettings {
-            lock_timeout: Duration::from_secs(1),
-            ..Default::default()
-        },
-    );
-    let doomed_name = doomed.id().to_owned();
-    let doomed_task = tokio::spawn(doomed.run(std::future::pending()));
-    let id = app.upload_ok("mpl-grace-hopper.jpg").await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let running = app.jobs("status=RUNNING").await;
-        if running.pagination.total == 1 {
-            assert_eq!(
-                app.job(running.jobs[0].id).await.locked_by.as_deref(),
-                Some(doomed_name.as_str())
-            );
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the doomed runner never claimed the job"
+both_backends! {
+    async fn a_runner_killed_mid_job_has_its_job_rescued_and_the_image_stored(backend) {
+        // The HTTP app's own runner has a 1 s lease and standard handlers.
+        let Some(app) = spawn_app_on(backend, |c| c.lock_timeout_secs = 1, Overrides::default(), false).await else { return };
+        // A second runner on the same database hangs in OFFLOAD_ORIGINAL ...
+        let mut hanging = Registry::standard();
+        hanging.register(JobKind::OffloadOriginal, Hang);
+        let doomed = pictor::queue::runner::Runner::new(
+            app.app.state.queue.clone(),
+            hanging,
+            app_ctx(&app.app),
+            pictor::queue::runner::RunnerSettings {
+                lock_timeout: Duration::from_secs(1),
+                ..Default::default()
+            },
         );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        let doomed_name = doomed.id().to_owned();
+        let doomed_task = tokio::spawn(doomed.run(std::future::pending()));
+        let id = app.upload_ok("mpl-grace-hopper.jpg").await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let running = app.jobs("status=RUNNING").await;
+            if running.pagination.total == 1 {
+                assert_eq!(
+                    app.job(running.jobs[0].id).await.locked_by.as_deref(),
+                    Some(doomed_name.as_str())
+                );
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the doomed runner never claimed the job"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // ... and is killed mid-job: no release, no more heartbeats.
+        doomed_task.abort();
+        let _ = doomed_task.await;
+        // A healthy runner rescues the job once the lease expires and finishes the image.
+        let healthy = app.app.runner.clone();
+        let healthy_task = tokio::spawn(healthy.run(std::future::pending()));
+        let image = app.wait_terminal(&id, Duration::from_secs(60)).await;
+        assert_eq!(image.status, ImageStatus::Stored, "{:?}", image.error);
+        let offload = app.jobs("type=OFFLOAD_ORIGINAL").await.jobs.remove(0);
+        assert_eq!(
+            (offload.status, offload.attempts),
+            (JobStatus::Completed, 2),
+            "rescued, then run again"
+        );
+        assert_eq!(app.jobs("").await.pagination.total, 3, "no duplicated jobs");
+        healthy_task.abort();
+        app.stop().await;
     }
-    // ... and is killed mid-job: no release, no more heartbeats.
-    doomed_task.abort();
-    let _ = doomed_task.await;
-    // A healthy runner rescues the job once the lease expires and finishes the image.
-    let healthy = app.app.runner.clone();
-    let healthy_task = tokio::spawn(healthy.run(std::future::pending()));
-    let image = app.wait_terminal(&id, Duration::from_secs(60)).await;
-    assert_eq!(image.status, ImageStatus::Stored, "{:?}", image.error);
-    let offload = app.jobs("type=OFFLOAD_ORIGINAL").await.jobs.remove(0);
-    assert_eq!(
-        (offload.status, offload.attempts),
-        (JobStatus::Completed, 2),
-        "rescued, then run again"
-    );
-    assert_eq!(app.jobs("").await.pagination.total, 3, "no duplicated jobs");
-    healthy_task.abort();
-    app.stop().await;
 }
 
 fn app_ctx(app: &App) -> HandlerContext {

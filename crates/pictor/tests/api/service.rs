@@ -1,0 +1,106 @@
+//! The `pictor` binary as a process (migrate, serve, graceful stop) and the
+//! admin token.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pictor::app::Overrides;
+use pictor::config::Secret;
+
+use crate::helpers::{spawn_app_with, testdata};
+
+fn pictor(dir: &std::path::Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pictor"));
+    cmd.current_dir(dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("STORAGE_DIR")
+        .env_remove("PICTOR_BIND")
+        .env_remove("PICTOR_ADMIN_TOKEN")
+        .env("RUST_LOG", "info");
+    cmd
+}
+
+#[test]
+fn migrate_creates_the_default_database_and_reports_the_schema_version_twice() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for _ in 0..2 {
+        let out = pictor(dir.path()).arg("migrate").output().expect("run pictor migrate");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+        assert!(stdout.contains("schema version 1"), "{stdout}");
+    }
+    assert!(dir.path().join("pictor-data/pictor.db").is_file(), "the default SQLite file");
+}
+
+#[test]
+fn a_bad_setting_exits_2_with_the_variable_named() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let out = pictor(dir.path()).args(["worker", "--jpeg-quality", "0"]).output().expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("PICTOR_JPEG_QUALITY"));
+}
+
+#[tokio::test]
+async fn serve_on_the_defaults_answers_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut child = pictor(dir.path())
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start pictor serve");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let address = loop {
+        let line =
+            rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("pictor logs its address");
+        if let Some(rest) = line.split("address=").nth(1) {
+            break rest.split_whitespace().next().expect("address").to_owned();
+        }
+    };
+    let health = reqwest::get(format!("http://{address}/healthz")).await.expect("healthz");
+    assert_eq!(health.status(), 200);
+
+    let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().expect("kill");
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "pictor did not stop within 30 s of SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "exit status {status}");
+    let logs: Vec<String> = rx.try_iter().collect();
+    assert!(logs.iter().any(|l| l.contains("job runner stopped")), "the runner released its jobs: {logs:?}");
+}
+
+#[tokio::test]
+async fn with_an_admin_token_mutations_and_admin_reads_need_it_and_public_reads_do_not() {
+    let token = "s3cret-token";
+    let app = spawn_app_with(|c| c.admin_token = Some(Secret::new(token)), Overrides::default(), false).await;
+    let bytes = std::fs::read(testdata("mpl-grace-hopper.jpg")).expect("image");
+    let refused = app.upload_bytes("a.jpg", bytes.clone(), None, None).await;
+    assert_eq!(refused.status(), 401);
+    let body: serde_json::Value = refused.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "unauthorized");
+
+    let form = reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(bytes).file_name("a.jpg"));
+    let accepted =
+        app.client.post(app.url("/api/upload")).bearer_auth(token).multipart(form).send().await.expect("upload");
+    assert_eq!(accepted.status(), 201);
+
+    assert_eq!(app.client.get(app.url("/api/images")).send().await.expect("list").status(), 200);
+    assert_eq!(app.client.get(app.url("/api/admin/jobs")).send().await.expect("jobs").status(), 401);
+    let wrong = app.client.get(app.url("/api/admin/jobs")).bearer_auth("wrong-token").send().await.expect("jobs");
+    assert_eq!(wrong.status(), 401);
+    assert_eq!(app.client.get(app.url("/api/admin/jobs")).bearer_auth(token).send().await.expect("jobs").status(), 200);
+    app.stop().await;
+}
