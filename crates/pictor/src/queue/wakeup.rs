@@ -49,7 +49,9 @@ pub async fn listen_postgres(url: String, wakeup: Wakeup) {
                 }
                 Err(e) => tracing::warn!(target: "job_runner", error = %e, "cannot LISTEN for jobs"),
             },
-            Err(e) => tracing::warn!(target: "job_runner", error = %e, retry_in = ?backoff, "cannot connect the job listener"),
+            Err(e) => {
+                tracing::warn!(target: "job_runner", error = %e, retry_in = ?backoff, "cannot connect the job listener")
+            }
         }
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(std::time::Duration::from_secs(30));

@@ -90,15 +90,9 @@ both_backends! {
                 broken: broken.clone(),
             },
         );
-        let app = spawn_app_with(
-            |_| {},
-            Overrides {
-                registry: Some(registry),
-                ..Default::default()
-            },
-            true,
-        )
-        .await;
+        let Some(app) = spawn_app_on(backend, |_| {}, Overrides { registry: Some(registry), ..Default::default() }, true).await else {
+            return;
+        };
         let id = app.upload_ok("mpl-grace-hopper.jpg").await;
         let image = app.wait_terminal(&id, Duration::from_secs(60)).await;
         assert_eq!(image.status, ImageStatus::Failed);

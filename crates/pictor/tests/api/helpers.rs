@@ -128,23 +128,35 @@ pub fn test_config(dir: &Path) -> Config {
     }
 }
 
-/// Pictor with the runner, on defaults.
+/// Pictor with the runner, on defaults, on SQLite.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}, Overrides::default(), true).await
 }
 
 /// Pictor with changed settings, test replacements, and with or without
-/// its runner.
+/// its runner, on SQLite.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Config), overrides: Overrides, with_runner: bool) -> TestApp {
+    spawn_app_on(Backend::Sqlite, configure, overrides, with_runner).await.expect("SQLite is always there")
+}
+
+/// Pictor on a fresh database of `backend`; `None` when that backend is not
+/// available here (see [`fresh_database`]).
+pub async fn spawn_app_on(
+    backend: Backend,
+    configure: impl FnOnce(&mut Config),
+    overrides: Overrides,
+    with_runner: bool,
+) -> Option<TestApp> {
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut config = test_config(dir.path());
+    let database_url = fresh_database(backend, dir.path()).await?;
+    let mut config = Config { database_url: database_url.clone(), ..test_config(dir.path()) };
     configure(&mut config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let app = app::build_with(&config, &base, overrides).await.expect("pictor builds");
     let (trigger, shutdown) = app::shutdown_channel();
     let server = tokio::spawn(app::serve(listener, app.clone(), with_runner, shutdown));
-    TestApp { base, client: reqwest::Client::new(), app, dir, trigger, server }
+    Some(TestApp { base, client: reqwest::Client::new(), app, dir, database_url, trigger, server })
 }
 
 impl TestApp {

@@ -7,9 +7,7 @@ use pictor::app::Overrides;
 use pictor_client::models::{ImageStatus, UploadResponse};
 use sha2::{Digest, Sha256};
 
-use crate::helpers::{
-    Backend, count_files, decode_rgb, jpeg_info, manifest, mean_abs_diff, spawn_app, spawn_app_on, testdata,
-};
+use crate::helpers::{count_files, decode_rgb, jpeg_info, manifest, mean_abs_diff, spawn_app, spawn_app_on, testdata};
 
 const SIZES: [u32; 4] = [64, 128, 256, 512];
 const PREVIEW_EDGE: u32 = 2048;

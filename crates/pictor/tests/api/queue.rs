@@ -23,17 +23,36 @@ const LEASE_MS: i64 = 30_000;
 struct Fixture {
     app: App,
     clock: ManualClock,
+    database_url: String,
     _dir: tempfile::TempDir,
 }
 
-async fn fixture(max_attempts: u32) -> Fixture {
+async fn fixture(backend: Backend, max_attempts: u32) -> Option<Fixture> {
     let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = fresh_database(backend, dir.path()).await?;
     let mut config = test_config(dir.path());
+    config.database_url = database_url.clone();
     config.max_attempts = max_attempts;
     let clock = ManualClock::new(T0);
     let overrides = Overrides { clock: Some(Arc::new(clock.clone())), ..Default::default() };
     let app = app::build_with(&config, "http://test", overrides).await.expect("build");
-    Fixture { app, clock, _dir: dir }
+    Some(Fixture { app, clock, database_url, _dir: dir })
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        // The test's runtime is shutting down: drop the PostgreSQL database
+        // from a runtime of its own.
+        let url = self.database_url.clone();
+        if url.starts_with("postgres") {
+            let _ = std::thread::spawn(move || {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    rt.block_on(drop_database(&url));
+                }
+            })
+            .join();
+        }
+    }
 }
 
 impl Fixture {
