@@ -9,6 +9,8 @@
 //! - `admin`: job list, detail, retry, cancel.
 //! - `queue`: claim, lease, rescue, backoff, retries, kill test; hand-turned clock.
 //! - `service`: the `pictor` binary itself (migrate, serve, SIGTERM) and the admin token.
+//! - `scale_out`: one API and several worker processes on PostgreSQL; a worker killed mid-run.
+//! - `processes`: starting `pictor` processes for those tests.
 
 /// Runs one test body on both databases, as ripgrep's `rgtest!` reruns
 /// tests per feature: `name::sqlite` and `name::postgres`. The body gets the
@@ -41,5 +43,7 @@ mod bad_input;
 mod helpers;
 mod images;
 mod pipeline;
+mod processes;
 mod queue;
+mod scale_out;
 mod service;
