@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::AppState;
 use super::error::{ApiError, ApiResult};
-use super::images::{find, page};
+use super::images::{find, page, parse_param};
 use super::present;
 use crate::db::{self, jobs::JobFilter};
 
@@ -35,18 +35,8 @@ struct ListQuery {
 
 async fn list(State(state): State<AppState>, Query(q): Query<ListQuery>) -> ApiResult<Json<JobList>> {
     let (limit, offset) = page(q.limit, q.offset)?;
-    let status = q
-        .status
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<JobStatus>())
-        .transpose()
-        .map_err(|e| ApiError::bad_request("invalid_status", e.to_string()))?;
-    let kind = q
-        .kind
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<JobKind>())
-        .transpose()
-        .map_err(|e| ApiError::bad_request("invalid_type", e.to_string()))?;
+    let status = parse_param::<JobStatus>(q.status, "invalid_status")?;
+    let kind = parse_param::<JobKind>(q.kind, "invalid_type")?;
     let filter = JobFilter { status, kind, image_id: q.image_id.filter(|s| !s.is_empty()) };
     let (jobs, total) = db::jobs::list(&state.db.pool, &filter, limit, offset).await?;
     Ok(Json(JobList {

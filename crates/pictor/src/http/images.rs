@@ -32,6 +32,9 @@ struct ListQuery {
 }
 
 /// Checks paging parameters.
+///
+/// # Errors
+/// A 400 for a limit outside `1..=MAX_PAGE_SIZE` or a negative offset.
 pub fn page(limit: Option<i64>, offset: Option<i64>) -> ApiResult<(i64, i64)> {
     let limit = limit.unwrap_or(DEFAULT_PAGE_SIZE);
     let offset = offset.unwrap_or(0);
@@ -44,14 +47,25 @@ pub fn page(limit: Option<i64>, offset: Option<i64>) -> ApiResult<(i64, i64)> {
     Ok((limit, offset))
 }
 
+/// Parses an optional card-named query parameter; empty means absent.
+///
+/// # Errors
+/// A 400 with `code` when the value is not one of the type's names.
+pub fn parse_param<T>(value: Option<String>, code: &'static str) -> ApiResult<Option<T>>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    value
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<T>())
+        .transpose()
+        .map_err(|e| ApiError::bad_request(code, e.to_string()))
+}
+
 async fn list(State(state): State<AppState>, Query(q): Query<ListQuery>) -> ApiResult<Json<ImageList>> {
     let (limit, offset) = page(q.limit, q.offset)?;
-    let status = q
-        .status
-        .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<ImageStatus>())
-        .transpose()
-        .map_err(|e| ApiError::bad_request("invalid_status", e.to_string()))?;
+    let status = parse_param::<ImageStatus>(q.status, "invalid_status")?;
     let filter = ImageFilter { collection: q.collection.filter(|c| !c.is_empty()), status };
     let (records, total) = db::images::list(&state.db.pool, &filter, limit, offset).await?;
     let data = with_jobs(&state, &records).await?;
@@ -69,6 +83,9 @@ async fn list(State(state): State<AppState>, Query(q): Query<ListQuery>) -> ApiR
 }
 
 /// Presents images with their jobs (one query for all the jobs).
+///
+/// # Errors
+/// The database failed.
 pub async fn with_jobs(state: &AppState, records: &[db::images::ImageRecord]) -> ApiResult<Vec<Image>> {
     let ids: Vec<String> = records.iter().map(|r| r.id.clone()).collect();
     let jobs = db::jobs::for_images(&state.db.pool, &ids).await?;
@@ -81,7 +98,10 @@ pub async fn with_jobs(state: &AppState, records: &[db::images::ImageRecord]) ->
         .collect())
 }
 
-/// One image with its jobs, or 404.
+/// One image with its jobs.
+///
+/// # Errors
+/// 404 when there is no such image; the database failed.
 pub async fn find(state: &AppState, id: &str) -> ApiResult<Image> {
     let record = db::images::get(&state.db.pool, id).await?.ok_or_else(|| ApiError::NotFound(format!("image {id}")))?;
     let mut images = with_jobs(state, std::slice::from_ref(&record)).await?;

@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+"""End-to-end throughput of Pictor: uploads the shared photo set many times
+through HTTP, concurrently, and measures images per second until every image
+is STORED, with each process's peak RSS; then compares that with the pure
+imaging throughput of the same photos on the same cores (pictor-imaging-bench,
+the production imaging code, one thread), giving the service's overhead
+(HTTP, queue, storage).
+
+    python3 bench/e2e.py --backend sqlite
+    python3 bench/e2e.py --backend postgres --workers 2
+
+Needs release builds: cargo build --release -p pictor -p pictor-imaging.
+Standard library only. Prints a table row per run and a JSON line last.
+"""
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+SHARED = os.path.join(os.path.dirname(ROOT), "shared")
+SET = os.path.join(SHARED, "bench", "imaging", "sets", "photos.txt")
+
+
+def photos():
+    base = os.path.dirname(SET)
+    with open(SET) as f:
+        return [os.path.normpath(os.path.join(base, line.strip())) for line in f if line.strip()]
+
+
+def multipart(path, data):
+    boundary = uuid.uuid4().hex
+    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+            f"filename=\"{os.path.basename(path)}\"\r\nContent-Type: application/octet-stream\r\n\r\n").encode()
+    return boundary, head + data + f"\r\n--{boundary}--\r\n".encode()
+
+
+def upload(base, path, data):
+    boundary, body = multipart(path, data)
+    req = urllib.request.Request(f"{base}/api/upload", data=body, method="POST",
+                                 headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    with urllib.request.urlopen(req, timeout=120) as r:
+        return json.load(r)["imageId"]
+
+
+def get_json(url):
+    with urllib.request.urlopen(url, timeout=30) as r:
+        return json.load(r)
+
+
+def peak_rss_mb(pid):
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def start(binary, args, env, cwd, log):
+    return subprocess.Popen([binary, *args], env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=log)
+
+
+def wait_address(log_path, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with open(log_path) as f:
+            for line in f:
+                if "address=" in line:
+                    return line.split("address=")[1].split()[0]
+        time.sleep(0.1)
+    raise SystemExit(f"no address in {log_path}")
+
+
+def imaging_baseline(bench, files, cores):
+    """Images per second the imaging code alone reaches on `cores` cores."""
+    out = tempfile.mkdtemp(prefix="pictor-e2e-imaging-")
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    subprocess.run([bench, out, *files], check=True, stdout=subprocess.DEVNULL)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    shutil.rmtree(out, ignore_errors=True)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return len(files) / cpu * cores, cpu
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
+    ap.add_argument("--workers", type=int, default=0, help="0: `serve` runs the jobs; N: `serve --no-runner` + N workers")
+    ap.add_argument("--copies", type=int, default=5, help="how many times the photo set is uploaded")
+    ap.add_argument("--concurrency", type=int, default=8, help="uploads in flight")
+    ap.add_argument("--target-dir", default=os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")))
+    ap.add_argument("--pg-base", default="postgres://postgres@127.0.0.1:5432")
+    a = ap.parse_args()
+    pictor = os.path.join(a.target_dir, "release", "pictor")
+    bench = os.path.join(a.target_dir, "release", "pictor-imaging-bench")
+    for b in (pictor, bench):
+        if not os.path.exists(b):
+            raise SystemExit(f"missing {b}: cargo build --release -p pictor -p pictor-imaging")
+    files = photos()
+    blobs = [(p, open(p, "rb").read()) for p in files]
+    cores = os.cpu_count() or 1
+
+    work = tempfile.mkdtemp(prefix="pictor-e2e-")
+    if a.backend == "sqlite":
+        url = f"sqlite://{work}/pictor.db"
+    else:
+        db = "pictor_e2e_" + uuid.uuid4().hex[:12]
+        subprocess.run(["psql", f"{a.pg_base}/postgres", "-qc", f"CREATE DATABASE {db}"], check=True)
+        url = f"{a.pg_base}/{db}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PICTOR_")}
+    env.update(DATABASE_URL=url, STORAGE_DIR=os.path.join(work, "storage"), RUST_LOG="warn,pictor=info",
+               PICTOR_RUNNER_POLL_INTERVAL_MS="1000")
+    procs = []
+    try:
+        subprocess.run([pictor, "migrate"], env=env, cwd=work, check=True, stdout=subprocess.DEVNULL)
+        api_log = os.path.join(work, "api.log")
+        api_args = ["serve", "--bind", "127.0.0.1:0"] + (["--no-runner"] if a.workers else [])
+        procs.append(("api" if a.workers else "serve", start(pictor, api_args, env, work, open(api_log, "w"))))
+        for i in range(a.workers):
+            procs.append((f"worker{i + 1}", start(pictor, ["worker"], env, work, open(os.path.join(work, f"w{i}.log"), "w"))))
+        base = "http://" + wait_address(api_log)
+        jobs = [blobs[i % len(blobs)] for i in range(len(blobs) * a.copies)]
+
+        from concurrent.futures import ThreadPoolExecutor
+        t0 = time.monotonic()
+        with ThreadPoolExecutor(a.concurrency) as pool:
+            ids = list(pool.map(lambda pb: upload(base, *pb), jobs))
+        t_uploaded = time.monotonic() - t0
+        while True:
+            page = get_json(f"{base}/api/images?status=STORED&limit=1")
+            failed = get_json(f"{base}/api/images?status=FAILED&limit=1")["count"]
+            if page["count"] + failed >= len(ids):
+                break
+            time.sleep(0.05)
+        elapsed = time.monotonic() - t0
+        rss = {name: round(peak_rss_mb(p.pid), 1) for name, p in procs}
+    finally:
+        for _, p in procs:
+            p.terminate()
+        for _, p in procs:
+            try:
+                p.wait(30)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        if a.backend == "postgres":
+            subprocess.run(["psql", f"{a.pg_base}/postgres", "-qc", f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)"])
+        shutil.rmtree(work, ignore_errors=True)
+
+    ideal, cpu = imaging_baseline(bench, files, cores)
+    rate = len(ids) / elapsed
+    result = {
+        "backend": a.backend, "workers": a.workers, "images": len(ids), "failed": failed,
+        "upload_seconds": round(t_uploaded, 2), "stored_seconds": round(elapsed, 2),
+        "images_per_second": round(rate, 2), "imaging_only_images_per_second": round(ideal, 2),
+        "overhead_percent": round((1 - rate / ideal) * 100, 1), "peak_rss_mb": rss,
+        "load_average": os.getloadavg()[0], "cores": cores,
+    }
+    print(f"{a.backend:8} workers={a.workers} images={len(ids)} stored in {elapsed:.1f} s -> {rate:.2f} img/s; "
+          f"imaging alone {ideal:.2f} img/s on {cores} cores (one-thread CPU {cpu:.2f} s per set); "
+          f"overhead {result['overhead_percent']} %; peak RSS {rss}")
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
