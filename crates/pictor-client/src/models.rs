@@ -109,13 +109,7 @@ pub struct UnknownName {
 
 impl fmt::Display for UnknownName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "unknown {} {:?} (expected one of {})",
-            self.kind,
-            self.name,
-            self.expected.join(", ")
-        )
+        write!(f, "unknown {} {:?} (expected one of {})", self.kind, self.name, self.expected.join(", "))
     }
 }
 
@@ -226,11 +220,7 @@ pub struct ImageUpdate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
     /// New collection: absent keeps it, `null` or `""` clears it.
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        with = "double_option"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "double_option")]
     pub collection: Option<Option<String>>,
 }
 
@@ -238,16 +228,11 @@ mod double_option {
     //! Tells an absent field (`None`) from an explicit `null` (`Some(None)`).
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-    pub fn serialize<S: Serializer>(
-        value: &Option<Option<String>>,
-        s: S,
-    ) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(value: &Option<Option<String>>, s: S) -> Result<S::Ok, S::Error> {
         value.as_ref().and_then(|v| v.as_ref()).serialize(s)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<Option<String>>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
         Option::<String>::deserialize(d).map(Some)
     }
 }
@@ -354,6 +339,14 @@ pub struct JobDetail {
     pub finished_at: Option<String>,
 }
 
+/// `POST /api/admin/jobs/retry-failed` answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Retried {
+    /// How many FAILED jobs were put back to PENDING.
+    pub retried: u64,
+}
+
 /// Every 4xx/5xx answer: `{"error": {"code", "message"}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {
@@ -381,10 +374,7 @@ mod tests {
             let json = serde_json::to_string(status).expect("serialise");
             assert_eq!(json, format!("\"{}\"", status.as_str()));
         }
-        assert_eq!(
-            "thumbnail_generation".parse::<JobKind>(),
-            Ok(JobKind::ThumbnailGeneration)
-        );
+        assert_eq!("thumbnail_generation".parse::<JobKind>(), Ok(JobKind::ThumbnailGeneration));
         assert!("STOREDX".parse::<ImageStatus>().is_err());
     }
 

@@ -40,6 +40,28 @@ pub enum Command {
     Worker(WorkerArgs),
     /// Apply the embedded database migrations and print the schema version.
     Migrate(MigrateArgs),
+    /// Upload files and folders of images, with progress bars and a summary.
+    Upload(crate::cli::upload::UploadArgs),
+    /// List images, newest first.
+    Images(crate::cli::images::ImagesArgs),
+    /// Show one image with its assets and jobs.
+    Image(crate::cli::image::ImageArgs),
+    /// List queued, running and finished jobs.
+    Jobs(crate::cli::jobs::JobsArgs),
+    /// Show one job: payload, lease and retry state.
+    Job(crate::cli::job::JobArgs),
+    /// Re-queue a failed or cancelled job, or every failed job.
+    Retry(crate::cli::retry::RetryArgs),
+    /// Cancel a pending job.
+    Cancel(crate::cli::cancel::CancelArgs),
+    /// Delete an image, its assets and its idle jobs.
+    Delete(crate::cli::delete::DeleteArgs),
+    /// Change an image's title or collection.
+    Edit(crate::cli::edit::EditArgs),
+    /// Follow an image until it is stored or failed, or the queue without an ID.
+    Watch(crate::cli::watch::WatchArgs),
+    /// Check the local configuration and say how to fix what is wrong.
+    Doctor(crate::cli::doctor::DoctorArgs),
 }
 
 /// `pictor serve`.

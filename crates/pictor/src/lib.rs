@@ -12,9 +12,10 @@
 //!
 //! Modules follow the data: [`config`] → [`ingest`] → [`storage`] → [`db`]
 //! → [`queue`] → [`handlers`] (→ `pictor-imaging`), with [`http`] and
-//! [`app`] (start-up) on top.
+//! [`app`] (start-up) on top; [`cli`] is the client side of the binary.
 
 pub mod app;
+pub mod cli;
 pub mod config;
 pub mod db;
 pub mod handlers;

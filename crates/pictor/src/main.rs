@@ -1,5 +1,10 @@
-//! The `pictor` binary: parse → run → exit code. Exit codes: 0 ok, 1 the
-//! service failed, 2 usage or configuration error.
+//! The `pictor` binary: parse → run → exit code. Service commands (`serve`,
+//! `worker`, `migrate`) run here; client commands go to `pictor::cli::run`.
+//!
+//! Exit codes: 0 ok; 1 the service failed, or a client command's items
+//! partly failed (a refused upload, a FAILED image, an unknown id, a failed
+//! doctor check); 2 usage or configuration error, or no server to talk to
+//! (unreachable, invalid address, refused token).
 
 use std::process::ExitCode;
 
@@ -13,7 +18,6 @@ fn main() -> ExitCode {
     // `.env` is read here only; a missing file is fine.
     let _ = dotenvy::dotenv();
     let cli = Cli::parse();
-    init_tracing();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -21,7 +25,12 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(cli)) {
+    let service = match cli.command {
+        service @ (Command::Serve(_) | Command::Worker(_) | Command::Migrate(_)) => service,
+        client => return runtime.block_on(pictor::cli::run(client)),
+    };
+    init_tracing();
+    match runtime.block_on(run(service)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("pictor: {e:#}");
@@ -46,8 +55,8 @@ fn init_tracing() {
         .init();
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
-    match cli.command {
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Serve(args) => {
             let listener = tokio::net::TcpListener::bind(args.bind)
                 .await
@@ -68,6 +77,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("database migrated: schema version {version} ({:?})", db.backend);
             Ok(())
         }
+        _ => anyhow::bail!("not a service command"),
     }
 }
 

@@ -9,6 +9,8 @@
 //! - `admin`: job list, detail, retry, cancel.
 //! - `queue`: claim, lease, rescue, backoff, retries, kill test; hand-turned clock.
 //! - `service`: the `pictor` binary itself (migrate, serve, SIGTERM) and the admin token.
+//! - `client`: `pictor_client::Client`, every call against a spawned server.
+//! - `cli`: the client subcommands of `pictor` as processes (exit codes, output).
 //! - `scale_out`: one API and several worker processes on PostgreSQL; a worker killed mid-run.
 //! - `processes`: starting `pictor` processes for those tests.
 
@@ -40,6 +42,8 @@ macro_rules! both_backends {
 
 mod admin;
 mod bad_input;
+mod cli;
+mod client;
 mod helpers;
 mod images;
 mod pipeline;
