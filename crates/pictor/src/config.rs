@@ -188,8 +188,11 @@ pub struct ConfigError {
 
 impl Config {
     /// The settings of `pictor serve` without flags (environment variables apply).
-    pub fn defaults() -> Self {
-        WorkerArgs::try_parse_from_defaults().config
+    ///
+    /// # Errors
+    /// An environment variable holds a value its setting cannot take.
+    pub fn defaults() -> Result<Self, clap::Error> {
+        WorkerArgs::try_parse_from_defaults().map(|w| w.config)
     }
 
     /// Checks ranges that clap's types do not.
@@ -231,14 +234,13 @@ impl Config {
 
 impl WorkerArgs {
     /// Parses an empty command line: the defaults, with any environment overrides.
-    fn try_parse_from_defaults() -> Self {
+    fn try_parse_from_defaults() -> Result<Self, clap::Error> {
         #[derive(Parser)]
         struct Only {
             #[command(flatten)]
             args: WorkerArgs,
         }
-        // Every field has a default, so parsing an empty command line cannot fail.
-        Only::try_parse_from(["pictor"]).map(|o| o.args).unwrap_or_else(|e| panic!("config defaults: {e}"))
+        Only::try_parse_from(["pictor"]).map(|o| o.args)
     }
 }
 
@@ -248,7 +250,7 @@ mod tests {
 
     #[test]
     fn defaults_are_the_documented_ones_and_valid() {
-        let c = Config::defaults();
+        let c = Config::defaults().expect("defaults parse");
         assert_eq!(c.runner_batch_size, 5);
         assert_eq!(c.runner_poll_interval_ms, 5_000);
         assert_eq!(c.lock_timeout_secs, 30);
@@ -260,7 +262,7 @@ mod tests {
 
     #[test]
     fn out_of_range_quality_is_refused_with_the_variable_name() {
-        let c = Config { jpeg_quality: 0, ..Config::defaults() };
+        let c = Config { jpeg_quality: 0, ..Config::defaults().expect("defaults parse") };
         assert!(c.validate().expect_err("refused").to_string().contains("PICTOR_JPEG_QUALITY"));
     }
 }

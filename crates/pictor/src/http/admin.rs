@@ -3,8 +3,8 @@
 use axum::extract::{Path, Query, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use pictor_client::models::{JobDetail, JobKind, JobList, JobStatus};
-use serde::{Deserialize, Serialize};
+use pictor_client::models::{JobDetail, JobKind, JobList, JobStatus, Retried};
+use serde::Deserialize;
 
 use super::AppState;
 use super::error::{ApiError, ApiResult};
@@ -71,13 +71,6 @@ async fn retry(State(state): State<AppState>, Path(id): Path<i64>) -> ApiResult<
 async fn cancel(State(state): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<JobDetail>> {
     state.queue.cancel(id).await?;
     Ok(Json(detail_of(&state, id).await?))
-}
-
-/// Answer of `POST /api/admin/jobs/retry-failed`.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Retried {
-    retried: u64,
 }
 
 async fn retry_all_failed(State(state): State<AppState>) -> ApiResult<Json<Retried>> {

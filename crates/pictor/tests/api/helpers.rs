@@ -124,7 +124,7 @@ pub fn test_config(dir: &Path) -> Config {
         storage_dir: dir.join("storage"),
         api_base: None,
         runner_poll_interval_ms: 200,
-        ..Config::defaults()
+        ..Config::defaults().expect("default settings")
     }
 }
 
