@@ -49,10 +49,8 @@ async fn upload(
         (Ok(()), None) => Err(ApiError::bad_request("missing_file", "the upload has no `file` field")),
         (Ok(()), Some(ingested)) => record(&state, ingested, fields).await,
     };
-    if result.is_err() {
-        if let Some(ingested) = &file {
-            ingested.discard().await;
-        }
+    if let (Err(_), Some(ingested)) = (&result, &file) {
+        ingested.discard().await;
     }
     result
 }

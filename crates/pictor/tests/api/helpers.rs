@@ -272,7 +272,7 @@ pub fn jpeg_info(data: &[u8]) -> JpegInfo {
         let len = usize::from(u16::from_be_bytes([data[i + 2], data[i + 3]]));
         let body = &data[i + 4..i + 2 + len];
         match marker {
-            0xC0 | 0xC1 | 0xC2 => {
+            0xC0..=0xC2 => {
                 info.height = u32::from(u16::from_be_bytes([body[1], body[2]]));
                 info.width = u32::from(u16::from_be_bytes([body[3], body[4]]));
                 info.progressive = marker == 0xC2;
