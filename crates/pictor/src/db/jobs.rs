@@ -1,7 +1,8 @@
-//! SQL of the `job` table: enqueue, claim, lease, complete, retry, fail,
-//! rescue, release, and the admin reads. Every state change of a running job
-//! checks the lease (`status = 'RUNNING' AND locked_by = runner`), so a runner
-//! that lost its lease cannot overwrite another runner's result.
+//! SQL of the `job` table: enqueue (one or many), claim, lease, complete (one
+//! or a batch), retry, fail, rescue, release, and the admin reads. Every state
+//! change of a running job checks the lease (`status = 'RUNNING' AND
+//! locked_by = runner`), so a runner that lost its lease cannot overwrite
+//! another runner's result.
 
 use pictor_client::models::{JobKind, JobStatus};
 use sqlx::any::AnyRow;
@@ -22,10 +23,18 @@ const CLAIM_SQLITE: &str = "UPDATE job SET status = 'RUNNING', attempts = attemp
                   ORDER BY priority DESC, run_at, id LIMIT $4) \
      RETURNING id, type, status, payload, image_id, priority, attempts, max_attempts, run_at, \
                locked_by, locked_until, last_error, created_at, updated_at, finished_at";
+/// The PostgreSQL claim, whose own (implicit) transaction does not wait for
+/// its WAL flush: `set_config(..., true)` sets `synchronous_commit = off` for
+/// that transaction only. A claim need not survive a server crash: a lost
+/// claim leaves the job PENDING with its attempt uncounted, and the
+/// completion (a synchronous commit, whose flush covers the claim written
+/// before it) then finds no lease and writes nothing, so the job just runs
+/// again (at-least-once, DESIGN "The queue"). One round trip, no fsync wait.
 const CLAIM_POSTGRES: &str = "UPDATE job SET status = 'RUNNING', attempts = attempts + 1, locked_by = $1, \
      locked_until = $2, updated_at = $3 \
      WHERE id IN (SELECT id FROM job WHERE status = 'PENDING' AND run_at <= $3 \
                   ORDER BY priority DESC, run_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) \
+       AND set_config('synchronous_commit', 'off', true) IS NOT NULL \
      RETURNING id, type, status, payload, image_id, priority, attempts, max_attempts, run_at, \
                locked_by, locked_until, last_error, created_at, updated_at, finished_at";
 
@@ -85,6 +94,68 @@ pub async fn insert<'c, E: Executor<'c, Database = Any>>(
     row.map(|r| r.try_get::<i64, _>("id")).transpose()
 }
 
+/// One row of a bulk insert, as the JSON the bulk statements read.
+#[derive(serde::Serialize)]
+struct BulkRow<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    payload: &'a str,
+    image_id: Option<&'a str>,
+    dedupe_key: Option<&'a str>,
+    priority: i64,
+}
+
+/// Bulk insert: every row of a JSON array in one statement (one bind, one
+/// prepared statement whatever the count). Rows whose dedupe key exists
+/// already are skipped.
+const INSERT_MANY_SQLITE: &str = "INSERT INTO job (type, status, payload, image_id, dedupe_key, priority, attempts, \
+                                  max_attempts, run_at, created_at, updated_at) \
+     SELECT json_extract(value, '$.type'), 'PENDING', json_extract(value, '$.payload'), \
+            json_extract(value, '$.image_id'), json_extract(value, '$.dedupe_key'), \
+            json_extract(value, '$.priority'), 0, $2, $3, $3, $3 \
+       FROM json_each($1) WHERE true \
+     ON CONFLICT (dedupe_key) DO NOTHING";
+const INSERT_MANY_POSTGRES: &str = "INSERT INTO job (type, status, payload, image_id, dedupe_key, priority, attempts, \
+                                    max_attempts, run_at, created_at, updated_at) \
+     SELECT r.type, 'PENDING', r.payload, r.image_id, r.dedupe_key, r.priority, 0, $2, $3, $3, $3 \
+       FROM jsonb_to_recordset(CAST($1 AS JSONB)) \
+            AS r(type TEXT, payload TEXT, image_id TEXT, dedupe_key TEXT, priority BIGINT) \
+     ON CONFLICT (dedupe_key) DO NOTHING";
+
+/// Inserts many jobs due now in one statement; returns how many were
+/// inserted (jobs whose dedupe key exists already are skipped).
+///
+/// # Errors
+/// The database failed, or a payload could not be serialised.
+pub async fn insert_many<'c, E: Executor<'c, Database = Any>>(
+    exec: E,
+    backend: Backend,
+    jobs: &[NewJob],
+    max_attempts: i64,
+    now: i64,
+) -> Result<u64, sqlx::Error> {
+    if jobs.is_empty() {
+        return Ok(0);
+    }
+    let rows = jobs
+        .iter()
+        .map(|j| BulkRow {
+            kind: j.kind.as_str(),
+            payload: &j.payload,
+            image_id: j.image_id.as_deref(),
+            dedupe_key: j.dedupe_key.as_deref(),
+            priority: j.priority,
+        })
+        .collect::<Vec<_>>();
+    let json = serde_json::to_string(&rows).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    let sql = match backend {
+        Backend::Sqlite => INSERT_MANY_SQLITE,
+        Backend::Postgres => INSERT_MANY_POSTGRES,
+    };
+    let done = sqlx::query(sql).bind(json).bind(max_attempts).bind(now).execute(exec).await?;
+    Ok(done.rows_affected())
+}
+
 /// Claims up to `limit` due jobs for `runner` with a lease until `locked_until`.
 ///
 /// # Errors
@@ -94,9 +165,9 @@ pub async fn claim(db: &Db, runner: &str, limit: i64, locked_until: i64, now: i6
         Backend::Sqlite => CLAIM_SQLITE,
         Backend::Postgres => CLAIM_POSTGRES,
     };
-    let mut tx = db.begin_write().await?;
-    let rows = sqlx::query(sql).bind(runner).bind(locked_until).bind(now).bind(limit).fetch_all(&mut *tx).await?;
-    tx.commit().await?;
+    // One statement in its own transaction: on SQLite it takes the write
+    // lock when it starts, so it cannot deadlock upgrading a read lock.
+    let rows = sqlx::query(sql).bind(runner).bind(locked_until).bind(now).bind(limit).fetch_all(&db.pool).await?;
     let mut jobs = rows.iter().map(job_from_row).collect::<Result<Vec<_>, _>>()?;
     jobs.sort_by_key(|j| (-j.priority, j.run_at, j.id));
     Ok(jobs)
@@ -151,6 +222,42 @@ pub async fn complete<'c, E: Executor<'c, Database = Any>>(
     .execute(exec)
     .await?;
     Ok(done.rows_affected() == 1)
+}
+
+/// Completes many jobs at once: the ids listed as one bound text value, so
+/// one prepared statement serves every batch size.
+const COMPLETE_MANY_SQLITE: &str = "UPDATE job SET status = 'COMPLETED', locked_until = NULL, finished_at = $1, \
+                                    updated_at = $1 \
+     WHERE status = 'RUNNING' AND locked_by = $2 AND id IN (SELECT value FROM json_each($3)) \
+     RETURNING id";
+const COMPLETE_MANY_POSTGRES: &str = "UPDATE job SET status = 'COMPLETED', locked_until = NULL, finished_at = $1, \
+                                      updated_at = $1 \
+     WHERE status = 'RUNNING' AND locked_by = $2 AND id = ANY(CAST($3 AS BIGINT[])) \
+     RETURNING id";
+
+/// Marks the listed jobs `runner` still holds COMPLETED, in one statement;
+/// returns the ids it completed. A listed job missing from the result had
+/// lost its lease, and nothing was written for it.
+///
+/// # Errors
+/// The database failed.
+pub async fn complete_many<'c, E: Executor<'c, Database = Any>>(
+    exec: E,
+    backend: Backend,
+    ids: &[i64],
+    runner: &str,
+    now: i64,
+) -> Result<Vec<i64>, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    let (sql, ids_text) = match backend {
+        Backend::Sqlite => (COMPLETE_MANY_SQLITE, format!("[{list}]")),
+        Backend::Postgres => (COMPLETE_MANY_POSTGRES, format!("{{{list}}}")),
+    };
+    let rows = sqlx::query(sql).bind(now).bind(runner).bind(ids_text).fetch_all(exec).await?;
+    rows.iter().map(|r| r.try_get::<i64, _>("id")).collect()
 }
 
 /// Puts a job `runner` holds back to PENDING until `run_at`, keeping the

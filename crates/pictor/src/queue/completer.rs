@@ -1,14 +1,26 @@
 //! Ends an attempt: commits a handler's outcome with the job's completion
 //! (children included, in the same transaction), or records its error and
-//! schedules a retry or the final failure. Every write checks the lease.
+//! schedules a retry or the final failure. Outcomes with nothing to commit
+//! but the completion go to the [`BatchCompleter`], which completes many
+//! jobs per statement. Every write checks the lease.
 
-use pictor_client::models::JobStatus;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pictor_client::models::{JobKind, JobStatus};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use super::job::Job;
 use super::retry::RetryPolicy;
 use super::{Queue, QueueError};
 use crate::db::{self, Tx};
 use crate::handlers::{HandlerError, ImageEffect, Outcome};
+
+/// Attempts at writing a job's result before leaving it to the rescuer.
+pub const COMPLETION_TRIES: u32 = 4;
+/// Default most jobs the batch completer completes per statement.
+pub const DEFAULT_COMPLETION_BATCH: usize = 500;
 
 /// How an attempt ended, as committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,4 +140,122 @@ pub(crate) async fn fail_images_of(
         }
     }
     Ok(())
+}
+
+/// Whether an outcome asks for nothing but the job's completion, so that the
+/// [`BatchCompleter`] may commit it together with other jobs.
+pub fn is_batchable(outcome: &Outcome) -> bool {
+    outcome.effects.is_empty() && outcome.children.is_empty()
+}
+
+/// Completes the listed jobs `runner` holds in one lease-checked statement
+/// and says how each ended: [`Ending::Completed`], or [`Ending::LeaseLost`]
+/// (nothing written for it) when another runner owns it now. Only for jobs
+/// whose outcome [`is_batchable`]: a job with effects or children needs its
+/// own transaction ([`complete`]).
+///
+/// # Errors
+/// The database failed: nothing was written, and the jobs stay RUNNING until
+/// written again or rescued.
+pub async fn complete_batch(queue: &Queue, runner: &str, ids: &[i64]) -> Result<Vec<(i64, Ending)>, QueueError> {
+    let done = db::jobs::complete_many(&queue.db.pool, queue.db.backend, ids, runner, queue.clock.now_ms()).await?;
+    Ok(ids
+        .iter()
+        .map(|id| {
+            let ending = if done.contains(id) { Ending::Completed { children: 0 } } else { Ending::LeaseLost };
+            (*id, ending)
+        })
+        .collect())
+}
+
+/// A finished job waiting in the batch completer's backlog.
+#[derive(Debug)]
+struct Finished {
+    id: i64,
+    kind: JobKind,
+}
+
+/// Commits the completions of effect-free jobs in batches: whatever finished
+/// while the previous statement ran (up to a maximum) goes into the next
+/// one, so one commit (one fsync) serves many jobs without delaying any.
+/// A job with effects or children never comes here: its completion and its
+/// children's insert stay in one transaction (DESIGN invariant 2).
+#[derive(Debug, Clone)]
+pub struct BatchCompleter {
+    /// The backlog; bounded, so finished handlers wait when it is full.
+    tx: mpsc::Sender<Finished>,
+}
+
+impl BatchCompleter {
+    /// Starts the completer of `runner`: each batch is at most `max_batch`
+    /// jobs, the backlog at most two batches. `ended` gets the ids of each
+    /// batch once their endings are written, or once writing them failed
+    /// [`COMPLETION_TRIES`] times (they are then left to the rescuer). The
+    /// task ends when every clone of the returned completer is dropped and
+    /// the backlog is written.
+    pub fn start(
+        queue: Queue,
+        runner: Arc<str>,
+        max_batch: usize,
+        ended: impl Fn(&[i64]) + Send + 'static,
+    ) -> (Self, JoinHandle<()>) {
+        let max_batch = max_batch.max(1);
+        let (tx, rx) = mpsc::channel(max_batch.saturating_mul(2));
+        let task = tokio::spawn(run_batches(rx, queue, runner, max_batch, ended));
+        (Self { tx }, task)
+    }
+
+    /// Hands over a job `runner` holds whose outcome [`is_batchable`]; waits
+    /// only while the backlog is full.
+    ///
+    /// # Errors
+    /// The completer has stopped; the caller must complete the job itself.
+    pub async fn submit(&self, job: &Job) -> Result<(), CompleterStopped> {
+        self.tx.send(Finished { id: job.id, kind: job.kind }).await.map_err(|_| CompleterStopped)
+    }
+}
+
+/// The batch completer has stopped (its runner is shutting down).
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the batch completer has stopped")]
+pub struct CompleterStopped;
+
+async fn run_batches(
+    mut rx: mpsc::Receiver<Finished>,
+    queue: Queue,
+    runner: Arc<str>,
+    max_batch: usize,
+    ended: impl Fn(&[i64]),
+) {
+    let mut batch = Vec::with_capacity(max_batch);
+    while rx.recv_many(&mut batch, max_batch).await > 0 {
+        let ids = batch.iter().map(|f| f.id).collect::<Vec<_>>();
+        let mut delay = Duration::from_millis(500);
+        for attempt in 1..=COMPLETION_TRIES {
+            match complete_batch(&queue, &runner, &ids).await {
+                Ok(endings) => {
+                    for (finished, (_, ending)) in batch.iter().zip(&endings) {
+                        if *ending == Ending::LeaseLost {
+                            tracing::warn!(target: "job_runner", job = finished.id, kind = %finished.kind,
+                                "lease lost to another runner; result dropped");
+                        } else {
+                            tracing::info!(target: "job_runner", job = finished.id, kind = %finished.kind,
+                                children = 0, "job completed");
+                        }
+                    }
+                    break;
+                }
+                Err(e) if attempt < COMPLETION_TRIES => {
+                    tracing::warn!(target: "job_runner", jobs = ids.len(), error = %e,
+                        "cannot record the jobs' results; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                Err(e) => tracing::error!(target: "job_runner", jobs = ids.len(), error = %e,
+                    "cannot record the jobs' results; leaving them to the rescuer"),
+            }
+        }
+        ended(&ids);
+        batch.clear();
+    }
 }

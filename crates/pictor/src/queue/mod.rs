@@ -73,6 +73,21 @@ impl Queue {
         Ok(id)
     }
 
+    /// Inserts many jobs inside the caller's transaction in one statement;
+    /// returns how many were inserted (jobs whose dedupe key exists already
+    /// are skipped). Call [`Queue::wake`] after the commit.
+    ///
+    /// # Errors
+    /// The database failed.
+    pub async fn enqueue_many_in(&self, tx: &mut Tx, jobs: &[NewJob]) -> Result<u64, QueueError> {
+        let inserted =
+            db::jobs::insert_many(&mut **tx, self.db.backend, jobs, self.max_attempts, self.clock.now_ms()).await?;
+        if inserted > 0 {
+            self.notify_in(tx).await?;
+        }
+        Ok(inserted)
+    }
+
     /// On PostgreSQL, notifies every process's runner when `tx` commits.
     async fn notify_in(&self, tx: &mut Tx) -> Result<(), QueueError> {
         if self.db.backend == Backend::Postgres {

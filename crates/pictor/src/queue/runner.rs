@@ -1,7 +1,8 @@
 //! The runner: claims due jobs in batches up to its free slots, runs each
-//! job's handler, and has the completer commit the result. A maintenance
-//! task beside it renews leases (heartbeat), rescues expired ones and prunes
-//! old jobs. An enqueue wakes it at once; the poll interval is the fallback.
+//! job's handler, and has the completer commit the result (effect-free ones
+//! in batches). A maintenance task beside it renews leases (heartbeat),
+//! rescues expired ones and prunes old jobs. An enqueue wakes it at once; the
+//! poll interval is the fallback.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -10,7 +11,7 @@ use std::time::Duration;
 
 use tokio::task::JoinSet;
 
-use super::completer::{self, Ending};
+use super::completer::{self, BatchCompleter, COMPLETION_TRIES, Ending};
 use super::job::Job;
 use super::retry::RetryPolicy;
 use super::{Queue, QueueError, pruner, rescuer};
@@ -27,16 +28,18 @@ pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often old jobs are pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(3_600);
-/// Attempts at writing a job's result before leaving it to the rescuer.
-const COMPLETION_TRIES: u32 = 4;
 
 /// How a runner behaves.
 #[derive(Debug, Clone)]
 pub struct RunnerSettings {
     /// Most jobs claimed per statement.
     pub batch_size: usize,
-    /// Most jobs in flight at once.
+    /// Most handlers running at once. A finished effect-free job leaves its
+    /// slot when handed to the batch completer, whose backlog holds at most
+    /// two batches more.
     pub concurrency: usize,
+    /// Most effect-free jobs completed per statement.
+    pub completion_batch: usize,
     /// Fallback poll interval when nothing wakes the runner.
     pub poll_interval: Duration,
     /// Lease length; renewed every third of it while a job runs.
@@ -55,6 +58,7 @@ impl Default for RunnerSettings {
         Self {
             batch_size: DEFAULT_BATCH_SIZE,
             concurrency: cpus * 2,
+            completion_batch: completer::DEFAULT_COMPLETION_BATCH,
             poll_interval: DEFAULT_POLL_INTERVAL,
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
@@ -121,6 +125,15 @@ impl Runner {
                 self.queue.wakeup.clone(),
             )))
         });
+        let in_flight = self.in_flight.clone();
+        let (batch_completer, completer_task) =
+            BatchCompleter::start(self.queue.clone(), self.id.clone(), self.settings.completion_batch, move |ids| {
+                if let Ok(mut set) = in_flight.lock() {
+                    for id in ids {
+                        set.remove(id);
+                    }
+                }
+            });
         let mut jobs = JoinSet::new();
         let mut db_backoff = Duration::from_millis(250);
         tokio::pin!(shutdown);
@@ -135,7 +148,7 @@ impl Runner {
                         db_backoff = Duration::from_millis(250);
                         full_batch = claimed.len() == want;
                         for job in claimed {
-                            jobs.spawn(self.clone().execute(job));
+                            jobs.spawn(self.clone().execute(job, batch_completer.clone()));
                         }
                     }
                     Err(e) => {
@@ -166,6 +179,14 @@ impl Runner {
         if drained.is_err() {
             jobs.abort_all();
         }
+        // Every execution is over, so this was the last sender: the completer
+        // writes its backlog and stops. What it cannot write in time is
+        // released below, as unfinished jobs are.
+        drop(batch_completer);
+        let mut completer_task = AbortOnDrop(completer_task);
+        if tokio::time::timeout(self.settings.shutdown_timeout, &mut completer_task.0).await.is_err() {
+            tracing::warn!(target: "job_runner", runner = %self.id, "the batch completer did not finish in time");
+        }
         drop(maintenance);
         let released = db::jobs::release(&self.queue.db.pool, &self.id, self.queue.clock.now_ms()).await?;
         tracing::info!(target: "job_runner", runner = %self.id, released, "job runner stopped");
@@ -183,8 +204,9 @@ impl Runner {
         Ok(claimed)
     }
 
-    /// Runs one claimed job to its committed end.
-    async fn execute(self, job: Job) {
+    /// Runs one claimed job to its committed end, or hands it to the batch
+    /// completer, which ends it.
+    async fn execute(self, job: Job, batch_completer: BatchCompleter) {
         let outcome = match self.registry.get(job.kind) {
             Some(handler) => {
                 let (ctx, job) = (self.ctx.clone(), job.clone());
@@ -194,6 +216,15 @@ impl Runner {
             }
             None => Err(HandlerError::Permanent(format!("no handler is registered for {}", job.kind))),
         };
+        if let Ok(outcome) = &outcome
+            && completer::is_batchable(outcome)
+            && batch_completer.submit(&job).await.is_ok()
+        {
+            // The completer writes the completion and drops the job from
+            // `in_flight`; the slot is free now.
+            self.queue.wakeup.notify();
+            return;
+        }
         let mut delay = Duration::from_millis(500);
         for attempt in 1..=COMPLETION_TRIES {
             let ending = match &outcome {

@@ -8,6 +8,8 @@
 //! - `images`: list, filters, edit, delete.
 //! - `admin`: job list, detail, retry, cancel.
 //! - `queue`: claim, lease, rescue, backoff, retries, kill test; hand-turned clock.
+//! - `queue_batch`: batch completion (lease-checked per job), bulk enqueue, a
+//!   runner draining effect-free jobs through the batch completer.
 //! - `service`: the `pictor` binary itself (migrate, serve, SIGTERM) and the admin token.
 //! - `client`: `pictor_client::Client`, every call against a spawned server.
 //! - `cli`: the client subcommands of `pictor` as processes (exit codes, output).
@@ -50,4 +52,5 @@ mod pipeline;
 mod processes;
 mod queue;
 mod scale_out;
+mod queue_batch;
 mod service;

@@ -1,0 +1,377 @@
+//! `pictor-queue-bench`: Pictor's own queue (its `Db`, migrations, `Queue`
+//! and `Runner`) driven by the adapter contract of `shared/bench/queue/`, so
+//! that it can be measured beside graphile-worker and pgqueuer in one run.
+//! See `BENCHMARKS.md` for the commands.
+//!
+//! The contract's `noop` job: Pictor's job kinds are the card's three, and a
+//! benchmark-only fourth kind would leak into the public wire model. So the
+//! bench inserts `PREVIEW_GENERATION` jobs with payload `{"i": i}` and no
+//! image, and registers, for that kind only, a handler that counts the run
+//! and returns an empty [`Outcome`]. An empty outcome is exactly what the
+//! batch completer takes, as any effect-free job would.
+//!
+//! Exit codes: 0 done, 1 failure (the cause chain is printed to stderr).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand, ValueEnum};
+use pictor::app::{self, App, Overrides};
+use pictor::config::Config;
+use pictor::db::{Backend, Db};
+use pictor::handlers::{HandlerContext, HandlerError, JobHandler, Outcome, Registry};
+use pictor::queue::completer::DEFAULT_COMPLETION_BATCH;
+use pictor::queue::job::{Job, NewJob};
+use pictor::queue::runner::{Runner, RunnerSettings};
+use pictor_client::models::JobKind;
+use serde_json::json;
+use tokio::sync::Notify;
+
+/// The job kind the bench's `noop` jobs use (see the module doc).
+const NOOP_KIND: JobKind = JobKind::PreviewGeneration;
+
+/// The `tuned` variant: runners side by side in the process (so claims and
+/// completions of one overlap those of the other, as several `pictor worker`
+/// processes would), large claims, many handler slots and completion
+/// batches, and a short fallback poll (wake-ups do the real work).
+const TUNED_RUNNERS: usize = 2;
+const TUNED_BATCH_SIZE: usize = 500;
+const TUNED_CONCURRENCY: usize = 1_000;
+const TUNED_COMPLETION_BATCH: usize = 500;
+const TUNED_POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// How often `work` checks that no job is left PENDING or RUNNING once the
+/// handler ran N times.
+const DRAIN_CHECK_EVERY: Duration = Duration::from_millis(2);
+
+#[derive(Debug, Parser)]
+#[command(about = "Pictor's queue under the shared queue-bench adapter contract")]
+struct Args {
+    /// Which database: PostgreSQL from `QB_DSN`, or a SQLite file at `--path`.
+    #[arg(long, value_enum)]
+    backend: BackendArg,
+    /// The SQLite file (with `--backend sqlite`).
+    #[arg(long)]
+    path: Option<PathBuf>,
+    /// SQLite only, for measurement: `normal` sets `PRAGMA synchronous =
+    /// NORMAL` on every pooled connection instead of Pictor's FULL (which
+    /// makes every acknowledged commit survive power loss).
+    #[arg(long, value_enum, default_value_t = SqliteSync::Full)]
+    sqlite_synchronous: SqliteSync,
+    /// Overrides the variant's number of runners (for exploring settings).
+    #[arg(long)]
+    runners: Option<usize>,
+    /// Overrides the variant's jobs claimed per statement.
+    #[arg(long)]
+    batch: Option<usize>,
+    /// Overrides the variant's handler slots per runner.
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Overrides the variant's jobs completed per statement.
+    #[arg(long)]
+    completion_batch: Option<usize>,
+    #[command(subcommand)]
+    op: Op,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BackendArg {
+    Postgres,
+    Sqlite,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SqliteSync {
+    Full,
+    Normal,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Variant {
+    /// Pictor's defaults: batch 5, concurrency 2 × CPUs, poll 5 s.
+    Default,
+    /// The settings that drain no-op jobs fastest here.
+    Tuned,
+}
+
+#[derive(Debug, Subcommand)]
+enum Op {
+    /// Drops and recreates the schema.
+    Reset,
+    /// Enqueues N jobs, each in its own transaction.
+    EnqueueSingle {
+        #[arg(long)]
+        n: u64,
+    },
+    /// Enqueues N jobs in one statement.
+    EnqueueBulk {
+        #[arg(long)]
+        n: u64,
+    },
+    /// Bulk-inserts N jobs, then times a runner draining them.
+    Work {
+        #[arg(long)]
+        n: u64,
+        #[arg(long, value_enum, default_value_t = Variant::Default)]
+        variant: Variant,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .init();
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs one op and returns its JSON result line.
+async fn run(args: Args) -> anyhow::Result<serde_json::Value> {
+    let url = database_url(&args)?;
+    if matches!(args.op, Op::Reset) {
+        reset(&args, &url).await?;
+        return Ok(json!({"op": "reset", "ok": true}));
+    }
+    let storage = std::env::temp_dir().join(format!("pictor-queue-bench-{}", std::process::id()));
+    let result = measure(&args, &url, &storage).await;
+    let _ = std::fs::remove_dir_all(&storage);
+    result
+}
+
+fn database_url(args: &Args) -> anyhow::Result<String> {
+    match args.backend {
+        BackendArg::Postgres => std::env::var("QB_DSN").context("QB_DSN must hold the PostgreSQL URL"),
+        BackendArg::Sqlite => {
+            let path = args.path.as_ref().context("--backend sqlite needs --path FILE")?;
+            let path = std::path::absolute(path).context("cannot resolve --path")?;
+            Ok(format!("sqlite://{}", path.display()))
+        }
+    }
+}
+
+/// Drops the schema (the SQLite file itself) and migrates afresh.
+async fn reset(args: &Args, url: &str) -> anyhow::Result<()> {
+    if let (BackendArg::Sqlite, Some(path)) = (args.backend, &args.path) {
+        for suffix in ["", "-wal", "-shm"] {
+            let file = PathBuf::from(format!("{}{suffix}", path.display()));
+            match std::fs::remove_file(&file) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).with_context(|| format!("cannot remove {}", file.display())),
+            }
+        }
+    }
+    let db = Db::connect(url).await?;
+    if db.backend == Backend::Postgres {
+        sqlx::query("DROP TABLE IF EXISTS job, image, _sqlx_migrations CASCADE").execute(&db.pool).await?;
+    }
+    db.migrate().await?;
+    db.pool.close().await;
+    Ok(())
+}
+
+/// Builds Pictor as `main` does (no-op handler instead of the card's three),
+/// empties the job table, and runs the timed op.
+async fn measure(args: &Args, url: &str, storage: &std::path::Path) -> anyhow::Result<serde_json::Value> {
+    let counter = Arc::new(Counter::default());
+    let mut registry = Registry::default();
+    registry.register(NOOP_KIND, Noop(counter.clone()));
+    let config = Config { database_url: url.to_owned(), storage_dir: storage.to_owned(), ..Config::defaults() };
+    let overrides = Overrides { registry: Some(registry.clone()), ..Overrides::default() };
+    let app = app::build_with(&config, "http://127.0.0.1", overrides).await?;
+    let db = &app.state.db;
+    if db.backend == Backend::Sqlite && args.sqlite_synchronous == SqliteSync::Normal {
+        set_sqlite_synchronous_normal(db).await?;
+    }
+    let empty = match db.backend {
+        Backend::Postgres => "TRUNCATE job",
+        Backend::Sqlite => "DELETE FROM job",
+    };
+    sqlx::query(empty).execute(&db.pool).await?;
+    let backend = match db.backend {
+        Backend::Postgres => "postgres",
+        Backend::Sqlite => "sqlite",
+    };
+    let synchronous = match (db.backend, args.sqlite_synchronous) {
+        (Backend::Postgres, _) => "n/a",
+        (Backend::Sqlite, SqliteSync::Full) => "FULL",
+        (Backend::Sqlite, SqliteSync::Normal) => "NORMAL",
+    };
+    let mut line = match args.op {
+        Op::Reset => anyhow::bail!("reset is not a measured op"),
+        Op::EnqueueSingle { n } => enqueue_single(&app, n).await?,
+        Op::EnqueueBulk { n } => {
+            let start = Instant::now();
+            enqueue_bulk(&app, n).await?;
+            let seconds = start.elapsed().as_secs_f64();
+            json!({"op": "enqueue-bulk", "n": n, "seconds": seconds, "rate": n as f64 / seconds,
+                   "settings": {"api": "Queue::enqueue_many_in (one statement, one transaction)"}})
+        }
+        Op::Work { n, variant } => work(&app, args, registry, counter, n, variant).await?,
+    };
+    line["settings"]["backend"] = json!(backend);
+    line["settings"]["sqlite_synchronous"] = json!(synchronous);
+    app.state.db.pool.close().await;
+    Ok(line)
+}
+
+/// `PRAGMA synchronous = NORMAL` on every connection the pool will hold:
+/// Pictor sets FULL when it opens one, so all are opened (and held) first.
+async fn set_sqlite_synchronous_normal(db: &Db) -> anyhow::Result<()> {
+    let mut held = Vec::new();
+    for _ in 0..db.pool.options().get_max_connections() {
+        let mut conn = db.pool.acquire().await?;
+        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+        held.push(conn);
+    }
+    Ok(())
+}
+
+fn noop_job(i: u64) -> NewJob {
+    NewJob { kind: NOOP_KIND, payload: json!({"i": i}).to_string(), image_id: None, priority: 0, dedupe_key: None }
+}
+
+/// One transaction per job, as an application enqueues one job per request.
+async fn enqueue_single(app: &App, n: u64) -> anyhow::Result<serde_json::Value> {
+    let queue = &app.state.queue;
+    let jobs = (0..n).map(noop_job).collect::<Vec<_>>();
+    let start = Instant::now();
+    for job in &jobs {
+        let mut tx = queue.db.begin_write().await?;
+        queue.enqueue_in(&mut tx, job).await?;
+        tx.commit().await?;
+        queue.wake();
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    Ok(json!({"op": "enqueue-single", "n": n, "seconds": seconds, "rate": n as f64 / seconds,
+              "settings": {"api": "Queue::enqueue_in (one transaction per job, NOTIFY in it on PostgreSQL)"}}))
+}
+
+async fn enqueue_bulk(app: &App, n: u64) -> anyhow::Result<()> {
+    let queue = &app.state.queue;
+    let jobs = (0..n).map(noop_job).collect::<Vec<_>>();
+    let mut tx = queue.db.begin_write().await?;
+    let inserted = queue.enqueue_many_in(&mut tx, &jobs).await?;
+    tx.commit().await?;
+    queue.wake();
+    anyhow::ensure!(inserted == n, "inserted {inserted} jobs of {n}");
+    Ok(())
+}
+
+/// Bulk-inserts N jobs (untimed), then times a runner until the handler ran
+/// N times and no job is left PENDING or RUNNING; then stops it gracefully.
+async fn work(
+    app: &App,
+    args: &Args,
+    registry: Registry,
+    counter: Arc<Counter>,
+    n: u64,
+    variant: Variant,
+) -> anyhow::Result<serde_json::Value> {
+    enqueue_bulk(app, n).await?;
+    let mut runners = match variant {
+        Variant::Default => 1,
+        Variant::Tuned => TUNED_RUNNERS,
+    };
+    let mut settings = match variant {
+        Variant::Default => RunnerSettings::default(),
+        Variant::Tuned => RunnerSettings {
+            batch_size: TUNED_BATCH_SIZE,
+            concurrency: TUNED_CONCURRENCY,
+            completion_batch: TUNED_COMPLETION_BATCH,
+            poll_interval: TUNED_POLL_INTERVAL,
+            ..RunnerSettings::default()
+        },
+    };
+    runners = args.runners.unwrap_or(runners).max(1);
+    settings.batch_size = args.batch.unwrap_or(settings.batch_size);
+    settings.concurrency = args.concurrency.unwrap_or(settings.concurrency);
+    settings.completion_batch = args.completion_batch.unwrap_or(settings.completion_batch);
+    let settings_json = json!({
+        "runners": runners,
+        "batch_size": settings.batch_size,
+        "concurrency": settings.concurrency,
+        "completion_batch": settings.completion_batch,
+        "poll_interval_ms": settings.poll_interval.as_millis(),
+        "default_completion_batch": DEFAULT_COMPLETION_BATCH,
+        "runtime": "tokio multi-thread",
+    });
+    counter.target.store(n, Ordering::SeqCst);
+    let (trigger, shutdown) = app::shutdown_channel();
+    let start = Instant::now();
+    let tasks = (0..runners)
+        .map(|_| {
+            let ctx = app.runner.handler_context().clone();
+            let runner = Runner::new(app.state.queue.clone(), registry.clone(), ctx, settings.clone());
+            tokio::spawn(runner.run(shutdown.clone().wait()))
+        })
+        .collect::<Vec<_>>();
+    counter.all_ran.notified().await;
+    let handlers_seconds = start.elapsed().as_secs_f64();
+    loop {
+        let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM job WHERE status IN ('PENDING', 'RUNNING')")
+            .fetch_one(&app.state.db.pool)
+            .await?;
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(DRAIN_CHECK_EVERY).await;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    trigger.trigger();
+    for task in tasks {
+        task.await.context("a runner panicked")??;
+    }
+    let ran = counter.ran.load(Ordering::SeqCst);
+    anyhow::ensure!(ran == n, "the handler ran {ran} times for {n} jobs");
+    let variant = match variant {
+        Variant::Default => "default",
+        Variant::Tuned => "tuned",
+    };
+    Ok(json!({"op": "work", "n": n, "seconds": seconds, "rate": n as f64 / seconds,
+              "handlers_seconds": handlers_seconds, "variant": variant, "settings": settings_json}))
+}
+
+/// Counts handler runs and signals when the target is reached.
+#[derive(Debug, Default)]
+struct Counter {
+    ran: AtomicU64,
+    target: AtomicU64,
+    all_ran: Notify,
+}
+
+/// The no-op handler: counts the run, commits nothing but the completion.
+struct Noop(Arc<Counter>);
+
+#[async_trait::async_trait]
+impl JobHandler for Noop {
+    async fn handle(&self, _job: &Job, _ctx: &HandlerContext) -> Result<Outcome, HandlerError> {
+        let ran = self.0.ran.fetch_add(1, Ordering::SeqCst) + 1;
+        if ran == self.0.target.load(Ordering::SeqCst) {
+            // notify_one keeps the permit if `work` is not waiting yet.
+            self.0.all_ran.notify_one();
+        }
+        Ok(Outcome::default())
+    }
+}

@@ -1,0 +1,213 @@
+//! Batched queue writes on a real database: the batch completer's one
+//! lease-checked statement, bulk enqueue, and a runner draining effect-free
+//! jobs through the batch completer and stopping with none left RUNNING.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use pictor::app::{self, App, Overrides};
+use pictor::db::{self, jobs::JobFilter};
+use pictor::handlers::{HandlerContext, HandlerError, JobHandler, Outcome, Registry};
+use pictor::queue::clock::{Clock, ManualClock};
+use pictor::queue::completer::{self, Ending};
+use pictor::queue::job::{Job, NewJob};
+use pictor::queue::rescuer;
+use pictor::queue::runner::{Runner, RunnerSettings};
+use pictor_client::models::{JobKind, JobStatus};
+use tokio::sync::Notify;
+
+use crate::helpers::{Backend, drop_database, fresh_database, test_config};
+
+const T0: i64 = 1_800_000_000_000;
+const LEASE_MS: i64 = 30_000;
+
+struct Fixture {
+    app: App,
+    clock: ManualClock,
+    database_url: String,
+    _dir: tempfile::TempDir,
+}
+
+async fn fixture(backend: Backend) -> Option<Fixture> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = fresh_database(backend, dir.path()).await?;
+    let config = pictor::config::Config { database_url: database_url.clone(), ..test_config(dir.path()) };
+    let clock = ManualClock::new(T0);
+    let overrides = Overrides { clock: Some(Arc::new(clock.clone())), ..Default::default() };
+    let app = app::build_with(&config, "http://test", overrides).await.expect("build");
+    Some(Fixture { app, clock, database_url, _dir: dir })
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        // The test's runtime is shutting down: drop the PostgreSQL database
+        // from a runtime of its own.
+        let url = self.database_url.clone();
+        if url.starts_with("postgres") {
+            let _ = std::thread::spawn(move || {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    rt.block_on(drop_database(&url));
+                }
+            })
+            .join();
+        }
+    }
+}
+
+/// An effect-free job of the bench's shape: no image, no dedupe key.
+fn bare_job(i: usize) -> NewJob {
+    NewJob {
+        kind: JobKind::PreviewGeneration,
+        payload: format!("{{\"i\":{i}}}"),
+        image_id: None,
+        priority: 0,
+        dedupe_key: None,
+    }
+}
+
+impl Fixture {
+    fn db(&self) -> &db::Db {
+        &self.app.state.db
+    }
+
+    async fn enqueue(&self, count: usize) -> Vec<i64> {
+        let mut ids = Vec::new();
+        for i in 0..count {
+            let id = db::jobs::insert(&self.db().pool, &bare_job(i), 5, self.clock.now_ms()).await.expect("insert");
+            ids.push(id.expect("inserted"));
+        }
+        ids
+    }
+
+    async fn claim(&self, runner: &str, limit: i64) -> Vec<i64> {
+        let now = self.clock.now_ms();
+        let claimed = db::jobs::claim(self.db(), runner, limit, now + LEASE_MS, now).await.expect("claim");
+        claimed.iter().map(|j| j.id).collect()
+    }
+
+    async fn job(&self, id: i64) -> Job {
+        db::jobs::get(&self.db().pool, id).await.expect("get").expect("exists")
+    }
+
+    async fn count(&self, status: JobStatus) -> i64 {
+        let filter = JobFilter { status: Some(status), ..Default::default() };
+        db::jobs::list(&self.db().pool, &filter, 1, 0).await.expect("list").1
+    }
+}
+
+both_backends! {
+    async fn batch_completion_completes_exactly_the_given_jobs(backend) {
+        let Some(f) = fixture(backend).await else { return };
+        let ids = f.enqueue(4).await;
+        assert_eq!(f.claim("runner-a", 10).await.len(), 4);
+        f.clock.advance_ms(7);
+
+        let endings = completer::complete_batch(&f.app.state.queue, "runner-a", &ids[..3]).await.expect("batch");
+
+        let completed = Ending::Completed { children: 0 };
+        assert_eq!(endings, vec![(ids[0], completed), (ids[1], completed), (ids[2], completed)]);
+        for id in &ids[..3] {
+            let job = f.job(*id).await;
+            assert_eq!(job.status, JobStatus::Completed);
+            assert_eq!(job.finished_at, Some(T0 + 7));
+            assert_eq!(job.locked_until, None);
+            assert_eq!(job.locked_by.as_deref(), Some("runner-a"), "who ran it stays visible");
+        }
+        let left = f.job(ids[3]).await;
+        assert_eq!((left.status, left.finished_at), (JobStatus::Running, None), "a job not listed is untouched");
+    }
+}
+
+both_backends! {
+    async fn a_lost_lease_in_a_batch_writes_nothing_for_that_job(backend) {
+        let Some(f) = fixture(backend).await else { return };
+        let ids = f.enqueue(1).await;
+        assert_eq!(f.claim("runner-a", 1).await, ids);
+        // runner-a stalls past its lease; the job is rescued and runner-b takes it.
+        f.clock.advance_ms(LEASE_MS + 1);
+        rescuer::rescue_once(&f.app.state.queue).await.expect("rescue");
+        assert_eq!(f.claim("runner-b", 1).await, ids);
+        let before = f.job(ids[0]).await;
+        // runner-a still holds a second job.
+        let held = f.enqueue(1).await;
+        assert_eq!(f.claim("runner-a", 1).await, held);
+        f.clock.advance_ms(5);
+
+        let endings = completer::complete_batch(&f.app.state.queue, "runner-a", &[ids[0], held[0]]).await.expect("batch");
+
+        assert_eq!(endings, vec![(ids[0], Ending::LeaseLost), (held[0], Ending::Completed { children: 0 })]);
+        assert_eq!(f.job(ids[0]).await, before, "runner-b's job is exactly as it was");
+        assert_eq!(f.job(held[0]).await.status, JobStatus::Completed);
+    }
+}
+
+both_backends! {
+    async fn bulk_enqueue_inserts_every_job_and_skips_existing_dedupe_keys(backend) {
+        let Some(f) = fixture(backend).await else { return };
+        let queue = &f.app.state.queue;
+        let mut jobs = (0..50).map(bare_job).collect::<Vec<_>>();
+        jobs[0].dedupe_key = Some("once".into());
+        let mut tx = queue.db.begin_write().await.expect("begin");
+        let inserted = queue.enqueue_many_in(&mut tx, &jobs).await.expect("bulk");
+        tx.commit().await.expect("commit");
+        assert_eq!(inserted, 50);
+
+        let mut tx = queue.db.begin_write().await.expect("begin");
+        let again = queue.enqueue_many_in(&mut tx, &jobs[..1]).await.expect("bulk again");
+        tx.commit().await.expect("commit");
+
+        assert_eq!(again, 0, "the dedupe key exists already");
+        assert_eq!(f.count(JobStatus::Pending).await, 50);
+        let first = f.job(f.claim("r", 1).await[0]).await;
+        assert_eq!((first.kind, first.payload.as_str(), first.max_attempts), (JobKind::PreviewGeneration, "{\"i\":0}", 5));
+    }
+}
+
+/// Counts runs, signals when `target` is reached, commits nothing else.
+struct Counting {
+    ran: AtomicUsize,
+    target: usize,
+    all_ran: Notify,
+}
+
+/// The handler over a shared [`Counting`].
+struct CountingHandler(Arc<Counting>);
+
+#[async_trait::async_trait]
+impl JobHandler for CountingHandler {
+    async fn handle(&self, _job: &Job, _ctx: &HandlerContext) -> Result<Outcome, HandlerError> {
+        if self.0.ran.fetch_add(1, Ordering::SeqCst) + 1 == self.0.target {
+            self.0.all_ran.notify_one();
+        }
+        Ok(Outcome::default())
+    }
+}
+
+both_backends! {
+    async fn a_runner_completes_effect_free_jobs_in_batches_and_leaves_none_running_at_shutdown(backend) {
+        let Some(f) = fixture(backend).await else { return };
+        let queue = &f.app.state.queue;
+        let jobs = (0..300).map(bare_job).collect::<Vec<_>>();
+        let mut tx = queue.db.begin_write().await.expect("begin");
+        queue.enqueue_many_in(&mut tx, &jobs).await.expect("bulk");
+        tx.commit().await.expect("commit");
+        let counting = Arc::new(Counting { ran: AtomicUsize::new(0), target: jobs.len(), all_ran: Notify::new() });
+        let mut registry = Registry::default();
+        registry.register(JobKind::PreviewGeneration, CountingHandler(counting.clone()));
+        let settings = RunnerSettings { batch_size: 40, concurrency: 25, completion_batch: 16, ..Default::default() };
+        let runner = Runner::new(queue.clone(), registry, f.app.runner.handler_context().clone(), settings);
+        let (trigger, shutdown) = app::shutdown_channel();
+        let task = tokio::spawn(runner.run(shutdown.wait()));
+
+        counting.all_ran.notified().await;
+        // Stopping writes the completer's backlog before the runner returns.
+        trigger.trigger();
+        task.await.expect("runner task").expect("runner stops cleanly");
+
+        assert_eq!(counting.ran.load(Ordering::SeqCst), jobs.len(), "each job ran once");
+        assert_eq!(f.count(JobStatus::Completed).await, 300);
+        assert_eq!(f.count(JobStatus::Running).await + f.count(JobStatus::Pending).await, 0);
+        let (all, _) = db::jobs::list(&f.db().pool, &JobFilter::default(), 1_000, 0).await.expect("list");
+        assert!(all.iter().all(|j| j.attempts == 1), "no job was claimed twice");
+    }
+}
