@@ -197,7 +197,7 @@ async fn measure(args: &Args, url: &str, storage: &std::path::Path) -> anyhow::R
     let counter = Arc::new(Counter::default());
     let mut registry = Registry::default();
     registry.register(NOOP_KIND, Noop(counter.clone()));
-    let config = Config { database_url: url.to_owned(), storage_dir: storage.to_owned(), ..Config::defaults() };
+    let config = Config { database_url: url.to_owned(), storage_dir: storage.to_owned(), ..Config::defaults()? };
     let overrides = Overrides { registry: Some(registry.clone()), ..Overrides::default() };
     let app = app::build_with(&config, "http://127.0.0.1", overrides).await?;
     let db = &app.state.db;

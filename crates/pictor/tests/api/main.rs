@@ -51,6 +51,6 @@ mod images;
 mod pipeline;
 mod processes;
 mod queue;
-mod scale_out;
 mod queue_batch;
+mod scale_out;
 mod service;
