@@ -62,9 +62,7 @@ pub(crate) fn to_srgb(raster: Raster, icc: Option<&[u8]>) -> Result<Raster, Imag
 /// Applies `profile` → sRGB; `None` when moxcms cannot build or run it.
 fn transform(raster: &Raster, profile: &ColorProfile, src_layout: Layout) -> Option<Raster> {
     let srgb = ColorProfile::new_srgb();
-    let executor = profile
-        .create_transform_8bit(src_layout, &srgb, Layout::Rgb, TransformOptions::default())
-        .ok()?;
+    let executor = profile.create_transform_8bit(src_layout, &srgb, Layout::Rgb, TransformOptions::default()).ok()?;
     let pixel_count = raster.width as usize * raster.height as usize;
     let mut rgb = vec![0u8; pixel_count * 3];
     executor.transform(&raster.pixels, &mut rgb).ok()?;
@@ -114,11 +112,7 @@ fn close(a: Xyzd, b: Xyzd) -> bool {
 fn trc_is_srgb(curve: &ToneReprCurve) -> bool {
     const SAMPLES: [f64; 6] = [0.05, 0.2, 0.4, 0.6, 0.8, 1.0];
     SAMPLES.iter().all(|&x| {
-        let srgb = if x <= 0.04045 {
-            x / 12.92
-        } else {
-            ((x + 0.055) / 1.055).powf(2.4)
-        };
+        let srgb = if x <= 0.04045 { x / 12.92 } else { ((x + 0.055) / 1.055).powf(2.4) };
         trc_value(curve, x).is_some_and(|y| (y - srgb).abs() < 0.005)
     })
 }
@@ -143,26 +137,10 @@ fn trc_value(curve: &ToneReprCurve, x: f64) -> Option<f64> {
             let power = |a: f64, b: f64| (a * x + b).max(0.0).powf(p[0]);
             match p.len() {
                 1 => Some(x.powf(p[0])),
-                3 => Some(if x >= -p[2] / p[1] {
-                    power(p[1], p[2])
-                } else {
-                    0.0
-                }),
-                4 => Some(if x >= -p[2] / p[1] {
-                    power(p[1], p[2]) + p[3]
-                } else {
-                    p[3]
-                }),
-                5 => Some(if x >= p[4] {
-                    power(p[1], p[2])
-                } else {
-                    p[3] * x
-                }),
-                7 => Some(if x >= p[4] {
-                    power(p[1], p[2]) + p[5]
-                } else {
-                    p[3] * x + p[6]
-                }),
+                3 => Some(if x >= -p[2] / p[1] { power(p[1], p[2]) } else { 0.0 }),
+                4 => Some(if x >= -p[2] / p[1] { power(p[1], p[2]) + p[3] } else { p[3] }),
+                5 => Some(if x >= p[4] { power(p[1], p[2]) } else { p[3] * x }),
+                7 => Some(if x >= p[4] { power(p[1], p[2]) + p[5] } else { p[3] * x + p[6] }),
                 _ => None,
             }
         }
@@ -194,13 +172,9 @@ mod tests {
 
     #[test]
     fn adobe_inverted_cmyk_without_profile_keeps_white_white_and_black_black() {
-        let raster = Raster::new(
-            2,
-            1,
-            PixelLayout::Cmyk { inverted: true },
-            vec![255, 255, 255, 255, 255, 255, 255, 0],
-        )
-        .expect("a 2x1 CMYK raster");
+        let raster =
+            Raster::new(2, 1, PixelLayout::Cmyk { inverted: true }, vec![255, 255, 255, 255, 255, 255, 255, 0])
+                .expect("a 2x1 CMYK raster");
 
         let rgb = to_srgb(raster, None).expect("converted");
 

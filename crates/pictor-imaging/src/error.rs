@@ -35,11 +35,7 @@ pub enum ImagingError {
 /// Formats a pixel count in megapixels: one decimal below 10, whole above.
 fn megapixels(pixels: u64) -> String {
     let mpx = pixels as f64 / 1_000_000.0;
-    if mpx < 10.0 {
-        format!("{mpx:.1}")
-    } else {
-        format!("{mpx:.0}")
-    }
+    if mpx < 10.0 { format!("{mpx:.1}") } else { format!("{mpx:.0}") }
 }
 
 /// The `TooLarge` message, e.g. "image is 30000x30000 (900 Mpx), over the limit of 100 Mpx".
@@ -62,25 +58,14 @@ mod tests {
 
     #[test]
     fn too_large_message_gives_both_sizes_in_megapixels() {
-        let error = ImagingError::TooLarge {
-            width: 30000,
-            height: 30000,
-            max_pixels: 100_000_000,
-        };
+        let error = ImagingError::TooLarge { width: 30000, height: 30000, max_pixels: 100_000_000 };
 
-        assert_eq!(
-            error.to_string(),
-            "image is 30000x30000 (900 Mpx), over the limit of 100 Mpx"
-        );
+        assert_eq!(error.to_string(), "image is 30000x30000 (900 Mpx), over the limit of 100 Mpx");
     }
 
     #[test]
     fn too_large_message_names_the_edge_when_only_an_edge_is_over() {
-        let error = ImagingError::TooLarge {
-            width: 70000,
-            height: 10,
-            max_pixels: 100_000_000,
-        };
+        let error = ImagingError::TooLarge { width: 70000, height: 10, max_pixels: 100_000_000 };
 
         assert!(error.to_string().contains("edge"), "{error}");
     }

@@ -8,6 +8,7 @@
 //!       ─ resize to the largest output ─ orient ─ colour (ICC/CMYK → sRGB;
 //!         alpha flattened at decode) ─ resize cascade 512→256→128→64
 //!       ─ encode (mozjpeg: baseline thumbnails, progressive preview, no metadata)
+//!       ─ placeholder (ThumbHash of a small thumbnail)
 //! ```
 //!
 //! The recipe and its measurements are in `shared/notes/crate-evaluation.md`
@@ -19,16 +20,19 @@ mod decode;
 mod encode;
 mod error;
 mod orient;
+mod placeholder;
 mod probe;
 mod render;
 mod resize;
 mod sniff;
+#[doc(hidden)]
+pub mod stage;
 
 pub use error::ImagingError;
+pub use placeholder::{THUMBHASH_MAX_EDGE, thumbhash_from_asset};
 pub use probe::{DEFAULT_MAX_DIMENSION, DEFAULT_MAX_PIXELS, ImageInfo, Limits, probe};
 pub use render::{
-    Asset, DEFAULT_BACKGROUND, DEFAULT_JPEG_QUALITY, RenderOptions, render_preview,
-    render_thumbnails,
+    Asset, DEFAULT_BACKGROUND, DEFAULT_JPEG_QUALITY, RenderOptions, render_all, render_preview, render_thumbnails,
 };
 pub use resize::fit_longest_edge;
 pub use sniff::{Format, SNIFF_LEN, is_decodable, sniff};

@@ -31,22 +31,10 @@ pub(crate) fn orient(raster: Raster, orientation: u8) -> Raster {
         3 => remap::<3>(&raster.pixels, out_w, out_h, base, dx, dy),
         _ => remap::<4>(&raster.pixels, out_w, out_h, base, dx, dy),
     };
-    Raster {
-        width: out_w as u32,
-        height: out_h as u32,
-        layout: raster.layout,
-        pixels,
-    }
+    Raster { width: out_w as u32, height: out_h as u32, layout: raster.layout, pixels }
 }
 
-fn remap<const C: usize>(
-    src: &[u8],
-    out_w: usize,
-    out_h: usize,
-    base: isize,
-    dx: isize,
-    dy: isize,
-) -> Vec<u8> {
+fn remap<const C: usize>(src: &[u8], out_w: usize, out_h: usize, base: isize, dx: isize, dy: isize) -> Vec<u8> {
     let mut dst = vec![0u8; out_w * out_h * C];
     for tile_y in (0..out_h).step_by(TILE) {
         for tile_x in (0..out_w).step_by(TILE) {

@@ -23,10 +23,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits {
-            max_pixels: DEFAULT_MAX_PIXELS,
-            max_dimension: DEFAULT_MAX_DIMENSION,
-        }
+        Limits { max_pixels: DEFAULT_MAX_PIXELS, max_dimension: DEFAULT_MAX_DIMENSION }
     }
 }
 
@@ -35,11 +32,7 @@ impl Limits {
     pub(crate) fn check(&self, width: u32, height: u32) -> Result<(), ImagingError> {
         let pixels = u64::from(width) * u64::from(height);
         if pixels > self.max_pixels || width > self.max_dimension || height > self.max_dimension {
-            return Err(ImagingError::TooLarge {
-                width,
-                height,
-                max_pixels: self.max_pixels,
-            });
+            return Err(ImagingError::TooLarge { width, height, max_pixels: self.max_pixels });
         }
         Ok(())
     }
@@ -61,11 +54,7 @@ pub struct ImageInfo {
 impl ImageInfo {
     /// Width and height as displayed, i.e. swapped for orientations 5..=8.
     pub fn display_size(&self) -> (u32, u32) {
-        if (5..=8).contains(&self.orientation) {
-            (self.height, self.width)
-        } else {
-            (self.width, self.height)
-        }
+        if (5..=8).contains(&self.orientation) { (self.height, self.width) } else { (self.width, self.height) }
     }
 }
 
@@ -96,12 +85,7 @@ pub fn probe<R: BufRead + Seek>(mut reader: R, limits: &Limits) -> Result<ImageI
         )));
     }
     limits.check(width, height)?;
-    Ok(ImageInfo {
-        format,
-        width,
-        height,
-        orientation,
-    })
+    Ok(ImageInfo { format, width, height, orientation })
 }
 
 /// Sniffs and refuses what this build cannot decode, with a message for a person.
@@ -110,19 +94,11 @@ pub(crate) fn recognise(prefix: &[u8]) -> Result<Format, ImagingError> {
         return Err(ImagingError::Unsupported("the file is empty".into()));
     }
     let format = sniff(prefix).ok_or_else(|| {
-        ImagingError::Unsupported(
-            "not an image in a supported format (JPEG, PNG, WebP, GIF, TIFF or BMP)".into(),
-        )
+        ImagingError::Unsupported("not an image in a supported format (JPEG, PNG, WebP, GIF, TIFF or BMP)".into())
     })?;
     if !is_decodable(format) {
-        let name = if format == Format::Avif {
-            "AVIF"
-        } else {
-            "HEIC"
-        };
-        return Err(ImagingError::Unsupported(format!(
-            "{name} images are not supported yet"
-        )));
+        let name = if format == Format::Avif { "AVIF" } else { "HEIC" };
+        return Err(ImagingError::Unsupported(format!("{name} images are not supported yet")));
     }
     Ok(format)
 }
@@ -199,11 +175,7 @@ fn jpeg_header<R: BufRead + Seek>(reader: &mut R) -> std::io::Result<(u32, u32, 
                 let _precision = read_u8(reader)?;
                 let height = read_be_u16(reader)?;
                 let width = read_be_u16(reader)?;
-                return Ok((
-                    u32::from(width),
-                    u32::from(height),
-                    orientation.unwrap_or(1),
-                ));
+                return Ok((u32::from(width), u32::from(height), orientation.unwrap_or(1)));
             }
             _ => {
                 let length = read_be_u16(reader)?;
@@ -261,23 +233,16 @@ fn png_header<R: BufRead + Seek>(reader: &mut R) -> std::io::Result<(u32, u32, u
 
 /// Dimensions and orientation through the `image` crate's decoders, which
 /// read only their headers when constructed.
-fn generic_header<R: BufRead + Seek>(
-    reader: R,
-    format: Format,
-) -> Result<(u32, u32, u8), ImagingError> {
+fn generic_header<R: BufRead + Seek>(reader: R, format: Format) -> Result<(u32, u32, u8), ImagingError> {
     use image::ImageDecoder;
 
     let Some(image_format) = image_format(format) else {
-        return Err(ImagingError::Unsupported(format!(
-            "{format} images are not supported yet"
-        )));
+        return Err(ImagingError::Unsupported(format!("{format} images are not supported yet")));
     };
     let mut image_reader = image::ImageReader::with_format(reader, image_format);
     // Limits are applied by `Limits::check` on the dimensions just read.
     image_reader.no_limits();
-    let mut decoder = image_reader
-        .into_decoder()
-        .map_err(|e| image_error(e, format))?;
+    let mut decoder = image_reader.into_decoder().map_err(|e| image_error(e, format))?;
     let (width, height) = decoder.dimensions();
     let orientation = decoder.orientation().map(|o| o.to_exif()).unwrap_or(1);
     Ok((width, height, orientation))
@@ -302,12 +267,7 @@ mod tests {
 
     #[test]
     fn display_size_swaps_only_for_orientations_five_to_eight() {
-        let mut info = ImageInfo {
-            format: Format::Jpeg,
-            width: 30,
-            height: 20,
-            orientation: 1,
-        };
+        let mut info = ImageInfo { format: Format::Jpeg, width: 30, height: 20, orientation: 1 };
         for orientation in 1..=8u8 {
             info.orientation = orientation;
             let expected = if orientation >= 5 { (20, 30) } else { (30, 20) };
@@ -321,23 +281,14 @@ mod tests {
 
         let result = probe(Cursor::new(&bytes[..]), &Limits::default());
 
-        assert!(
-            matches!(result, Err(ImagingError::Corrupt(_))),
-            "{result:?}"
-        );
+        assert!(matches!(result, Err(ImagingError::Corrupt(_))), "{result:?}");
     }
 
     #[test]
     fn limits_refuse_an_edge_over_max_dimension() {
-        let limits = Limits {
-            max_pixels: u64::MAX,
-            max_dimension: 1000,
-        };
+        let limits = Limits { max_pixels: u64::MAX, max_dimension: 1000 };
 
-        assert!(matches!(
-            limits.check(1001, 1),
-            Err(ImagingError::TooLarge { .. })
-        ));
+        assert!(matches!(limits.check(1001, 1), Err(ImagingError::TooLarge { .. })));
         assert!(limits.check(1000, 1000).is_ok());
     }
 }

@@ -1,5 +1,5 @@
-//! The two jobs' entry points: one decode, then thumbnails (baseline, each
-//! from the previous bigger one) or a progressive preview.
+//! The jobs' entry points: one decode, then thumbnails (baseline, each from
+//! the previous bigger one), a progressive preview, or both at once.
 
 use std::cmp::Reverse;
 use std::io::Cursor;
@@ -33,11 +33,7 @@ pub struct RenderOptions {
 
 impl Default for RenderOptions {
     fn default() -> Self {
-        RenderOptions {
-            jpeg_quality: DEFAULT_JPEG_QUALITY,
-            background: DEFAULT_BACKGROUND,
-            limits: Limits::default(),
-        }
+        RenderOptions { jpeg_quality: DEFAULT_JPEG_QUALITY, background: DEFAULT_BACKGROUND, limits: Limits::default() }
     }
 }
 
@@ -63,39 +59,12 @@ pub struct Asset {
 /// damaged or truncated data, `TooLarge` when the header is over
 /// `options.limits` (nothing is decoded then), `Internal` for a failure of
 /// the library itself.
-pub fn render_thumbnails(
-    data: &[u8],
-    sizes: &[u32],
-    options: &RenderOptions,
-) -> Result<Vec<Asset>, ImagingError> {
+pub fn render_thumbnails(data: &[u8], sizes: &[u32], options: &RenderOptions) -> Result<Vec<Asset>, ImagingError> {
     if sizes.is_empty() {
         return Ok(Vec::new());
     }
-    guarded(|| {
-        let info = inspect(data, &options.limits)?;
-        let (display_w, display_h) = info.display_size();
-        let mut order: Vec<usize> = (0..sizes.len()).collect();
-        order.sort_by_key(|&i| Reverse(sizes[i]));
-        let mut resizer = Resizer::new();
-        let mut current = prepare(data, &info, sizes[order[0]], options, &mut resizer)?;
-        let mut assets: Vec<Option<Asset>> = vec![None; sizes.len()];
-        // Cascade: each size from the previous, bigger buffer (E4), which
-        // keeps the Lanczos kernel small.
-        for i in order {
-            let (width, height) = fit_longest_edge(display_w, display_h, sizes[i]);
-            current = resize(&current, width, height, &mut resizer)?;
-            let jpeg = encode(&current, options.jpeg_quality, Scans::Baseline)?;
-            assets[i] = Some(Asset {
-                width,
-                height,
-                jpeg,
-            });
-        }
-        assets
-            .into_iter()
-            .collect::<Option<Vec<Asset>>>()
-            .ok_or_else(|| ImagingError::Internal("a thumbnail size was skipped".into()))
-    })
+    let outputs: Vec<Output> = sizes.iter().map(|&edge| Output::thumbnail(edge)).collect();
+    render(data, &outputs, options)
 }
 
 /// One decode, then a progressive JPEG whose longest edge is
@@ -104,21 +73,76 @@ pub fn render_thumbnails(
 /// # Errors
 ///
 /// As [`render_thumbnails`].
-pub fn render_preview(
+pub fn render_preview(data: &[u8], max_edge: u32, options: &RenderOptions) -> Result<Asset, ImagingError> {
+    let mut assets = render(data, &[Output::preview(max_edge)], options)?;
+    assets.pop().ok_or_else(|| ImagingError::Internal("the preview was skipped".into()))
+}
+
+/// [`render_thumbnails`] and [`render_preview`] from a single decode: the
+/// thumbnails are derived from the preview-size buffer, which saves the
+/// thumbnail job's decode (the costliest stage for progressive JPEGs).
+/// Returns the thumbnails in the order of `sizes`, then the preview.
+///
+/// # Errors
+///
+/// As [`render_thumbnails`].
+pub fn render_all(
     data: &[u8],
+    sizes: &[u32],
     max_edge: u32,
     options: &RenderOptions,
-) -> Result<Asset, ImagingError> {
+) -> Result<(Vec<Asset>, Asset), ImagingError> {
+    let outputs: Vec<Output> =
+        sizes.iter().map(|&edge| Output::thumbnail(edge)).chain(std::iter::once(Output::preview(max_edge))).collect();
+    let mut assets = render(data, &outputs, options)?;
+    let preview = assets.pop().ok_or_else(|| ImagingError::Internal("the preview was skipped".into()))?;
+    Ok((assets, preview))
+}
+
+/// One asset to produce: its longest edge and scan structure.
+#[derive(Debug, Clone, Copy)]
+struct Output {
+    edge: u32,
+    scans: Scans,
+}
+
+impl Output {
+    fn thumbnail(edge: u32) -> Output {
+        Output { edge, scans: Scans::Baseline }
+    }
+
+    fn preview(edge: u32) -> Output {
+        Output { edge, scans: Scans::Progressive }
+    }
+}
+
+/// One decode sized for the largest output, then every output in
+/// decreasing size, each resized from the previous, bigger buffer (E4),
+/// which keeps the Lanczos kernel small. Returned in the order of `outputs`.
+fn render(data: &[u8], outputs: &[Output], options: &RenderOptions) -> Result<Vec<Asset>, ImagingError> {
     guarded(|| {
         let info = inspect(data, &options.limits)?;
+        let (display_w, display_h) = info.display_size();
+        let mut order: Vec<usize> = (0..outputs.len()).collect();
+        order.sort_by_key(|&i| Reverse(outputs[i].edge));
+        let Some(&largest) = order.first() else {
+            return Ok(Vec::new());
+        };
         let mut resizer = Resizer::new();
-        let raster = prepare(data, &info, max_edge, options, &mut resizer)?;
-        let jpeg = encode(&raster, options.jpeg_quality, Scans::Progressive)?;
-        Ok(Asset {
-            width: raster.width,
-            height: raster.height,
-            jpeg,
-        })
+        let mut current = prepare(data, &info, outputs[largest].edge, options, &mut resizer)?;
+        let mut assets: Vec<Option<Asset>> = vec![None; outputs.len()];
+        for i in order {
+            let (width, height) = fit_longest_edge(display_w, display_h, outputs[i].edge);
+            if (current.width, current.height) != (width, height) {
+                current = resize(&current, width, height, &mut resizer)?;
+            }
+            let jpeg = encode(&current, options.jpeg_quality, outputs[i].scans)?;
+            assets[i] = Some(Asset { width, height, jpeg });
+        }
+        assets
+            .into_iter()
+            .collect::<Option<Vec<Asset>>>()
+            .ok_or_else(|| ImagingError::Internal("an output was skipped".into()))
     })
 }
 
@@ -140,19 +164,9 @@ fn prepare(
 ) -> Result<Raster, ImagingError> {
     let (display_w, display_h) = info.display_size();
     let (width, height) = fit_longest_edge(display_w, display_h, edge);
-    let decoded = decode(
-        data,
-        info,
-        width.max(height),
-        options.background,
-        &options.limits,
-    )?;
+    let decoded = decode(data, info, width.max(height), options.background, &options.limits)?;
     let transposed = info.orientation >= 5;
-    let (stored_w, stored_h) = if transposed {
-        (height, width)
-    } else {
-        (width, height)
-    };
+    let (stored_w, stored_h) = if transposed { (height, width) } else { (width, height) };
     let resized = resize(&decoded.raster, stored_w, stored_h, resizer)?;
     drop(decoded.raster);
     let upright = orient(resized, info.orientation);
@@ -168,8 +182,6 @@ fn guarded<T>(work: impl FnOnce() -> Result<T, ImagingError>) -> Result<T, Imagi
             .map(String::as_str)
             .or_else(|| payload.downcast_ref::<&str>().copied())
             .unwrap_or("unknown panic");
-        Err(ImagingError::Internal(format!(
-            "imaging panicked: {message}"
-        )))
+        Err(ImagingError::Internal(format!("imaging panicked: {message}")))
     })
 }

@@ -14,23 +14,13 @@ pub fn fit_longest_edge(width: u32, height: u32, edge: u32) -> (u32, u32) {
     let longest = width.max(height).max(1);
     let shortest = width.min(height);
     let edge = edge.clamp(1, longest);
-    let short =
-        (u64::from(shortest) * u64::from(edge) * 2 + u64::from(longest)) / (2 * u64::from(longest));
+    let short = (u64::from(shortest) * u64::from(edge) * 2 + u64::from(longest)) / (2 * u64::from(longest));
     let short = (short as u32).max(1);
-    if width >= height {
-        (edge, short)
-    } else {
-        (short, edge)
-    }
+    if width >= height { (edge, short) } else { (short, edge) }
 }
 
 /// Resamples `src` to exactly `width` × `height` (a copy when equal).
-pub(crate) fn resize(
-    src: &Raster,
-    width: u32,
-    height: u32,
-    resizer: &mut Resizer,
-) -> Result<Raster, ImagingError> {
+pub(crate) fn resize(src: &Raster, width: u32, height: u32, resizer: &mut Resizer) -> Result<Raster, ImagingError> {
     if (src.width, src.height) == (width, height) {
         return Ok(src.clone());
     }
@@ -39,18 +29,12 @@ pub(crate) fn resize(
         3 => PixelType::U8x3,
         _ => PixelType::U8x4,
     };
-    let internal =
-        |e: &dyn std::fmt::Display| ImagingError::Internal(format!("resize failed: {e}"));
-    let from =
-        ImageRef::new(src.width, src.height, &src.pixels, pixel_type).map_err(|e| internal(&e))?;
+    let internal = |e: &dyn std::fmt::Display| ImagingError::Internal(format!("resize failed: {e}"));
+    let from = ImageRef::new(src.width, src.height, &src.pixels, pixel_type).map_err(|e| internal(&e))?;
     let mut to = Image::new(width, height, pixel_type);
     // The 4th channel is CMYK's K, never alpha: alpha is flattened at decode.
-    let options = ResizeOptions::new()
-        .resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3))
-        .use_alpha(false);
-    resizer
-        .resize(&from, &mut to, &options)
-        .map_err(|e| internal(&e))?;
+    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3)).use_alpha(false);
+    resizer.resize(&from, &mut to, &options).map_err(|e| internal(&e))?;
     Raster::new(width, height, src.layout, to.into_vec())
 }
 

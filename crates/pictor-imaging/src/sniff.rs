@@ -77,10 +77,7 @@ pub fn sniff(prefix: &[u8]) -> Option<Format> {
         return Some(Format::WebP);
     }
     // Classic TIFF (42) and BigTIFF (43), both byte orders.
-    if [b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"]
-        .iter()
-        .any(|magic| prefix.starts_with(*magic))
-    {
+    if [b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"].iter().any(|magic| prefix.starts_with(*magic)) {
         return Some(Format::Tiff);
     }
     if prefix.len() >= 12 && &prefix[4..8] == b"ftyp" {
@@ -104,15 +101,12 @@ fn sniff_ftyp(prefix: &[u8]) -> Option<Format> {
     let box_len = u32::from_be_bytes([prefix[0], prefix[1], prefix[2], prefix[3]]) as usize;
     let end = box_len.clamp(12, prefix.len());
     // Major brand at 8..12, minor version at 12..16, compatible brands after.
-    let brands =
-        std::iter::once(&prefix[8..12]).chain(prefix.get(16..end).unwrap_or(&[]).chunks_exact(4));
+    let brands = std::iter::once(&prefix[8..12]).chain(prefix.get(16..end).unwrap_or(&[]).chunks_exact(4));
     let mut heif = false;
     for brand in brands {
         match brand {
             b"avif" | b"avis" => return Some(Format::Avif),
-            b"heic" | b"heix" | b"hevc" | b"hevx" | b"heim" | b"heis" | b"mif1" | b"msf1" => {
-                heif = true
-            }
+            b"heic" | b"heix" | b"hevc" | b"hevx" | b"heim" | b"heis" | b"mif1" | b"msf1" => heif = true,
             _ => {}
         }
     }

@@ -10,7 +10,7 @@ use mozjpeg::{Decompress, Marker};
 use mozjpeg_sys::jpeg_common_struct;
 use mozjpeg_sys::jpeg_error_mgr as ErrorMgr;
 
-use super::{Decoded, PixelLayout, Raster};
+use super::{Decoded, PixelLayout, Raster, scans};
 use crate::error::ImagingError;
 use crate::probe::Limits;
 
@@ -24,37 +24,43 @@ struct JpegFailure {
 }
 
 /// Decodes at the smallest DCT scale whose longest edge is >= `target_edge`.
-pub(crate) fn decode(
-    data: &[u8],
-    target_edge: u32,
-    limits: &Limits,
-) -> Result<Decoded, ImagingError> {
-    catch_unwind(AssertUnwindSafe(|| {
-        decode_unguarded(data, target_edge, limits)
-    }))
-    .unwrap_or_else(|payload| Err(failure(payload)))
+pub(crate) fn decode(data: &[u8], target_edge: u32, limits: &Limits) -> Result<Decoded, ImagingError> {
+    catch_unwind(AssertUnwindSafe(|| decode_unguarded(data, target_edge, limits)))
+        .unwrap_or_else(|payload| Err(failure(payload)))
 }
 
-fn decode_unguarded(
-    data: &[u8],
-    target_edge: u32,
-    limits: &Limits,
-) -> Result<Decoded, ImagingError> {
-    let mut decompress = Decompress::with_err(error_manager())
-        .with_markers(SAVED_MARKERS)
-        .from_mem(data)
-        .map_err(damaged)?;
+fn decode_unguarded(data: &[u8], target_edge: u32, limits: &Limits) -> Result<Decoded, ImagingError> {
+    let decompress = open(data)?;
     let (width, height) = decompress.size();
     let (width, height) = (dimension(width)?, dimension(height)?);
     // The probe already checked the header; this guards against a second,
     // different frame header that libjpeg might have honoured instead.
     limits.check(width, height)?;
-    decompress.scale(dct_scale(width.max(height), target_edge));
+    let scale = dct_scale(width.max(height), target_edge);
+    // A 1/8 decode uses only the DC coefficients: a progressive file's AC
+    // scans need not be entropy-decoded at all.
+    match (scale == 1).then(|| scans::dc_only(data)).flatten() {
+        Some(dc_scans) => {
+            drop(decompress);
+            let mut decompress = open(&dc_scans)?;
+            // Smoothing would estimate the missing AC coefficients (and
+            // nudge DC) for nothing: the 1/8 IDCT reads DC alone.
+            decompress.do_block_smoothing(false);
+            read(decompress, scale)
+        }
+        None => read(decompress, scale),
+    }
+}
 
+fn open(data: &[u8]) -> Result<Decompress<&[u8]>, ImagingError> {
+    Decompress::with_err(error_manager()).with_markers(SAVED_MARKERS).from_mem(data).map_err(damaged)
+}
+
+/// Decodes the whole image at `scale`/8 with its profile.
+fn read<R: std::io::BufRead>(mut decompress: Decompress<R>, scale: u8) -> Result<Decoded, ImagingError> {
+    decompress.scale(scale);
     let icc = icc_profile(&decompress);
-    let adobe = decompress
-        .markers()
-        .any(|m| m.marker == Marker::APP(14) && m.data.starts_with(b"Adobe"));
+    let adobe = decompress.markers().any(|m| m.marker == Marker::APP(14) && m.data.starts_with(b"Adobe"));
 
     let (layout, mut started) = match decompress.image().map_err(damaged)? {
         mozjpeg::Format::RGB(started) => (PixelLayout::Rgb, started),
@@ -70,17 +76,19 @@ fn decode_unguarded(
     Ok(Decoded { raster, icc })
 }
 
-/// The smallest n in 1..=8 such that `longest * n / 8` (rounded up, as
-/// libjpeg does) still reaches `target_edge`.
+/// The DCT scale n (for n/8) to decode at: the smallest whose longest edge
+/// (rounded up, as libjpeg does) still reaches `target_edge`, except that
+/// 5/8..7/8 become 8/8, because libjpeg-turbo has SIMD IDCTs only for 1, 2,
+/// 4 and 8, and its C 7x7 (14x14 for subsampled chroma) IDCT cost more than
+/// a full decode plus the bigger resize (BENCHMARKS.md, 2026-11-29).
 pub(crate) fn dct_scale(longest: u32, target_edge: u32) -> u8 {
-    (1..=8u8)
-        .find(|&n| (u64::from(longest) * u64::from(n)).div_ceil(8) >= u64::from(target_edge))
-        .unwrap_or(8)
+    let smallest =
+        (1..=8u8).find(|&n| (u64::from(longest) * u64::from(n)).div_ceil(8) >= u64::from(target_edge)).unwrap_or(8);
+    if smallest >= 5 { 8 } else { smallest }
 }
 
 fn dimension(value: usize) -> Result<u32, ImagingError> {
-    u32::try_from(value)
-        .map_err(|_| ImagingError::Corrupt(format!("the JPEG declares an edge of {value} px")))
+    u32::try_from(value).map_err(|_| ImagingError::Corrupt(format!("the JPEG declares an edge of {value} px")))
 }
 
 /// Joins the `ICC_PROFILE` APP2 chunks in sequence order; `None` when absent
@@ -103,22 +111,14 @@ fn icc_profile<R>(decompress: &Decompress<R>) -> Option<Vec<u8>> {
     chunks.sort_by_key(|&(sequence, _, _)| sequence);
     let count = chunks[0].1;
     let complete = usize::from(count) == chunks.len()
-        && chunks
-            .iter()
-            .enumerate()
-            .all(|(i, &(seq, c, _))| usize::from(seq) == i + 1 && c == count);
-    complete.then(|| {
-        chunks
-            .iter()
-            .flat_map(|&(_, _, body)| body.iter().copied())
-            .collect()
-    })
+        && chunks.iter().enumerate().all(|(i, &(seq, c, _))| usize::from(seq) == i + 1 && c == count);
+    complete.then(|| chunks.iter().flat_map(|&(_, _, body)| body.iter().copied()).collect())
 }
 
 /// libjpeg's error manager with two changes: fatal errors unwind with a
 /// [`JpegFailure`], and the premature-end warning is fatal too, because
 /// libjpeg would otherwise pad a truncated file with grey.
-fn error_manager() -> ErrorMgr {
+pub(crate) fn error_manager() -> ErrorMgr {
     // SAFETY: jpeg_error_mgr is a C struct of integers and nullable function
     // pointers, for which all-zero is valid; jpeg_std_error then fills it.
     let mut manager: ErrorMgr = unsafe { std::mem::zeroed() };
@@ -131,10 +131,7 @@ fn error_manager() -> ErrorMgr {
 
 extern "C-unwind" fn error_exit(cinfo: &mut jpeg_common_struct) {
     let message = libjpeg_message(cinfo);
-    resume_unwind(Box::new(JpegFailure {
-        truncated: false,
-        message,
-    }));
+    resume_unwind(Box::new(JpegFailure { truncated: false, message }));
 }
 
 extern "C-unwind" fn emit_message(cinfo: &mut jpeg_common_struct, level: c_int) {
@@ -143,18 +140,14 @@ extern "C-unwind" fn emit_message(cinfo: &mut jpeg_common_struct, level: c_int) 
     // Level -1 is a warning; trace levels (>= 0) are ignored.
     if level < 0 && code == mozjpeg_sys::JWRN_JPEG_EOF {
         let message = libjpeg_message(cinfo);
-        resume_unwind(Box::new(JpegFailure {
-            truncated: true,
-            message,
-        }));
+        resume_unwind(Box::new(JpegFailure { truncated: true, message }));
     }
 }
 
 /// libjpeg's own text for the current message code.
 fn libjpeg_message(cinfo: &mut jpeg_common_struct) -> String {
     // SAFETY: libjpeg calls the error manager with `err` pointing at it.
-    let Some(format_message) = (unsafe { cinfo.err.as_ref() }).and_then(|err| err.format_message)
-    else {
+    let Some(format_message) = (unsafe { cinfo.err.as_ref() }).and_then(|err| err.format_message) else {
         return String::from("unknown libjpeg error");
     };
     let mut buffer = [0u8; 80];
@@ -186,6 +179,19 @@ pub(crate) fn failure(payload: Box<dyn Any + Send>) -> ImagingError {
     ImagingError::Internal(format!("JPEG decoder failed: {message}"))
 }
 
+/// The text of a panic payload from libjpeg or Rust code.
+pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(failure) = payload.downcast_ref::<JpegFailure>() {
+        return failure.message.clone();
+    }
+    payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic")
+        .to_owned()
+}
+
 /// An `io::Error` from mozjpeg while decoding means the data did not hold up.
 fn damaged(error: std::io::Error) -> ImagingError {
     if error.kind() == std::io::ErrorKind::UnexpectedEof {
@@ -204,12 +210,35 @@ mod tests {
         // 4352 px: 1/8 = 544 covers 512; 2048 needs 4/8 (2176).
         assert_eq!(dct_scale(4352, 512), 1);
         assert_eq!(dct_scale(4352, 2048), 4);
-        // 2560 px: 2048 needs 7/8 (2240); 512 needs 2/8 (640).
-        assert_eq!(dct_scale(2560, 2048), 7);
+        // 6000 px: 2048 needs 3/8 (2250).
+        assert_eq!(dct_scale(6000, 2048), 3);
+        // 2560 px: 512 needs 2/8 (640).
         assert_eq!(dct_scale(2560, 512), 2);
         // Small images are decoded at full size.
-        assert_eq!(dct_scale(600, 512), 7);
         assert_eq!(dct_scale(102, 512), 8);
+    }
+
+    #[test]
+    fn dct_scale_decodes_at_full_size_rather_than_five_to_seven_eighths() {
+        // 2560 px to 2048 would be 7/8; 600 px to 512 would be 7/8 as well.
+        assert_eq!(dct_scale(2560, 2048), 8);
+        assert_eq!(dct_scale(600, 512), 8);
+    }
+
+    #[test]
+    fn a_progressive_file_decoded_from_its_dc_scans_alone_is_pixel_identical_at_one_eighth() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/testdata/images/bridge-klootwijk.jpg");
+        let data = std::fs::read(path).expect("the progressive test photo");
+        let dc_scans = scans::dc_only(&data).expect("bridge-klootwijk.jpg is progressive");
+
+        let full = read(open(&data).expect("header"), 1).expect("full decode");
+        let mut dc_only = open(&dc_scans).expect("header");
+        dc_only.do_block_smoothing(false);
+        let reduced = read(dc_only, 1).expect("DC-only decode");
+
+        assert!(dc_scans.len() < data.len() / 3, "{} of {} bytes kept", dc_scans.len(), data.len());
+        assert_eq!((reduced.raster.width, reduced.raster.height), (full.raster.width, full.raster.height));
+        assert!(reduced.raster.pixels == full.raster.pixels, "the pixels differ");
     }
 
     #[test]
@@ -219,9 +248,6 @@ mod tests {
 
         let result = decode(&data, 512, &Limits::default());
 
-        assert!(
-            matches!(result, Err(ImagingError::Corrupt(_))),
-            "{result:?}"
-        );
+        assert!(matches!(result, Err(ImagingError::Corrupt(_))), "{result:?}");
     }
 }

@@ -4,6 +4,7 @@
 
 pub(crate) mod jpeg;
 pub(crate) mod other;
+mod scans;
 
 use crate::error::ImagingError;
 use crate::probe::{ImageInfo, Limits};
@@ -47,12 +48,7 @@ pub(crate) struct Raster {
 
 impl Raster {
     /// Wraps a buffer, refusing one whose length does not match the size.
-    pub(crate) fn new(
-        width: u32,
-        height: u32,
-        layout: PixelLayout,
-        pixels: Vec<u8>,
-    ) -> Result<Raster, ImagingError> {
+    pub(crate) fn new(width: u32, height: u32, layout: PixelLayout, pixels: Vec<u8>) -> Result<Raster, ImagingError> {
         let expected = width as usize * height as usize * layout.channels();
         if pixels.len() != expected {
             return Err(ImagingError::Internal(format!(
@@ -60,12 +56,7 @@ impl Raster {
                 pixels.len()
             )));
         }
-        Ok(Raster {
-            width,
-            height,
-            layout,
-            pixels,
-        })
+        Ok(Raster { width, height, layout, pixels })
     }
 }
 

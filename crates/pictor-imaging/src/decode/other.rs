@@ -33,18 +33,10 @@ pub(crate) fn image_format(format: Format) -> Option<image::ImageFormat> {
 pub(crate) fn image_error(error: ImageError, format: Format) -> ImagingError {
     let name = format.as_str().to_uppercase();
     match error {
-        ImageError::Decoding(e) => {
-            ImagingError::Corrupt(format!("the {name} data is damaged: {e}"))
-        }
-        ImageError::Unsupported(e) => {
-            ImagingError::Unsupported(format!("this kind of {name} is not supported: {e}"))
-        }
-        ImageError::Limits(e) => {
-            ImagingError::Unsupported(format!("the {name} needs more memory than allowed: {e}"))
-        }
-        ImageError::Parameter(e) => {
-            ImagingError::Corrupt(format!("the {name} data is damaged: {e}"))
-        }
+        ImageError::Decoding(e) => ImagingError::Corrupt(format!("the {name} data is damaged: {e}")),
+        ImageError::Unsupported(e) => ImagingError::Unsupported(format!("this kind of {name} is not supported: {e}")),
+        ImageError::Limits(e) => ImagingError::Unsupported(format!("the {name} needs more memory than allowed: {e}")),
+        ImageError::Parameter(e) => ImagingError::Corrupt(format!("the {name} data is damaged: {e}")),
         ImageError::IoError(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
             ImagingError::Corrupt(format!("the {name} data ends early (truncated file?)"))
         }
@@ -60,15 +52,8 @@ pub(crate) fn decode(
     background: [u8; 3],
     limits: &Limits,
 ) -> Result<Decoded, ImagingError> {
-    catch_unwind(AssertUnwindSafe(|| {
-        decode_unguarded(data, info, background, limits)
-    }))
-    .unwrap_or_else(|_| {
-        Err(ImagingError::Internal(format!(
-            "the {} decoder panicked",
-            info.format
-        )))
-    })
+    catch_unwind(AssertUnwindSafe(|| decode_unguarded(data, info, background, limits)))
+        .unwrap_or_else(|_| Err(ImagingError::Internal(format!("the {} decoder panicked", info.format))))
 }
 
 fn decode_unguarded(
@@ -78,14 +63,9 @@ fn decode_unguarded(
     limits: &Limits,
 ) -> Result<Decoded, ImagingError> {
     let format = info.format;
-    let image_format = image_format(format).ok_or_else(|| {
-        ImagingError::Unsupported(format!("{format} images are not supported yet"))
-    })?;
-    let too_large = || ImagingError::TooLarge {
-        width: info.width,
-        height: info.height,
-        max_pixels: limits.max_pixels,
-    };
+    let image_format = image_format(format)
+        .ok_or_else(|| ImagingError::Unsupported(format!("{format} images are not supported yet")))?;
+    let too_large = || ImagingError::TooLarge { width: info.width, height: info.height, max_pixels: limits.max_pixels };
     let mut reader = image::ImageReader::with_format(Cursor::new(data), image_format);
     let mut image_limits = image::Limits::default();
     image_limits.max_image_width = Some(limits.max_dimension);
@@ -112,24 +92,12 @@ fn decode_unguarded(
 fn to_raster(image: DynamicImage, background: [u8; 3]) -> Result<Raster, ImagingError> {
     let (width, height) = (image.width(), image.height());
     match image {
-        DynamicImage::ImageLuma8(buffer) => {
-            Raster::new(width, height, PixelLayout::Gray, buffer.into_raw())
-        }
-        DynamicImage::ImageLuma16(_) => Raster::new(
-            width,
-            height,
-            PixelLayout::Gray,
-            image.into_luma8().into_raw(),
-        ),
+        DynamicImage::ImageLuma8(buffer) => Raster::new(width, height, PixelLayout::Gray, buffer.into_raw()),
+        DynamicImage::ImageLuma16(_) => Raster::new(width, height, PixelLayout::Gray, image.into_luma8().into_raw()),
         image if image.color().has_alpha() => {
             let rgba = image.into_rgba8().into_raw();
             Raster::new(width, height, PixelLayout::Rgb, flatten(&rgba, background))
         }
-        image => Raster::new(
-            width,
-            height,
-            PixelLayout::Rgb,
-            image.into_rgb8().into_raw(),
-        ),
+        image => Raster::new(width, height, PixelLayout::Rgb, image.into_rgb8().into_raw()),
     }
 }

@@ -33,56 +33,34 @@ fn a_baseline_jpeg_cut_before_its_end_marker_is_corrupt() {
 
     let result = render_preview(cut, 2048, &RenderOptions::default());
 
-    assert!(
-        matches!(result, Err(ImagingError::Corrupt(_))),
-        "{result:?}"
-    );
+    assert!(matches!(result, Err(ImagingError::Corrupt(_))), "{result:?}");
 }
 
 #[test]
 fn a_zero_byte_file_is_unsupported() {
     for result in both("bad-zero-bytes.jpg") {
-        assert!(
-            matches!(result, Err(ImagingError::Unsupported(_))),
-            "{result:?}"
-        );
+        assert!(matches!(result, Err(ImagingError::Unsupported(_))), "{result:?}");
     }
 }
 
 #[test]
 fn text_named_jpg_is_unsupported() {
     for result in both("bad-text-named.jpg") {
-        assert!(
-            matches!(result, Err(ImagingError::Unsupported(_))),
-            "{result:?}"
-        );
+        assert!(matches!(result, Err(ImagingError::Unsupported(_))), "{result:?}");
     }
 }
 
 #[test]
 fn the_png_bomb_is_too_large_before_decoding() {
     for result in both("bad-png-bomb-30000x30000.png") {
-        assert!(
-            matches!(
-                result,
-                Err(ImagingError::TooLarge {
-                    width: 30000,
-                    height: 30000,
-                    ..
-                })
-            ),
-            "{result:?}"
-        );
+        assert!(matches!(result, Err(ImagingError::TooLarge { width: 30000, height: 30000, .. })), "{result:?}");
     }
 }
 
 #[test]
 fn the_jpeg_claiming_65500x65500_is_too_large_before_decoding() {
     for result in both("bad-jpeg-dims-65500x65500-ladybird.jpg") {
-        assert!(
-            matches!(result, Err(ImagingError::TooLarge { .. })),
-            "{result:?}"
-        );
+        assert!(matches!(result, Err(ImagingError::TooLarge { .. })), "{result:?}");
     }
 }
 
@@ -95,10 +73,7 @@ fn every_prefix_of_a_small_png_and_jpeg_fails_cleanly() {
             let result = render_preview(&data[..len], 256, &options);
 
             assert!(
-                matches!(
-                    result,
-                    Err(ImagingError::Corrupt(_) | ImagingError::Unsupported(_))
-                ),
+                matches!(result, Err(ImagingError::Corrupt(_) | ImagingError::Unsupported(_))),
                 "{name} cut at {len}: {result:?}"
             );
         }
@@ -119,9 +94,6 @@ fn flipped_bytes_in_jpeg_data_never_panic() {
         // Either outcome is fine; reaching here without a panic is the test.
         let result = render_preview(&data, 256, &options);
 
-        assert!(
-            !matches!(result, Err(ImagingError::Internal(_))),
-            "seed {seed}: {result:?}"
-        );
+        assert!(!matches!(result, Err(ImagingError::Internal(_))), "seed {seed}: {result:?}");
     }
 }

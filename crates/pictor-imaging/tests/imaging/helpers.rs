@@ -29,23 +29,13 @@ pub struct Entry {
 impl Entry {
     /// EXIF orientation as the manifest's format column states it ("orient 6").
     pub fn orientation(&self) -> u8 {
-        self.format
-            .split(", ")
-            .find_map(|part| part.strip_prefix("orient "))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(1)
+        self.format.split(", ").find_map(|part| part.strip_prefix("orient ")).and_then(|n| n.parse().ok()).unwrap_or(1)
     }
 
     /// Upright width and height.
     pub fn display(&self) -> (u32, u32) {
-        let (w, h) = self
-            .stored
-            .expect("a valid image has a size in the manifest");
-        if self.orientation() >= 5 {
-            (h, w)
-        } else {
-            (w, h)
-        }
+        let (w, h) = self.stored.expect("a valid image has a size in the manifest");
+        if self.orientation() >= 5 { (h, w) } else { (w, h) }
     }
 }
 
@@ -56,9 +46,7 @@ pub fn manifest() -> Vec<Entry> {
         .filter(|line| line.starts_with("| `"))
         .map(|line| {
             let cells: Vec<&str> = line.split('|').map(str::trim).collect();
-            let stored = cells[4]
-                .split_once('x')
-                .and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)));
+            let stored = cells[4].split_once('x').and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)));
             Entry {
                 file: cells[1].trim_matches('`').to_owned(),
                 role: cells[2].to_owned(),
@@ -91,55 +79,29 @@ pub fn jpeg_markers(jpeg: &[u8]) -> Vec<u8> {
 /// segment other than JFIF (APP0), progressive or baseline as asked.
 pub fn assert_clean_jpeg(asset: &Asset, progressive: bool, context: &str) {
     let markers = jpeg_markers(&asset.jpeg);
-    let forbidden: Vec<u8> = markers
-        .iter()
-        .copied()
-        .filter(|&m| (0xE1..=0xEF).contains(&m) || m == 0xFE)
-        .collect();
-    assert!(
-        forbidden.is_empty(),
-        "{context}: metadata markers {forbidden:02X?}"
-    );
+    let forbidden: Vec<u8> = markers.iter().copied().filter(|&m| (0xE1..=0xEF).contains(&m) || m == 0xFE).collect();
+    assert!(forbidden.is_empty(), "{context}: metadata markers {forbidden:02X?}");
     let sof = if progressive { 0xC2 } else { 0xC0 };
-    assert!(
-        markers.contains(&sof),
-        "{context}: no SOF {sof:02X} in {markers:02X?}"
-    );
+    assert!(markers.contains(&sof), "{context}: no SOF {sof:02X} in {markers:02X?}");
     let decoded = image::load_from_memory_with_format(&asset.jpeg, image::ImageFormat::Jpeg)
         .unwrap_or_else(|e| panic!("{context}: output does not decode: {e}"));
-    assert_eq!(
-        (decoded.width(), decoded.height()),
-        (asset.width, asset.height),
-        "{context}"
-    );
+    assert_eq!((decoded.width(), decoded.height()), (asset.width, asset.height), "{context}");
 }
 
 /// Decodes a JPEG asset to RGB8.
 pub fn pixels(asset: &Asset) -> image::RgbImage {
-    image::load_from_memory_with_format(&asset.jpeg, image::ImageFormat::Jpeg)
-        .expect("the asset decodes")
-        .into_rgb8()
+    image::load_from_memory_with_format(&asset.jpeg, image::ImageFormat::Jpeg).expect("the asset decodes").into_rgb8()
 }
 
 /// Renders a test image's preview with default options.
 pub fn preview(name: &str, max_edge: u32) -> Asset {
-    render_preview(&read(name), max_edge, &RenderOptions::default())
-        .unwrap_or_else(|e| panic!("{name}: {e}"))
+    render_preview(&read(name), max_edge, &RenderOptions::default()).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 /// Mean absolute difference per channel, 0..=255; the images must be the same size.
 pub fn mean_abs_diff(a: &image::RgbImage, b: &image::RgbImage) -> f64 {
-    assert_eq!(
-        a.dimensions(),
-        b.dimensions(),
-        "compared images differ in size"
-    );
-    let total: u64 = a
-        .as_raw()
-        .iter()
-        .zip(b.as_raw())
-        .map(|(x, y)| u64::from(x.abs_diff(*y)))
-        .sum();
+    assert_eq!(a.dimensions(), b.dimensions(), "compared images differ in size");
+    let total: u64 = a.as_raw().iter().zip(b.as_raw()).map(|(x, y)| u64::from(x.abs_diff(*y))).sum();
     total as f64 / a.as_raw().len() as f64
 }
 
@@ -161,10 +123,8 @@ pub fn channel_means(image: &image::RgbImage) -> [f64; 3] {
 
 /// Mean of (max channel − min channel) per pixel: a rough saturation.
 pub fn mean_chroma(image: &image::RgbImage) -> f64 {
-    let total: u64 = image
-        .pixels()
-        .map(|p| u64::from(p.0.iter().max().unwrap_or(&0) - p.0.iter().min().unwrap_or(&0)))
-        .sum();
+    let total: u64 =
+        image.pixels().map(|p| u64::from(p.0.iter().max().unwrap_or(&0) - p.0.iter().min().unwrap_or(&0))).sum();
     total as f64 / (image.width() * image.height()) as f64
 }
 

@@ -15,10 +15,7 @@ fn orientations_2_to_8_render_like_orientation_1() {
         let rendered = pixels(&preview(&name, 2048));
 
         let difference = mean_abs_diff(&reference, &rendered);
-        assert!(
-            difference < SAME_PICTURE,
-            "{name}: mean abs diff {difference:.2}"
-        );
+        assert!(difference < SAME_PICTURE, "{name}: mean abs diff {difference:.2}");
     }
 }
 
@@ -26,9 +23,7 @@ fn orientations_2_to_8_render_like_orientation_1() {
 fn orientation_thumbnails_also_render_like_orientation_1() {
     let options = pictor_imaging::RenderOptions::default();
     let render = |name: &str| {
-        pictor_imaging::render_thumbnails(&crate::helpers::read(name), &[256], &options)
-            .expect(name)
-            .remove(0)
+        pictor_imaging::render_thumbnails(&crate::helpers::read(name), &[256], &options).expect(name).remove(0)
     };
     let reference = pixels(&render("orient1-garden.jpg"));
     for orientation in [3, 6, 8] {
@@ -36,10 +31,7 @@ fn orientation_thumbnails_also_render_like_orientation_1() {
 
         let difference = mean_abs_diff(&reference, &pixels(&render(&name)));
 
-        assert!(
-            difference < SAME_PICTURE,
-            "{name}: mean abs diff {difference:.2}"
-        );
+        assert!(difference < SAME_PICTURE, "{name}: mean abs diff {difference:.2}");
     }
 }
 
@@ -52,8 +44,5 @@ fn an_unrotated_render_would_be_told_apart() {
 
     let difference = mean_abs_diff(&upright, &flipped);
 
-    assert!(
-        difference > 4.0 * SAME_PICTURE,
-        "rotation changes only {difference:.2}"
-    );
+    assert!(difference > 4.0 * SAME_PICTURE, "rotation changes only {difference:.2}");
 }

@@ -13,11 +13,7 @@ fn probe_gives_the_stored_size_and_orientation_of_each_orient_file() {
 
         let info = probe(Cursor::new(read(&name)), &Limits::default()).expect(&name);
 
-        let stored = if orientation >= 5 {
-            (1600, 2560)
-        } else {
-            (2560, 1600)
-        };
+        let stored = if orientation >= 5 { (1600, 2560) } else { (2560, 1600) };
         assert_eq!((info.width, info.height), stored, "{name}");
         assert_eq!(info.orientation, orientation, "{name}");
         assert_eq!(info.display_size(), (2560, 1600), "{name}");
@@ -31,88 +27,45 @@ fn probe_gives_the_manifest_size_of_every_decodable_image() {
         e.role != "bad" && !e.format.starts_with("AVIF") && e.file != "tiff-multipage-rgb.tif"
     };
     for entry in manifest().into_iter().filter(decodable) {
-        let info = probe(Cursor::new(read(&entry.file)), &Limits::default())
-            .unwrap_or_else(|e| panic!("{}: {e}", entry.file));
+        let info =
+            probe(Cursor::new(read(&entry.file)), &Limits::default()).unwrap_or_else(|e| panic!("{}: {e}", entry.file));
 
-        assert_eq!(
-            Some((info.width, info.height)),
-            entry.stored,
-            "{}",
-            entry.file
-        );
+        assert_eq!(Some((info.width, info.height)), entry.stored, "{}", entry.file);
         assert_eq!(info.orientation, entry.orientation(), "{}", entry.file);
     }
 }
 
 #[test]
 fn probe_refuses_the_png_bomb_as_too_large() {
-    let result = probe(
-        Cursor::new(read("bad-png-bomb-30000x30000.png")),
-        &Limits::default(),
-    );
+    let result = probe(Cursor::new(read("bad-png-bomb-30000x30000.png")), &Limits::default());
 
     match result {
-        Err(
-            error @ ImagingError::TooLarge {
-                width: 30000,
-                height: 30000,
-                ..
-            },
-        ) => assert_eq!(
-            error.to_string(),
-            "image is 30000x30000 (900 Mpx), over the limit of 100 Mpx"
-        ),
+        Err(error @ ImagingError::TooLarge { width: 30000, height: 30000, .. }) => {
+            assert_eq!(error.to_string(), "image is 30000x30000 (900 Mpx), over the limit of 100 Mpx")
+        }
         other => panic!("expected TooLarge, got {other:?}"),
     }
 }
 
 #[test]
 fn probe_refuses_the_jpeg_claiming_65500x65500_as_too_large() {
-    let result = probe(
-        Cursor::new(read("bad-jpeg-dims-65500x65500-ladybird.jpg")),
-        &Limits::default(),
-    );
+    let result = probe(Cursor::new(read("bad-jpeg-dims-65500x65500-ladybird.jpg")), &Limits::default());
 
-    assert!(
-        matches!(
-            result,
-            Err(ImagingError::TooLarge {
-                width: 65500,
-                height: 65500,
-                ..
-            })
-        ),
-        "{result:?}"
-    );
+    assert!(matches!(result, Err(ImagingError::TooLarge { width: 65500, height: 65500, .. })), "{result:?}");
 }
 
 #[test]
 fn probe_applies_a_configured_pixel_limit() {
-    let limits = Limits {
-        max_pixels: 1_000_000,
-        ..Limits::default()
-    };
+    let limits = Limits { max_pixels: 1_000_000, ..Limits::default() };
 
     let result = probe(Cursor::new(read("mate-ladybird.jpg")), &limits);
 
-    assert!(
-        matches!(
-            result,
-            Err(ImagingError::TooLarge {
-                max_pixels: 1_000_000,
-                ..
-            })
-        ),
-        "{result:?}"
-    );
+    assert!(matches!(result, Err(ImagingError::TooLarge { max_pixels: 1_000_000, .. })), "{result:?}");
 }
 
 #[test]
 fn probe_says_avif_is_not_supported_yet() {
-    let result = probe(
-        Cursor::new(read("avif-coldripple.avif")),
-        &Limits::default(),
-    );
+    let result = probe(Cursor::new(read("avif-coldripple.avif")), &Limits::default());
 
     match result {
         Err(ImagingError::Unsupported(message)) => {
@@ -124,8 +77,7 @@ fn probe_says_avif_is_not_supported_yet() {
 
 #[test]
 fn probe_reads_from_the_current_position_of_a_file() {
-    let file =
-        std::fs::File::open(crate::helpers::testdata().join("png16-bridge.png")).expect("file");
+    let file = std::fs::File::open(crate::helpers::testdata().join("png16-bridge.png")).expect("file");
 
     let info = probe(std::io::BufReader::new(file), &Limits::default()).expect("probe");
 

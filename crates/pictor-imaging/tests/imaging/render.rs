@@ -1,9 +1,9 @@
 //! Every valid test image renders to thumbnails and a preview of exact
 //! sizes, with the right scan type and no metadata.
 
-use pictor_imaging::{ImagingError, RenderOptions, render_preview, render_thumbnails};
+use pictor_imaging::{ImagingError, RenderOptions, render_all, render_preview, render_thumbnails};
 
-use crate::helpers::{Entry, assert_clean_jpeg, manifest, read};
+use crate::helpers::{Entry, assert_clean_jpeg, manifest, mean_abs_diff, pixels, read};
 
 const THUMBNAIL_SIZES: [u32; 4] = [64, 128, 256, 512];
 const PREVIEW_EDGE: u32 = 2048;
@@ -21,11 +21,7 @@ fn expected(display: (u32, u32), n: u32) -> (u32, f64) {
 fn check_size(entry: &Entry, n: u32, width: u32, height: u32) -> Result<(), String> {
     let display = entry.display();
     let (edge, short) = expected(display, n);
-    let (long_got, short_got) = if display.0 >= display.1 {
-        (width, height)
-    } else {
-        (height, width)
-    };
+    let (long_got, short_got) = if display.0 >= display.1 { (width, height) } else { (height, width) };
     if long_got != edge || (f64::from(short_got) - short).abs() > 1.0 || short_got < 1 {
         return Err(format!(
             "{} @{n}: got {width}x{height}, display {display:?} wants edge {edge}, short {short:.1}",
@@ -36,9 +32,7 @@ fn check_size(entry: &Entry, n: u32, width: u32, height: u32) -> Result<(), Stri
 }
 
 fn renderable(entry: &Entry) -> bool {
-    entry.role != "bad"
-        && !entry.format.starts_with("AVIF")
-        && entry.file != "tiff-multipage-rgb.tif"
+    entry.role != "bad" && !entry.format.starts_with("AVIF") && entry.file != "tiff-multipage-rgb.tif"
 }
 
 #[test]
@@ -46,11 +40,7 @@ fn every_photo_and_special_image_renders_thumbnails_and_preview_of_exact_size() 
     let options = RenderOptions::default();
     let mut problems = Vec::new();
     let entries: Vec<Entry> = manifest().into_iter().filter(renderable).collect();
-    assert!(
-        entries.len() >= 35,
-        "only {} renderable images",
-        entries.len()
-    );
+    assert!(entries.len() >= 35, "only {} renderable images", entries.len());
     for entry in &entries {
         let data = read(&entry.file);
 
@@ -82,12 +72,8 @@ fn every_photo_and_special_image_renders_thumbnails_and_preview_of_exact_size() 
 fn thumbnails_come_back_in_the_order_of_the_sizes_asked() {
     let sizes = [128, 512, 64, 256, 128];
 
-    let assets = render_thumbnails(
-        &read("mate-ladybird.jpg"),
-        &sizes,
-        &RenderOptions::default(),
-    )
-    .expect("ladybird renders");
+    let assets =
+        render_thumbnails(&read("mate-ladybird.jpg"), &sizes, &RenderOptions::default()).expect("ladybird renders");
 
     let widths: Vec<u32> = assets.iter().map(|a| a.width).collect();
     assert_eq!(widths, vec![128, 512, 64, 256, 128]);
@@ -95,20 +81,15 @@ fn thumbnails_come_back_in_the_order_of_the_sizes_asked() {
 
 #[test]
 fn the_272_to_1_strip_gives_a_64x1_thumbnail() {
-    let assets = render_thumbnails(
-        &read("strip-4352x16-bridge.jpg"),
-        &[64],
-        &RenderOptions::default(),
-    )
-    .expect("strip renders");
+    let assets =
+        render_thumbnails(&read("strip-4352x16-bridge.jpg"), &[64], &RenderOptions::default()).expect("strip renders");
 
     assert_eq!((assets[0].width, assets[0].height), (64, 1));
 }
 
 #[test]
 fn orientation_6_gives_a_landscape_2048x1280_preview() {
-    let asset = render_preview(&read("orient6-garden.jpg"), 2048, &RenderOptions::default())
-        .expect("orient6 renders");
+    let asset = render_preview(&read("orient6-garden.jpg"), 2048, &RenderOptions::default()).expect("orient6 renders");
 
     assert_eq!((asset.width, asset.height), (2048, 1280));
 }
@@ -118,8 +99,7 @@ fn a_small_image_is_never_upscaled() {
     let data = read("tiny-microaneurysms.png");
 
     let preview = render_preview(&data, 2048, &RenderOptions::default()).expect("preview");
-    let thumbnails =
-        render_thumbnails(&data, &[512, 64], &RenderOptions::default()).expect("thumbs");
+    let thumbnails = render_thumbnails(&data, &[512, 64], &RenderOptions::default()).expect("thumbs");
 
     assert_eq!((preview.width, preview.height), (102, 102));
     assert_eq!((thumbnails[0].width, thumbnails[1].width), (102, 64));
@@ -136,20 +116,13 @@ fn metadata_of_the_gps_tagged_photo_does_not_reach_the_outputs() {
     assert_clean_jpeg(&preview, true, "preview");
     for asset in &thumbnails {
         assert_clean_jpeg(asset, false, "thumbnail");
-        assert!(
-            !asset.jpeg.windows(4).any(|w| w == b"Exif"),
-            "Exif text in a thumbnail"
-        );
+        assert!(!asset.jpeg.windows(4).any(|w| w == b"Exif"), "Exif text in a thumbnail");
     }
 }
 
 #[test]
 fn the_multipage_float_tiff_renders_or_is_refused_cleanly() {
-    let result = render_preview(
-        &read("tiff-multipage-rgb.tif"),
-        2048,
-        &RenderOptions::default(),
-    );
+    let result = render_preview(&read("tiff-multipage-rgb.tif"), 2048, &RenderOptions::default());
 
     match result {
         Ok(asset) => assert_eq!((asset.width, asset.height), (10, 10)),
@@ -160,11 +133,7 @@ fn the_multipage_float_tiff_renders_or_is_refused_cleanly() {
 
 #[test]
 fn avif_renders_as_unsupported_with_a_message() {
-    let result = render_preview(
-        &read("avif-coldripple.avif"),
-        2048,
-        &RenderOptions::default(),
-    );
+    let result = render_preview(&read("avif-coldripple.avif"), 2048, &RenderOptions::default());
 
     assert!(
         matches!(&result, Err(ImagingError::Unsupported(m)) if m == "AVIF images are not supported yet"),
@@ -174,8 +143,29 @@ fn avif_renders_as_unsupported_with_a_message() {
 
 #[test]
 fn an_empty_size_list_renders_nothing() {
-    let assets = render_thumbnails(&read("mate-ladybird.jpg"), &[], &RenderOptions::default())
-        .expect("no sizes is fine");
+    let assets =
+        render_thumbnails(&read("mate-ladybird.jpg"), &[], &RenderOptions::default()).expect("no sizes is fine");
 
     assert!(assets.is_empty());
+}
+
+#[test]
+fn render_all_gives_the_same_sizes_and_scans_as_the_two_jobs_and_nearly_the_same_pixels() {
+    let options = RenderOptions::default();
+    for name in ["bridge-klootwijk.jpg", "orient6-garden.jpg", "p3-twowings.jpg", "png-rgba-mpl-logo2.png"] {
+        let data = read(name);
+
+        let (thumbnails, preview) = render_all(&data, &THUMBNAIL_SIZES, PREVIEW_EDGE, &options).expect(name);
+        let separate_thumbnails = render_thumbnails(&data, &THUMBNAIL_SIZES, &options).expect(name);
+        let separate_preview = render_preview(&data, PREVIEW_EDGE, &options).expect(name);
+
+        assert_eq!((preview.width, preview.height), (separate_preview.width, separate_preview.height), "{name}");
+        assert_clean_jpeg(&preview, true, name);
+        for (one, other) in thumbnails.iter().zip(&separate_thumbnails) {
+            assert_eq!((one.width, one.height), (other.width, other.height), "{name}");
+            assert_clean_jpeg(one, false, name);
+            let difference = mean_abs_diff(&pixels(one), &pixels(other));
+            assert!(difference < 4.0, "{name} @{}: mean abs diff {difference:.2}", one.width.max(one.height));
+        }
+    }
 }
