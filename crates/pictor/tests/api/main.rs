@@ -47,9 +47,9 @@ macro_rules! both_backends {
 
 mod admin;
 mod bad_input;
+mod browser;
 mod cli;
 mod client;
-mod browser;
 mod events;
 mod helpers;
 mod images;
