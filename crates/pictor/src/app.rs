@@ -112,6 +112,7 @@ pub async fn build_with(config: &Config, api_base_default: &str, overrides: Over
         limits: UploadLimits { max_upload_bytes: config.max_upload_bytes, max_pixels: config.max_pixels },
         api_base: config.api_base.clone().unwrap_or_else(|| api_base_default.to_owned()),
         admin_token: config.admin_token.clone(),
+        events: http::events::Events::default(),
     };
     Ok(App { state, runner })
 }
@@ -151,7 +152,13 @@ impl Shutdown {
 /// The listener failed, or the runner could not release its jobs.
 pub async fn serve(listener: TcpListener, app: App, with_runner: bool, shutdown: Shutdown) -> anyhow::Result<()> {
     let router = http::router(app.state.clone());
-    let server = axum::serve(listener, router).with_graceful_shutdown(shutdown.clone().wait());
+    let events = app.state.events.clone();
+    let stopping = shutdown.clone();
+    // Open event streams never end on their own: close them, or the graceful shutdown waits forever.
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        stopping.wait().await;
+        events.close();
+    });
     if with_runner {
         let runner = app.runner.clone();
         let (served, worked) = tokio::join!(server, runner.run(shutdown.wait()));

@@ -11,8 +11,9 @@
 //! ```
 //!
 //! Modules follow the data: [`config`] → [`ingest`] → [`storage`] → [`db`]
-//! → [`queue`] → [`handlers`] (→ `pictor-imaging`), with [`http`] and
-//! [`app`] (start-up) on top; [`cli`] is the client side of the binary.
+//! → [`queue`] → [`handlers`] (→ `pictor-imaging`), with [`http`], [`web`]
+//! (the pages) and [`app`] (start-up) on top; [`cli`] is the client side of
+//! the binary.
 
 pub mod app;
 pub mod cli;
@@ -23,3 +24,4 @@ pub mod http;
 pub mod ingest;
 pub mod queue;
 pub mod storage;
+pub mod web;

@@ -6,8 +6,9 @@ mod admin;
 mod assets;
 mod auth;
 pub mod error;
-mod images;
-mod present;
+pub mod events;
+pub(crate) mod images;
+pub(crate) mod present;
 mod upload;
 
 use std::path::PathBuf;
@@ -49,17 +50,23 @@ pub struct AppState {
     pub api_base: String,
     /// Token required for admin endpoints and mutations, once set.
     pub admin_token: Option<crate::config::Secret>,
+    /// Image and job changes for `GET /api/events` and the web pages.
+    pub events: events::Events,
 }
 
-/// The whole API.
+/// The whole API, and the web UI.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(upload::router(&state))
         .merge(images::router())
         .merge(admin::router())
         .merge(assets::router())
+        .merge(events::router())
+        .merge(crate::web::router())
         .route("/healthz", get(healthz))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), events::after_mutation))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token))
+        .layer(axum::middleware::from_fn(crate::web::guard::same_origin))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

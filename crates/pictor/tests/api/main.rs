@@ -15,6 +15,9 @@
 //! - `cli`: the client subcommands of `pictor` as processes (exit codes, output).
 //! - `scale_out`: one API and several worker processes on PostgreSQL; a worker killed mid-run.
 //! - `processes`: starting `pictor` processes for those tests.
+//! - `events`: `GET /api/events`, the Server-Sent Events stream.
+//! - `web`: the pages over HTTP, CSP, foreign-origin refusal, the JS client's `node --test`.
+//! - `browser`: the pages end to end in headless Chromium, with screenshots.
 
 /// Runs one test body on both databases, as ripgrep's `rgtest!` reruns
 /// tests per feature: `name::sqlite` and `name::postgres`. The body gets the
@@ -44,8 +47,10 @@ macro_rules! both_backends {
 
 mod admin;
 mod bad_input;
+mod browser;
 mod cli;
 mod client;
+mod events;
 mod helpers;
 mod images;
 mod pipeline;
@@ -54,3 +59,4 @@ mod queue;
 mod queue_batch;
 mod scale_out;
 mod service;
+mod web;

@@ -1,0 +1,135 @@
+//! `GET /api/events`: image and job changes arrive as Server-Sent Events,
+//! from this process's API and from the runner alike.
+
+use std::time::{Duration, Instant};
+
+use pictor::app::Overrides;
+use pictor_client::models::{Image, ImageStatus, JobStatus, JobSummary};
+
+use crate::helpers::{TestApp, spawn_app_on};
+
+/// One parsed SSE event.
+#[derive(Debug, Clone)]
+pub struct SseEvent {
+    /// `event:` name.
+    pub name: String,
+    /// `data:` text.
+    pub data: String,
+}
+
+/// An open event stream, read chunk by chunk.
+pub struct EventStream {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl EventStream {
+    /// Connects to `/api/events`, asserting the SSE content type.
+    pub async fn connect(app: &TestApp) -> Self {
+        let response = app.client.get(app.url("/api/events")).send().await.expect("events request");
+        assert_eq!(response.status(), 200);
+        let content_type = response.headers()["content-type"].to_str().expect("content type").to_owned();
+        assert!(content_type.starts_with("text/event-stream"), "{content_type}");
+        Self { response, buffer: String::new() }
+    }
+
+    /// The next event, or `None` when the stream ended or `deadline` passed.
+    pub async fn next(&mut self, deadline: Instant) -> Option<SseEvent> {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let block: String = self.buffer.drain(..end + 2).collect();
+                let mut event = SseEvent { name: "message".into(), data: String::new() };
+                for line in block.lines() {
+                    if let Some(name) = line.strip_prefix("event:") {
+                        event.name = name.trim().to_owned();
+                    } else if let Some(data) = line.strip_prefix("data:") {
+                        event.data.push_str(data.trim_start());
+                    }
+                }
+                if event.data.is_empty() {
+                    continue; // a keep-alive comment
+                }
+                return Some(event);
+            }
+            let left = deadline.checked_duration_since(Instant::now())?;
+            match tokio::time::timeout(left, self.response.chunk()).await {
+                Ok(Ok(Some(chunk))) => self.buffer.push_str(&String::from_utf8_lossy(&chunk)),
+                _ => return None,
+            }
+        }
+    }
+}
+
+/// The position of a status in the life cycle (FAILED last).
+fn stage(status: ImageStatus) -> usize {
+    ImageStatus::ALL.iter().position(|s| *s == status).unwrap_or(usize::MAX)
+}
+
+both_backends! {
+    async fn an_upload_streams_its_image_stages_in_order_up_to_stored_and_its_jobs(backend) {
+        // Arrange
+        let Some(app) = spawn_app_on(backend, |_| {}, Overrides::default(), true).await else { return };
+        let mut events = EventStream::connect(&app).await;
+
+        // Act
+        let id = app.upload_ok("mpl-grace-hopper.jpg").await;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut statuses = Vec::new();
+        let mut completed_jobs = Vec::new();
+        while let Some(event) = events.next(deadline).await {
+            match event.name.as_str() {
+                "image" => {
+                    let image: Image = serde_json::from_str(&event.data).expect("image json");
+                    if image.id == id && statuses.last() != Some(&image.status) {
+                        statuses.push(image.status);
+                    }
+                }
+                "job" => {
+                    let job: JobSummary = serde_json::from_str(&event.data).expect("job json");
+                    if job.image_id.as_deref() == Some(id.as_str()) && job.status == JobStatus::Completed {
+                        completed_jobs.push(job.kind);
+                    }
+                }
+                _ => {}
+            }
+            if statuses.last() == Some(&ImageStatus::Stored) && completed_jobs.len() == 3 {
+                break;
+            }
+        }
+
+        // Assert
+        assert_eq!(statuses.last(), Some(&ImageStatus::Stored), "statuses seen: {statuses:?}");
+        assert!(statuses.windows(2).all(|w| stage(w[0]) < stage(w[1])), "out of order: {statuses:?}");
+        completed_jobs.sort_by_key(|k| k.as_str());
+        completed_jobs.dedup();
+        assert_eq!(completed_jobs.len(), 3, "completed jobs seen: {completed_jobs:?}");
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn a_deleted_image_is_announced_and_open_streams_end_at_shutdown() {
+    // Arrange
+    let app = crate::helpers::spawn_app().await;
+    let id = app.upload_ok("mpl-grace-hopper.jpg").await;
+    app.wait_terminal(&id, Duration::from_secs(60)).await;
+    let mut events = EventStream::connect(&app).await;
+
+    // Act
+    let response = app.client.delete(app.url(&format!("/api/images/{id}"))).send().await.expect("delete");
+    assert_eq!(response.status(), 204);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut deleted = false;
+    while let Some(event) = events.next(deadline).await {
+        if event.name == "image-deleted" && event.data.contains(&id) {
+            deleted = true;
+            break;
+        }
+    }
+
+    // Assert
+    assert!(deleted, "no image-deleted event for {id}");
+    let stopped = tokio::time::timeout(Duration::from_secs(10), app.stop()).await;
+    assert!(stopped.is_ok(), "shutdown waited on the open event stream");
+    assert!(events.next(Instant::now() + Duration::from_secs(5)).await.is_none(), "the stream ended");
+}
