@@ -234,6 +234,8 @@ async fn poll_once(state: &AppState, seen: &mut Seen) -> ApiResult<()> {
     seen.jobs.retain(|_, (updated, _, _)| *updated > since);
     for id in changed {
         if let Some(job) = db::jobs::get(pool, id).await? {
+            // Remember what was sent, which may be newer than what the scan saw.
+            seen.jobs.insert(id, (job.updated_at, job.status.as_str().to_owned(), job.attempts));
             state.events.publish(Change::Job(Arc::new(present::job_summary(&job))));
         }
     }
