@@ -5,26 +5,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use pictor::app::Overrides;
-use pictor::handlers::{HandlerContext, HandlerError, JobHandler, Outcome, Registry, ThumbnailGeneration};
-use pictor::queue::job::Job;
+use pictor::handlers::Registry;
 use pictor_client::models::{ImageStatus, JobKind, JobStatus};
 
-use crate::helpers::spawn_app_on;
-
-/// Thumbnails that fail for good while `broken` is set.
-struct BreakableThumbnails {
-    broken: Arc<AtomicBool>,
-}
-
-#[async_trait::async_trait]
-impl JobHandler for BreakableThumbnails {
-    async fn handle(&self, job: &Job, ctx: &HandlerContext) -> Result<Outcome, HandlerError> {
-        if self.broken.load(Ordering::SeqCst) {
-            return Err(HandlerError::Permanent("injected fault: thumbnailer out of order".into()));
-        }
-        ThumbnailGeneration.handle(job, ctx).await
-    }
-}
+use crate::helpers::{BreakableThumbnails, spawn_app_on};
 
 both_backends! {
     async fn the_job_list_pages_filters_and_shows_details_with_retry_info(backend) {

@@ -8,11 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use pictor::app::Overrides;
-use pictor::handlers::{HandlerContext, HandlerError, JobHandler, Outcome, Registry, ThumbnailGeneration};
-use pictor::queue::job::Job;
+use pictor::handlers::Registry;
 use pictor_client::models::{ImageList, ImageStatus, JobKind, JobList, JobStatus};
 
-use crate::helpers::{TestApp, spawn_app, spawn_app_with, testdata};
+use crate::helpers::{BreakableThumbnails, TestApp, spawn_app, spawn_app_with, testdata};
 
 /// Runs `pictor ARGS...` in `dir` with no server settings from the
 /// environment, off the async runtime so that the spawned server keeps serving.
@@ -65,21 +64,6 @@ fn photo_folder(root: &Path) -> std::path::PathBuf {
     }
     std::fs::write(folder.join("notes.txt"), "shot on a sunny day\n").expect("text file");
     folder
-}
-
-/// Thumbnails that fail for good while `broken` is set.
-struct BreakableThumbnails {
-    broken: Arc<AtomicBool>,
-}
-
-#[async_trait::async_trait]
-impl JobHandler for BreakableThumbnails {
-    async fn handle(&self, job: &Job, ctx: &HandlerContext) -> Result<Outcome, HandlerError> {
-        if self.broken.load(Ordering::SeqCst) {
-            return Err(HandlerError::Permanent("injected fault: thumbnailer out of order".into()));
-        }
-        ThumbnailGeneration.handle(job, ctx).await
-    }
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use pictor::app::{self, App, Overrides, ShutdownTrigger};
 use pictor::config::Config;
+use pictor::queue::clock::ManualClock;
 use pictor_client::models::{Image, ImageStatus, JobDetail, JobList};
 use reqwest::multipart::{Form, Part};
 use tempfile::TempDir;
@@ -306,4 +307,68 @@ pub fn count_files(dir: &Path) -> usize {
     std::fs::read_dir(dir)
         .map(|entries| entries.flatten().map(|e| if e.path().is_dir() { count_files(&e.path()) } else { 1 }).sum())
         .unwrap_or(0)
+}
+
+/// Where a [`ClockedApp`]'s clock starts, ms since the epoch.
+pub const CLOCK_START_MS: i64 = 1_800_000_000_000;
+
+/// Pictor built (not served, no runner started) on a fresh database with a
+/// hand-turned clock, for queue tests. Drops its PostgreSQL database with it.
+pub struct ClockedApp {
+    /// The application.
+    pub app: App,
+    /// The clock its queue reads; starts at [`CLOCK_START_MS`].
+    pub clock: ManualClock,
+    database_url: String,
+    _dir: TempDir,
+}
+
+/// A [`ClockedApp`] with changed settings; `None` when `backend` is not
+/// available here (see [`fresh_database`]).
+pub async fn clocked_app(backend: Backend, configure: impl FnOnce(&mut Config)) -> Option<ClockedApp> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = fresh_database(backend, dir.path()).await?;
+    let mut config = Config { database_url: database_url.clone(), ..test_config(dir.path()) };
+    configure(&mut config);
+    let clock = ManualClock::new(CLOCK_START_MS);
+    let overrides = Overrides { clock: Some(std::sync::Arc::new(clock.clone())), ..Default::default() };
+    let app = app::build_with(&config, "http://test", overrides).await.expect("build");
+    Some(ClockedApp { app, clock, database_url, _dir: dir })
+}
+
+impl Drop for ClockedApp {
+    fn drop(&mut self) {
+        // The test's runtime is shutting down: drop the PostgreSQL database
+        // from a runtime of its own.
+        let url = self.database_url.clone();
+        if url.starts_with("postgres") {
+            let _ = std::thread::spawn(move || {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    rt.block_on(drop_database(&url));
+                }
+            })
+            .join();
+        }
+    }
+}
+
+/// Thumbnails that fail for good while `broken` is set: a fault injected
+/// for retry tests.
+pub struct BreakableThumbnails {
+    /// While true, every attempt fails permanently.
+    pub broken: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+#[async_trait::async_trait]
+impl pictor::handlers::JobHandler for BreakableThumbnails {
+    async fn handle(
+        &self,
+        job: &pictor::queue::job::Job,
+        ctx: &pictor::handlers::HandlerContext,
+    ) -> Result<pictor::handlers::Outcome, pictor::handlers::HandlerError> {
+        if self.broken.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(pictor::handlers::HandlerError::Permanent("injected fault: thumbnailer out of order".into()));
+        }
+        pictor::handlers::ThumbnailGeneration.handle(job, ctx).await
+    }
 }

@@ -2,10 +2,9 @@
 //! rescue, backoff, final failure, children enqueued once, and a runner
 //! killed mid-job.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use pictor::app::{self, App, Overrides};
+use pictor::app::{App, Overrides};
 use pictor::db::{self, images::NewImage};
 use pictor::handlers::{HandlerContext, HandlerError, JobHandler, Outcome, Registry};
 use pictor::queue::clock::ManualClock;
@@ -15,44 +14,24 @@ use pictor::queue::rescuer;
 use pictor::queue::retry::RetryPolicy;
 use pictor_client::models::{ImageStatus, JobKind, JobStatus};
 
-use crate::helpers::{Backend, drop_database, fresh_database, spawn_app_on, test_config};
+use crate::helpers::{Backend, CLOCK_START_MS, ClockedApp, clocked_app, spawn_app_on};
 
-const T0: i64 = 1_800_000_000_000;
+const T0: i64 = CLOCK_START_MS;
 const LEASE_MS: i64 = 30_000;
 
-struct Fixture {
-    app: App,
-    clock: ManualClock,
-    database_url: String,
-    _dir: tempfile::TempDir,
+/// The module's queue helpers over a [`ClockedApp`].
+struct Fixture(ClockedApp);
+
+impl std::ops::Deref for Fixture {
+    type Target = ClockedApp;
+
+    fn deref(&self) -> &ClockedApp {
+        &self.0
+    }
 }
 
 async fn fixture(backend: Backend, max_attempts: u32) -> Option<Fixture> {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let database_url = fresh_database(backend, dir.path()).await?;
-    let mut config = test_config(dir.path());
-    config.database_url = database_url.clone();
-    config.max_attempts = max_attempts;
-    let clock = ManualClock::new(T0);
-    let overrides = Overrides { clock: Some(Arc::new(clock.clone())), ..Default::default() };
-    let app = app::build_with(&config, "http://test", overrides).await.expect("build");
-    Some(Fixture { app, clock, database_url, _dir: dir })
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        // The test's runtime is shutting down: drop the PostgreSQL database
-        // from a runtime of its own.
-        let url = self.database_url.clone();
-        if url.starts_with("postgres") {
-            let _ = std::thread::spawn(move || {
-                if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                    rt.block_on(drop_database(&url));
-                }
-            })
-            .join();
-        }
-    }
+    clocked_app(backend, |c| c.max_attempts = max_attempts).await.map(Fixture)
 }
 
 impl Fixture {

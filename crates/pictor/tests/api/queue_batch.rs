@@ -5,10 +5,10 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use pictor::app::{self, App, Overrides};
+use pictor::app;
 use pictor::db::{self, jobs::JobFilter};
 use pictor::handlers::{HandlerContext, HandlerError, JobHandler, Outcome, Registry};
-use pictor::queue::clock::{Clock, ManualClock};
+use pictor::queue::clock::Clock;
 use pictor::queue::completer::{self, Ending};
 use pictor::queue::job::{Job, NewJob};
 use pictor::queue::rescuer;
@@ -16,42 +16,24 @@ use pictor::queue::runner::{Runner, RunnerSettings};
 use pictor_client::models::{JobKind, JobStatus};
 use tokio::sync::Notify;
 
-use crate::helpers::{Backend, drop_database, fresh_database, test_config};
+use crate::helpers::{Backend, CLOCK_START_MS, ClockedApp, clocked_app};
 
-const T0: i64 = 1_800_000_000_000;
+const T0: i64 = CLOCK_START_MS;
 const LEASE_MS: i64 = 30_000;
 
-struct Fixture {
-    app: App,
-    clock: ManualClock,
-    database_url: String,
-    _dir: tempfile::TempDir,
+/// The module's queue helpers over a [`ClockedApp`].
+struct Fixture(ClockedApp);
+
+impl std::ops::Deref for Fixture {
+    type Target = ClockedApp;
+
+    fn deref(&self) -> &ClockedApp {
+        &self.0
+    }
 }
 
 async fn fixture(backend: Backend) -> Option<Fixture> {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let database_url = fresh_database(backend, dir.path()).await?;
-    let config = pictor::config::Config { database_url: database_url.clone(), ..test_config(dir.path()) };
-    let clock = ManualClock::new(T0);
-    let overrides = Overrides { clock: Some(Arc::new(clock.clone())), ..Default::default() };
-    let app = app::build_with(&config, "http://test", overrides).await.expect("build");
-    Some(Fixture { app, clock, database_url, _dir: dir })
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        // The test's runtime is shutting down: drop the PostgreSQL database
-        // from a runtime of its own.
-        let url = self.database_url.clone();
-        if url.starts_with("postgres") {
-            let _ = std::thread::spawn(move || {
-                if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
-                    rt.block_on(drop_database(&url));
-                }
-            })
-            .join();
-        }
-    }
+    clocked_app(backend, |_| {}).await.map(Fixture)
 }
 
 /// An effect-free job of the bench's shape: no image, no dedupe key.
