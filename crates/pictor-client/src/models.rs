@@ -172,6 +172,10 @@ pub struct Image {
     pub thumbnail_path: Option<String>,
     /// URL path of each thumbnail by its longest-edge size (`"64"`, `"128"`, ...), once made.
     pub thumbnails: BTreeMap<String, String>,
+    /// ThumbHash of the image (base64), once the thumbnails exist: a
+    /// placeholder a UI can paint at once.
+    #[serde(default)]
+    pub thumbhash: Option<String>,
     /// URL path of the web preview, once made.
     pub preview_path: Option<String>,
     /// The image's jobs, oldest first.

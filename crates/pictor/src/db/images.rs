@@ -8,7 +8,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, AnyPool, Executor, Row};
 
 const COLUMNS: &str = "id, title, collection, status, checksum, size_bytes, format, width, height, orientation, \
-                       temp_path, original_path, thumbnail_path, thumbnails, preview_path, last_error, \
+                       temp_path, original_path, thumbnail_path, thumbnails, thumbhash, preview_path, last_error, \
                        created_at, updated_at";
 
 /// A row of the `image` table.
@@ -42,6 +42,8 @@ pub struct ImageRecord {
     pub thumbnail_path: Option<String>,
     /// Storage key of each thumbnail by longest edge.
     pub thumbnails: BTreeMap<u32, String>,
+    /// ThumbHash of the image, base64, once the thumbnails exist.
+    pub thumbhash: Option<String>,
     /// Storage key of the preview.
     pub preview_path: Option<String>,
     /// Why processing failed.
@@ -74,6 +76,7 @@ fn image_from_row(row: &AnyRow) -> Result<ImageRecord, sqlx::Error> {
         original_path: row.try_get("original_path")?,
         thumbnail_path: row.try_get("thumbnail_path")?,
         thumbnails,
+        thumbhash: row.try_get("thumbhash")?,
         preview_path: row.try_get("preview_path")?,
         last_error: row.try_get("last_error")?,
         created_at: row.try_get("created_at")?,
@@ -278,7 +281,7 @@ pub async fn set_original<'c, E: Executor<'c, Database = Any>>(
 }
 
 /// Records the thumbnails (`thumbnail_path` is the 256 px one, or the
-/// largest when 256 was not made).
+/// largest when 256 was not made) and the image's ThumbHash.
 ///
 /// # Errors
 /// The database failed.
@@ -286,13 +289,15 @@ pub async fn set_thumbnails<'c, E: Executor<'c, Database = Any>>(
     exec: E,
     id: &str,
     thumbnails: &BTreeMap<u32, String>,
+    thumbhash: Option<&str>,
     now: i64,
 ) -> Result<(), sqlx::Error> {
     let main = thumbnails.get(&256).or_else(|| thumbnails.values().next_back());
     let json = serde_json::to_string(thumbnails).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    sqlx::query("UPDATE image SET thumbnail_path = $1, thumbnails = $2, updated_at = $3 WHERE id = $4")
+    sqlx::query("UPDATE image SET thumbnail_path = $1, thumbnails = $2, thumbhash = $3, updated_at = $4 WHERE id = $5")
         .bind(main.map(String::as_str))
         .bind(json)
+        .bind(thumbhash)
         .bind(now)
         .bind(id)
         .execute(exec)

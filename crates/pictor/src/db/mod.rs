@@ -19,10 +19,14 @@ type Embedded = (i64, &'static str, &'static str);
 
 /// Migrations for each backend, in order. File names under `migrations/`
 /// follow sqlx's `NNNN_description.sql`.
-const SQLITE_MIGRATIONS: &[Embedded] =
-    &[(1, "create image and job", include_str!("../../migrations/sqlite/0001_create_image_and_job.sql"))];
-const POSTGRES_MIGRATIONS: &[Embedded] =
-    &[(1, "create image and job", include_str!("../../migrations/postgres/0001_create_image_and_job.sql"))];
+const SQLITE_MIGRATIONS: &[Embedded] = &[
+    (1, "create image and job", include_str!("../../migrations/sqlite/0001_create_image_and_job.sql")),
+    (2, "add image thumbhash", include_str!("../../migrations/sqlite/0002_add_image_thumbhash.sql")),
+];
+const POSTGRES_MIGRATIONS: &[Embedded] = &[
+    (1, "create image and job", include_str!("../../migrations/postgres/0001_create_image_and_job.sql")),
+    (2, "add image thumbhash", include_str!("../../migrations/postgres/0002_add_image_thumbhash.sql")),
+];
 
 /// The migrator of a backend (built at run time, so that sqlx's compile-time
 /// macros and their build cost are not needed).

@@ -67,6 +67,8 @@ pub enum ImageEffect {
         image_id: String,
         /// Storage key per size.
         keys: BTreeMap<u32, String>,
+        /// ThumbHash of the image, base64 (absent if it could not be made).
+        thumbhash: Option<String>,
     },
     /// The preview exists.
     Preview {

@@ -2,6 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use base64::Engine;
+
 use super::{HandlerContext, HandlerError, ImageEffect, JobHandler, Outcome, payload};
 use crate::queue::job::{Job, ThumbnailPayload};
 use crate::storage::thumbnail_key;
@@ -20,13 +22,41 @@ impl JobHandler for ThumbnailGeneration {
         let original = ctx.storage.get(&p.original_path).await?;
         let sizes = p.sizes.clone();
         let options = ctx.assets.render.clone();
-        let assets = ctx.run_cpu(move || Ok(pictor_imaging::render_thumbnails(&original, &sizes, &options)?)).await?;
+        let (assets, thumbhash) = ctx
+            .run_cpu(move || {
+                let assets = pictor_imaging::render_thumbnails(&original, &sizes, &options)?;
+                let thumbhash = placeholder(&sizes, &assets);
+                Ok((assets, thumbhash))
+            })
+            .await?;
         let mut keys = BTreeMap::new();
         for (size, asset) in p.sizes.iter().zip(assets) {
             let key = thumbnail_key(&p.image_id, *size);
             ctx.storage.put_bytes(&key, asset.jpeg).await?;
             keys.insert(*size, key);
         }
-        Ok(Outcome { effects: vec![ImageEffect::Thumbnails { image_id: p.image_id, keys }], children: Vec::new() })
+        Ok(Outcome {
+            effects: vec![ImageEffect::Thumbnails { image_id: p.image_id, keys, thumbhash }],
+            children: Vec::new(),
+        })
+    }
+}
+
+/// The ThumbHash (base64) from the smallest thumbnail that still covers the
+/// hash's 100 px, or the largest one. A placeholder is a nicety: failing to
+/// make one is logged, never a job failure.
+fn placeholder(sizes: &[u32], assets: &[pictor_imaging::Asset]) -> Option<String> {
+    let by_size = || sizes.iter().zip(assets);
+    let source = by_size()
+        .filter(|(size, _)| **size >= pictor_imaging::THUMBHASH_MAX_EDGE)
+        .min_by_key(|(size, _)| **size)
+        .or_else(|| by_size().max_by_key(|(size, _)| **size))
+        .map(|(_, asset)| asset)?;
+    match pictor_imaging::thumbhash_from_asset(source) {
+        Ok(hash) => Some(base64::engine::general_purpose::STANDARD.encode(hash)),
+        Err(e) => {
+            tracing::warn!(target: "job_runner", error = %e, "no thumbhash for this image");
+            None
+        }
     }
 }

@@ -39,6 +39,7 @@ pub fn image(record: &ImageRecord, jobs: &[&Job]) -> Image {
         height: u32::try_from(record.height).unwrap_or(0),
         thumbnail_path: record.thumbnail_path.as_deref().map(asset_url),
         thumbnails,
+        thumbhash: record.thumbhash.clone(),
         preview_path: record.preview_path.as_deref().map(asset_url),
         processing_jobs: jobs
             .iter()

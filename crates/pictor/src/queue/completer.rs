@@ -78,8 +78,8 @@ async fn apply(tx: &mut Tx, effect: &ImageEffect, now: i64) -> Result<String, sq
             db::images::set_original(&mut **tx, image_id, original_path, now).await?;
             Ok(image_id.clone())
         }
-        ImageEffect::Thumbnails { image_id, keys } => {
-            db::images::set_thumbnails(&mut **tx, image_id, keys, now).await?;
+        ImageEffect::Thumbnails { image_id, keys, thumbhash } => {
+            db::images::set_thumbnails(&mut **tx, image_id, keys, thumbhash.as_deref(), now).await?;
             Ok(image_id.clone())
         }
         ImageEffect::Preview { image_id, preview_path } => {

@@ -81,6 +81,9 @@ both_backends! {
                 image.error
             );
             assert!(image.is_stored && !image.is_processing);
+        let hash = image.thumbhash.as_deref().unwrap_or_else(|| panic!("{file}: no thumbhash"));
+        let bytes = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, hash).expect("base64 thumbhash");
+        assert!(bytes.len() >= 5, "{file}: a thumbhash has a header and colours, got {} bytes", bytes.len());
             let display = display_size(file);
             assert_eq!(
                 (image.width, image.height),
