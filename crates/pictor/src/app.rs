@@ -70,7 +70,7 @@ pub async fn build(config: &Config, api_base_default: &str) -> Result<App, Start
 /// As [`build`].
 pub async fn build_with(config: &Config, api_base_default: &str, overrides: Overrides) -> Result<App, StartupError> {
     config.validate()?;
-    let db = Db::connect(&config.database_url).await?;
+    let db = Db::connect_with(&config.database_url, config.sqlite_synchronous).await?;
     let version = db.migrate().await?;
     tracing::info!(backend = ?db.backend, schema_version = version, "database ready");
     let local = LocalStorage::open(&config.storage_dir)?;

@@ -140,6 +140,10 @@ pub struct Config {
     /// Seconds in-flight jobs get to finish at shutdown.
     #[arg(long, env = "PICTOR_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
     pub shutdown_timeout_secs: u64,
+    /// SQLite commit durability: `full` (every acknowledged upload survives
+    /// power loss) or `normal` (faster; survives a crash of Pictor only).
+    #[arg(long, env = "PICTOR_SQLITE_SYNCHRONOUS", default_value = "full")]
+    pub sqlite_synchronous: crate::db::SqliteSynchronous,
     /// Token that admin endpoints and every mutation require, once set
     /// (`Authorization: Bearer TOKEN`).
     #[arg(long, env = "PICTOR_ADMIN_TOKEN", hide_env_values = true)]

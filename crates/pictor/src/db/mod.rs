@@ -84,6 +84,39 @@ pub enum DbError {
     Query(#[from] sqlx::Error),
 }
 
+/// How SQLite syncs commits to disk (PostgreSQL ignores it).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SqliteSynchronous {
+    /// Every commit survives power loss (DESIGN invariant 1): an
+    /// acknowledged upload is never lost. The default.
+    #[default]
+    Full,
+    /// Commits survive a crash of Pictor but the last ones may be lost on
+    /// power loss; about twice the queue throughput (see BENCHMARKS.md).
+    Normal,
+}
+
+impl SqliteSynchronous {
+    fn pragma(self) -> &'static str {
+        match self {
+            Self::Full => "FULL",
+            Self::Normal => "NORMAL",
+        }
+    }
+}
+
+impl std::str::FromStr for SqliteSynchronous {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "full" => Ok(Self::Full),
+            "normal" => Ok(Self::Normal),
+            _ => Err(format!("{s:?} is not full or normal")),
+        }
+    }
+}
+
 /// The pool and which backend it talks to.
 #[derive(Clone, Debug)]
 pub struct Db {
@@ -105,6 +138,14 @@ impl Db {
     /// # Errors
     /// An unsupported URL, an uncreatable folder, or a failed connection.
     pub async fn connect(url: &str) -> Result<Self, DbError> {
+        Self::connect_with(url, SqliteSynchronous::default()).await
+    }
+
+    /// [`Db::connect`] with SQLite's commit durability chosen.
+    ///
+    /// # Errors
+    /// As [`Db::connect`].
+    pub async fn connect_with(url: &str, synchronous: SqliteSynchronous) -> Result<Self, DbError> {
         install_default_drivers();
         let (backend, url) = normalise_url(url)?;
         let max_connections = match backend {
@@ -118,10 +159,11 @@ impl Db {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
                         // WAL lets readers run beside the single writer; FULL
-                        // makes every acknowledged commit survive power loss
-                        // (DESIGN invariant 1).
+                        // (the default) makes every acknowledged commit
+                        // survive power loss (DESIGN invariant 1).
                         conn.execute(sqlx::AssertSqlSafe(format!(
-                            "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA synchronous = FULL;"
+                            "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA synchronous = {};",
+                            synchronous.pragma()
                         )))
                         .await?;
                     }

@@ -104,3 +104,23 @@ async fn with_an_admin_token_mutations_and_admin_reads_need_it_and_public_reads_
     assert_eq!(app.client.get(app.url("/api/admin/jobs")).bearer_auth(token).send().await.expect("jobs").status(), 200);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn sqlite_commits_are_fully_synced_by_default_and_normal_when_configured() {
+    use sqlx::Row;
+    for (setting, pragma) in [(None, 2_i64), (Some(pictor::db::SqliteSynchronous::Normal), 1)] {
+        let app = spawn_app_with(
+            |c| {
+                if let Some(s) = setting {
+                    c.sqlite_synchronous = s;
+                }
+            },
+            Overrides::default(),
+            false,
+        )
+        .await;
+        let row = sqlx::query("PRAGMA synchronous").fetch_one(&app.app.state.db.pool).await.expect("pragma");
+        assert_eq!(row.try_get::<i64, _>(0).expect("value"), pragma, "{setting:?}");
+        app.stop().await;
+    }
+}
