@@ -381,3 +381,16 @@ pub async fn mark_processing<'c, E: Executor<'c, Database = Any>>(
         .await?;
     Ok(())
 }
+
+/// `(id, status, updated_at)` of every image changed after `since` (ms),
+/// for the event stream's poll.
+///
+/// # Errors
+/// The database failed.
+pub async fn changed_since(pool: &AnyPool, since: i64) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
+    let rows = sqlx::query("SELECT id, status, updated_at FROM image WHERE updated_at > $1")
+        .bind(since)
+        .fetch_all(pool)
+        .await?;
+    rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("status")?, r.try_get("updated_at")?))).collect()
+}

@@ -509,3 +509,43 @@ pub async fn prune_finished(pool: &AnyPool, before: i64) -> Result<u64, sqlx::Er
         .await?;
     Ok(done.rows_affected())
 }
+
+/// `(id, status, attempts, updated_at)` of every job changed after `since`
+/// (ms), for the event stream's poll.
+///
+/// # Errors
+/// The database failed.
+pub async fn changed_since(pool: &AnyPool, since: i64) -> Result<Vec<(i64, String, i64, i64)>, sqlx::Error> {
+    let rows = sqlx::query("SELECT id, status, attempts, updated_at FROM job WHERE updated_at > $1")
+        .bind(since)
+        .fetch_all(pool)
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get("id")?, r.try_get("status")?, r.try_get("attempts")?, r.try_get("updated_at")?)))
+        .collect()
+}
+
+/// `(status, type, count)` of every job, for the admin page's counts.
+///
+/// # Errors
+/// The database failed.
+pub async fn counts_by_status_and_type(pool: &AnyPool) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
+    let rows = sqlx::query("SELECT status, type, COUNT(*) AS n FROM job GROUP BY status, type").fetch_all(pool).await?;
+    rows.iter().map(|r| Ok((r.try_get("status")?, r.try_get("type")?, r.try_get("n")?))).collect()
+}
+
+/// `(status, finished_at)` of the jobs that ended COMPLETED or FAILED after
+/// `since` (ms), for the admin page's chart.
+///
+/// # Errors
+/// The database failed.
+pub async fn finished_since(pool: &AnyPool, since: i64) -> Result<Vec<(String, i64)>, sqlx::Error> {
+    let rows = sqlx::query(
+        "SELECT status, finished_at FROM job \
+         WHERE finished_at IS NOT NULL AND finished_at > $1 AND status IN ('COMPLETED', 'FAILED')",
+    )
+    .bind(since)
+    .fetch_all(pool)
+    .await?;
+    rows.iter().map(|r| Ok((r.try_get("status")?, r.try_get("finished_at")?))).collect()
+}

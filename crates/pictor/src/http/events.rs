@@ -19,7 +19,6 @@ use axum::routing::get;
 use futures_util::Stream;
 use pictor_client::models::{Image, JobSummary};
 use serde::Serialize;
-use sqlx::Row;
 use tokio::sync::{Notify, broadcast, watch};
 
 use super::AppState;
@@ -200,12 +199,8 @@ async fn poll_loop(state: AppState) {
 async fn poll_once(state: &AppState, seen: &mut Seen) -> ApiResult<()> {
     let since = state.queue.clock.now_ms() - LOOKBACK_MS;
     let pool = &state.db.pool;
-    let rows =
-        sqlx::query("SELECT id, status, updated_at FROM image WHERE updated_at > $1").bind(since).fetch_all(pool);
     let mut changed = Vec::new();
-    for row in rows.await? {
-        let (id, status, updated): (String, String, i64) =
-            (row.try_get("id")?, row.try_get("status")?, row.try_get("updated_at")?);
+    for (id, status, updated) in db::images::changed_since(pool, since).await? {
         if seen.images.get(&id) != Some(&(updated, status.clone())) {
             seen.images.insert(id.clone(), (updated, status));
             changed.push(id);
@@ -220,12 +215,8 @@ async fn poll_once(state: &AppState, seen: &mut Seen) -> ApiResult<()> {
         }
     }
 
-    let rows = sqlx::query("SELECT id, status, attempts, updated_at FROM job WHERE updated_at > $1").bind(since);
     let mut changed = Vec::new();
-    for row in rows.fetch_all(pool).await? {
-        let id: i64 = row.try_get("id")?;
-        let (status, attempts, updated): (String, i64, i64) =
-            (row.try_get("status")?, row.try_get("attempts")?, row.try_get("updated_at")?);
+    for (id, status, attempts, updated) in db::jobs::changed_since(pool, since).await? {
         let before = seen.jobs.insert(id, (updated, status.clone(), attempts));
         if before.is_none_or(|(_, s, a)| s != status || a != attempts) {
             changed.push(id);

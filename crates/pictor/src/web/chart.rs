@@ -1,10 +1,12 @@
 //! The admin page's figures: job counts per status and type, and jobs
 //! completed and failed per minute over the last hour, drawn as an SVG by
-//! the server (no chart script). Read-only SQL that both backends run as is.
+//! the server (no chart script). The queries are in `db::jobs`.
 
 use std::fmt::Write as _;
 
-use sqlx::{AnyPool, Row};
+use sqlx::AnyPool;
+
+use crate::db;
 
 /// Minutes the chart covers.
 pub const CHART_MINUTES: usize = 60;
@@ -15,8 +17,7 @@ const MINUTE_MS: i64 = 60_000;
 /// # Errors
 /// The database failed.
 pub async fn counts(pool: &AnyPool) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
-    let rows = sqlx::query("SELECT status, type, COUNT(*) AS n FROM job GROUP BY status, type").fetch_all(pool).await?;
-    rows.iter().map(|r| Ok((r.try_get("status")?, r.try_get("type")?, r.try_get("n")?))).collect()
+    db::jobs::counts_by_status_and_type(pool).await
 }
 
 /// Jobs completed and failed in each of the last [`CHART_MINUTES`] minutes
@@ -26,18 +27,9 @@ pub async fn counts(pool: &AnyPool) -> Result<Vec<(String, String, i64)>, sqlx::
 /// The database failed.
 pub async fn per_minute(pool: &AnyPool, now_ms: i64) -> Result<(Vec<u64>, Vec<u64>), sqlx::Error> {
     let since = now_ms - CHART_MINUTES as i64 * MINUTE_MS;
-    let rows = sqlx::query(
-        "SELECT status, finished_at FROM job \
-         WHERE finished_at IS NOT NULL AND finished_at > $1 AND status IN ('COMPLETED', 'FAILED')",
-    )
-    .bind(since)
-    .fetch_all(pool)
-    .await?;
     let mut completed = vec![0; CHART_MINUTES];
     let mut failed = vec![0; CHART_MINUTES];
-    for row in rows {
-        let status: String = row.try_get("status")?;
-        let finished: i64 = row.try_get("finished_at")?;
+    for (status, finished) in db::jobs::finished_since(pool, since).await? {
         let Ok(minute) = usize::try_from((finished - since) / MINUTE_MS) else { continue };
         let bucket = if status == "FAILED" { &mut failed } else { &mut completed };
         if let Some(n) = bucket.get_mut(minute) {
