@@ -176,8 +176,12 @@ pub struct Image {
     /// placeholder a UI can paint at once.
     #[serde(default)]
     pub thumbhash: Option<String>,
-    /// URL path of the web preview, once made.
+    /// URL path of the web preview (JPEG), once made.
     pub preview_path: Option<String>,
+    /// URL path of each encoding of the preview by format (`"jpeg"`, and
+    /// `"webp"` when the server makes one), once made.
+    #[serde(default)]
+    pub previews: BTreeMap<String, String>,
     /// The image's jobs, oldest first.
     pub processing_jobs: Vec<ProcessingJob>,
     /// True while the image is neither STORED nor FAILED.

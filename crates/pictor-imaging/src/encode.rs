@@ -29,15 +29,14 @@ const ROWS_PER_CALL: usize = 16;
 /// Size of the chunks the destination manager fills before appending.
 const CHUNK: usize = 64 * 1024;
 
-/// Progressive script for Y, Cb, Cr: DC first, then a coarse luma band, the
-/// chroma, the rest of the luma. Spectral selection only: libjpeg's own
-/// `jpeg_simple_progression` adds successive-approximation refinement scans,
-/// which cost 8% of the whole photo set's CPU time for 1.5% fewer output
-/// bytes (BENCHMARKS.md, 2026-11-29).
-const COLOUR_SCRIPT: [Scan; 5] =
-    [Scan::dc(&[0, 1, 2]), Scan::ac(0, 1, 5), Scan::ac(1, 1, 63), Scan::ac(2, 1, 63), Scan::ac(0, 6, 63)];
+/// Progressive script for Y, Cb, Cr: DC first, then each component's AC
+/// band whole. Spectral selection only: libjpeg's `jpeg_simple_progression`
+/// adds successive-approximation refinement scans, which cost 8% of the
+/// whole photo set's CPU time for 1.5% fewer output bytes, and splitting the
+/// luma band in two (1–5, 6–63) another 1–2% (BENCHMARKS.md, 2026-11-29).
+const COLOUR_SCRIPT: [Scan; 4] = [Scan::dc(&[0, 1, 2]), Scan::ac(0, 1, 63), Scan::ac(1, 1, 63), Scan::ac(2, 1, 63)];
 /// The same for greyscale.
-const GREY_SCRIPT: [Scan; 3] = [Scan::dc(&[0]), Scan::ac(0, 1, 5), Scan::ac(0, 6, 63)];
+const GREY_SCRIPT: [Scan; 2] = [Scan::dc(&[0]), Scan::ac(0, 1, 63)];
 
 /// One scan of a progressive script.
 #[derive(Clone, Copy)]
@@ -76,6 +75,7 @@ pub(crate) fn encode(raster: &Raster, quality: u8, scans: Scans) -> Result<Vec<u
     let (color_space, script): (J_COLOR_SPACE, &[Scan]) = match raster.layout {
         PixelLayout::Gray => (J_COLOR_SPACE::JCS_GRAYSCALE, &GREY_SCRIPT),
         PixelLayout::Rgb => (J_COLOR_SPACE::JCS_RGB, &COLOUR_SCRIPT),
+        PixelLayout::YCbCr => (J_COLOR_SPACE::JCS_YCbCr, &COLOUR_SCRIPT),
         PixelLayout::Cmyk { .. } => {
             return Err(ImagingError::Internal("CMYK reached the encoder unconverted".into()));
         }

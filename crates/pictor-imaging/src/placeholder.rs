@@ -21,14 +21,16 @@ pub const THUMBHASH_MAX_EDGE: u32 = 100;
 ///
 /// # Errors
 ///
-/// `Corrupt` when `asset.jpeg` is not a decodable JPEG, `TooLarge` when it
+/// `Corrupt` when `asset.bytes` is not a decodable JPEG, `TooLarge` when it
 /// is over the default limits, `Internal` for a failure of the library.
 pub fn thumbhash_from_asset(asset: &Asset) -> Result<Vec<u8>, ImagingError> {
-    let decoded = jpeg::decode(&asset.jpeg, THUMBHASH_MAX_EDGE, &Limits::default())?;
+    let decoded = jpeg::decode(&asset.bytes, THUMBHASH_MAX_EDGE, &Limits::default())?;
     let (width, height) = fit_longest_edge(decoded.raster.width, decoded.raster.height, THUMBHASH_MAX_EDGE);
-    let small = resize(&decoded.raster, width, height, &mut Resizer::new())?;
+    let small = resize(&decoded.raster, width, height, &mut Resizer::new())?.into_rgb();
     let rgba: Vec<u8> = match small.layout {
-        PixelLayout::Rgb => small.pixels.chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect(),
+        PixelLayout::Rgb | PixelLayout::YCbCr => {
+            small.pixels.chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect()
+        }
         PixelLayout::Gray => small.pixels.iter().flat_map(|&v| [v, v, v, 255]).collect(),
         PixelLayout::Cmyk { .. } => {
             return Err(ImagingError::Unsupported("a CMYK JPEG is not a rendered asset".into()));
@@ -50,7 +52,7 @@ mod tests {
         let pixels = colour.iter().copied().cycle().take((width * height * 3) as usize).collect();
         let raster = Raster::new(width, height, PixelLayout::Rgb, pixels).expect("raster");
         let jpeg = encode(&raster, 90, Scans::Baseline).expect("encoded");
-        Asset { width, height, jpeg }
+        Asset { width, height, format: crate::AssetFormat::Jpeg, bytes: jpeg }
     }
 
     #[test]
@@ -72,7 +74,12 @@ mod tests {
 
     #[test]
     fn bytes_that_are_not_a_jpeg_are_corrupt() {
-        let broken = Asset { width: 1, height: 1, jpeg: vec![0xFF, 0xD8, 0xFF, 0xFF, 1, 2, 3] };
+        let broken = Asset {
+            width: 1,
+            height: 1,
+            format: crate::AssetFormat::Jpeg,
+            bytes: vec![0xFF, 0xD8, 0xFF, 0xFF, 1, 2, 3],
+        };
 
         assert!(matches!(thumbhash_from_asset(&broken), Err(ImagingError::Corrupt(_))));
     }

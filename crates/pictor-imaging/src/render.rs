@@ -14,6 +14,7 @@ use crate::error::ImagingError;
 use crate::orient::orient;
 use crate::probe::{ImageInfo, Limits, probe};
 use crate::resize::{fit_longest_edge, resize};
+use crate::webp::encode_webp;
 
 /// Default [`RenderOptions::jpeg_quality`].
 pub const DEFAULT_JPEG_QUALITY: u8 = 80;
@@ -37,15 +38,57 @@ impl Default for RenderOptions {
     }
 }
 
-/// One rendered JPEG.
+/// How an asset is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AssetFormat {
+    /// JPEG with a JFIF header: every thumbnail and the main preview.
+    Jpeg,
+    /// Lossy WebP: an optional second preview.
+    Webp,
+}
+
+impl AssetFormat {
+    /// File extension, without the dot.
+    pub fn extension(self) -> &'static str {
+        match self {
+            AssetFormat::Jpeg => "jpg",
+            AssetFormat::Webp => "webp",
+        }
+    }
+
+    /// Lowercase name, as `PICTOR_PREVIEW_FORMATS` and the API spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            AssetFormat::Jpeg => "jpeg",
+            AssetFormat::Webp => "webp",
+        }
+    }
+}
+
+impl std::str::FromStr for AssetFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "jpeg" | "jpg" => Ok(AssetFormat::Jpeg),
+            "webp" => Ok(AssetFormat::Webp),
+            "avif" => Err("avif previews are not supported yet (jpeg and webp are)".into()),
+            other => Err(format!("unknown preview format {other:?} (expected jpeg or webp)")),
+        }
+    }
+}
+
+/// One rendered asset.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Asset {
     /// Width in pixels, upright (EXIF orientation applied).
     pub width: u32,
     /// Height in pixels, upright.
     pub height: u32,
-    /// The encoded JPEG, with no metadata but a JFIF header.
-    pub jpeg: Vec<u8>,
+    /// How `bytes` are encoded.
+    pub format: AssetFormat,
+    /// The encoded image, with no metadata (a JPEG keeps its JFIF header).
+    pub bytes: Vec<u8>,
 }
 
 /// One decode, then JPEG thumbnails whose longest edge is
@@ -60,11 +103,10 @@ pub struct Asset {
 /// `options.limits` (nothing is decoded then), `Internal` for a failure of
 /// the library itself.
 pub fn render_thumbnails(data: &[u8], sizes: &[u32], options: &RenderOptions) -> Result<Vec<Asset>, ImagingError> {
-    if sizes.is_empty() {
+    let Some(&largest) = sizes.iter().max() else {
         return Ok(Vec::new());
-    }
-    let outputs: Vec<Output> = sizes.iter().map(|&edge| Output::thumbnail(edge)).collect();
-    render(data, &outputs, options)
+    };
+    prepare(data, largest, options)?.thumbnails(sizes, options)
 }
 
 /// One decode, then a progressive JPEG whose longest edge is
@@ -74,14 +116,13 @@ pub fn render_thumbnails(data: &[u8], sizes: &[u32], options: &RenderOptions) ->
 ///
 /// As [`render_thumbnails`].
 pub fn render_preview(data: &[u8], max_edge: u32, options: &RenderOptions) -> Result<Asset, ImagingError> {
-    let mut assets = render(data, &[Output::preview(max_edge)], options)?;
-    assets.pop().ok_or_else(|| ImagingError::Internal("the preview was skipped".into()))
+    prepare(data, max_edge, options)?.preview(max_edge, options)
 }
 
-/// [`render_thumbnails`] and [`render_preview`] from a single decode: the
-/// thumbnails are derived from the preview-size buffer, which saves the
-/// thumbnail job's decode (the costliest stage for progressive JPEGs).
-/// Returns the thumbnails in the order of `sizes`, then the preview.
+/// [`render_thumbnails`] and [`render_preview`] from a single decode
+/// ([`prepare`] once, then [`Prepared::thumbnails`] and
+/// [`Prepared::preview`]). Returns the thumbnails in the order of `sizes`,
+/// then the preview.
 ///
 /// # Errors
 ///
@@ -92,11 +133,149 @@ pub fn render_all(
     max_edge: u32,
     options: &RenderOptions,
 ) -> Result<(Vec<Asset>, Asset), ImagingError> {
-    let outputs: Vec<Output> =
-        sizes.iter().map(|&edge| Output::thumbnail(edge)).chain(std::iter::once(Output::preview(max_edge))).collect();
-    let mut assets = render(data, &outputs, options)?;
-    let preview = assets.pop().ok_or_else(|| ImagingError::Internal("the preview was skipped".into()))?;
-    Ok((assets, preview))
+    let edge = sizes.iter().copied().fold(max_edge, u32::max);
+    let prepared = prepare(data, edge, options)?;
+    Ok((prepared.thumbnails(sizes, options)?, prepared.preview(max_edge, options)?))
+}
+
+/// An original decoded once: upright sRGB pixels whose longest edge is
+/// min(edge, longest display edge) for the `edge` it was prepared for. Any
+/// number of assets up to that edge are rendered from it without decoding
+/// again, which is how the thumbnail and preview jobs of one image share a
+/// decode (the costliest stage for progressive JPEGs).
+#[derive(Debug)]
+pub struct Prepared {
+    raster: Raster,
+    /// Size of the whole image, upright.
+    display: (u32, u32),
+}
+
+/// Probes `data` (refusing it over `options.limits` before any pixel is
+/// allocated), decodes it once at the smallest scale that still covers a
+/// longest edge of `edge`, orients it and converts it to sRGB.
+///
+/// # Errors
+///
+/// As [`render_thumbnails`].
+pub fn prepare(data: &[u8], edge: u32, options: &RenderOptions) -> Result<Prepared, ImagingError> {
+    guarded(|| {
+        let info = inspect(data, &options.limits)?;
+        let raster = prepare_raster(data, &info, edge, options, &mut Resizer::new())?;
+        Ok(Prepared { raster, display: info.display_size() })
+    })
+}
+
+impl Prepared {
+    /// Width of the prepared pixels.
+    pub fn width(&self) -> u32 {
+        self.raster.width
+    }
+
+    /// Height of the prepared pixels.
+    pub fn height(&self) -> u32 {
+        self.raster.height
+    }
+
+    /// Bytes held by the prepared pixels.
+    pub fn byte_size(&self) -> usize {
+        self.raster.pixels.len()
+    }
+
+    /// Baseline JPEG thumbnails, as [`render_thumbnails`] makes them, in the
+    /// order of `sizes`.
+    ///
+    /// # Errors
+    ///
+    /// `Internal` when a size needs more pixels than were prepared, or the
+    /// resizer or encoder fails.
+    pub fn thumbnails(&self, sizes: &[u32], options: &RenderOptions) -> Result<Vec<Asset>, ImagingError> {
+        let outputs: Vec<Output> = sizes.iter().map(|&edge| Output::thumbnail(edge)).collect();
+        self.render(&outputs, options)
+    }
+
+    /// The progressive JPEG preview, as [`render_preview`] makes it.
+    ///
+    /// # Errors
+    ///
+    /// As [`Prepared::thumbnails`].
+    pub fn preview(&self, max_edge: u32, options: &RenderOptions) -> Result<Asset, ImagingError> {
+        let mut assets = self.render(&[Output::preview(max_edge)], options)?;
+        assets.pop().ok_or_else(|| ImagingError::Internal("the preview was skipped".into()))
+    }
+
+    /// The preview in each of `formats` (a JPEG as [`Prepared::preview`],
+    /// a lossy WebP at the same size and quality), resized once.
+    ///
+    /// # Errors
+    ///
+    /// As [`Prepared::thumbnails`].
+    pub fn previews(
+        &self,
+        max_edge: u32,
+        formats: &[AssetFormat],
+        options: &RenderOptions,
+    ) -> Result<Vec<Asset>, ImagingError> {
+        guarded(|| {
+            let (width, height) = fit_longest_edge(self.display.0, self.display.1, max_edge);
+            let resized;
+            let pixels = if (width, height) == (self.raster.width, self.raster.height) {
+                &self.raster
+            } else {
+                self.check_covers(width, height)?;
+                resized = resize(&self.raster, width, height, &mut Resizer::new())?;
+                &resized
+            };
+            formats
+                .iter()
+                .map(|&format| {
+                    let bytes = match format {
+                        AssetFormat::Jpeg => encode(pixels, options.jpeg_quality, Scans::Progressive)?,
+                        AssetFormat::Webp => encode_webp(pixels, options.jpeg_quality)?,
+                    };
+                    Ok(Asset { width, height, format, bytes })
+                })
+                .collect()
+        })
+    }
+
+    fn check_covers(&self, width: u32, height: u32) -> Result<(), ImagingError> {
+        if width > self.raster.width || height > self.raster.height {
+            return Err(ImagingError::Internal(format!(
+                "a {width}x{height} output was asked of pixels prepared at {}x{}",
+                self.raster.width, self.raster.height
+            )));
+        }
+        Ok(())
+    }
+
+    /// Every output in decreasing size, each resized from the previous,
+    /// bigger buffer (E4), which keeps the Lanczos kernel small. Returned in
+    /// the order of `outputs`.
+    fn render(&self, outputs: &[Output], options: &RenderOptions) -> Result<Vec<Asset>, ImagingError> {
+        guarded(|| {
+            let (display_w, display_h) = self.display;
+            let mut order: Vec<usize> = (0..outputs.len()).collect();
+            order.sort_by_key(|&i| Reverse(outputs[i].edge));
+            let mut resizer = Resizer::new();
+            let mut current: Option<Raster> = None;
+            let mut assets: Vec<Option<Asset>> = vec![None; outputs.len()];
+            for i in order {
+                let (width, height) = fit_longest_edge(display_w, display_h, outputs[i].edge);
+                self.check_covers(width, height)?;
+                let source = current.as_ref().unwrap_or(&self.raster);
+                if (source.width, source.height) != (width, height) {
+                    current = Some(resize(source, width, height, &mut resizer)?);
+                }
+                let pixels = current.as_ref().unwrap_or(&self.raster);
+                let bytes = encode(pixels, options.jpeg_quality, outputs[i].scans)?;
+                assets[i] = Some(Asset { width, height, format: AssetFormat::Jpeg, bytes });
+            }
+            assets
+                .into_iter()
+                .collect::<Option<Vec<Asset>>>()
+                .ok_or_else(|| ImagingError::Internal("an output was skipped".into()))
+        })
+    }
 }
 
 /// One asset to produce: its longest edge and scan structure.
@@ -116,36 +295,6 @@ impl Output {
     }
 }
 
-/// One decode sized for the largest output, then every output in
-/// decreasing size, each resized from the previous, bigger buffer (E4),
-/// which keeps the Lanczos kernel small. Returned in the order of `outputs`.
-fn render(data: &[u8], outputs: &[Output], options: &RenderOptions) -> Result<Vec<Asset>, ImagingError> {
-    guarded(|| {
-        let info = inspect(data, &options.limits)?;
-        let (display_w, display_h) = info.display_size();
-        let mut order: Vec<usize> = (0..outputs.len()).collect();
-        order.sort_by_key(|&i| Reverse(outputs[i].edge));
-        let Some(&largest) = order.first() else {
-            return Ok(Vec::new());
-        };
-        let mut resizer = Resizer::new();
-        let mut current = prepare(data, &info, outputs[largest].edge, options, &mut resizer)?;
-        let mut assets: Vec<Option<Asset>> = vec![None; outputs.len()];
-        for i in order {
-            let (width, height) = fit_longest_edge(display_w, display_h, outputs[i].edge);
-            if (current.width, current.height) != (width, height) {
-                current = resize(&current, width, height, &mut resizer)?;
-            }
-            let jpeg = encode(&current, options.jpeg_quality, outputs[i].scans)?;
-            assets[i] = Some(Asset { width, height, jpeg });
-        }
-        assets
-            .into_iter()
-            .collect::<Option<Vec<Asset>>>()
-            .ok_or_else(|| ImagingError::Internal("an output was skipped".into()))
-    })
-}
-
 /// Sniffs and probes in-memory data.
 fn inspect(data: &[u8], limits: &Limits) -> Result<ImageInfo, ImagingError> {
     probe(Cursor::new(data), limits)
@@ -155,7 +304,7 @@ fn inspect(data: &[u8], limits: &Limits) -> Result<ImageInfo, ImagingError> {
 /// orientation, so that orientation and colour work on the small buffer),
 /// orients, converts to sRGB. Returns an upright sRGB grey or RGB raster
 /// whose longest edge is min(edge, longest display edge).
-fn prepare(
+fn prepare_raster(
     data: &[u8],
     info: &ImageInfo,
     edge: u32,

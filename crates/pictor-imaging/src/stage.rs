@@ -77,3 +77,12 @@ pub fn encode(frame: &Frame, quality: u8, progressive: bool) -> Result<Vec<u8>, 
     let scans = if progressive { Scans::Progressive } else { Scans::Baseline };
     crate::encode::encode(&frame.raster, quality, scans)
 }
+
+/// Encodes an sRGB frame as lossy WebP.
+///
+/// # Errors
+///
+/// `Internal` when the frame is still CMYK or libwebp fails.
+pub fn encode_webp(frame: &Frame, quality: u8) -> Result<Vec<u8>, ImagingError> {
+    crate::webp::encode_webp(&frame.raster, quality)
+}

@@ -67,6 +67,17 @@ pub async fn build(config: &Config, api_base_default: &str) -> Result<App, Start
 /// [`build`] with test replacements.
 ///
 /// # Errors
+/// The configured preview encodings, JPEG first, each once.
+fn preview_formats(configured: &[pictor_imaging::AssetFormat]) -> Vec<pictor_imaging::AssetFormat> {
+    let mut formats = vec![pictor_imaging::AssetFormat::Jpeg];
+    for format in configured {
+        if !formats.contains(format) {
+            formats.push(*format);
+        }
+    }
+    formats
+}
+
 /// As [`build`].
 pub async fn build_with(config: &Config, api_base_default: &str, overrides: Overrides) -> Result<App, StartupError> {
     config.validate()?;
@@ -87,12 +98,14 @@ pub async fn build_with(config: &Config, api_base_default: &str, overrides: Over
         assets: Arc::new(AssetSettings {
             thumbnail_sizes: config.thumbnail_sizes.clone(),
             preview_max_edge: config.preview_max_edge,
+            preview_formats: preview_formats(&config.preview_formats),
             render: pictor_imaging::RenderOptions {
                 jpeg_quality: config.jpeg_quality,
                 limits: pictor_imaging::Limits { max_pixels: config.max_pixels, ..pictor_imaging::Limits::default() },
                 ..pictor_imaging::RenderOptions::default()
             },
         }),
+        decodes: Arc::default(),
     };
     let settings = RunnerSettings {
         batch_size: config.runner_batch_size,

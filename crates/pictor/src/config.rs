@@ -134,6 +134,10 @@ pub struct Config {
     /// JPEG quality of thumbnails and previews, 1–100.
     #[arg(long, env = "PICTOR_JPEG_QUALITY", default_value_t = DEFAULT_JPEG_QUALITY)]
     pub jpeg_quality: u8,
+    /// Encodings of the preview, comma-separated: `jpeg` (always: the
+    /// card's `previewPath`) and optionally `webp` beside it.
+    #[arg(long, env = "PICTOR_PREVIEW_FORMATS", value_delimiter = ',', default_value = "jpeg")]
+    pub preview_formats: Vec<pictor_imaging::AssetFormat>,
     /// Thumbnail sizes (longest edge, px), comma-separated.
     #[arg(long, env = "PICTOR_THUMBNAIL_SIZES", value_delimiter = ',', default_value = "64,128,256,512")]
     pub thumbnail_sizes: Vec<u32>,
@@ -223,6 +227,9 @@ impl Config {
         if self.preview_max_edge < 16 {
             return bad("PICTOR_PREVIEW_MAX_EDGE", "must be at least 16");
         }
+        if !self.preview_formats.contains(&pictor_imaging::AssetFormat::Jpeg) {
+            return bad("PICTOR_PREVIEW_FORMATS", "must include jpeg (previewPath is the JPEG)");
+        }
         if self.thumbnail_sizes.is_empty() || self.thumbnail_sizes.iter().any(|s| *s == 0 || *s > 4096) {
             return bad("PICTOR_THUMBNAIL_SIZES", "must be sizes between 1 and 4096");
         }
@@ -261,7 +268,24 @@ mod tests {
         assert_eq!(c.max_attempts, 5);
         assert_eq!(c.max_upload_bytes, 50 * 1024 * 1024);
         assert_eq!(c.thumbnail_sizes, vec![64, 128, 256, 512]);
+        assert_eq!(c.preview_formats, vec![pictor_imaging::AssetFormat::Jpeg]);
         c.validate().expect("defaults are valid");
+    }
+
+    #[test]
+    fn preview_formats_parse_and_must_keep_the_jpeg() {
+        use pictor_imaging::AssetFormat::{Jpeg, Webp};
+        #[derive(Parser)]
+        struct Flags {
+            #[command(flatten)]
+            config: Config,
+        }
+        let parse = |formats: &str| Flags::try_parse_from(["pictor", "--preview-formats", formats]).map(|f| f.config);
+        assert_eq!(parse("jpeg,webp").expect("parses").preview_formats, vec![Jpeg, Webp]);
+        let without_jpeg = Config { preview_formats: vec![Webp], ..Config::defaults().expect("defaults parse") };
+        assert!(without_jpeg.validate().expect_err("refused").to_string().contains("PICTOR_PREVIEW_FORMATS"));
+        let avif = parse("jpeg,avif").expect_err("not yet");
+        assert!(avif.to_string().contains("avif"), "{avif}");
     }
 
     #[test]

@@ -37,20 +37,28 @@ fn decode_unguarded(data: &[u8], target_edge: u32, limits: &Limits) -> Result<De
     // different frame header that libjpeg might have honoured instead.
     limits.check(width, height)?;
     let scale = dct_scale(width.max(height), target_edge);
-    // A 1/8 decode uses only the DC coefficients: a progressive file's AC
-    // scans need not be entropy-decoded at all.
-    match (scale == 1).then(|| scans::dc_only(data)).flatten() {
-        Some(dc_scans) => {
+    // Scans the scale cannot show need not be entropy-decoded (scans.rs).
+    let trimmed = match scale {
+        1 => scans::dc_only(data),
+        2..=MAX_SCALE_WITHOUT_FINAL_REFINEMENT => scans::without_final_luma_refinement(data),
+        _ => None,
+    };
+    match trimmed {
+        Some(trimmed) => {
             drop(decompress);
-            let mut decompress = open(&dc_scans)?;
-            // Smoothing would estimate the missing AC coefficients (and
-            // nudge DC) for nothing: the 1/8 IDCT reads DC alone.
+            let mut decompress = open(&trimmed)?;
+            // Smoothing would estimate the missing coefficients at a cost
+            // the reduced IDCT does not repay.
             decompress.do_block_smoothing(false);
             read(decompress, scale)
         }
         None => read(decompress, scale),
     }
 }
+
+/// Largest DCT scale (n/8) at which the last bit of luma AC coefficients is
+/// not decoded (scans.rs).
+const MAX_SCALE_WITHOUT_FINAL_REFINEMENT: u8 = 4;
 
 fn open(data: &[u8]) -> Result<Decompress<&[u8]>, ImagingError> {
     Decompress::with_err(error_manager()).with_markers(SAVED_MARKERS).from_mem(data).map_err(damaged)
@@ -62,11 +70,17 @@ fn read<R: std::io::BufRead>(mut decompress: Decompress<R>, scale: u8) -> Result
     let icc = icc_profile(&decompress);
     let adobe = decompress.markers().any(|m| m.marker == Marker::APP(14) && m.data.starts_with(b"Adobe"));
 
-    let (layout, mut started) = match decompress.image().map_err(damaged)? {
-        mozjpeg::Format::RGB(started) => (PixelLayout::Rgb, started),
-        mozjpeg::Format::Gray(started) => (PixelLayout::Gray, started),
-        // libjpeg turns YCCK into CMYK; Adobe files store it inverted.
-        mozjpeg::Format::CMYK(started) => (PixelLayout::Cmyk { inverted: adobe }, started),
+    // Without a profile, YCbCr stays YCbCr up to the encoder (PixelLayout::YCbCr).
+    let keep_ycbcr = icc.is_none() && decompress.color_space() == mozjpeg_sys::J_COLOR_SPACE::JCS_YCbCr;
+    let (layout, mut started) = if keep_ycbcr {
+        (PixelLayout::YCbCr, decompress.to_colorspace(mozjpeg_sys::J_COLOR_SPACE::JCS_YCbCr).map_err(damaged)?)
+    } else {
+        match decompress.image().map_err(damaged)? {
+            mozjpeg::Format::RGB(started) => (PixelLayout::Rgb, started),
+            mozjpeg::Format::Gray(started) => (PixelLayout::Gray, started),
+            // libjpeg turns YCCK into CMYK; Adobe files store it inverted.
+            mozjpeg::Format::CMYK(started) => (PixelLayout::Cmyk { inverted: adobe }, started),
+        }
     };
     let (out_width, out_height) = (dimension(started.width())?, dimension(started.height())?);
     let pixels: Vec<u8> = started.read_scanlines().map_err(damaged)?;

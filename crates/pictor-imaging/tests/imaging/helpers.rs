@@ -78,19 +78,19 @@ pub fn jpeg_markers(jpeg: &[u8]) -> Vec<u8> {
 /// Asserts the asset is a JPEG of its stated size, with no metadata
 /// segment other than JFIF (APP0), progressive or baseline as asked.
 pub fn assert_clean_jpeg(asset: &Asset, progressive: bool, context: &str) {
-    let markers = jpeg_markers(&asset.jpeg);
+    let markers = jpeg_markers(&asset.bytes);
     let forbidden: Vec<u8> = markers.iter().copied().filter(|&m| (0xE1..=0xEF).contains(&m) || m == 0xFE).collect();
     assert!(forbidden.is_empty(), "{context}: metadata markers {forbidden:02X?}");
     let sof = if progressive { 0xC2 } else { 0xC0 };
     assert!(markers.contains(&sof), "{context}: no SOF {sof:02X} in {markers:02X?}");
-    let decoded = image::load_from_memory_with_format(&asset.jpeg, image::ImageFormat::Jpeg)
+    let decoded = image::load_from_memory_with_format(&asset.bytes, image::ImageFormat::Jpeg)
         .unwrap_or_else(|e| panic!("{context}: output does not decode: {e}"));
     assert_eq!((decoded.width(), decoded.height()), (asset.width, asset.height), "{context}");
 }
 
 /// Decodes a JPEG asset to RGB8.
 pub fn pixels(asset: &Asset) -> image::RgbImage {
-    image::load_from_memory_with_format(&asset.jpeg, image::ImageFormat::Jpeg).expect("the asset decodes").into_rgb8()
+    image::load_from_memory_with_format(&asset.bytes, image::ImageFormat::Jpeg).expect("the asset decodes").into_rgb8()
 }
 
 /// Renders a test image's preview with default options.

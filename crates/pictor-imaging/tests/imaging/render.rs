@@ -1,7 +1,7 @@
 //! Every valid test image renders to thumbnails and a preview of exact
 //! sizes, with the right scan type and no metadata.
 
-use pictor_imaging::{ImagingError, RenderOptions, render_all, render_preview, render_thumbnails};
+use pictor_imaging::{AssetFormat, ImagingError, RenderOptions, render_all, render_preview, render_thumbnails};
 
 use crate::helpers::{Entry, assert_clean_jpeg, manifest, mean_abs_diff, pixels, read};
 
@@ -116,7 +116,7 @@ fn metadata_of_the_gps_tagged_photo_does_not_reach_the_outputs() {
     assert_clean_jpeg(&preview, true, "preview");
     for asset in &thumbnails {
         assert_clean_jpeg(asset, false, "thumbnail");
-        assert!(!asset.jpeg.windows(4).any(|w| w == b"Exif"), "Exif text in a thumbnail");
+        assert!(!asset.bytes.windows(4).any(|w| w == b"Exif"), "Exif text in a thumbnail");
     }
 }
 
@@ -168,4 +168,40 @@ fn render_all_gives_the_same_sizes_and_scans_as_the_two_jobs_and_nearly_the_same
             assert!(difference < 4.0, "{name} @{}: mean abs diff {difference:.2}", one.width.max(one.height));
         }
     }
+}
+
+#[test]
+fn previews_in_jpeg_and_webp_share_one_size_and_show_the_same_picture() {
+    let options = RenderOptions::default();
+    for name in ["mate-ladybird.jpg", "grey-grace-hopper.jpg", "orient6-garden.jpg"] {
+        let prepared = pictor_imaging::prepare(&read(name), PREVIEW_EDGE, &options).expect(name);
+
+        let previews = prepared
+            .previews(PREVIEW_EDGE, &[AssetFormat::Jpeg, AssetFormat::Webp], &options)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+
+        let [jpeg, webp] = previews.as_slice() else { panic!("{name}: two previews expected") };
+        assert_eq!((jpeg.format, webp.format), (AssetFormat::Jpeg, AssetFormat::Webp));
+        assert_eq!((jpeg.width, jpeg.height), (webp.width, webp.height), "{name}");
+        assert_clean_jpeg(jpeg, true, name);
+        assert!(webp.bytes.starts_with(b"RIFF") && &webp.bytes[8..12] == b"WEBP", "{name}: a WebP");
+        let decoded = image::load_from_memory_with_format(&webp.bytes, image::ImageFormat::WebP)
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
+            .to_rgb8();
+        assert_eq!(decoded.dimensions(), (webp.width, webp.height), "{name}");
+        let difference = mean_abs_diff(&pixels(jpeg), &decoded);
+        assert!(difference < 4.0, "{name}: WebP vs JPEG mean abs diff {difference:.2}");
+    }
+}
+
+#[test]
+fn a_prepared_image_refuses_outputs_larger_than_it_was_prepared_for() {
+    let options = RenderOptions::default();
+    let prepared = pictor_imaging::prepare(&read("bridge-klootwijk.jpg"), 512, &options).expect("prepared");
+    assert_eq!(prepared.width().max(prepared.height()), 512);
+
+    let bigger = prepared.preview(PREVIEW_EDGE, &options).expect_err("would upscale");
+
+    assert!(matches!(bigger, ImagingError::Internal(ref m) if m.contains("prepared at")), "{bigger}");
+    assert!(prepared.thumbnails(&[256, 64], &options).is_ok(), "smaller outputs are fine");
 }

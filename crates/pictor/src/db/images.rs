@@ -8,7 +8,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, AnyPool, Executor, Row};
 
 const COLUMNS: &str = "id, title, collection, status, checksum, size_bytes, format, width, height, orientation, \
-                       temp_path, original_path, thumbnail_path, thumbnails, thumbhash, preview_path, last_error, \
+                       temp_path, original_path, thumbnail_path, thumbnails, thumbhash, preview_path, previews, last_error, \
                        created_at, updated_at";
 
 /// A row of the `image` table.
@@ -44,8 +44,10 @@ pub struct ImageRecord {
     pub thumbnails: BTreeMap<u32, String>,
     /// ThumbHash of the image, base64, once the thumbnails exist.
     pub thumbhash: Option<String>,
-    /// Storage key of the preview.
+    /// Storage key of the preview (the JPEG).
     pub preview_path: Option<String>,
+    /// Storage key of each encoding of the preview, by format name.
+    pub previews: BTreeMap<String, String>,
     /// Why processing failed.
     pub last_error: Option<String>,
     /// Upload time, ms.
@@ -56,11 +58,8 @@ pub struct ImageRecord {
 
 fn image_from_row(row: &AnyRow) -> Result<ImageRecord, sqlx::Error> {
     let status: String = row.try_get("status")?;
-    let thumbnails: Option<String> = row.try_get("thumbnails")?;
-    let thumbnails = match thumbnails {
-        Some(json) => serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
-        None => BTreeMap::new(),
-    };
+    let thumbnails = json_map(row.try_get("thumbnails")?)?;
+    let previews = json_map(row.try_get("previews")?)?;
     Ok(ImageRecord {
         id: row.try_get("id")?,
         title: row.try_get("title")?,
@@ -78,10 +77,19 @@ fn image_from_row(row: &AnyRow) -> Result<ImageRecord, sqlx::Error> {
         thumbnails,
         thumbhash: row.try_get("thumbhash")?,
         preview_path: row.try_get("preview_path")?,
+        previews,
         last_error: row.try_get("last_error")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
+}
+
+/// A map stored as JSON text; NULL is empty.
+fn json_map<K: Ord + serde::de::DeserializeOwned>(json: Option<String>) -> Result<BTreeMap<K, String>, sqlx::Error> {
+    match json {
+        Some(json) => serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(Box::new(e))),
+        None => Ok(BTreeMap::new()),
+    }
 }
 
 /// What ingest knows of a new image.
@@ -305,7 +313,7 @@ pub async fn set_thumbnails<'c, E: Executor<'c, Database = Any>>(
     Ok(())
 }
 
-/// Records the preview.
+/// Records the preview: its JPEG as `preview_path`, every encoding in `previews`.
 ///
 /// # Errors
 /// The database failed.
@@ -313,10 +321,13 @@ pub async fn set_preview<'c, E: Executor<'c, Database = Any>>(
     exec: E,
     id: &str,
     preview_path: &str,
+    previews: &BTreeMap<String, String>,
     now: i64,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("UPDATE image SET preview_path = $1, updated_at = $2 WHERE id = $3")
+    let json = serde_json::to_string(previews).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    sqlx::query("UPDATE image SET preview_path = $1, previews = $2, updated_at = $3 WHERE id = $4")
         .bind(preview_path)
+        .bind(json)
         .bind(now)
         .bind(id)
         .execute(exec)

@@ -5,6 +5,7 @@
 
 mod offload_original;
 mod preview;
+pub mod shared_decode;
 mod thumbnails;
 
 use std::collections::{BTreeMap, HashMap};
@@ -12,11 +13,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use pictor_client::models::JobKind;
-use pictor_imaging::{ImagingError, RenderOptions};
+use pictor_imaging::{AssetFormat, ImagingError, Prepared, RenderOptions};
 use tokio::sync::Semaphore;
 
 pub use offload_original::OffloadOriginal;
 pub use preview::PreviewGeneration;
+pub use shared_decode::{SharedDecodes, Taker};
 pub use thumbnails::ThumbnailGeneration;
 
 use crate::queue::job::{Job, NewJob};
@@ -74,8 +76,10 @@ pub enum ImageEffect {
     Preview {
         /// The image.
         image_id: String,
-        /// Storage key.
+        /// Storage key of the JPEG.
         preview_path: String,
+        /// Storage key of each encoding (the JPEG's too), by format name.
+        previews: BTreeMap<String, String>,
     },
 }
 
@@ -95,8 +99,18 @@ pub struct AssetSettings {
     pub thumbnail_sizes: Vec<u32>,
     /// Longest edge of the preview, px.
     pub preview_max_edge: u32,
+    /// Encodings of the preview: JPEG first, then any others configured.
+    pub preview_formats: Vec<AssetFormat>,
     /// Encoder options and decode limits.
     pub render: RenderOptions,
+}
+
+impl AssetSettings {
+    /// The edge one decode must cover to serve the preview and every
+    /// thumbnail (what the two asset jobs share).
+    pub fn shared_edge(&self) -> u32 {
+        self.thumbnail_sizes.iter().copied().fold(self.preview_max_edge, u32::max)
+    }
 }
 
 /// What every handler may use.
@@ -110,6 +124,8 @@ pub struct HandlerContext {
     pub cpu: Arc<Semaphore>,
     /// Asset sizes and quality.
     pub assets: Arc<AssetSettings>,
+    /// Decodes shared by the thumbnail and preview jobs of one image.
+    pub decodes: Arc<SharedDecodes>,
 }
 
 impl HandlerContext {
@@ -128,6 +144,24 @@ impl HandlerContext {
         tokio::task::spawn_blocking(work)
             .await
             .map_err(|e| HandlerError::Permanent(format!("image processing crashed: {e}")))?
+    }
+}
+
+impl HandlerContext {
+    /// The original's pixels prepared for both asset jobs: read and decoded
+    /// once per process when the thumbnail and preview jobs of an image run
+    /// side by side (see [`shared_decode`]).
+    ///
+    /// # Errors
+    /// Reading the original, or decoding it.
+    pub async fn shared_prepared(&self, original_path: &str, taker: Taker) -> Result<Arc<Prepared>, HandlerError> {
+        self.decodes
+            .get_or_decode(original_path, taker, || async {
+                let data = self.storage.get(original_path).await?;
+                let (edge, options) = (self.assets.shared_edge(), self.assets.render.clone());
+                self.run_cpu(move || Ok(Arc::new(pictor_imaging::prepare(&data, edge, &options)?))).await
+            })
+            .await
     }
 }
 

@@ -1,6 +1,12 @@
-//! `PREVIEW_GENERATION`: one decode → a progressive, web-sized JPEG.
+//! `PREVIEW_GENERATION`: a progressive, web-sized JPEG (and a WebP of it
+//! when `PICTOR_PREVIEW_FORMATS` asks), from the decode it shares with the
+//! image's thumbnail job.
 
-use super::{HandlerContext, HandlerError, ImageEffect, JobHandler, Outcome, payload};
+use std::collections::BTreeMap;
+
+use pictor_imaging::AssetFormat;
+
+use super::{HandlerContext, HandlerError, ImageEffect, JobHandler, Outcome, Taker, payload};
 use crate::queue::job::{Job, PreviewPayload};
 use crate::storage::preview_key;
 
@@ -12,14 +18,22 @@ pub struct PreviewGeneration;
 impl JobHandler for PreviewGeneration {
     async fn handle(&self, job: &Job, ctx: &HandlerContext) -> Result<Outcome, HandlerError> {
         let p: PreviewPayload = payload(job)?;
-        let original = ctx.storage.get(&p.original_path).await?;
-        let max_edge = ctx.assets.preview_max_edge;
-        let options = ctx.assets.render.clone();
-        let asset = ctx.run_cpu(move || Ok(pictor_imaging::render_preview(&original, max_edge, &options)?)).await?;
-        let key = preview_key(&p.image_id);
-        ctx.storage.put_bytes(&key, asset.jpeg).await?;
+        let prepared = ctx.shared_prepared(&p.original_path, Taker::Preview).await?;
+        let (max_edge, formats, options) =
+            (ctx.assets.preview_max_edge, ctx.assets.preview_formats.clone(), ctx.assets.render.clone());
+        let assets = ctx.run_cpu(move || Ok(prepared.previews(max_edge, &formats, &options)?)).await?;
+        let mut previews = BTreeMap::new();
+        for asset in assets {
+            let key = preview_key(&p.image_id, asset.format);
+            ctx.storage.put_bytes(&key, asset.bytes).await?;
+            previews.insert(asset.format.name().to_owned(), key);
+        }
+        let preview_path = previews
+            .get(AssetFormat::Jpeg.name())
+            .cloned()
+            .ok_or_else(|| HandlerError::Permanent("the JPEG preview is not among PICTOR_PREVIEW_FORMATS".into()))?;
         Ok(Outcome {
-            effects: vec![ImageEffect::Preview { image_id: p.image_id, preview_path: key }],
+            effects: vec![ImageEffect::Preview { image_id: p.image_id, preview_path, previews }],
             children: Vec::new(),
         })
     }

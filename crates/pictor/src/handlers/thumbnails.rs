@@ -1,10 +1,12 @@
-//! `THUMBNAIL_GENERATION`: one decode → JPEG thumbnails by longest edge.
+//! `THUMBNAIL_GENERATION`: JPEG thumbnails by longest edge, from the decode
+//! it shares with the image's preview job.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use base64::Engine;
 
-use super::{HandlerContext, HandlerError, ImageEffect, JobHandler, Outcome, payload};
+use super::{HandlerContext, HandlerError, ImageEffect, JobHandler, Outcome, Taker, payload};
 use crate::queue::job::{Job, ThumbnailPayload};
 use crate::storage::thumbnail_key;
 
@@ -19,12 +21,20 @@ impl JobHandler for ThumbnailGeneration {
         if p.sizes.is_empty() || p.sizes.contains(&0) {
             return Err(HandlerError::Permanent(format!("invalid thumbnail sizes {:?}", p.sizes)));
         }
-        let original = ctx.storage.get(&p.original_path).await?;
-        let sizes = p.sizes.clone();
-        let options = ctx.assets.render.clone();
+        let largest = p.sizes.iter().copied().max().unwrap_or_default();
+        let prepared = if largest <= ctx.assets.shared_edge() {
+            ctx.shared_prepared(&p.original_path, Taker::Thumbnails).await?
+        } else {
+            // Sizes beyond what the shared decode covers (a job enqueued
+            // under other settings): a decode of its own.
+            let original = ctx.storage.get(&p.original_path).await?;
+            let options = ctx.assets.render.clone();
+            ctx.run_cpu(move || Ok(Arc::new(pictor_imaging::prepare(&original, largest, &options)?))).await?
+        };
+        let (sizes, options) = (p.sizes.clone(), ctx.assets.render.clone());
         let (assets, thumbhash) = ctx
             .run_cpu(move || {
-                let assets = pictor_imaging::render_thumbnails(&original, &sizes, &options)?;
+                let assets = prepared.thumbnails(&sizes, &options)?;
                 let thumbhash = placeholder(&sizes, &assets);
                 Ok((assets, thumbhash))
             })
@@ -32,7 +42,7 @@ impl JobHandler for ThumbnailGeneration {
         let mut keys = BTreeMap::new();
         for (size, asset) in p.sizes.iter().zip(assets) {
             let key = thumbnail_key(&p.image_id, *size);
-            ctx.storage.put_bytes(&key, asset.jpeg).await?;
+            ctx.storage.put_bytes(&key, asset.bytes).await?;
             keys.insert(*size, key);
         }
         Ok(Outcome {

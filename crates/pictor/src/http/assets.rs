@@ -33,7 +33,7 @@ async fn asset(State(state): State<AppState>, Path(key): Path<String>, headers: 
             (StatusCode::NOT_MODIFIED, [(header::ETAG, etag_value), (header::CACHE_CONTROL, cache)]).into_response()
         );
     }
-    let content_type = HeaderValue::from_static("image/jpeg");
+    let content_type = HeaderValue::from_static(if key.ends_with(".webp") { "image/webp" } else { "image/jpeg" });
     Ok(([(header::CONTENT_TYPE, content_type), (header::ETAG, etag_value), (header::CACHE_CONTROL, cache)], bytes)
         .into_response())
 }

@@ -41,6 +41,7 @@ pub fn image(record: &ImageRecord, jobs: &[&Job]) -> Image {
         thumbnails,
         thumbhash: record.thumbhash.clone(),
         preview_path: record.preview_path.as_deref().map(asset_url),
+        previews: record.previews.iter().map(|(format, key)| (format.clone(), asset_url(key))).collect(),
         processing_jobs: jobs
             .iter()
             .map(|j| ProcessingJob { id: j.id, kind: j.kind, status: j.status, attempts: j.attempts })

@@ -82,8 +82,8 @@ async fn apply(tx: &mut Tx, effect: &ImageEffect, now: i64) -> Result<String, sq
             db::images::set_thumbnails(&mut **tx, image_id, keys, thumbhash.as_deref(), now).await?;
             Ok(image_id.clone())
         }
-        ImageEffect::Preview { image_id, preview_path } => {
-            db::images::set_preview(&mut **tx, image_id, preview_path, now).await?;
+        ImageEffect::Preview { image_id, preview_path, previews } => {
+            db::images::set_preview(&mut **tx, image_id, preview_path, previews, now).await?;
             Ok(image_id.clone())
         }
     }

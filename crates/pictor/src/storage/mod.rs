@@ -62,9 +62,9 @@ pub fn thumbnail_key(image_id: &str, size: u32) -> String {
     format!("assets/{image_id}/thumb-{size}.jpg")
 }
 
-/// Storage key of an image's preview.
-pub fn preview_key(image_id: &str) -> String {
-    format!("assets/{image_id}/preview.jpg")
+/// Storage key of an image's preview in one encoding (`preview.jpg`, `preview.webp`).
+pub fn preview_key(image_id: &str, format: pictor_imaging::AssetFormat) -> String {
+    format!("assets/{image_id}/preview.{}", format.extension())
 }
 
 /// Storage prefix of all of an image's assets.

@@ -225,3 +225,39 @@ both_backends! {
         app.stop().await;
     }
 }
+
+#[tokio::test]
+async fn with_webp_configured_the_preview_also_comes_as_a_webp_of_the_same_picture() {
+    use pictor_imaging::AssetFormat::{Jpeg, Webp};
+    let app =
+        crate::helpers::spawn_app_with(|c| c.preview_formats = vec![Jpeg, Webp], Overrides::default(), true).await;
+    let id = app.upload_ok("mate-ladybird.jpg").await;
+
+    let image = app.wait_terminal(&id, Duration::from_secs(60)).await;
+
+    assert_eq!(image.status, ImageStatus::Stored, "{:?}", image.error);
+    assert_eq!(image.previews.get("jpeg"), image.preview_path.as_ref(), "previewPath is the JPEG");
+    let webp_url = image.previews.get("webp").expect("a WebP preview");
+    let response = app.client.get(app.url(webp_url)).send().await.expect("get");
+    assert_eq!(response.headers()["content-type"], "image/webp");
+    let webp = response.bytes().await.expect("body");
+    assert!(webp.starts_with(b"RIFF") && &webp[8..12] == b"WEBP", "a WebP file");
+    assert!(!webp.windows(4).any(|w| w == b"EXIF" || w == b"XMP " || w == b"ICCP"), "no metadata chunks");
+    let webp = image::load_from_memory_with_format(&webp, image::ImageFormat::WebP).expect("decodable").to_rgb8();
+    let jpeg = decode_rgb(&app.bytes(image.preview_path.as_deref().expect("preview")).await);
+    assert_eq!(webp.dimensions(), jpeg.dimensions());
+    let diff = mean_abs_diff(&webp, &jpeg);
+    assert!(diff < 4.0, "the WebP shows the same picture as the JPEG: mean difference {diff:.2}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn by_default_only_the_jpeg_preview_is_made() {
+    let app = spawn_app().await;
+    let id = app.upload_ok("sklearn-china.jpg").await;
+    let image = app.wait_terminal(&id, Duration::from_secs(60)).await;
+    assert_eq!(image.previews.keys().collect::<Vec<_>>(), vec!["jpeg"]);
+    let assets = app.dir.path().join("storage/assets").join(&id);
+    assert!(!assets.join("preview.webp").exists(), "no WebP unless configured");
+    app.stop().await;
+}
