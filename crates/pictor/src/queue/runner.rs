@@ -9,6 +9,8 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use sqlx::Any;
+use sqlx::pool::PoolConnection;
 use tokio::task::JoinSet;
 
 use super::completer::{self, BatchCompleter, COMPLETION_TRIES, Ending};
@@ -135,6 +137,9 @@ impl Runner {
                 }
             });
         let mut jobs = JoinSet::new();
+        // The claims' own connection: one round trip per claim, where taking
+        // one from the pool and giving it back would add a ping each.
+        let mut claimer = None;
         let mut db_backoff = Duration::from_millis(250);
         tokio::pin!(shutdown);
         loop {
@@ -143,7 +148,7 @@ impl Runner {
             let mut full_batch = false;
             if free > 0 {
                 let want = free.min(self.settings.batch_size.max(1));
-                match self.claim(want).await {
+                match self.claim(&mut claimer, want).await {
                     Ok(claimed) => {
                         db_backoff = Duration::from_millis(250);
                         full_batch = claimed.len() == want;
@@ -193,11 +198,24 @@ impl Runner {
         Ok(())
     }
 
-    async fn claim(&self, want: usize) -> Result<Vec<Job>, sqlx::Error> {
+    /// Claims up to `want` jobs on `conn`, taking a connection from the pool
+    /// when it holds none; after an error it holds none (the pool tests the
+    /// next one).
+    async fn claim(&self, conn: &mut Option<PoolConnection<Any>>, want: usize) -> Result<Vec<Job>, sqlx::Error> {
+        let held = match conn {
+            Some(held) => held,
+            None => conn.insert(self.queue.db.pool.acquire().await?),
+        };
         let now = self.queue.clock.now_ms();
         let until = now + lease_ms(&self.settings);
         let limit = i64::try_from(want).unwrap_or(i64::MAX);
-        let claimed = db::jobs::claim(&self.queue.db, &self.id, limit, until, now).await?;
+        let claimed = match db::jobs::claim(&mut **held, self.queue.db.backend, &self.id, limit, until, now).await {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                *conn = None;
+                return Err(e);
+            }
+        };
         if let Ok(mut set) = self.in_flight.lock() {
             set.extend(claimed.iter().map(|j| j.id));
         }

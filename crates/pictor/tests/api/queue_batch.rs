@@ -55,7 +55,9 @@ impl Fixture {
     async fn enqueue(&self, count: usize) -> Vec<i64> {
         let mut ids = Vec::new();
         for i in 0..count {
-            let id = db::jobs::insert(&self.db().pool, &bare_job(i), 5, self.clock.now_ms()).await.expect("insert");
+            let id = db::jobs::insert(&self.db().pool, self.db().backend, &bare_job(i), 5, self.clock.now_ms())
+                .await
+                .expect("insert");
             ids.push(id.expect("inserted"));
         }
         ids
@@ -63,7 +65,9 @@ impl Fixture {
 
     async fn claim(&self, runner: &str, limit: i64) -> Vec<i64> {
         let now = self.clock.now_ms();
-        let claimed = db::jobs::claim(self.db(), runner, limit, now + LEASE_MS, now).await.expect("claim");
+        let claimed = db::jobs::claim(&self.db().pool, self.db().backend, runner, limit, now + LEASE_MS, now)
+            .await
+            .expect("claim");
         claimed.iter().map(|j| j.id).collect()
     }
 
@@ -84,7 +88,7 @@ both_backends! {
         assert_eq!(f.claim("runner-a", 10).await.len(), 4);
         f.clock.advance_ms(7);
 
-        let endings = completer::complete_batch(&f.app.state.queue, "runner-a", &ids[..3]).await.expect("batch");
+        let endings = completer::complete_batch(&f.app.state.queue, &f.app.state.queue.db.pool, "runner-a", &ids[..3]).await.expect("batch");
 
         let completed = Ending::Completed { children: 0 };
         assert_eq!(endings, vec![(ids[0], completed), (ids[1], completed), (ids[2], completed)]);
@@ -115,7 +119,7 @@ both_backends! {
         assert_eq!(f.claim("runner-a", 1).await, held);
         f.clock.advance_ms(5);
 
-        let endings = completer::complete_batch(&f.app.state.queue, "runner-a", &[ids[0], held[0]]).await.expect("batch");
+        let endings = completer::complete_batch(&f.app.state.queue, &f.app.state.queue.db.pool, "runner-a", &[ids[0], held[0]]).await.expect("batch");
 
         assert_eq!(endings, vec![(ids[0], Ending::LeaseLost), (held[0], Ending::Completed { children: 0 })]);
         assert_eq!(f.job(ids[0]).await, before, "runner-b's job is exactly as it was");
