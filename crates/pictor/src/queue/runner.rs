@@ -9,8 +9,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sqlx::Any;
-use sqlx::pool::PoolConnection;
+use sqlx::{AnyConnection, Connection as _};
 use tokio::task::JoinSet;
 
 use super::completer::{self, BatchCompleter, COMPLETION_TRIES, Ending};
@@ -137,8 +136,8 @@ impl Runner {
                 }
             });
         let mut jobs = JoinSet::new();
-        // The claims' own connection: one round trip per claim, where taking
-        // one from the pool and giving it back would add a ping each.
+        // The claims' own connection (`db::jobs::claimer`): one round trip
+        // per claim.
         let mut claimer = None;
         let mut db_backoff = Duration::from_millis(250);
         tokio::pin!(shutdown);
@@ -177,6 +176,11 @@ impl Runner {
                 () = tokio::time::sleep(self.settings.poll_interval) => {}
             }
         }
+        if let Some(conn) = claimer.take()
+            && let Err(e) = conn.close().await
+        {
+            tracing::debug!(target: "job_runner", error = %e, "closing the claims' connection failed");
+        }
         tracing::info!(target: "job_runner", runner = %self.id, in_flight = jobs.len(), "stopping: no more claims");
         let drained =
             tokio::time::timeout(self.settings.shutdown_timeout, async { while jobs.join_next().await.is_some() {} })
@@ -198,18 +202,18 @@ impl Runner {
         Ok(())
     }
 
-    /// Claims up to `want` jobs on `conn`, taking a connection from the pool
-    /// when it holds none; after an error it holds none (the pool tests the
-    /// next one).
-    async fn claim(&self, conn: &mut Option<PoolConnection<Any>>, want: usize) -> Result<Vec<Job>, sqlx::Error> {
+    /// Claims up to `want` jobs on `conn`, opening the claimer's connection
+    /// when it holds none; after an error it holds none (the next claim
+    /// opens a fresh one).
+    async fn claim(&self, conn: &mut Option<AnyConnection>, want: usize) -> Result<Vec<Job>, sqlx::Error> {
         let held = match conn {
             Some(held) => held,
-            None => conn.insert(self.queue.db.pool.acquire().await?),
+            None => conn.insert(db::jobs::claimer(&self.queue.db).await?),
         };
         let now = self.queue.clock.now_ms();
         let until = now + lease_ms(&self.settings);
         let limit = i64::try_from(want).unwrap_or(i64::MAX);
-        let claimed = match db::jobs::claim(&mut **held, self.queue.db.backend, &self.id, limit, until, now).await {
+        let claimed = match db::jobs::claim(&mut *held, self.queue.db.backend, &self.id, limit, until, now).await {
             Ok(claimed) => claimed,
             Err(e) => {
                 *conn = None;
