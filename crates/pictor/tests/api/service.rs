@@ -28,7 +28,7 @@ fn migrate_creates_the_default_database_and_reports_the_schema_version_twice() {
         let out = pictor(dir.path()).arg("migrate").output().expect("run pictor migrate");
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success(), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
-        assert!(stdout.contains("schema version 2"), "{stdout}");
+        assert!(stdout.contains("schema version 3"), "{stdout}");
     }
     assert!(dir.path().join("pictor-data/pictor.db").is_file(), "the default SQLite file");
 }
