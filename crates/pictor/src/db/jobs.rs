@@ -6,7 +6,7 @@
 
 use pictor_client::models::{JobKind, JobStatus};
 use sqlx::any::AnyRow;
-use sqlx::{Any, AnyPool, Executor, Row};
+use sqlx::{Any, AnyConnection, AnyPool, Executor, Row};
 
 use super::{Backend, Db};
 use crate::queue::job::{Job, NewJob};
@@ -30,10 +30,13 @@ const CLAIM_SQLITE: &str = "UPDATE job SET status = 'RUNNING', attempts = attemp
 /// completion (a synchronous commit, whose flush covers the claim written
 /// before it) then finds no lease and writes nothing, so the job just runs
 /// again (at-least-once, DESIGN "The queue"). One round trip, no fsync wait.
+/// The picked ids come as one array (an init plan), so that the plan stays
+/// index scans whatever the backlog, including the generic plan
+/// [`claimer`] makes PostgreSQL keep.
 const CLAIM_POSTGRES: &str = "UPDATE job SET status = 'RUNNING', attempts = attempts + 1, locked_by = $1, \
      locked_until = $2, updated_at = $3 \
-     WHERE id IN (SELECT id FROM job WHERE status = 'PENDING' AND run_at <= $3 \
-                  ORDER BY priority DESC, run_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) \
+     WHERE id = ANY(ARRAY(SELECT id FROM job WHERE status = 'PENDING' AND run_at <= $3 \
+                          ORDER BY priority DESC, run_at, id LIMIT $4 FOR UPDATE SKIP LOCKED)) \
        AND set_config('synchronous_commit', 'off', true) IS NOT NULL \
      RETURNING id, type, status, payload, image_id, priority, attempts, max_attempts, run_at, \
                locked_by, locked_until, last_error, created_at, updated_at, finished_at";
@@ -65,33 +68,58 @@ fn job_from_row(row: &AnyRow) -> Result<Job, sqlx::Error> {
     })
 }
 
+/// The PostgreSQL channel an enqueue notifies (inside its transaction, so
+/// the notice goes out on commit); `queue::wakeup` listens on it.
+pub const NOTIFY_CHANNEL: &str = "pictor_jobs";
+
+const INSERT_COLUMNS: &str = "INSERT INTO job (type, status, payload, image_id, dedupe_key, priority, attempts, \
+                              max_attempts, run_at, created_at, updated_at) \
+     VALUES ($1, 'PENDING', $2, $3, $4, $5, 0, $6, $7, $7, $7) \
+     ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING RETURNING id";
+
 /// Inserts a job due now; returns its id, or `None` when a job with the same
-/// dedupe key exists already.
+/// dedupe key exists already. On PostgreSQL the same statement notifies
+/// [`NOTIFY_CHANNEL`] when it inserted the job (one round trip, not two).
 ///
 /// # Errors
 /// The database failed.
 pub async fn insert<'c, E: Executor<'c, Database = Any>>(
     exec: E,
+    backend: Backend,
     job: &NewJob,
     max_attempts: i64,
     now: i64,
 ) -> Result<Option<i64>, sqlx::Error> {
-    let row = sqlx::query(
-        "INSERT INTO job (type, status, payload, image_id, dedupe_key, priority, attempts, max_attempts, \
-                          run_at, created_at, updated_at) \
-         VALUES ($1, 'PENDING', $2, $3, $4, $5, 0, $6, $7, $7, $7) \
-         ON CONFLICT (dedupe_key) DO NOTHING RETURNING id",
-    )
-    .bind(job.kind.as_str())
-    .bind(&job.payload)
-    .bind(job.image_id.as_deref())
-    .bind(job.dedupe_key.as_deref())
-    .bind(job.priority)
-    .bind(max_attempts)
-    .bind(now)
-    .fetch_optional(exec)
-    .await?;
+    let sql = match backend {
+        Backend::Sqlite => INSERT_COLUMNS.to_owned(),
+        Backend::Postgres => format!(
+            "WITH inserted AS ({INSERT_COLUMNS}) \
+             SELECT id FROM inserted WHERE pg_notify('{NOTIFY_CHANNEL}', '') IS NOT NULL"
+        ),
+    };
+    let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(job.kind.as_str())
+        .bind(&job.payload)
+        .bind(job.image_id.as_deref())
+        .bind(job.dedupe_key.as_deref())
+        .bind(job.priority)
+        .bind(max_attempts)
+        .bind(now)
+        .fetch_optional(exec)
+        .await?;
     row.map(|r| r.try_get::<i64, _>("id")).transpose()
+}
+
+/// On PostgreSQL, notifies [`NOTIFY_CHANNEL`] when the caller's transaction
+/// commits; nothing on SQLite (one process, woken in memory).
+///
+/// # Errors
+/// The database failed.
+pub async fn notify<'c, E: Executor<'c, Database = Any>>(exec: E, backend: Backend) -> Result<(), sqlx::Error> {
+    if backend == Backend::Postgres {
+        sqlx::query(sqlx::AssertSqlSafe(format!("NOTIFY {NOTIFY_CHANNEL}"))).execute(exec).await?;
+    }
+    Ok(())
 }
 
 /// One row of a bulk insert, as the JSON the bulk statements read.
@@ -114,13 +142,13 @@ const INSERT_MANY_SQLITE: &str = "INSERT INTO job (type, status, payload, image_
             json_extract(value, '$.image_id'), json_extract(value, '$.dedupe_key'), \
             json_extract(value, '$.priority'), 0, $2, $3, $3, $3 \
        FROM json_each($1) WHERE true \
-     ON CONFLICT (dedupe_key) DO NOTHING";
+     ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING";
 const INSERT_MANY_POSTGRES: &str = "INSERT INTO job (type, status, payload, image_id, dedupe_key, priority, attempts, \
                                     max_attempts, run_at, created_at, updated_at) \
      SELECT r.type, 'PENDING', r.payload, r.image_id, r.dedupe_key, r.priority, 0, $2, $3, $3, $3 \
        FROM jsonb_to_recordset(CAST($1 AS JSONB)) \
             AS r(type TEXT, payload TEXT, image_id TEXT, dedupe_key TEXT, priority BIGINT) \
-     ON CONFLICT (dedupe_key) DO NOTHING";
+     ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING";
 
 /// Inserts many jobs due now in one statement; returns how many were
 /// inserted (jobs whose dedupe key exists already are skipped).
@@ -156,18 +184,41 @@ pub async fn insert_many<'c, E: Executor<'c, Database = Any>>(
     Ok(done.rows_affected())
 }
 
+/// A connection of its own for a runner's claims, out of the pool (so no
+/// ping before and after each claim). On PostgreSQL it plans the claim once
+/// (`plan_cache_mode = force_generic_plan`): planning it afresh for each
+/// limit, as PostgreSQL otherwise does, costs as much as running it.
+///
+/// # Errors
+/// The database could not be reached.
+pub async fn claimer(db: &Db) -> Result<AnyConnection, sqlx::Error> {
+    let mut conn = db.pool.acquire().await?.detach();
+    if db.backend == Backend::Postgres {
+        conn.execute("SET plan_cache_mode = force_generic_plan").await?;
+    }
+    Ok(conn)
+}
+
 /// Claims up to `limit` due jobs for `runner` with a lease until `locked_until`.
+/// `exec` must not be inside a transaction (the claim is its own).
 ///
 /// # Errors
 /// The database failed.
-pub async fn claim(db: &Db, runner: &str, limit: i64, locked_until: i64, now: i64) -> Result<Vec<Job>, sqlx::Error> {
-    let sql = match db.backend {
+pub async fn claim<'c, E: Executor<'c, Database = Any>>(
+    exec: E,
+    backend: Backend,
+    runner: &str,
+    limit: i64,
+    locked_until: i64,
+    now: i64,
+) -> Result<Vec<Job>, sqlx::Error> {
+    let sql = match backend {
         Backend::Sqlite => CLAIM_SQLITE,
         Backend::Postgres => CLAIM_POSTGRES,
     };
     // One statement in its own transaction: on SQLite it takes the write
     // lock when it starts, so it cannot deadlock upgrading a read lock.
-    let rows = sqlx::query(sql).bind(runner).bind(locked_until).bind(now).bind(limit).fetch_all(&db.pool).await?;
+    let rows = sqlx::query(sql).bind(runner).bind(locked_until).bind(now).bind(limit).fetch_all(exec).await?;
     let mut jobs = rows.iter().map(job_from_row).collect::<Result<Vec<_>, _>>()?;
     jobs.sort_by_key(|j| (-j.priority, j.run_at, j.id));
     Ok(jobs)

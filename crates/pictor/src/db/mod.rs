@@ -22,11 +22,13 @@ type Embedded = (i64, &'static str, &'static str);
 const SQLITE_MIGRATIONS: &[Embedded] = &[
     (1, "create image and job", include_str!("../../migrations/sqlite/0001_create_image_and_job.sql")),
     (2, "add image thumbhash", include_str!("../../migrations/sqlite/0002_add_image_thumbhash.sql")),
+    (3, "narrow job indexes", include_str!("../../migrations/sqlite/0003_narrow_job_indexes.sql")),
     (4, "add image previews", include_str!("../../migrations/sqlite/0004_add_image_previews.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[Embedded] = &[
     (1, "create image and job", include_str!("../../migrations/postgres/0001_create_image_and_job.sql")),
     (2, "add image thumbhash", include_str!("../../migrations/postgres/0002_add_image_thumbhash.sql")),
+    (3, "narrow job indexes", include_str!("../../migrations/postgres/0003_narrow_job_indexes.sql")),
     (4, "add image previews", include_str!("../../migrations/postgres/0004_add_image_previews.sql")),
 ];
 

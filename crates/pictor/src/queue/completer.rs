@@ -8,6 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use pictor_client::models::{JobKind, JobStatus};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, Executor};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -157,8 +159,13 @@ pub fn is_batchable(outcome: &Outcome) -> bool {
 /// # Errors
 /// The database failed: nothing was written, and the jobs stay RUNNING until
 /// written again or rescued.
-pub async fn complete_batch(queue: &Queue, runner: &str, ids: &[i64]) -> Result<Vec<(i64, Ending)>, QueueError> {
-    let done = db::jobs::complete_many(&queue.db.pool, queue.db.backend, ids, runner, queue.clock.now_ms()).await?;
+pub async fn complete_batch<'c, E: Executor<'c, Database = Any>>(
+    queue: &Queue,
+    exec: E,
+    runner: &str,
+    ids: &[i64],
+) -> Result<Vec<(i64, Ending)>, QueueError> {
+    let done = db::jobs::complete_many(exec, queue.db.backend, ids, runner, queue.clock.now_ms()).await?;
     Ok(ids
         .iter()
         .map(|id| {
@@ -228,11 +235,23 @@ async fn run_batches(
     ended: impl Fn(&[i64]),
 ) {
     let mut batch = Vec::with_capacity(max_batch);
+    // The completions' own connection, as the runner's claims have theirs.
+    let mut conn: Option<PoolConnection<Any>> = None;
     while rx.recv_many(&mut batch, max_batch).await > 0 {
         let ids = batch.iter().map(|f| f.id).collect::<Vec<_>>();
         let mut delay = Duration::from_millis(500);
         for attempt in 1..=COMPLETION_TRIES {
-            match complete_batch(&queue, &runner, &ids).await {
+            let written = match &mut conn {
+                Some(held) => complete_batch(&queue, &mut **held, &runner, &ids).await,
+                None => match queue.db.pool.acquire().await {
+                    Ok(held) => complete_batch(&queue, &mut **conn.insert(held), &runner, &ids).await,
+                    Err(e) => Err(e.into()),
+                },
+            };
+            if written.is_err() {
+                conn = None;
+            }
+            match written {
                 Ok(endings) => {
                     for (finished, (_, ending)) in batch.iter().zip(&endings) {
                         if *ending == Ending::LeaseLost {

@@ -15,7 +15,7 @@ pub mod wakeup;
 
 use pictor_client::models::JobStatus;
 
-use crate::db::{self, Backend, Db, Tx};
+use crate::db::{self, Db, Tx};
 use clock::SharedClock;
 use job::{Job, NewJob};
 use wakeup::Wakeup;
@@ -66,11 +66,8 @@ impl Queue {
     /// # Errors
     /// The database failed.
     pub async fn enqueue_in(&self, tx: &mut Tx, job: &NewJob) -> Result<Option<i64>, QueueError> {
-        let id = db::jobs::insert(&mut **tx, job, self.max_attempts, self.clock.now_ms()).await?;
-        if id.is_some() {
-            self.notify_in(tx).await?;
-        }
-        Ok(id)
+        // On PostgreSQL the insert notifies the runners itself.
+        Ok(db::jobs::insert(&mut **tx, self.db.backend, job, self.max_attempts, self.clock.now_ms()).await?)
     }
 
     /// Inserts many jobs inside the caller's transaction in one statement;
@@ -90,10 +87,7 @@ impl Queue {
 
     /// On PostgreSQL, notifies every process's runner when `tx` commits.
     async fn notify_in(&self, tx: &mut Tx) -> Result<(), QueueError> {
-        if self.db.backend == Backend::Postgres {
-            sqlx::query(sqlx::AssertSqlSafe(format!("NOTIFY {}", wakeup::POSTGRES_CHANNEL))).execute(&mut **tx).await?;
-        }
-        Ok(())
+        Ok(db::jobs::notify(&mut **tx, self.db.backend).await?)
     }
 
     /// Wakes an idle runner: jobs were committed.

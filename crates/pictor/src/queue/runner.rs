@@ -9,6 +9,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use sqlx::{AnyConnection, Connection as _};
 use tokio::task::JoinSet;
 
 use super::completer::{self, BatchCompleter, COMPLETION_TRIES, Ending};
@@ -135,6 +136,9 @@ impl Runner {
                 }
             });
         let mut jobs = JoinSet::new();
+        // The claims' own connection (`db::jobs::claimer`): one round trip
+        // per claim.
+        let mut claimer = None;
         let mut db_backoff = Duration::from_millis(250);
         tokio::pin!(shutdown);
         loop {
@@ -143,7 +147,7 @@ impl Runner {
             let mut full_batch = false;
             if free > 0 {
                 let want = free.min(self.settings.batch_size.max(1));
-                match self.claim(want).await {
+                match self.claim(&mut claimer, want).await {
                     Ok(claimed) => {
                         db_backoff = Duration::from_millis(250);
                         full_batch = claimed.len() == want;
@@ -172,6 +176,11 @@ impl Runner {
                 () = tokio::time::sleep(self.settings.poll_interval) => {}
             }
         }
+        if let Some(conn) = claimer.take()
+            && let Err(e) = conn.close().await
+        {
+            tracing::debug!(target: "job_runner", error = %e, "closing the claims' connection failed");
+        }
         tracing::info!(target: "job_runner", runner = %self.id, in_flight = jobs.len(), "stopping: no more claims");
         let drained =
             tokio::time::timeout(self.settings.shutdown_timeout, async { while jobs.join_next().await.is_some() {} })
@@ -193,11 +202,24 @@ impl Runner {
         Ok(())
     }
 
-    async fn claim(&self, want: usize) -> Result<Vec<Job>, sqlx::Error> {
+    /// Claims up to `want` jobs on `conn`, opening the claimer's connection
+    /// when it holds none; after an error it holds none (the next claim
+    /// opens a fresh one).
+    async fn claim(&self, conn: &mut Option<AnyConnection>, want: usize) -> Result<Vec<Job>, sqlx::Error> {
+        let held = match conn {
+            Some(held) => held,
+            None => conn.insert(db::jobs::claimer(&self.queue.db).await?),
+        };
         let now = self.queue.clock.now_ms();
         let until = now + lease_ms(&self.settings);
         let limit = i64::try_from(want).unwrap_or(i64::MAX);
-        let claimed = db::jobs::claim(&self.queue.db, &self.id, limit, until, now).await?;
+        let claimed = match db::jobs::claim(&mut *held, self.queue.db.backend, &self.id, limit, until, now).await {
+            Ok(claimed) => claimed,
+            Err(e) => {
+                *conn = None;
+                return Err(e);
+            }
+        };
         if let Ok(mut set) = self.in_flight.lock() {
             set.extend(claimed.iter().map(|j| j.id));
         }

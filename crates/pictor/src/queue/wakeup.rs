@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use tokio::sync::Notify;
 
+use crate::db;
+
 /// A shared wake-up signal; a notify with nobody waiting is kept for the next wait.
 #[derive(Debug, Clone, Default)]
 pub struct Wakeup(Arc<Notify>);
@@ -21,18 +23,14 @@ impl Wakeup {
     }
 }
 
-/// PostgreSQL channel an enqueue notifies (inside its transaction, so the
-/// notice goes out on commit).
-pub const POSTGRES_CHANNEL: &str = "pictor_jobs";
-
-/// Turns PostgreSQL notices on [`POSTGRES_CHANNEL`] into wake-ups of this
+/// Turns PostgreSQL notices on [`db::jobs::NOTIFY_CHANNEL`] into wake-ups of this
 /// process's runner, so jobs enqueued by any process start at once.
 /// Reconnects with backoff when the connection drops; never returns.
 pub async fn listen_postgres(url: String, wakeup: Wakeup) {
     let mut backoff = std::time::Duration::from_millis(250);
     loop {
         match sqlx::postgres::PgListener::connect(&url).await {
-            Ok(mut listener) => match listener.listen(POSTGRES_CHANNEL).await {
+            Ok(mut listener) => match listener.listen(db::jobs::NOTIFY_CHANNEL).await {
                 Ok(()) => {
                     backoff = std::time::Duration::from_millis(250);
                     // Jobs may have arrived while no one was listening.

@@ -58,7 +58,7 @@ impl Fixture {
 
     async fn enqueue(&self, kind: JobKind, image_id: &str) -> i64 {
         let job = NewJob { kind, payload: "{}".into(), image_id: Some(image_id.into()), priority: 0, dedupe_key: None };
-        db::jobs::insert(&self.db().pool, &job, self.app.state.queue.max_attempts, self.clock.now())
+        db::jobs::insert(&self.db().pool, self.db().backend, &job, self.app.state.queue.max_attempts, self.clock.now())
             .await
             .expect("insert")
             .expect("inserted")
@@ -66,7 +66,7 @@ impl Fixture {
 
     async fn claim(&self, runner: &str, limit: i64) -> Vec<Job> {
         let now = self.clock.now();
-        db::jobs::claim(self.db(), runner, limit, now + LEASE_MS, now).await.expect("claim")
+        db::jobs::claim(&self.db().pool, self.db().backend, runner, limit, now + LEASE_MS, now).await.expect("claim")
     }
 
     async fn job(&self, id: i64) -> Job {
@@ -116,7 +116,7 @@ both_backends! {
             async move {
                 let mut mine = Vec::new();
                 loop {
-                    let batch = db::jobs::claim(&db, name, 7, now + LEASE_MS, now)
+                    let batch = db::jobs::claim(&db.pool, db.backend, name, 7, now + LEASE_MS, now)
                         .await
                         .expect("claim");
                     if batch.is_empty() {

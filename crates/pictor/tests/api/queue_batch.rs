@@ -55,7 +55,9 @@ impl Fixture {
     async fn enqueue(&self, count: usize) -> Vec<i64> {
         let mut ids = Vec::new();
         for i in 0..count {
-            let id = db::jobs::insert(&self.db().pool, &bare_job(i), 5, self.clock.now_ms()).await.expect("insert");
+            let id = db::jobs::insert(&self.db().pool, self.db().backend, &bare_job(i), 5, self.clock.now_ms())
+                .await
+                .expect("insert");
             ids.push(id.expect("inserted"));
         }
         ids
@@ -63,7 +65,9 @@ impl Fixture {
 
     async fn claim(&self, runner: &str, limit: i64) -> Vec<i64> {
         let now = self.clock.now_ms();
-        let claimed = db::jobs::claim(self.db(), runner, limit, now + LEASE_MS, now).await.expect("claim");
+        let claimed = db::jobs::claim(&self.db().pool, self.db().backend, runner, limit, now + LEASE_MS, now)
+            .await
+            .expect("claim");
         claimed.iter().map(|j| j.id).collect()
     }
 
@@ -84,7 +88,8 @@ both_backends! {
         assert_eq!(f.claim("runner-a", 10).await.len(), 4);
         f.clock.advance_ms(7);
 
-        let endings = completer::complete_batch(&f.app.state.queue, "runner-a", &ids[..3]).await.expect("batch");
+        let queue = &f.app.state.queue;
+        let endings = completer::complete_batch(queue, &queue.db.pool, "runner-a", &ids[..3]).await.expect("batch");
 
         let completed = Ending::Completed { children: 0 };
         assert_eq!(endings, vec![(ids[0], completed), (ids[1], completed), (ids[2], completed)]);
@@ -115,7 +120,9 @@ both_backends! {
         assert_eq!(f.claim("runner-a", 1).await, held);
         f.clock.advance_ms(5);
 
-        let endings = completer::complete_batch(&f.app.state.queue, "runner-a", &[ids[0], held[0]]).await.expect("batch");
+        let queue = &f.app.state.queue;
+        let endings =
+            completer::complete_batch(queue, &queue.db.pool, "runner-a", &[ids[0], held[0]]).await.expect("batch");
 
         assert_eq!(endings, vec![(ids[0], Ending::LeaseLost), (held[0], Ending::Completed { children: 0 })]);
         assert_eq!(f.job(ids[0]).await, before, "runner-b's job is exactly as it was");
@@ -192,4 +199,26 @@ both_backends! {
         let (all, _) = db::jobs::list(&f.db().pool, &JobFilter::default(), 1_000, 0).await.expect("list");
         assert!(all.iter().all(|j| j.attempts == 1), "no job was claimed twice");
     }
+}
+
+#[tokio::test]
+async fn on_postgres_an_enqueue_notifies_the_runners_once_committed_and_a_deduplicated_one_does_not() {
+    let Some(f) = fixture(Backend::Postgres).await else { return };
+    let queue = &f.app.state.queue;
+    let mut listener = sqlx::postgres::PgListener::connect(queue.db.url()).await.expect("listener");
+    listener.listen(db::jobs::NOTIFY_CHANNEL).await.expect("listen");
+    let job = NewJob { dedupe_key: Some("once".into()), ..bare_job(0) };
+
+    let mut tx = queue.db.begin_write().await.expect("begin");
+    assert!(queue.enqueue_in(&mut tx, &job).await.expect("enqueue").is_some());
+    let early = tokio::time::timeout(std::time::Duration::from_millis(200), listener.recv()).await;
+    assert!(early.is_err(), "no notice before the commit");
+    tx.commit().await.expect("commit");
+    listener.recv().await.expect("a notice once committed");
+
+    let mut tx = queue.db.begin_write().await.expect("begin");
+    assert!(queue.enqueue_in(&mut tx, &job).await.expect("enqueue again").is_none(), "deduplicated");
+    tx.commit().await.expect("commit");
+    let dup = tokio::time::timeout(std::time::Duration::from_millis(200), listener.recv()).await;
+    assert!(dup.is_err(), "no notice for a job that was not inserted");
 }
