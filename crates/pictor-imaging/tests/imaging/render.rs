@@ -205,3 +205,18 @@ fn a_prepared_image_refuses_outputs_larger_than_it_was_prepared_for() {
     assert!(matches!(bigger, ImagingError::Internal(ref m) if m.contains("prepared at")), "{bigger}");
     assert!(prepared.thumbnails(&[256, 64], &options).is_ok(), "smaller outputs are fine");
 }
+
+#[test]
+fn a_tiled_jpeg_compressed_tiff_renders_the_same_picture_as_its_source_jpeg() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiff-tiled-jpeg-china.tif");
+    let tiff = std::fs::read(&path).expect("the fixture");
+    let options = RenderOptions::default();
+
+    let from_tiff = render_preview(&tiff, 256, &options).expect("a tiled JPEG TIFF decodes");
+    let from_jpeg = render_preview(&read("sklearn-china.jpg"), 256, &options).expect("the source");
+
+    assert_eq!((from_tiff.width, from_tiff.height), (256, 171));
+    assert_clean_jpeg(&from_tiff, true, "tiled TIFF");
+    let difference = mean_abs_diff(&pixels(&from_tiff), &pixels(&from_jpeg));
+    assert!(difference < 6.0, "tiled TIFF vs its source: mean abs diff {difference:.2}");
+}
