@@ -10,6 +10,7 @@ the production imaging code, one thread), giving the service's overhead
     python3 bench/e2e.py --backend postgres --workers 2
 
 Needs release builds: cargo build --release -p pictor -p pictor-imaging.
+`--uploader rust` (the default) uploads with the `pictor-e2e-upload` bin.
 Standard library only. Prints a table row per run and a JSON line last.
 """
 import argparse
@@ -67,6 +68,16 @@ def peak_rss_mb(pid):
     return float("nan")
 
 
+def cpu_seconds(pid):
+    """User + system CPU time of a live process."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except OSError:
+        return float("nan")
+
+
 def start(binary, args, env, cwd, log):
     return subprocess.Popen([binary, *args], env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=log)
 
@@ -100,11 +111,16 @@ def main():
     ap.add_argument("--copies", type=int, default=5, help="how many times the photo set is uploaded")
     ap.add_argument("--concurrency", type=int, default=8, help="uploads in flight")
     ap.add_argument("--target-dir", default=os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")))
+    ap.add_argument("--uploader", choices=["python", "rust"], default="rust",
+                    help="load generator: target/release/pictor-e2e-upload (less CPU) or this script's threads")
+    ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
+                    help="extra environment of the Pictor processes (repeatable), e.g. PICTOR_RUNNER_CONCURRENCY=2")
     ap.add_argument("--pg-base", default="postgres://postgres@127.0.0.1:5432")
     a = ap.parse_args()
     pictor = os.path.join(a.target_dir, "release", "pictor")
     bench = os.path.join(a.target_dir, "release", "pictor-imaging-bench")
-    for b in (pictor, bench):
+    uploader = os.path.join(a.target_dir, "release", "pictor-e2e-upload")
+    for b in (pictor, bench) + ((uploader,) if a.uploader == "rust" else ()):
         if not os.path.exists(b):
             raise SystemExit(f"missing {b}: cargo build --release -p pictor -p pictor-imaging")
     files = photos()
@@ -121,6 +137,7 @@ def main():
     env = {k: v for k, v in os.environ.items() if not k.startswith("PICTOR_")}
     env.update(DATABASE_URL=url, STORAGE_DIR=os.path.join(work, "storage"), RUST_LOG="warn,pictor=info",
                PICTOR_RUNNER_POLL_INTERVAL_MS="1000")
+    env.update(kv.split("=", 1) for kv in a.env)
     procs = []
     try:
         subprocess.run([pictor, "migrate"], env=env, cwd=work, check=True, stdout=subprocess.DEVNULL)
@@ -133,9 +150,17 @@ def main():
         jobs = [blobs[i % len(blobs)] for i in range(len(blobs) * a.copies)]
 
         from concurrent.futures import ThreadPoolExecutor
+        cpu0 = {name: cpu_seconds(p.pid) for name, p in procs}
+        self0 = resource.getrusage(resource.RUSAGE_SELF)
+        children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.monotonic()
-        with ThreadPoolExecutor(a.concurrency) as pool:
-            ids = list(pool.map(lambda pb: upload(base, *pb), jobs))
+        if a.uploader == "rust":
+            out = subprocess.run([uploader, base, str(a.concurrency), str(a.copies), *files],
+                                 check=True, capture_output=True, text=True).stdout
+            ids = range(int(out.strip()))
+        else:
+            with ThreadPoolExecutor(a.concurrency) as pool:
+                ids = list(pool.map(lambda pb: upload(base, *pb), jobs))
         t_uploaded = time.monotonic() - t0
         while True:
             page = get_json(f"{base}/api/images?status=STORED&limit=1")
@@ -145,6 +170,12 @@ def main():
             time.sleep(0.05)
         elapsed = time.monotonic() - t0
         rss = {name: round(peak_rss_mb(p.pid), 1) for name, p in procs}
+        cpu = {name: round(cpu_seconds(p.pid) - cpu0[name], 2) for name, p in procs}
+        self1 = resource.getrusage(resource.RUSAGE_SELF)
+        children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        # The uploader's CPU (this script's threads, or the Rust uploader) and the status polling's.
+        client_cpu = sum(getattr(b, f) - getattr(a_, f) for a_, b in ((self0, self1), (children0, children1))
+                         for f in ("ru_utime", "ru_stime"))
     finally:
         for _, p in procs:
             p.terminate()
@@ -157,18 +188,25 @@ def main():
             subprocess.run(["psql", f"{a.pg_base}/postgres", "-qc", f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)"])
         shutil.rmtree(work, ignore_errors=True)
 
-    ideal, cpu = imaging_baseline(bench, files, cores)
+    ideal, set_cpu = imaging_baseline(bench, files, cores)
     rate = len(ids) / elapsed
+    # CPU view, insensitive to other load on a shared machine: the service's
+    # CPU seconds per image against the imaging code's alone.
+    imaging_cpu = set_cpu / len(files) * len(ids)
+    service_cpu = sum(cpu.values())
     result = {
-        "backend": a.backend, "workers": a.workers, "images": len(ids), "failed": failed,
+        "backend": a.backend, "workers": a.workers, "uploader": a.uploader, "images": len(ids), "failed": failed,
         "upload_seconds": round(t_uploaded, 2), "stored_seconds": round(elapsed, 2),
         "images_per_second": round(rate, 2), "imaging_only_images_per_second": round(ideal, 2),
         "overhead_percent": round((1 - rate / ideal) * 100, 1), "peak_rss_mb": rss,
+        "cpu_seconds": cpu, "imaging_cpu_seconds": round(imaging_cpu, 2), "client_cpu_seconds": round(client_cpu, 2),
+        "cpu_overhead_percent": round((1 - imaging_cpu / service_cpu) * 100, 1),
         "load_average": os.getloadavg()[0], "cores": cores,
     }
-    print(f"{a.backend:8} workers={a.workers} images={len(ids)} stored in {elapsed:.1f} s -> {rate:.2f} img/s; "
-          f"imaging alone {ideal:.2f} img/s on {cores} cores (one-thread CPU {cpu:.2f} s per set); "
-          f"overhead {result['overhead_percent']} %; peak RSS {rss}")
+    print(f"{a.backend:8} workers={a.workers} uploader={a.uploader} images={len(ids)} stored in {elapsed:.1f} s -> {rate:.2f} img/s; "
+          f"imaging alone {ideal:.2f} img/s on {cores} cores (one-thread CPU {set_cpu:.2f} s per set); "
+          f"overhead {result['overhead_percent']} %; peak RSS {rss}; CPU s {cpu} vs imaging {imaging_cpu:.1f} "
+          f"(CPU overhead {result['cpu_overhead_percent']} %), uploader {client_cpu:.1f}")
     print(json.dumps(result))
 
 
