@@ -1,12 +1,12 @@
-//! Placeholders: a ThumbHash (about 25 bytes) computed from a rendered
-//! thumbnail, already upright and sRGB, so a UI can paint the image's
-//! colours and shape before the image itself arrives.
+//! Placeholders: a ThumbHash (about 25 bytes) computed from a thumbnail's
+//! pixels (or a rendered thumbnail), already upright and sRGB, so a UI can
+//! paint the image's colours and shape before the image itself arrives.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use fast_image_resize::Resizer;
 
-use crate::decode::{PixelLayout, jpeg};
+use crate::decode::{PixelLayout, Raster, jpeg};
 use crate::error::ImagingError;
 use crate::probe::Limits;
 use crate::render::Asset;
@@ -25,15 +25,21 @@ pub const THUMBHASH_MAX_EDGE: u32 = 100;
 /// is over the default limits, `Internal` for a failure of the library.
 pub fn thumbhash_from_asset(asset: &Asset) -> Result<Vec<u8>, ImagingError> {
     let decoded = jpeg::decode(&asset.bytes, THUMBHASH_MAX_EDGE, &Limits::default())?;
-    let (width, height) = fit_longest_edge(decoded.raster.width, decoded.raster.height, THUMBHASH_MAX_EDGE);
-    let small = resize(&decoded.raster, width, height, &mut Resizer::new())?.into_rgb();
+    thumbhash_of(&decoded.raster)
+}
+
+/// The ThumbHash of upright sRGB pixels, resized to fit 100 × 100 px first
+/// (best from a small thumbnail's pixels: a bigger raster costs a bigger resize).
+pub(crate) fn thumbhash_of(raster: &Raster) -> Result<Vec<u8>, ImagingError> {
+    let (width, height) = fit_longest_edge(raster.width, raster.height, THUMBHASH_MAX_EDGE);
+    let small = resize(raster, width, height, &mut Resizer::new())?.into_rgb();
     let rgba: Vec<u8> = match small.layout {
         PixelLayout::Rgb | PixelLayout::YCbCr => {
             small.pixels.chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect()
         }
         PixelLayout::Gray => small.pixels.iter().flat_map(|&v| [v, v, v, 255]).collect(),
         PixelLayout::Cmyk { .. } => {
-            return Err(ImagingError::Unsupported("a CMYK JPEG is not a rendered asset".into()));
+            return Err(ImagingError::Unsupported("CMYK pixels have no sRGB placeholder".into()));
         }
     };
     // The crate asserts its size preconditions, which hold here; a panic
@@ -45,7 +51,6 @@ pub fn thumbhash_from_asset(asset: &Asset) -> Result<Vec<u8>, ImagingError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::Raster;
     use crate::encode::{Scans, encode};
 
     fn asset(width: u32, height: u32, colour: [u8; 3]) -> Asset {

@@ -190,7 +190,28 @@ impl Prepared {
     /// resizer or encoder fails.
     pub fn thumbnails(&self, sizes: &[u32], options: &RenderOptions) -> Result<Vec<Asset>, ImagingError> {
         let outputs: Vec<Output> = sizes.iter().map(|&edge| Output::thumbnail(edge)).collect();
-        self.render(&outputs, options)
+        Ok(self.render(&outputs, options, false)?.0)
+    }
+
+    /// [`Prepared::thumbnails`], and the image's ThumbHash made from the
+    /// pixels of the smallest thumbnail that still covers its 100 px (or
+    /// the largest), with no decode of an encoded thumbnail. The hash is a
+    /// nicety: its own failure is returned beside the thumbnails.
+    ///
+    /// # Errors
+    ///
+    /// As [`Prepared::thumbnails`].
+    pub fn thumbnails_and_thumbhash(
+        &self,
+        sizes: &[u32],
+        options: &RenderOptions,
+    ) -> Result<(Vec<Asset>, Result<Vec<u8>, ImagingError>), ImagingError> {
+        let outputs: Vec<Output> = sizes.iter().map(|&edge| Output::thumbnail(edge)).collect();
+        let (assets, hash_source) = self.render(&outputs, options, true)?;
+        let hash = hash_source
+            .ok_or_else(|| ImagingError::Internal("no thumbnail to hash".into()))
+            .and_then(|raster| guarded(|| crate::placeholder::thumbhash_of(&raster)));
+        Ok((assets, hash))
     }
 
     /// The progressive JPEG preview, as [`render_preview`] makes it.
@@ -199,7 +220,7 @@ impl Prepared {
     ///
     /// As [`Prepared::thumbnails`].
     pub fn preview(&self, max_edge: u32, options: &RenderOptions) -> Result<Asset, ImagingError> {
-        let mut assets = self.render(&[Output::preview(max_edge)], options)?;
+        let mut assets = self.render(&[Output::preview(max_edge)], options, false)?.0;
         assets.pop().ok_or_else(|| ImagingError::Internal("the preview was skipped".into()))
     }
 
@@ -250,14 +271,21 @@ impl Prepared {
 
     /// Every output in decreasing size, each resized from the previous,
     /// bigger buffer (E4), which keeps the Lanczos kernel small. Returned in
-    /// the order of `outputs`.
-    fn render(&self, outputs: &[Output], options: &RenderOptions) -> Result<Vec<Asset>, ImagingError> {
+    /// the order of `outputs`, with (if `hash_source`) the pixels of the
+    /// smallest output that covers a ThumbHash's 100 px, or of the largest.
+    fn render(
+        &self,
+        outputs: &[Output],
+        options: &RenderOptions,
+        hash_source: bool,
+    ) -> Result<(Vec<Asset>, Option<Raster>), ImagingError> {
         guarded(|| {
             let (display_w, display_h) = self.display;
             let mut order: Vec<usize> = (0..outputs.len()).collect();
             order.sort_by_key(|&i| Reverse(outputs[i].edge));
             let mut resizer = Resizer::new();
             let mut current: Option<Raster> = None;
+            let mut hash_pixels: Option<Raster> = None;
             let mut assets: Vec<Option<Asset>> = vec![None; outputs.len()];
             for i in order {
                 let (width, height) = fit_longest_edge(display_w, display_h, outputs[i].edge);
@@ -268,12 +296,17 @@ impl Prepared {
                 }
                 let pixels = current.as_ref().unwrap_or(&self.raster);
                 let bytes = encode(pixels, options.jpeg_quality, outputs[i].scans)?;
+                if hash_source && (hash_pixels.is_none() || width.max(height) >= crate::placeholder::THUMBHASH_MAX_EDGE)
+                {
+                    hash_pixels = Some(pixels.clone());
+                }
                 assets[i] = Some(Asset { width, height, format: AssetFormat::Jpeg, bytes });
             }
-            assets
+            let assets = assets
                 .into_iter()
                 .collect::<Option<Vec<Asset>>>()
-                .ok_or_else(|| ImagingError::Internal("an output was skipped".into()))
+                .ok_or_else(|| ImagingError::Internal("an output was skipped".into()))?;
+            Ok((assets, hash_pixels))
         })
     }
 }

@@ -220,3 +220,22 @@ fn a_tiled_jpeg_compressed_tiff_renders_the_same_picture_as_its_source_jpeg() {
     let difference = mean_abs_diff(&pixels(&from_tiff), &pixels(&from_jpeg));
     assert!(difference < 6.0, "tiled TIFF vs its source: mean abs diff {difference:.2}");
 }
+
+#[test]
+fn the_thumbhash_from_the_thumbnail_pixels_matches_the_one_from_the_encoded_thumbnail() {
+    let options = RenderOptions::default();
+    for name in ["mate-ladybird.jpg", "orient6-garden.jpg", "grey-grace-hopper.jpg"] {
+        let prepared = pictor_imaging::prepare(&read(name), PREVIEW_EDGE, &options).expect(name);
+
+        let (thumbnails, hash) = prepared.thumbnails_and_thumbhash(&THUMBNAIL_SIZES, &options).expect(name);
+
+        let hash = hash.unwrap_or_else(|e| panic!("{name}: {e}"));
+        let from_128 = pictor_imaging::thumbhash_from_asset(&thumbnails[1]).expect("from the 128 px JPEG");
+        let average = |h: &[u8]| thumbhash::thumb_hash_to_average_rgba(h).expect("a valid hash");
+        let (a, b) = (average(&hash), average(&from_128));
+        let gap = (a.0 - b.0).abs().max((a.1 - b.1).abs()).max((a.2 - b.2).abs());
+        assert!(gap < 0.02, "{name}: average colour {a:?} vs {b:?}");
+        let ratio = |h: &[u8]| thumbhash::thumb_hash_to_approximate_aspect_ratio(h).expect("a valid hash");
+        assert!((ratio(&hash) - ratio(&from_128)).abs() < 0.05, "{name}: same aspect");
+    }
+}

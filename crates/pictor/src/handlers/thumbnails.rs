@@ -32,13 +32,8 @@ impl JobHandler for ThumbnailGeneration {
             ctx.run_cpu(move || Ok(Arc::new(pictor_imaging::prepare(&original, largest, &options)?))).await?
         };
         let (sizes, options) = (p.sizes.clone(), ctx.assets.render.clone());
-        let (assets, thumbhash) = ctx
-            .run_cpu(move || {
-                let assets = prepared.thumbnails(&sizes, &options)?;
-                let thumbhash = placeholder(&sizes, &assets);
-                Ok((assets, thumbhash))
-            })
-            .await?;
+        let (assets, thumbhash) = ctx.run_cpu(move || Ok(prepared.thumbnails_and_thumbhash(&sizes, &options)?)).await?;
+        let thumbhash = placeholder(thumbhash);
         let mut keys = BTreeMap::new();
         for (size, asset) in p.sizes.iter().zip(assets) {
             let key = thumbnail_key(&p.image_id, *size);
@@ -52,17 +47,10 @@ impl JobHandler for ThumbnailGeneration {
     }
 }
 
-/// The ThumbHash (base64) from the smallest thumbnail that still covers the
-/// hash's 100 px, or the largest one. A placeholder is a nicety: failing to
-/// make one is logged, never a job failure.
-fn placeholder(sizes: &[u32], assets: &[pictor_imaging::Asset]) -> Option<String> {
-    let by_size = || sizes.iter().zip(assets);
-    let source = by_size()
-        .filter(|(size, _)| **size >= pictor_imaging::THUMBHASH_MAX_EDGE)
-        .min_by_key(|(size, _)| **size)
-        .or_else(|| by_size().max_by_key(|(size, _)| **size))
-        .map(|(_, asset)| asset)?;
-    match pictor_imaging::thumbhash_from_asset(source) {
+/// The ThumbHash in base64. A placeholder is a nicety: failing to make one
+/// is logged, never a job failure.
+fn placeholder(hash: Result<Vec<u8>, pictor_imaging::ImagingError>) -> Option<String> {
+    match hash {
         Ok(hash) => Some(base64::engine::general_purpose::STANDARD.encode(hash)),
         Err(e) => {
             tracing::warn!(target: "job_runner", error = %e, "no thumbhash for this image");
