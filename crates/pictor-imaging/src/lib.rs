@@ -33,8 +33,8 @@ pub use error::ImagingError;
 pub use placeholder::{THUMBHASH_MAX_EDGE, thumbhash_from_asset};
 pub use probe::{DEFAULT_MAX_DIMENSION, DEFAULT_MAX_PIXELS, ImageInfo, Limits, probe};
 pub use render::{
-    Asset, AssetFormat, DEFAULT_BACKGROUND, DEFAULT_JPEG_QUALITY, Prepared, RenderOptions, prepare, render_all,
-    render_preview, render_thumbnails,
+    Asset, AssetFormat, DEFAULT_BACKGROUND, DEFAULT_JPEG_QUALITY, Prepared, RenderOptions, ThumbhashResult, prepare,
+    render_all, render_preview, render_thumbnails,
 };
 pub use resize::fit_longest_edge;
 pub use sniff::{Format, SNIFF_LEN, is_decodable, sniff};

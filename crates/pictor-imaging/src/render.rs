@@ -78,6 +78,9 @@ impl std::str::FromStr for AssetFormat {
     }
 }
 
+/// A ThumbHash, or why it could not be made (a nicety beside the thumbnails).
+pub type ThumbhashResult = Result<Vec<u8>, ImagingError>;
+
 /// One rendered asset.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Asset {
@@ -176,11 +179,6 @@ impl Prepared {
         self.raster.height
     }
 
-    /// Bytes held by the prepared pixels.
-    pub fn byte_size(&self) -> usize {
-        self.raster.pixels.len()
-    }
-
     /// Baseline JPEG thumbnails, as [`render_thumbnails`] makes them, in the
     /// order of `sizes`.
     ///
@@ -189,8 +187,7 @@ impl Prepared {
     /// `Internal` when a size needs more pixels than were prepared, or the
     /// resizer or encoder fails.
     pub fn thumbnails(&self, sizes: &[u32], options: &RenderOptions) -> Result<Vec<Asset>, ImagingError> {
-        let outputs: Vec<Output> = sizes.iter().map(|&edge| Output::thumbnail(edge)).collect();
-        Ok(self.render(&outputs, options, false)?.0)
+        Ok(self.render_thumbnails(sizes, options, false)?.0)
     }
 
     /// [`Prepared::thumbnails`], and the image's ThumbHash made from the
@@ -205,9 +202,8 @@ impl Prepared {
         &self,
         sizes: &[u32],
         options: &RenderOptions,
-    ) -> Result<(Vec<Asset>, Result<Vec<u8>, ImagingError>), ImagingError> {
-        let outputs: Vec<Output> = sizes.iter().map(|&edge| Output::thumbnail(edge)).collect();
-        let (assets, hash_source) = self.render(&outputs, options, true)?;
+    ) -> Result<(Vec<Asset>, ThumbhashResult), ImagingError> {
+        let (assets, hash_source) = self.render_thumbnails(sizes, options, true)?;
         let hash = hash_source
             .ok_or_else(|| ImagingError::Internal("no thumbnail to hash".into()))
             .and_then(|raster| guarded(|| crate::placeholder::thumbhash_of(&raster)));
@@ -220,7 +216,7 @@ impl Prepared {
     ///
     /// As [`Prepared::thumbnails`].
     pub fn preview(&self, max_edge: u32, options: &RenderOptions) -> Result<Asset, ImagingError> {
-        let mut assets = self.render(&[Output::preview(max_edge)], options, false)?.0;
+        let mut assets = self.previews(max_edge, &[AssetFormat::Jpeg], options)?;
         assets.pop().ok_or_else(|| ImagingError::Internal("the preview was skipped".into()))
     }
 
@@ -269,33 +265,33 @@ impl Prepared {
         Ok(())
     }
 
-    /// Every output in decreasing size, each resized from the previous,
+    /// Baseline thumbnails in decreasing size, each resized from the previous,
     /// bigger buffer (E4), which keeps the Lanczos kernel small. Returned in
-    /// the order of `outputs`, with (if `hash_source`) the pixels of the
-    /// smallest output that covers a ThumbHash's 100 px, or of the largest.
-    fn render(
+    /// the order of `sizes`, with (if `hash_source`) the pixels of the
+    /// smallest thumbnail that covers a ThumbHash's 100 px, or of the largest.
+    fn render_thumbnails(
         &self,
-        outputs: &[Output],
+        sizes: &[u32],
         options: &RenderOptions,
         hash_source: bool,
     ) -> Result<(Vec<Asset>, Option<Raster>), ImagingError> {
         guarded(|| {
             let (display_w, display_h) = self.display;
-            let mut order: Vec<usize> = (0..outputs.len()).collect();
-            order.sort_by_key(|&i| Reverse(outputs[i].edge));
+            let mut order: Vec<usize> = (0..sizes.len()).collect();
+            order.sort_by_key(|&i| Reverse(sizes[i]));
             let mut resizer = Resizer::new();
             let mut current: Option<Raster> = None;
             let mut hash_pixels: Option<Raster> = None;
-            let mut assets: Vec<Option<Asset>> = vec![None; outputs.len()];
+            let mut assets: Vec<Option<Asset>> = vec![None; sizes.len()];
             for i in order {
-                let (width, height) = fit_longest_edge(display_w, display_h, outputs[i].edge);
+                let (width, height) = fit_longest_edge(display_w, display_h, sizes[i]);
                 self.check_covers(width, height)?;
                 let source = current.as_ref().unwrap_or(&self.raster);
                 if (source.width, source.height) != (width, height) {
                     current = Some(resize(source, width, height, &mut resizer)?);
                 }
                 let pixels = current.as_ref().unwrap_or(&self.raster);
-                let bytes = encode(pixels, options.jpeg_quality, outputs[i].scans)?;
+                let bytes = encode(pixels, options.jpeg_quality, Scans::Baseline)?;
                 if hash_source && (hash_pixels.is_none() || width.max(height) >= crate::placeholder::THUMBHASH_MAX_EDGE)
                 {
                     hash_pixels = Some(pixels.clone());
@@ -305,26 +301,9 @@ impl Prepared {
             let assets = assets
                 .into_iter()
                 .collect::<Option<Vec<Asset>>>()
-                .ok_or_else(|| ImagingError::Internal("an output was skipped".into()))?;
+                .ok_or_else(|| ImagingError::Internal("a thumbnail was skipped".into()))?;
             Ok((assets, hash_pixels))
         })
-    }
-}
-
-/// One asset to produce: its longest edge and scan structure.
-#[derive(Debug, Clone, Copy)]
-struct Output {
-    edge: u32,
-    scans: Scans,
-}
-
-impl Output {
-    fn thumbnail(edge: u32) -> Output {
-        Output { edge, scans: Scans::Baseline }
-    }
-
-    fn preview(edge: u32) -> Output {
-        Output { edge, scans: Scans::Progressive }
     }
 }
 

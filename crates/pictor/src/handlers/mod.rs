@@ -156,12 +156,18 @@ impl HandlerContext {
     /// Reading the original, or decoding it.
     pub async fn shared_prepared(&self, original_path: &str, taker: Taker) -> Result<Arc<Prepared>, HandlerError> {
         self.decodes
-            .get_or_decode(original_path, taker, || async {
-                let data = self.storage.get(original_path).await?;
-                let (edge, options) = (self.assets.shared_edge(), self.assets.render.clone());
-                self.run_cpu(move || Ok(Arc::new(pictor_imaging::prepare(&data, edge, &options)?))).await
-            })
+            .get_or_decode(original_path, taker, || self.prepare_original(original_path, self.assets.shared_edge()))
             .await
+    }
+
+    /// Reads an original and decodes it once for outputs up to `edge`.
+    ///
+    /// # Errors
+    /// Reading the original, or decoding it.
+    pub async fn prepare_original(&self, original_path: &str, edge: u32) -> Result<Arc<Prepared>, HandlerError> {
+        let data = self.storage.get(original_path).await?;
+        let options = self.assets.render.clone();
+        self.run_cpu(move || Ok(Arc::new(pictor_imaging::prepare(&data, edge, &options)?))).await
     }
 }
 

@@ -2,7 +2,6 @@
 //! it shares with the image's preview job.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use base64::Engine;
 
@@ -27,9 +26,7 @@ impl JobHandler for ThumbnailGeneration {
         } else {
             // Sizes beyond what the shared decode covers (a job enqueued
             // under other settings): a decode of its own.
-            let original = ctx.storage.get(&p.original_path).await?;
-            let options = ctx.assets.render.clone();
-            ctx.run_cpu(move || Ok(Arc::new(pictor_imaging::prepare(&original, largest, &options)?))).await?
+            ctx.prepare_original(&p.original_path, largest).await?
         };
         let (sizes, options) = (p.sizes.clone(), ctx.assets.render.clone());
         let (assets, thumbhash) = ctx.run_cpu(move || Ok(prepared.thumbnails_and_thumbhash(&sizes, &options)?)).await?;
@@ -49,7 +46,7 @@ impl JobHandler for ThumbnailGeneration {
 
 /// The ThumbHash in base64. A placeholder is a nicety: failing to make one
 /// is logged, never a job failure.
-fn placeholder(hash: Result<Vec<u8>, pictor_imaging::ImagingError>) -> Option<String> {
+fn placeholder(hash: pictor_imaging::ThumbhashResult) -> Option<String> {
     match hash {
         Ok(hash) => Some(base64::engine::general_purpose::STANDARD.encode(hash)),
         Err(e) => {
