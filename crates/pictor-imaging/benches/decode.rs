@@ -1,5 +1,6 @@
 //! Decode stage: libjpeg-turbo at the DCT scale each job needs (baseline and
-//! progressive, preview and thumbnail targets), and a PNG through `image`.
+//! progressive, preview and thumbnail targets), a PNG through `image`, and
+//! an AVIF through libheif (needed at run time) beside the JPEG it was made from.
 //! Run with `cargo bench -p pictor-imaging --bench decode`.
 
 use divan::{Bencher, black_box};
@@ -23,4 +24,11 @@ fn to_preview_scale(bencher: Bencher, name: &str) {
 fn to_thumbnail_scale(bencher: Bencher, name: &str) {
     let data = support::read(name);
     bencher.bench(|| pictor_imaging::stage::decode(black_box(&data), support::LARGEST_THUMBNAIL));
+}
+
+/// An AVIF (always decoded whole) and the JPEG it was made from, same 2560 px picture.
+#[divan::bench(args = ["avif-coldripple.avif", "plasma-coldripple.jpg"])]
+fn avif_and_its_jpeg(bencher: Bencher, name: &str) {
+    let data = support::read(name);
+    bencher.bench(|| pictor_imaging::stage::decode(black_box(&data), support::PREVIEW_EDGE));
 }

@@ -1,5 +1,6 @@
 //! Encode stage: the progressive preview and each baseline thumbnail size,
-//! q80 with optimised Huffman tables; the optional WebP preview.
+//! q80 with optimised Huffman tables; the optional WebP and AVIF previews
+//! (AVIF needs libheif at run time).
 //! Run with `cargo bench -p pictor-imaging --bench encode`.
 
 use divan::{Bencher, black_box};
@@ -26,6 +27,13 @@ fn baseline(bencher: Bencher, edge: u32) {
 fn webp(bencher: Bencher, edge: u32) {
     let frame = frame(edge);
     bencher.bench(|| pictor_imaging::stage::encode_webp(black_box(&frame), 80));
+}
+
+#[divan::bench(args = [2048, 512])]
+fn avif(bencher: Bencher, edge: u32) {
+    let frame = frame(edge);
+    let quality = pictor_imaging::DEFAULT_AVIF_QUALITY;
+    bencher.bench(|| pictor_imaging::stage::encode_avif(black_box(&frame), quality));
 }
 
 /// A real photo at `edge` px, sRGB.

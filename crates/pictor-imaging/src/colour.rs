@@ -1,8 +1,12 @@
 //! Colour: alpha flattened onto the background, embedded ICC profiles
-//! converted to sRGB with moxcms (skipped when already sRGB), CMYK to RGB.
+//! converted to sRGB with moxcms (skipped when already sRGB), CMYK to RGB,
+//! and HEIF `nclx` code points turned into a profile for the same path.
 //! Outputs carry no profile, so they must be sRGB to look right.
 
-use moxcms::{ColorProfile, DataColorSpace, Layout, ToneReprCurve, TransformOptions, Xyzd};
+use moxcms::{
+    CicpColorPrimaries, CicpProfile, ColorProfile, DataColorSpace, Layout, MatrixCoefficients, ToneReprCurve,
+    TransferCharacteristics, TransformOptions, Xyzd,
+};
 
 use crate::decode::{PixelLayout, Raster};
 use crate::error::ImagingError;
@@ -60,6 +64,30 @@ pub(crate) fn to_srgb(raster: Raster, icc: Option<&[u8]>) -> Result<Raster, Imag
             naive_cmyk_to_rgb(&raster, inverted)
         }
     }
+}
+
+/// An ICC profile for RGB pixels described by ITU-T H.273 code points (a
+/// HEIF `nclx` box), or `None` when they are sRGB already or cannot be
+/// expressed: BT.709 or unspecified primaries with the sRGB, BT.709/601 or
+/// unspecified transfer are taken as sRGB, as browsers show them.
+pub(crate) fn icc_from_cicp(primaries: u8, transfer: u8) -> Option<Vec<u8>> {
+    // H.273: primaries 1 = BT.709, 2 = unspecified; transfer 1 = BT.709,
+    // 2 = unspecified, 6 = BT.601, 13 = sRGB, 14/15 = BT.2020 10/12-bit.
+    if matches!(primaries, 1 | 2) && matches!(transfer, 1 | 2 | 6 | 13 | 14 | 15) {
+        return None;
+    }
+    let cicp = CicpProfile {
+        color_primaries: CicpColorPrimaries::try_from(primaries).ok()?,
+        transfer_characteristics: TransferCharacteristics::try_from(transfer).ok()?,
+        // The pixels are RGB by now: the matrix was libheif's to apply.
+        matrix_coefficients: MatrixCoefficients::Identity,
+        full_range: true,
+    };
+    let mut profile = ColorProfile::new_srgb();
+    profile.update_rgb_colorimetry_from_cicp(cicp);
+    // moxcms records the code points only once it has applied them.
+    profile.cicp?;
+    profile.encode().ok()
 }
 
 /// Applies `profile` → sRGB; `None` when moxcms cannot build or run it.
@@ -171,6 +199,25 @@ mod tests {
     #[test]
     fn display_p3_is_not_srgb() {
         assert!(!is_srgb(&ColorProfile::new_display_p3()));
+    }
+
+    #[test]
+    fn srgb_and_bt709_code_points_need_no_profile() {
+        assert_eq!(icc_from_cicp(1, 13), None);
+        assert_eq!(icc_from_cicp(2, 2), None);
+        assert_eq!(icc_from_cicp(1, 1), None);
+    }
+
+    #[test]
+    fn display_p3_code_points_make_a_profile_that_maps_p3_red_to_a_deeper_srgb_red() {
+        let icc = icc_from_cicp(12, 13).expect("a Display P3 profile");
+        let pinkish = Raster::new(1, 1, PixelLayout::Rgb, vec![200, 100, 100]).expect("1x1");
+
+        let srgb = to_srgb(pinkish, Some(&icc)).expect("converted");
+
+        // P3 (200, 100, 100) is about sRGB (215, 93, 97): more saturated.
+        let [r, g, b] = [srgb.pixels[0], srgb.pixels[1], srgb.pixels[2]];
+        assert!(r >= 208 && g <= 96 && b <= 100, "{:?}", srgb.pixels);
     }
 
     #[test]

@@ -6,7 +6,9 @@
 #[derive(thiserror::Error, Debug)]
 pub enum ImagingError {
     /// Not an image this build can read: unknown magic bytes, or a format
-    /// recognised but not decodable here (AVIF, HEIC). Permanent.
+    /// recognised but not decodable here (HEIC without the `heic` feature,
+    /// AVIF or HEIC without libheif installed: the message says what to
+    /// install). Permanent.
     #[error("{0}")]
     Unsupported(String),
     /// The header or the compressed data is damaged or truncated. Permanent.

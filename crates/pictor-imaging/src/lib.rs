@@ -1,13 +1,16 @@
-//! Pictor's image pipeline: a synchronous library, bytes in, JPEG assets out.
+//! Pictor's image pipeline: a synchronous library, bytes in, JPEG assets out
+//! (and WebP or AVIF previews when asked).
 //! It is its own crate for a narrow interface, heavy dependencies and
 //! benchmarks of its own (no async, no database).
 //!
 //! ```text
 //! bytes ─ sniff (magic bytes) ─ probe (header: size, EXIF orientation; limits)
-//!       ─ decode once at reduced scale (JPEG: DCT n/8 ≥ largest output)
+//!       ─ decode once at reduced scale (JPEG: DCT n/8 ≥ largest output;
+//!         AVIF/HEIC through libheif, loaded at run time)
 //!       ─ resize to the largest output ─ orient ─ colour (ICC/CMYK → sRGB;
 //!         alpha flattened at decode) ─ resize cascade 512→256→128→64
-//!       ─ encode (mozjpeg: baseline thumbnails, progressive preview, no metadata)
+//!       ─ encode (mozjpeg: baseline thumbnails, progressive preview, no metadata;
+//!         libwebp and libheif's AV1 encoder for the optional previews)
 //!       ─ placeholder (ThumbHash of a small thumbnail)
 //! ```
 //!
@@ -15,10 +18,12 @@
 //! (E4). Memory stays bounded: [`probe`] refuses over-limit images before any
 //! pixel is allocated, and only a reduced buffer is ever rotated.
 
+mod avif;
 mod colour;
 mod decode;
 mod encode;
 mod error;
+mod libheif;
 mod orient;
 mod placeholder;
 mod probe;
@@ -29,12 +34,13 @@ mod sniff;
 pub mod stage;
 mod webp;
 
+pub use avif::{avif_decoding_available, avif_encoding_available};
 pub use error::ImagingError;
 pub use placeholder::{THUMBHASH_MAX_EDGE, thumbhash_from_asset};
 pub use probe::{DEFAULT_MAX_DIMENSION, DEFAULT_MAX_PIXELS, ImageInfo, Limits, probe};
 pub use render::{
-    Asset, AssetFormat, DEFAULT_BACKGROUND, DEFAULT_JPEG_QUALITY, Prepared, RenderOptions, ThumbhashResult, prepare,
-    render_all, render_preview, render_thumbnails,
+    Asset, AssetFormat, DEFAULT_AVIF_QUALITY, DEFAULT_BACKGROUND, DEFAULT_JPEG_QUALITY, Prepared, RenderOptions,
+    ThumbhashResult, prepare, render_all, render_preview, render_thumbnails,
 };
 pub use resize::fit_longest_edge;
 pub use sniff::{Format, SNIFF_LEN, is_decodable, sniff};

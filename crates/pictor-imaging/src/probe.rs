@@ -3,6 +3,7 @@
 
 use std::io::{BufRead, ErrorKind, Read, Seek, SeekFrom};
 
+use crate::decode::heif;
 use crate::decode::other::{image_error, image_format};
 use crate::error::ImagingError;
 use crate::sniff::{Format, SNIFF_LEN, is_decodable, sniff};
@@ -43,11 +44,13 @@ impl Limits {
 pub struct ImageInfo {
     /// The format recognised by magic bytes.
     pub format: Format,
-    /// Width as stored, before EXIF orientation.
+    /// Width as stored, before EXIF orientation (AVIF/HEIC: as displayed,
+    /// since libheif applies their rotation and mirroring boxes).
     pub width: u32,
-    /// Height as stored, before EXIF orientation.
+    /// Height as stored, before EXIF orientation (AVIF/HEIC: as displayed).
     pub height: u32,
-    /// EXIF orientation 1..=8; 1 when absent or invalid.
+    /// EXIF orientation 1..=8; 1 when absent or invalid, and always 1 for
+    /// AVIF/HEIC.
     pub orientation: u8,
 }
 
@@ -63,7 +66,8 @@ impl ImageInfo {
 ///
 /// # Errors
 ///
-/// `Unsupported` for unknown magic bytes or a format this build cannot decode,
+/// `Unsupported` for unknown magic bytes or a format this build cannot decode
+/// (AVIF or HEIC without libheif: the message says what to install),
 /// `Corrupt` for a damaged or truncated header, `TooLarge` when the declared
 /// size is over `limits` (before any allocation proportional to the pixel
 /// count), `Io` when reading fails.
@@ -76,6 +80,7 @@ pub fn probe<R: BufRead + Seek>(mut reader: R, limits: &Limits) -> Result<ImageI
     let (width, height, orientation) = match format {
         Format::Jpeg => jpeg_header(&mut reader).map_err(|e| truncated(e, "JPEG header"))?,
         Format::Png => png_header(&mut reader).map_err(|e| truncated(e, "PNG header"))?,
+        Format::Avif | Format::Heic => heif::header(&mut reader, format, limits)?,
         _ => generic_header(reader, format)?,
     };
     if width == 0 || height == 0 {
@@ -94,11 +99,11 @@ pub(crate) fn recognise(prefix: &[u8]) -> Result<Format, ImagingError> {
         return Err(ImagingError::Unsupported("the file is empty".into()));
     }
     let format = sniff(prefix).ok_or_else(|| {
-        ImagingError::Unsupported("not an image in a supported format (JPEG, PNG, WebP, GIF, TIFF or BMP)".into())
+        ImagingError::Unsupported("not an image in a supported format (JPEG, PNG, WebP, GIF, TIFF, BMP or AVIF)".into())
     })?;
     if !is_decodable(format) {
-        let name = if format == Format::Avif { "AVIF" } else { "HEIC" };
-        return Err(ImagingError::Unsupported(format!("{name} images are not supported yet")));
+        // Only HEIC without the `heic` feature: the message says so.
+        heif::ensure_decodable(format)?;
     }
     Ok(format)
 }

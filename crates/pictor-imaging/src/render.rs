@@ -1,5 +1,6 @@
 //! The jobs' entry points: one decode, then thumbnails (baseline, each from
-//! the previous bigger one), a progressive preview, or both at once.
+//! the previous bigger one), a progressive preview (and its WebP or AVIF
+//! siblings), or both at once.
 
 use std::cmp::Reverse;
 use std::io::Cursor;
@@ -7,6 +8,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use fast_image_resize::Resizer;
 
+use crate::avif::encode_avif;
 use crate::colour::to_srgb;
 use crate::decode::{Raster, decode};
 use crate::encode::{Scans, encode};
@@ -18,14 +20,22 @@ use crate::webp::encode_webp;
 
 /// Default [`RenderOptions::jpeg_quality`].
 pub const DEFAULT_JPEG_QUALITY: u8 = 80;
+/// Default [`RenderOptions::avif_quality`]: on the benchmark photos at
+/// 2048 px, libheif's 60 is as close to the source as WebP at 80 (mean
+/// absolute difference 2.27 vs 2.29; JPEG 80: 1.92) in 44% of the JPEG's
+/// bytes and 70% of the WebP's (BENCHMARKS.md, 2026-11-30).
+pub const DEFAULT_AVIF_QUALITY: u8 = 60;
 /// Default [`RenderOptions::background`]: white.
 pub const DEFAULT_BACKGROUND: [u8; 3] = [255, 255, 255];
 
 /// How assets are rendered.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RenderOptions {
-    /// libjpeg quality, 1..=100.
+    /// libjpeg quality, 1..=100; WebP previews use it too (libwebp's scale is close).
     pub jpeg_quality: u8,
+    /// AVIF preview quality on libheif's 1..=100 scale, which runs lower
+    /// than libjpeg's for a like look.
+    pub avif_quality: u8,
     /// Colour that transparent pixels are flattened onto (JPEG has no alpha).
     pub background: [u8; 3],
     /// Size limits, checked from the header before decoding.
@@ -34,7 +44,12 @@ pub struct RenderOptions {
 
 impl Default for RenderOptions {
     fn default() -> Self {
-        RenderOptions { jpeg_quality: DEFAULT_JPEG_QUALITY, background: DEFAULT_BACKGROUND, limits: Limits::default() }
+        RenderOptions {
+            jpeg_quality: DEFAULT_JPEG_QUALITY,
+            avif_quality: DEFAULT_AVIF_QUALITY,
+            background: DEFAULT_BACKGROUND,
+            limits: Limits::default(),
+        }
     }
 }
 
@@ -45,6 +60,8 @@ pub enum AssetFormat {
     Jpeg,
     /// Lossy WebP: an optional second preview.
     Webp,
+    /// Lossy AVIF (AV1 through libheif, needed at run time): an optional preview.
+    Avif,
 }
 
 impl AssetFormat {
@@ -53,6 +70,16 @@ impl AssetFormat {
         match self {
             AssetFormat::Jpeg => "jpg",
             AssetFormat::Webp => "webp",
+            AssetFormat::Avif => "avif",
+        }
+    }
+
+    /// The IANA media type, e.g. "image/jpeg".
+    pub fn mime(self) -> &'static str {
+        match self {
+            AssetFormat::Jpeg => "image/jpeg",
+            AssetFormat::Webp => "image/webp",
+            AssetFormat::Avif => "image/avif",
         }
     }
 
@@ -61,6 +88,7 @@ impl AssetFormat {
         match self {
             AssetFormat::Jpeg => "jpeg",
             AssetFormat::Webp => "webp",
+            AssetFormat::Avif => "avif",
         }
     }
 }
@@ -72,8 +100,8 @@ impl std::str::FromStr for AssetFormat {
         match s.trim().to_ascii_lowercase().as_str() {
             "jpeg" | "jpg" => Ok(AssetFormat::Jpeg),
             "webp" => Ok(AssetFormat::Webp),
-            "avif" => Err("avif previews are not supported yet (jpeg and webp are)".into()),
-            other => Err(format!("unknown preview format {other:?} (expected jpeg or webp)")),
+            "avif" => Ok(AssetFormat::Avif),
+            other => Err(format!("unknown preview format {other:?} (expected jpeg, webp or avif)")),
         }
     }
 }
@@ -221,11 +249,13 @@ impl Prepared {
     }
 
     /// The preview in each of `formats` (a JPEG as [`Prepared::preview`],
-    /// a lossy WebP at the same size and quality), resized once.
+    /// a lossy WebP at the same size and quality, a lossy AVIF at
+    /// [`RenderOptions::avif_quality`]), resized once.
     ///
     /// # Errors
     ///
-    /// As [`Prepared::thumbnails`].
+    /// As [`Prepared::thumbnails`]; `Unsupported` for an AVIF when libheif
+    /// or its AV1 encoder is missing.
     pub fn previews(
         &self,
         max_edge: u32,
@@ -248,6 +278,7 @@ impl Prepared {
                     let bytes = match format {
                         AssetFormat::Jpeg => encode(pixels, options.jpeg_quality, Scans::Progressive)?,
                         AssetFormat::Webp => encode_webp(pixels, options.jpeg_quality)?,
+                        AssetFormat::Avif => encode_avif(pixels, options.avif_quality)?,
                     };
                     Ok(Asset { width, height, format, bytes })
                 })

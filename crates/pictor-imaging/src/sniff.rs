@@ -14,9 +14,9 @@ pub enum Format {
     Gif,
     /// TIFF; only the first page is rendered.
     Tiff,
-    /// AVIF (recognised, not decodable in this build).
+    /// AVIF, decoded through libheif when it is installed.
     Avif,
-    /// HEIC/HEIF (recognised, not decodable in this build).
+    /// HEIC/HEIF, decoded through libheif in builds with the `heic` feature.
     Heic,
     /// Windows bitmap.
     Bmp,
@@ -89,10 +89,11 @@ pub fn sniff(prefix: &[u8]) -> Option<Format> {
     None
 }
 
-/// Whether this build can decode the format: AVIF and HEIC are recognised
-/// only, so that an upload of them is refused with a clear message.
+/// Whether this build can decode the format: all but HEIC, which needs the
+/// `heic` feature. AVIF and HEIC also need libheif at run time, which
+/// [`crate::probe`] checks (refusing them with what to install).
 pub fn is_decodable(format: Format) -> bool {
-    !matches!(format, Format::Avif | Format::Heic)
+    format != Format::Heic || cfg!(feature = "heic")
 }
 
 /// Reads the brands of an ISO-BMFF `ftyp` box: AVIF wins over HEIF when both
@@ -162,10 +163,10 @@ mod tests {
     }
 
     #[test]
-    fn only_avif_and_heic_are_not_decodable() {
+    fn only_heic_may_be_not_decodable_and_only_without_the_feature() {
         assert!(is_decodable(Format::Jpeg));
         assert!(is_decodable(Format::Bmp));
-        assert!(!is_decodable(Format::Avif));
-        assert!(!is_decodable(Format::Heic));
+        assert!(is_decodable(Format::Avif));
+        assert_eq!(is_decodable(Format::Heic), cfg!(feature = "heic"));
     }
 }

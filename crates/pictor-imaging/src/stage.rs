@@ -86,3 +86,30 @@ pub fn encode(frame: &Frame, quality: u8, progressive: bool) -> Result<Vec<u8>, 
 pub fn encode_webp(frame: &Frame, quality: u8) -> Result<Vec<u8>, ImagingError> {
     crate::webp::encode_webp(&frame.raster, quality)
 }
+
+/// Encodes an sRGB frame as lossy AVIF through libheif.
+///
+/// # Errors
+///
+/// `Unsupported` without libheif or its AV1 encoder; `Internal` when the
+/// frame is still CMYK or the encoder fails.
+pub fn encode_avif(frame: &Frame, quality: u8) -> Result<Vec<u8>, ImagingError> {
+    crate::avif::encode_avif(&frame.raster, quality)
+}
+
+/// Encodes an sRGB frame as AVIF, or HEIC when `heic`, that displays under
+/// EXIF-style `orientation` (libheif writes `irot`/`imir`): inputs for the
+/// HEIF decoder's tests.
+///
+/// # Errors
+///
+/// `Unsupported` without libheif; `Internal` when the encoder fails.
+pub fn encode_heif(frame: &Frame, heic: bool, quality: u8, orientation: u8) -> Result<Vec<u8>, ImagingError> {
+    let raster = frame.raster.clone().into_rgb();
+    let rgb = match raster.layout {
+        crate::decode::PixelLayout::Gray => raster.pixels.iter().flat_map(|&v| [v, v, v]).collect(),
+        _ => raster.pixels,
+    };
+    let compression = if heic { crate::libheif::COMPRESSION_HEVC } else { crate::libheif::COMPRESSION_AV1 };
+    crate::avif::encode_heif(&rgb, raster.width, raster.height, compression, quality, orientation)
+}

@@ -1,6 +1,7 @@
 //! Fuzzes the decode entry point the jobs call: any bytes through sniff,
 //! probe, decode, orient, colour, resize and encode must give assets or an
-//! error, never a panic, an abort or an allocation over the limits.
+//! error, never a panic, an abort or an allocation over the limits. AVIF
+//! inputs reach libheif (uninstrumented C) when libheif1 is installed.
 //! `cargo +nightly fuzz run render -- -max_total_time=60` from crates/pictor-imaging.
 
 #![no_main]

@@ -1,7 +1,8 @@
 //! Decoding once, to the smallest buffer that still covers the largest
-//! output: JPEG through libjpeg-turbo's DCT scaling, everything else through
-//! the `image` crate at full size.
+//! output: JPEG through libjpeg-turbo's DCT scaling, AVIF and HEIC through
+//! libheif, everything else through the `image` crate, at full size.
 
+pub(crate) mod heif;
 pub(crate) mod jpeg;
 pub(crate) mod other;
 mod scans;
@@ -104,6 +105,7 @@ pub(crate) fn decode(
 ) -> Result<Decoded, ImagingError> {
     match info.format {
         Format::Jpeg => jpeg::decode(data, target_edge, limits),
+        Format::Avif | Format::Heic => heif::decode(data, info, background, limits),
         _ => other::decode(data, info, background, limits),
     }
 }

@@ -9,10 +9,12 @@
 //! | `render` | sizes, scans and metadata of every valid image's assets |
 //! | `orient` | the eight EXIF orientations look alike once rendered |
 //! | `colour` | ICC, CMYK, 16-bit and alpha handling |
+//! | `heif` | AVIF (and HEIC) through libheif: probe, render, AVIF previews, damage |
 //! | `bad` | damaged and hostile files give the right error, never a panic |
 
 mod bad;
 mod colour;
+mod heif;
 mod helpers;
 mod orient;
 mod probe;
