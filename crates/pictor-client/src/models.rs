@@ -179,7 +179,7 @@ pub struct Image {
     /// URL path of the web preview (JPEG), once made.
     pub preview_path: Option<String>,
     /// URL path of each encoding of the preview by format (`"jpeg"`, and
-    /// `"webp"` when the server makes one), once made.
+    /// `"webp"` or `"avif"` when the server makes them), once made.
     #[serde(default)]
     pub previews: BTreeMap<String, String>,
     /// The image's jobs, oldest first.

@@ -101,6 +101,7 @@ pub async fn build_with(config: &Config, api_base_default: &str, overrides: Over
             preview_formats: preview_formats(&config.preview_formats),
             render: pictor_imaging::RenderOptions {
                 jpeg_quality: config.jpeg_quality,
+                avif_quality: config.avif_quality,
                 limits: pictor_imaging::Limits { max_pixels: config.max_pixels, ..pictor_imaging::Limits::default() },
                 ..pictor_imaging::RenderOptions::default()
             },

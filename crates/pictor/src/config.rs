@@ -21,6 +21,8 @@ pub const DEFAULT_MAX_PIXELS: u64 = 100_000_000;
 pub const DEFAULT_PREVIEW_MAX_EDGE: u32 = 2048;
 /// Default JPEG quality.
 pub const DEFAULT_JPEG_QUALITY: u8 = 80;
+/// Default AVIF preview quality (libheif's scale).
+pub const DEFAULT_AVIF_QUALITY: u8 = pictor_imaging::DEFAULT_AVIF_QUALITY;
 
 /// Pictor: image ingestion and processing.
 #[derive(Debug, Parser)]
@@ -135,9 +137,13 @@ pub struct Config {
     #[arg(long, env = "PICTOR_JPEG_QUALITY", default_value_t = DEFAULT_JPEG_QUALITY)]
     pub jpeg_quality: u8,
     /// Encodings of the preview, comma-separated: `jpeg` (always: the
-    /// card's `previewPath`) and optionally `webp` beside it.
+    /// card's `previewPath`) and optionally `webp` and `avif` beside it
+    /// (`avif` needs libheif at run time, checked at start-up).
     #[arg(long, env = "PICTOR_PREVIEW_FORMATS", value_delimiter = ',', default_value = "jpeg")]
     pub preview_formats: Vec<pictor_imaging::AssetFormat>,
+    /// AVIF preview quality, 1–100 on libheif's scale (60 looks about like JPEG 80).
+    #[arg(long, env = "PICTOR_AVIF_QUALITY", default_value_t = DEFAULT_AVIF_QUALITY)]
+    pub avif_quality: u8,
     /// Thumbnail sizes (longest edge, px), comma-separated.
     #[arg(long, env = "PICTOR_THUMBNAIL_SIZES", value_delimiter = ',', default_value = "64,128,256,512")]
     pub thumbnail_sizes: Vec<u32>,
@@ -230,6 +236,15 @@ impl Config {
         if !self.preview_formats.contains(&pictor_imaging::AssetFormat::Jpeg) {
             return bad("PICTOR_PREVIEW_FORMATS", "must include jpeg (previewPath is the JPEG)");
         }
+        if !(1..=100).contains(&self.avif_quality) {
+            return bad("PICTOR_AVIF_QUALITY", "must be between 1 and 100");
+        }
+        // Fail at start-up, not at every image's preview job.
+        if self.preview_formats.contains(&pictor_imaging::AssetFormat::Avif)
+            && let Err(e) = pictor_imaging::avif_encoding_available()
+        {
+            return bad("PICTOR_PREVIEW_FORMATS", &format!("avif cannot be made here: {e}"));
+        }
         if self.thumbnail_sizes.is_empty() || self.thumbnail_sizes.iter().any(|s| *s == 0 || *s > 4096) {
             return bad("PICTOR_THUMBNAIL_SIZES", "must be sizes between 1 and 4096");
         }
@@ -284,13 +299,37 @@ mod tests {
         assert_eq!(parse("jpeg,webp").expect("parses").preview_formats, vec![Jpeg, Webp]);
         let without_jpeg = Config { preview_formats: vec![Webp], ..Config::defaults().expect("defaults parse") };
         assert!(without_jpeg.validate().expect_err("refused").to_string().contains("PICTOR_PREVIEW_FORMATS"));
-        let avif = parse("jpeg,avif").expect_err("not yet");
-        assert!(avif.to_string().contains("avif"), "{avif}");
+        let unknown = parse("jpeg,heic").expect_err("not a preview format");
+        assert!(unknown.to_string().contains("heic"), "{unknown}");
+    }
+
+    #[test]
+    fn avif_previews_parse_and_are_valid_exactly_where_libheif_can_encode_them() {
+        use pictor_imaging::AssetFormat::{Avif, Jpeg, Webp};
+        #[derive(Parser)]
+        struct Flags {
+            #[command(flatten)]
+            config: Config,
+        }
+        let config = Flags::try_parse_from(["pictor", "--preview-formats", "jpeg,webp,avif"]).expect("parses").config;
+        assert_eq!(config.preview_formats, vec![Jpeg, Webp, Avif]);
+
+        let validated = config.validate();
+
+        match pictor_imaging::avif_encoding_available() {
+            Ok(()) => validated.expect("valid where libheif has an AV1 encoder"),
+            Err(_) => {
+                let error = validated.expect_err("refused at start-up without libheif").to_string();
+                assert!(error.contains("PICTOR_PREVIEW_FORMATS") && error.contains("libheif1"), "{error}");
+            }
+        }
     }
 
     #[test]
     fn out_of_range_quality_is_refused_with_the_variable_name() {
         let c = Config { jpeg_quality: 0, ..Config::defaults().expect("defaults parse") };
         assert!(c.validate().expect_err("refused").to_string().contains("PICTOR_JPEG_QUALITY"));
+        let c = Config { avif_quality: 101, ..Config::defaults().expect("defaults parse") };
+        assert!(c.validate().expect_err("refused").to_string().contains("PICTOR_AVIF_QUALITY"));
     }
 }

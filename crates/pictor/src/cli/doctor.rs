@@ -1,6 +1,7 @@
 //! `pictor doctor`: checks the local configuration (settings, database
-//! reachable and migrated, storage writable, free disk, limits, and whether a
-//! server answers) and says how to fix what is wrong.
+//! reachable and migrated, storage writable, free disk, limits, the image
+//! formats libheif adds, and whether a server answers) and says how to fix
+//! what is wrong.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -78,6 +79,7 @@ pub async fn run(args: DoctorArgs) -> anyhow::Result<Outcome> {
         storage(&config.storage_dir).await,
         disk(&config.storage_dir, free.as_ref(), config.max_upload_bytes),
         limits(config, free.as_ref().ok().map(|(_, bytes)| *bytes)),
+        heif_formats(),
         server(&args.server).await,
     ];
     let failed = checks.iter().any(|c| c.result == Level::Fail);
@@ -114,6 +116,18 @@ fn settings(config: &Config) -> Check {
     match config.validate() {
         Ok(()) => Check::ok("settings", "every setting is in range"),
         Err(e) => Check::fail("settings", e.to_string(), format!("change {} (flag or environment variable)", e.name)),
+    }
+}
+
+/// AVIF (and HEIC in builds with the `heic` feature) need libheif at run
+/// time: without it those uploads are refused, which is a warning, not a
+/// failure (a configured AVIF preview fails `settings` instead).
+fn heif_formats() -> Check {
+    const NAME: &str = "avif/heic";
+    let heic = if cfg!(feature = "heic") { "AVIF and HEIC" } else { "AVIF (HEIC: not in this build)" };
+    match pictor_imaging::avif_decoding_available().and_then(|()| pictor_imaging::avif_encoding_available()) {
+        Ok(()) => Check::ok(NAME, format!("{heic} read through libheif; AVIF previews available")),
+        Err(e) => Check::warn(NAME, format!("AVIF and HEIC uploads will be refused: {e}"), "install libheif1"),
     }
 }
 

@@ -1,6 +1,6 @@
-//! `PREVIEW_GENERATION`: a progressive, web-sized JPEG (and a WebP of it
-//! when `PICTOR_PREVIEW_FORMATS` asks), from the decode it shares with the
-//! image's thumbnail job.
+//! `PREVIEW_GENERATION`: a progressive, web-sized JPEG (and a WebP or AVIF
+//! of it when `PICTOR_PREVIEW_FORMATS` asks), from the decode it shares with
+//! the image's thumbnail job.
 
 use std::collections::BTreeMap;
 

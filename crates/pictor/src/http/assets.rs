@@ -1,11 +1,12 @@
-//! `GET /assets/...`: thumbnails and previews, with a strong ETag and
-//! immutable caching (an asset's URL never changes content).
+//! `GET /assets/...`: thumbnails and previews (JPEG, WebP, AVIF), with a
+//! strong ETag and immutable caching (an asset's URL never changes content).
 
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use pictor_imaging::AssetFormat;
 use sha2::{Digest, Sha256};
 
 use super::AppState;
@@ -33,7 +34,29 @@ async fn asset(State(state): State<AppState>, Path(key): Path<String>, headers: 
             (StatusCode::NOT_MODIFIED, [(header::ETAG, etag_value), (header::CACHE_CONTROL, cache)]).into_response()
         );
     }
-    let content_type = HeaderValue::from_static(if key.ends_with(".webp") { "image/webp" } else { "image/jpeg" });
+    let content_type = HeaderValue::from_static(content_type(&key));
     Ok(([(header::CONTENT_TYPE, content_type), (header::ETAG, etag_value), (header::CACHE_CONTROL, cache)], bytes)
         .into_response())
+}
+
+/// The media type of an asset, from the extension Pictor gave its key.
+fn content_type(key: &str) -> &'static str {
+    let extension = key.rsplit_once('.').map_or("", |(_, extension)| extension);
+    [AssetFormat::Webp, AssetFormat::Avif]
+        .into_iter()
+        .find(|format| format.extension() == extension)
+        .unwrap_or(AssetFormat::Jpeg)
+        .mime()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_asset_extension_has_its_media_type() {
+        assert_eq!(content_type("assets/x/thumb-64.jpg"), "image/jpeg");
+        assert_eq!(content_type("assets/x/preview.webp"), "image/webp");
+        assert_eq!(content_type("assets/x/preview.avif"), "image/avif");
+    }
 }

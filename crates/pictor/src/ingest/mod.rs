@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
-use pictor_imaging::{Format, ImageInfo, ImagingError, Limits};
+use pictor_imaging::{ImageInfo, ImagingError, Limits};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
@@ -25,10 +25,11 @@ pub enum IngestError {
     #[error("the file is empty")]
     Empty,
     /// The content is not an image format Pictor knows.
-    #[error("the file is not an image Pictor can read (JPEG, PNG, WebP, GIF or TIFF)")]
+    #[error("the file is not an image Pictor can read (JPEG, PNG, WebP, GIF, TIFF, BMP or AVIF)")]
     NotAnImage,
-    /// A known format this build cannot decode.
-    #[error("{0} images are not supported")]
+    /// A known format this build or machine cannot decode: why, and what
+    /// would fix it (e.g. "AVIF decoding needs libheif ...").
+    #[error("{0}")]
     UnsupportedFormat(String),
     /// The header is damaged.
     #[error("the image is damaged: {0}")]
@@ -154,7 +155,10 @@ where
 
     let format = pictor_imaging::sniff(&prefix).ok_or(IngestError::NotAnImage)?;
     if !pictor_imaging::is_decodable(format) {
-        return Err(IngestError::UnsupportedFormat(format_name(format)));
+        return Err(IngestError::UnsupportedFormat(format!(
+            "{} images are not supported by this build",
+            format.as_str().to_ascii_uppercase()
+        )));
     }
     let probe_path = path.to_owned();
     let info = tokio::task::spawn_blocking(move || -> Result<ImageInfo, ImagingError> {
@@ -172,8 +176,4 @@ where
         other => IngestError::Corrupt(other.to_string()),
     })?;
     Ok((hex::encode(hasher.finalize()), size, info))
-}
-
-fn format_name(format: Format) -> String {
-    format.as_str().to_ascii_uppercase()
 }

@@ -62,7 +62,7 @@ pub fn thumbnail_key(image_id: &str, size: u32) -> String {
     format!("assets/{image_id}/thumb-{size}.jpg")
 }
 
-/// Storage key of an image's preview in one encoding (`preview.jpg`, `preview.webp`).
+/// Storage key of an image's preview in one encoding (`preview.jpg`, `preview.webp`, `preview.avif`).
 pub fn preview_key(image_id: &str, format: pictor_imaging::AssetFormat) -> String {
     format!("assets/{image_id}/preview.{}", format.extension())
 }

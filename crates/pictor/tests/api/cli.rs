@@ -267,7 +267,7 @@ async fn doctor_passes_on_a_working_setup_and_fails_on_unwritable_storage() {
     assert_eq!(ok.status.code(), Some(0), "{}\n{}", stdout(&ok), stderr(&ok));
     let checks: Vec<serde_json::Value> = serde_json::from_slice(&ok.stdout).expect("doctor --json");
     let names: Vec<&str> = checks.iter().filter_map(|c| c["check"].as_str()).collect();
-    assert_eq!(names, ["settings", "database", "storage", "free disk", "limits", "server"]);
+    assert_eq!(names, ["settings", "database", "storage", "free disk", "limits", "avif/heic", "server"]);
     assert!(checks.iter().all(|c| c["result"] != "fail"), "{checks:?}");
     assert!(checks[1]["detail"].as_str().is_some_and(|d| d.contains("schema version")), "{checks:?}");
 

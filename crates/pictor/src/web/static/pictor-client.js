@@ -78,7 +78,7 @@ export function stageProgress(status) {
 
 const ERROR_WORDS = {
   file_too_large: 'This file is too large for Pictor.',
-  unsupported_format: 'This file is not an image Pictor can read (JPEG, PNG, WebP, GIF, TIFF…).',
+  unsupported_format: 'This file is not an image Pictor can read (JPEG, PNG, WebP, AVIF, GIF, TIFF…).',
   empty_file: 'This file is empty.',
   too_many_pixels: 'This image has too many pixels for Pictor.',
   corrupt_image: 'This image is damaged and cannot be read.',
