@@ -141,6 +141,26 @@ fn an_avif_preview_is_an_avif_without_exif_that_decodes_back_to_the_same_picture
 }
 
 #[test]
+fn an_avif_with_alpha_is_flattened_onto_the_background_like_the_png_it_was_made_from() {
+    if !libheif("an_avif_with_alpha_is_flattened_onto_the_background_like_the_png_it_was_made_from") {
+        return;
+    }
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/avif-alpha-mpl-logo2.avif");
+    let avif = std::fs::read(path).expect("the AVIF fixture");
+    let png = read("png-rgba-mpl-logo2.png");
+    // On white and on black: ignoring alpha would match at most one of them.
+    for background in [[255, 255, 255], [0, 0, 0]] {
+        let options = RenderOptions { background, ..RenderOptions::default() };
+
+        let from_avif = render_preview(&avif, 2048, &options).expect("AVIF");
+        let from_png = render_preview(&png, 2048, &options).expect("PNG");
+
+        let diff = mean_abs_diff(&pixels(&from_avif), &pixels(&from_png));
+        assert!(diff < 3.0, "on {background:?}: mean difference {diff:.2}");
+    }
+}
+
+#[test]
 fn an_avif_with_a_rotation_box_probes_and_renders_upright() {
     if !libheif("an_avif_with_a_rotation_box_probes_and_renders_upright") {
         return;
