@@ -11,9 +11,9 @@ use crate::libheif::{self, Context, EncodeSettings};
 
 /// libaom's effort through libheif's `speed`, 0 (slowest) to 9; libheif's
 /// default is 6. On the 12 photos of the imaging benchmark at 2048 px and
-/// quality 60 (BENCHMARKS.md, 2026-11-30), 9 is the fastest and no bigger:
-/// 401 ms in all (WebP method 2: 398 ms) for 714 KB, where 8 takes 1.0 s
-/// for 732 KB and 6 takes 4.2 s for 673 KB.
+/// quality 60 (BENCHMARKS.md, 2026-11-30), 9 is by far the fastest: 401 ms
+/// in all (WebP method 2: 398 ms) for 714 KB, where 8 takes 1.0 s for
+/// 732 KB and 6 takes 4.2 s for 673 KB.
 const AOM_SPEED: &CStr = c"9";
 /// Encoder threads: one, since the runner already works on as many jobs as
 /// there are CPUs and libaom's threads would only compete with them.
@@ -49,8 +49,8 @@ pub fn avif_encoding_available() -> Result<(), ImagingError> {
 }
 
 /// Encodes an sRGB grey or RGB raster as a lossy AVIF at `quality`
-/// (libheif's 1..=100 scale, which runs lower than libjpeg's for a like
-/// look: 60 there is about JPEG 80).
+/// (libheif's 1..=100 scale, which runs lower than libjpeg's: 60 there is
+/// about as faithful as WebP at 80).
 ///
 /// # Errors
 ///

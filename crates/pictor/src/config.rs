@@ -141,7 +141,7 @@ pub struct Config {
     /// (`avif` needs libheif at run time, checked at start-up).
     #[arg(long, env = "PICTOR_PREVIEW_FORMATS", value_delimiter = ',', default_value = "jpeg")]
     pub preview_formats: Vec<pictor_imaging::AssetFormat>,
-    /// AVIF preview quality, 1–100 on libheif's scale (60 looks about like JPEG 80).
+    /// AVIF preview quality, 1–100 on libheif's scale (60: about as faithful as the WebP at 80).
     #[arg(long, env = "PICTOR_AVIF_QUALITY", default_value_t = DEFAULT_AVIF_QUALITY)]
     pub avif_quality: u8,
     /// Thumbnail sizes (longest edge, px), comma-separated.
