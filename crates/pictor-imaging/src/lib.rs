@@ -15,6 +15,7 @@
 //! (E4). Memory stays bounded: [`probe`] refuses over-limit images before any
 //! pixel is allocated, and only a reduced buffer is ever rotated.
 
+mod allocator;
 mod colour;
 mod decode;
 mod encode;
@@ -29,6 +30,7 @@ mod sniff;
 pub mod stage;
 mod webp;
 
+pub use allocator::keep_image_buffers_allocated;
 pub use error::ImagingError;
 pub use placeholder::{THUMBHASH_MAX_EDGE, thumbhash_from_asset};
 pub use probe::{DEFAULT_MAX_DIMENSION, DEFAULT_MAX_PIXELS, ImageInfo, Limits, probe};
