@@ -60,7 +60,6 @@ pub(crate) fn encode_avif(raster: &Raster, quality: u8) -> Result<Vec<u8>, Imagi
     avif_encoding_available()?;
     let rgb: Cow<'_, [u8]> = match raster.layout {
         PixelLayout::Rgb => Cow::Borrowed(&raster.pixels),
-        PixelLayout::YCbCr => Cow::Owned(raster.clone().into_rgb().pixels),
         PixelLayout::Gray => Cow::Owned(raster.pixels.iter().flat_map(|&v| [v, v, v]).collect()),
         PixelLayout::Cmyk { .. } => {
             return Err(ImagingError::Internal("CMYK reached the AVIF encoder unconverted".into()));

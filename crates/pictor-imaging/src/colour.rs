@@ -34,9 +34,6 @@ pub(crate) fn flatten(rgba: &[u8], background: [u8; 3]) -> Vec<u8> {
 pub(crate) fn to_srgb(raster: Raster, icc: Option<&[u8]>) -> Result<Raster, ImagingError> {
     let profile = icc.and_then(|bytes| ColorProfile::new_from_slice(bytes).ok());
     match raster.layout {
-        // Only JPEGs without a profile are kept in YCbCr: they are sRGB.
-        PixelLayout::YCbCr if profile.is_none() => Ok(raster),
-        PixelLayout::YCbCr => to_srgb(raster.into_rgb(), icc),
         PixelLayout::Rgb => match profile {
             Some(p) if p.color_space == DataColorSpace::Rgb && !is_srgb(&p) => {
                 Ok(transform(&raster, &p, Layout::Rgb).unwrap_or(raster))

@@ -75,7 +75,6 @@ pub(crate) fn encode(raster: &Raster, quality: u8, scans: Scans) -> Result<Vec<u
     let (color_space, script): (J_COLOR_SPACE, &[Scan]) = match raster.layout {
         PixelLayout::Gray => (J_COLOR_SPACE::JCS_GRAYSCALE, &GREY_SCRIPT),
         PixelLayout::Rgb => (J_COLOR_SPACE::JCS_RGB, &COLOUR_SCRIPT),
-        PixelLayout::YCbCr => (J_COLOR_SPACE::JCS_YCbCr, &COLOUR_SCRIPT),
         PixelLayout::Cmyk { .. } => {
             return Err(ImagingError::Internal("CMYK reached the encoder unconverted".into()));
         }

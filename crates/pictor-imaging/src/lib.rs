@@ -18,6 +18,7 @@
 //! (E4). Memory stays bounded: [`probe`] refuses over-limit images before any
 //! pixel is allocated, and only a reduced buffer is ever rotated.
 
+mod allocator;
 mod avif;
 mod colour;
 mod decode;
@@ -34,6 +35,7 @@ mod sniff;
 pub mod stage;
 mod webp;
 
+pub use allocator::keep_image_buffers_allocated;
 pub use avif::{avif_decoding_available, avif_encoding_available};
 pub use error::ImagingError;
 pub use placeholder::{THUMBHASH_MAX_EDGE, thumbhash_from_asset};

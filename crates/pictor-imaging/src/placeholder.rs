@@ -32,11 +32,9 @@ pub fn thumbhash_from_asset(asset: &Asset) -> Result<Vec<u8>, ImagingError> {
 /// (best from a small thumbnail's pixels: a bigger raster costs a bigger resize).
 pub(crate) fn thumbhash_of(raster: &Raster) -> Result<Vec<u8>, ImagingError> {
     let (width, height) = fit_longest_edge(raster.width, raster.height, THUMBHASH_MAX_EDGE);
-    let small = resize(raster, width, height, &mut Resizer::new())?.into_rgb();
+    let small = resize(raster, width, height, &mut Resizer::new())?;
     let rgba: Vec<u8> = match small.layout {
-        PixelLayout::Rgb | PixelLayout::YCbCr => {
-            small.pixels.chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect()
-        }
+        PixelLayout::Rgb => small.pixels.chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect(),
         PixelLayout::Gray => small.pixels.iter().flat_map(|&v| [v, v, v, 255]).collect(),
         PixelLayout::Cmyk { .. } => {
             return Err(ImagingError::Unsupported("CMYK pixels have no sRGB placeholder".into()));

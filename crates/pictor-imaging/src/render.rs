@@ -359,8 +359,11 @@ fn prepare_raster(
     let decoded = decode(data, info, width.max(height), options.background, &options.limits)?;
     let transposed = info.orientation >= 5;
     let (stored_w, stored_h) = if transposed { (height, width) } else { (width, height) };
-    let resized = resize(&decoded.raster, stored_w, stored_h, resizer)?;
-    drop(decoded.raster);
+    let resized = if (decoded.raster.width, decoded.raster.height) == (stored_w, stored_h) {
+        decoded.raster
+    } else {
+        resize(&decoded.raster, stored_w, stored_h, resizer)?
+    };
     let upright = orient(resized, info.orientation);
     to_srgb(upright, decoded.icc.as_deref())
 }

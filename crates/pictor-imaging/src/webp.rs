@@ -21,7 +21,6 @@ pub(crate) const WEBP_METHOD: c_int = 2;
 pub(crate) fn encode_webp(raster: &Raster, quality: u8) -> Result<Vec<u8>, ImagingError> {
     let rgb: Cow<'_, [u8]> = match raster.layout {
         PixelLayout::Rgb => Cow::Borrowed(&raster.pixels),
-        PixelLayout::YCbCr => Cow::Owned(raster.clone().into_rgb().pixels),
         PixelLayout::Gray => Cow::Owned(raster.pixels.iter().flat_map(|&v| [v, v, v]).collect()),
         PixelLayout::Cmyk { .. } => {
             return Err(ImagingError::Internal("CMYK reached the WebP encoder unconverted".into()));

@@ -27,6 +27,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     if matches!(cli.command, Command::Serve(_) | Command::Worker(_)) {
         limit_malloc_arenas();
+        pictor_imaging::keep_image_buffers_allocated();
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,

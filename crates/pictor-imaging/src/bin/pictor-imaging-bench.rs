@@ -23,6 +23,8 @@ const PREVIEW_EDGE: u32 = 2048;
 const TWO_DECODES_FLAG: &str = "--two-decodes";
 
 fn main() -> ExitCode {
+    // As the service does at start-up: the same allocator settings.
+    pictor_imaging::keep_image_buffers_allocated();
     let mut args: Vec<PathBuf> = std::env::args_os().skip(1).map(PathBuf::from).collect();
     let two_decodes = args.first().is_some_and(|first| first.as_os_str() == TWO_DECODES_FLAG);
     if two_decodes {

@@ -40,7 +40,7 @@ fn decode_unguarded(data: &[u8], target_edge: u32, limits: &Limits) -> Result<De
     // Scans the scale cannot show need not be entropy-decoded (scans.rs).
     let trimmed = match scale {
         1 => scans::dc_only(data),
-        2..=MAX_SCALE_WITHOUT_FINAL_REFINEMENT => scans::without_final_luma_refinement(data),
+        2..=MAX_SCALE_WITHOUT_FINAL_REFINEMENTS => scans::without_final_refinements(data),
         _ => None,
     };
     match trimmed {
@@ -56,9 +56,10 @@ fn decode_unguarded(data: &[u8], target_edge: u32, limits: &Limits) -> Result<De
     }
 }
 
-/// Largest DCT scale (n/8) at which the last bit of luma AC coefficients is
-/// not decoded (scans.rs).
-const MAX_SCALE_WITHOUT_FINAL_REFINEMENT: u8 = 4;
+/// Largest DCT scale (n/8) at which the last bit of the coefficients is not
+/// decoded (scans.rs). At full scale it would cost the preview 0.2–0.6 dB
+/// for 7% of the photo set's CPU: not made silently (BENCHMARKS.md).
+const MAX_SCALE_WITHOUT_FINAL_REFINEMENTS: u8 = 4;
 
 fn open(data: &[u8]) -> Result<Decompress<&[u8]>, ImagingError> {
     Decompress::with_err(error_manager()).with_markers(SAVED_MARKERS).from_mem(data).map_err(damaged)
@@ -70,17 +71,14 @@ fn read<R: std::io::BufRead>(mut decompress: Decompress<R>, scale: u8) -> Result
     let icc = icc_profile(&decompress);
     let adobe = decompress.markers().any(|m| m.marker == Marker::APP(14) && m.data.starts_with(b"Adobe"));
 
-    // Without a profile, YCbCr stays YCbCr up to the encoder (PixelLayout::YCbCr).
-    let keep_ycbcr = icc.is_none() && decompress.color_space() == mozjpeg_sys::J_COLOR_SPACE::JCS_YCbCr;
-    let (layout, mut started) = if keep_ycbcr {
-        (PixelLayout::YCbCr, decompress.to_colorspace(mozjpeg_sys::J_COLOR_SPACE::JCS_YCbCr).map_err(damaged)?)
-    } else {
-        match decompress.image().map_err(damaged)? {
-            mozjpeg::Format::RGB(started) => (PixelLayout::Rgb, started),
-            mozjpeg::Format::Gray(started) => (PixelLayout::Gray, started),
-            // libjpeg turns YCCK into CMYK; Adobe files store it inverted.
-            mozjpeg::Format::CMYK(started) => (PixelLayout::Cmyk { inverted: adobe }, started),
-        }
+    // YCbCr comes out as RGB through libjpeg-turbo's SIMD conversion: keeping
+    // YCbCr to the encoder went through its plain-C copy loops both ways
+    // and cost 3% more of the photo set's CPU (BENCHMARKS.md, 2026-11-30).
+    let (layout, mut started) = match decompress.image().map_err(damaged)? {
+        mozjpeg::Format::RGB(started) => (PixelLayout::Rgb, started),
+        mozjpeg::Format::Gray(started) => (PixelLayout::Gray, started),
+        // libjpeg turns YCCK into CMYK; Adobe files store it inverted.
+        mozjpeg::Format::CMYK(started) => (PixelLayout::Cmyk { inverted: adobe }, started),
     };
     let (out_width, out_height) = (dimension(started.width())?, dimension(started.height())?);
     let pixels: Vec<u8> = started.read_scanlines().map_err(damaged)?;

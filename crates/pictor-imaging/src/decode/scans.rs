@@ -6,9 +6,9 @@
 //!   scan goes, with the same pixels as a result.
 //! - A decode at 1/2 scale or less reads only the 4×4 lowest frequencies,
 //!   whose quantised values are the largest: the final successive-
-//!   approximation refinement of the luma AC coefficients (their least
-//!   significant bit, often a third to half of the file) changes a 2048 px
-//!   preview by less than 0.3 dB (BENCHMARKS.md, 2026-11-29).
+//!   approximation refinements (the least significant bit of every
+//!   coefficient, often a third to half of the file) change a 2048 px
+//!   preview by about 0.3 dB (BENCHMARKS.md, 2026-11-29 and 2026-11-30).
 
 /// Start of frame, progressive, Huffman-coded.
 const SOF2: u8 = 0xC2;
@@ -19,11 +19,7 @@ const EOI: u8 = 0xD9;
 
 /// What a scan header says, as far as selection needs it.
 #[derive(Debug, Clone, Copy)]
-struct Scan<'a> {
-    /// Component ids in the scan.
-    components: &'a [u8],
-    /// Id of the frame's first component (luma in YCbCr).
-    first_component: u8,
+struct Scan {
     /// Spectral selection start (0 for DC scans).
     spectral_start: u8,
     /// Successive approximation: bit position high (0 on a first scan).
@@ -37,29 +33,23 @@ pub(crate) fn dc_only(data: &[u8]) -> Option<Vec<u8>> {
     select(data, |scan| scan.spectral_start == 0)
 }
 
-/// A progressive file without the scan that refines its luma AC
-/// coefficients to their last bit, for decodes at 1/2 scale or less.
-pub(crate) fn without_final_luma_refinement(data: &[u8]) -> Option<Vec<u8>> {
-    select(data, |scan| {
-        let final_luma_refinement = scan.spectral_start > 0
-            && scan.approximation_high > 0
-            && scan.approximation_low == 0
-            && scan.components == [scan.first_component];
-        !final_luma_refinement
-    })
+/// A progressive file without the scans that refine coefficients to their
+/// last bit (luma and chroma AC, and DC), for decodes at 1/2 scale or less.
+pub(crate) fn without_final_refinements(data: &[u8]) -> Option<Vec<u8>> {
+    select(data, |scan| !(scan.approximation_high > 0 && scan.approximation_low == 0))
 }
 
 /// Copies a progressive Huffman JPEG with only the scans `keep` accepts.
 /// `None` when the data is anything else, when every scan is kept, or when
 /// it cannot be walked marker by marker to its EOI (damaged or truncated):
 /// the caller then decodes the original and libjpeg reports it.
-fn select(data: &[u8], keep: impl Fn(Scan<'_>) -> bool) -> Option<Vec<u8>> {
+fn select(data: &[u8], keep: impl Fn(Scan) -> bool) -> Option<Vec<u8>> {
     if !data.starts_with(&[0xFF, 0xD8]) {
         return None;
     }
     let mut out = Vec::with_capacity(data.len());
     out.extend_from_slice(&data[..2]);
-    let mut first_component = None;
+    let mut progressive_frame = false;
     let mut dropped = false;
     let mut pos = 2;
     loop {
@@ -72,7 +62,7 @@ fn select(data: &[u8], keep: impl Fn(Scan<'_>) -> bool) -> Option<Vec<u8>> {
             0xFF => pos += 1,
             EOI => {
                 out.extend_from_slice(&data[pos..pos + 2]);
-                return (first_component.is_some() && dropped).then_some(out);
+                return (progressive_frame && dropped).then_some(out);
             }
             // Markers without a length have no place between segments.
             0x01 | 0xD0..=0xD8 => return None,
@@ -88,15 +78,15 @@ fn select(data: &[u8], keep: impl Fn(Scan<'_>) -> bool) -> Option<Vec<u8>> {
                     if marker != SOF2 {
                         return None;
                     }
-                    first_component = Some(*body.get(6)?);
+                    progressive_frame = true;
                 }
                 if marker == SOS {
                     let count = usize::from(*body.first()?);
-                    let ids: Vec<u8> = (0..count).map(|i| body.get(1 + 2 * i).copied()).collect::<Option<_>>()?;
                     let approximation = *body.get(3 + 2 * count)?;
+                    if !progressive_frame {
+                        return None;
+                    }
                     let scan = Scan {
-                        components: &ids,
-                        first_component: first_component?,
                         spectral_start: *body.get(1 + 2 * count)?,
                         approximation_high: approximation >> 4,
                         approximation_low: approximation & 0x0F,
@@ -166,18 +156,19 @@ mod tests {
     }
 
     #[test]
-    fn only_the_final_luma_ac_refinement_is_dropped_and_a_stream_without_one_is_left_alone() {
+    fn only_final_refinements_are_dropped_and_a_stream_without_one_is_left_alone() {
         let mut data = progressive_stream();
-        assert_eq!(without_final_luma_refinement(&data), None, "no refinement scan: nothing to drop");
+        assert_eq!(without_final_refinements(&data), None, "no refinement scan: nothing to drop");
         let eoi = data.len() - 2;
-        // A DC refinement (kept) and an AC refinement of component 1 to bit 0 (dropped).
+        // An AC refinement to bit 1 (kept), then a DC and an AC refinement to bit 0 (dropped).
         let refinements = [
+            vec![0xFF, SOS, 0x00, 0x08, 1, 1, 0x00, 1, 63, 0x21, 0x44],
             vec![0xFF, SOS, 0x00, 0x08, 1, 1, 0x00, 0, 0, 0x10, 0x11],
             vec![0xFF, SOS, 0x00, 0x08, 1, 1, 0x00, 1, 63, 0x10, 0x22, 0x33],
         ];
         data.splice(eoi..eoi, refinements.concat());
 
-        let kept = without_final_luma_refinement(&data).expect("one scan to drop");
+        let kept = without_final_refinements(&data).expect("two scans to drop");
 
         let mut expected = data[..eoi].to_vec();
         expected.extend(&refinements[0]);

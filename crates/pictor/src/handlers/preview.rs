@@ -23,11 +23,13 @@ impl JobHandler for PreviewGeneration {
             (ctx.assets.preview_max_edge, ctx.assets.preview_formats.clone(), ctx.assets.render.clone());
         let assets = ctx.run_cpu(move || Ok(prepared.previews(max_edge, &formats, &options)?)).await?;
         let mut previews = BTreeMap::new();
+        let mut objects = Vec::with_capacity(assets.len());
         for asset in assets {
             let key = preview_key(&p.image_id, asset.format);
-            ctx.storage.put_bytes(&key, asset.bytes).await?;
+            objects.push((key.clone(), asset.bytes));
             previews.insert(asset.format.name().to_owned(), key);
         }
+        ctx.storage.put_many(objects).await?;
         let preview_path = previews
             .get(AssetFormat::Jpeg.name())
             .cloned()

@@ -32,11 +32,13 @@ impl JobHandler for ThumbnailGeneration {
         let (assets, thumbhash) = ctx.run_cpu(move || Ok(prepared.thumbnails_and_thumbhash(&sizes, &options)?)).await?;
         let thumbhash = placeholder(thumbhash);
         let mut keys = BTreeMap::new();
+        let mut objects = Vec::with_capacity(assets.len());
         for (size, asset) in p.sizes.iter().zip(assets) {
             let key = thumbnail_key(&p.image_id, *size);
-            ctx.storage.put_bytes(&key, asset.bytes).await?;
+            objects.push((key.clone(), asset.bytes));
             keys.insert(*size, key);
         }
+        ctx.storage.put_many(objects).await?;
         Ok(Outcome {
             effects: vec![ImageEffect::Thumbnails { image_id: p.image_id, keys, thumbhash }],
             children: Vec::new(),

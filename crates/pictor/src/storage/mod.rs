@@ -36,8 +36,13 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// already the file is dropped instead (content-addressed keys hold the
     /// same bytes).
     async fn put_file(&self, key: &str, src: &Path) -> Result<(), StorageError>;
+    /// Stores each `(key, bytes)`, replacing what was there; every object is
+    /// durable when this returns, and each one appears whole or not at all.
+    async fn put_many(&self, objects: Vec<(String, Vec<u8>)>) -> Result<(), StorageError>;
     /// Stores `bytes` under `key`, replacing what was there.
-    async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<(), StorageError>;
+    async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<(), StorageError> {
+        self.put_many(vec![(key.to_owned(), bytes)]).await
+    }
     /// Reads a whole object.
     async fn get(&self, key: &str) -> Result<Vec<u8>, StorageError>;
     /// Whether `key` exists.
