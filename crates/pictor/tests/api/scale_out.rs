@@ -114,20 +114,31 @@ async fn a_worker_killed_mid_run_has_its_jobs_rescued_and_every_image_stored_onc
     let env = [("PICTOR_LOCK_TIMEOUT_SECS", "2"), ("PICTOR_RUNNER_POLL_INTERVAL_MS", "500")];
     let Some(mut cluster) = cluster(3, &env).await else { return };
     let ids = cluster.upload_many(60).await;
-    // Kill the first worker while it holds a job.
+    // Kill the first worker while it holds a job. It is frozen first
+    // (SIGSTOP) and the job looked up again, so that it cannot finish the job
+    // between the look-up and the kill.
     let victim = cluster.workers.remove(0);
     let holding =
         format!("SELECT COUNT(*) AS n FROM job WHERE status = 'RUNNING' AND locked_by LIKE '%:{}:%'", victim.pid());
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let held: i64 = sqlx::query(sqlx::AssertSqlSafe(holding.clone()))
+    let held = || async {
+        let n: i64 = sqlx::query(sqlx::AssertSqlSafe(holding.clone()))
             .fetch_one(&cluster.db.pool)
             .await
             .expect("query")
             .try_get("n")
             .expect("n");
-        if held > 0 {
-            break;
+        n
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if held().await > 0 {
+            victim.signal("STOP");
+            // A completion already sent lands meanwhile.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if held().await > 0 {
+                break;
+            }
+            victim.signal("CONT");
         }
         assert!(Instant::now() < deadline, "the victim never held a job");
         tokio::time::sleep(Duration::from_millis(10)).await;
