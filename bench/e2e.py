@@ -93,12 +93,12 @@ def wait_address(log_path, timeout=60):
     raise SystemExit(f"no address in {log_path}")
 
 
-def imaging_baseline(bench, files, cores, copies):
+def imaging_baseline(bench, files, cores, copies, work_dir):
     """What the imaging code alone reaches on `cores` cores: `cores` processes
     of pictor-imaging-bench side by side, each rendering the set `copies`
     times (the same images as the service run). Returns images per second
     by the wall clock, and the CPU seconds of one pass over the set."""
-    out = tempfile.mkdtemp(prefix="pictor-e2e-imaging-")
+    out = tempfile.mkdtemp(prefix="pictor-e2e-imaging-", dir=work_dir)
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
     procs = [subprocess.Popen([bench, os.path.join(out, str(i)), *(files * copies)], stdout=subprocess.DEVNULL)
@@ -126,6 +126,8 @@ def main():
     ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                     help="extra environment of the Pictor processes (repeatable), e.g. PICTOR_RUNNER_CONCURRENCY=2")
     ap.add_argument("--pg-base", default="postgres://postgres@127.0.0.1:5432")
+    ap.add_argument("--work-dir", default=None,
+                    help="where the data folder and the imaging outputs go (default: the system temp folder)")
     a = ap.parse_args()
     pictor = os.path.join(a.target_dir, "release", "pictor")
     bench = os.path.join(a.target_dir, "release", "pictor-imaging-bench")
@@ -137,7 +139,7 @@ def main():
     blobs = [(p, open(p, "rb").read()) for p in files]
     cores = os.cpu_count() or 1
 
-    work = tempfile.mkdtemp(prefix="pictor-e2e-")
+    work = tempfile.mkdtemp(prefix="pictor-e2e-", dir=a.work_dir)
     if a.backend == "sqlite":
         url = f"sqlite://{work}/pictor.db"
     else:
@@ -198,7 +200,7 @@ def main():
             subprocess.run(["psql", f"{a.pg_base}/postgres", "-qc", f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)"])
         shutil.rmtree(work, ignore_errors=True)
 
-    ideal, set_cpu = imaging_baseline(bench, files, cores, max(1, a.copies // cores))
+    ideal, set_cpu = imaging_baseline(bench, files, cores, max(1, a.copies // cores), a.work_dir)
     rate = len(ids) / elapsed
     # CPU view, insensitive to other load on a shared machine: the service's
     # CPU seconds per image against the imaging code's alone.

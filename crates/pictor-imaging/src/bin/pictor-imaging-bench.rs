@@ -5,15 +5,16 @@
 //!
 //! By default it takes the path the two jobs take when they run in one
 //! runner (the usual case): one `prepare`, shared, then `Prepared::preview`
-//! and `Prepared::thumbnails`. With `--two-decodes` first, each job decodes
-//! on its own (`render_preview`, `render_thumbnails`), as when the two jobs
-//! of an image land on different workers.
+//! and `Prepared::thumbnails_and_thumbhash` (the ThumbHash is made, not
+//! written). With `--two-decodes` first, each job decodes on its own
+//! (`render_preview`; `prepare` at 512 px and the thumbnails), as when the
+//! two jobs of an image land on different workers.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
-use pictor_imaging::{RenderOptions, prepare, render_preview, render_thumbnails};
+use pictor_imaging::{RenderOptions, prepare, render_preview};
 
 /// The job sizes of the reference card.
 const THUMBNAIL_SIZES: [u32; 4] = [512, 256, 128, 64];
@@ -60,14 +61,19 @@ fn render_one(out_dir: &Path, input: &Path, two_decodes: bool) -> Result<f64, St
     let started = Instant::now();
     let (thumbnails, preview) = if two_decodes {
         let preview = render_preview(&data, PREVIEW_EDGE, &options).map_err(|e| e.to_string())?;
-        let thumbnails = render_thumbnails(&data, &THUMBNAIL_SIZES, &options).map_err(|e| e.to_string())?;
+        let largest = THUMBNAIL_SIZES.iter().copied().max().unwrap_or(PREVIEW_EDGE);
+        let (thumbnails, _thumbhash) = prepare(&data, largest, &options)
+            .and_then(|prepared| prepared.thumbnails_and_thumbhash(&THUMBNAIL_SIZES, &options))
+            .map_err(|e| e.to_string())?;
         (thumbnails, preview)
     } else {
         // As the handlers' shared decode calls it (handlers/shared_decode.rs).
         let shared_edge = THUMBNAIL_SIZES.iter().copied().fold(PREVIEW_EDGE, u32::max);
         let prepared = prepare(&data, shared_edge, &options).map_err(|e| e.to_string())?;
         let preview = prepared.preview(PREVIEW_EDGE, &options).map_err(|e| e.to_string())?;
-        let thumbnails = prepared.thumbnails(&THUMBNAIL_SIZES, &options).map_err(|e| e.to_string())?;
+        // The thumbnail job makes the ThumbHash too; it is not an output here.
+        let (thumbnails, _thumbhash) =
+            prepared.thumbnails_and_thumbhash(&THUMBNAIL_SIZES, &options).map_err(|e| e.to_string())?;
         (thumbnails, preview)
     };
     let millis = started.elapsed().as_secs_f64() * 1000.0;
