@@ -110,7 +110,7 @@ pub async fn build_with(config: &Config, api_base_default: &str, overrides: Over
     };
     let settings = RunnerSettings {
         batch_size: config.runner_batch_size,
-        concurrency: config.runner_concurrency.unwrap_or(cpus * 2),
+        concurrency: config.runner_concurrency.unwrap_or_else(crate::queue::runner::default_concurrency),
         poll_interval: Duration::from_millis(config.runner_poll_interval_ms),
         lock_timeout: Duration::from_secs(config.lock_timeout_secs),
         shutdown_timeout: Duration::from_secs(config.shutdown_timeout_secs),

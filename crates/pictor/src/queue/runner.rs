@@ -53,12 +53,19 @@ pub struct RunnerSettings {
     pub retention_ms: i64,
 }
 
+/// Jobs in flight by default: 4 per CPU. Image work itself is bounded to the
+/// CPUs (`HandlerContext::run_cpu`); the other slots keep the cores busy
+/// while jobs read, write, sync and commit. On 2 cores, 8 slots stored 17 %
+/// more images per second than 4, 16 slots 23 % (BENCHMARKS.md, 2026-11-30).
+pub fn default_concurrency() -> usize {
+    std::thread::available_parallelism().map_or(2, usize::from) * 4
+}
+
 impl Default for RunnerSettings {
     fn default() -> Self {
-        let cpus = std::thread::available_parallelism().map_or(2, usize::from);
         Self {
             batch_size: DEFAULT_BATCH_SIZE,
-            concurrency: cpus * 2,
+            concurrency: default_concurrency(),
             completion_batch: completer::DEFAULT_COMPLETION_BATCH,
             poll_interval: DEFAULT_POLL_INTERVAL,
             lock_timeout: DEFAULT_LOCK_TIMEOUT,
