@@ -252,20 +252,18 @@ fn noop_job(i: u64) -> NewJob {
     NewJob { kind: NOOP_KIND, payload: json!({"i": i}).to_string(), image_id: None, priority: 0, dedupe_key: None }
 }
 
-/// One transaction per job, as an application enqueues one job per request.
+/// One call per job, each its own transaction, as an application enqueues
+/// one job per request.
 async fn enqueue_single(app: &App, n: u64) -> anyhow::Result<serde_json::Value> {
     let queue = &app.state.queue;
     let jobs = (0..n).map(noop_job).collect::<Vec<_>>();
     let start = Instant::now();
     for job in &jobs {
-        let mut tx = queue.db.begin_write().await?;
-        queue.enqueue_in(&mut tx, job).await?;
-        tx.commit().await?;
-        queue.wake();
+        queue.enqueue(job).await?;
     }
     let seconds = start.elapsed().as_secs_f64();
     Ok(json!({"op": "enqueue-single", "n": n, "seconds": seconds, "rate": n as f64 / seconds,
-              "settings": {"api": "Queue::enqueue_in (one transaction per job, NOTIFY in it on PostgreSQL)"}}))
+              "settings": {"api": "Queue::enqueue (one statement and transaction per job, NOTIFY in it on PostgreSQL)"}}))
 }
 
 async fn enqueue_bulk(app: &App, n: u64) -> anyhow::Result<()> {

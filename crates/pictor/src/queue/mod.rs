@@ -70,6 +70,21 @@ impl Queue {
         Ok(db::jobs::insert(&mut **tx, self.db.backend, job, self.max_attempts, self.clock.now_ms()).await?)
     }
 
+    /// Inserts one job on its own: one statement in its own transaction
+    /// (on PostgreSQL it notifies every process's runners as it commits),
+    /// then wakes this process's runners. Returns its id, or `None` when its
+    /// dedupe key exists already.
+    ///
+    /// # Errors
+    /// The database failed.
+    pub async fn enqueue(&self, job: &NewJob) -> Result<Option<i64>, QueueError> {
+        let id = db::jobs::insert(&self.db.pool, self.db.backend, job, self.max_attempts, self.clock.now_ms()).await?;
+        if id.is_some() {
+            self.wake();
+        }
+        Ok(id)
+    }
+
     /// Inserts many jobs inside the caller's transaction in one statement;
     /// returns how many were inserted (jobs whose dedupe key exists already
     /// are skipped). Call [`Queue::wake`] after the commit.

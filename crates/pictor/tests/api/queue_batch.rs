@@ -152,6 +152,24 @@ both_backends! {
     }
 }
 
+both_backends! {
+    async fn a_single_enqueue_commits_on_its_own_and_skips_an_existing_dedupe_key(backend) {
+        let Some(f) = fixture(backend).await else { return };
+        let queue = &f.app.state.queue;
+        let mut job = bare_job(7);
+        job.dedupe_key = Some("single".into());
+
+        let id = queue.enqueue(&job).await.expect("enqueue").expect("a new job");
+        let again = queue.enqueue(&job).await.expect("enqueue again");
+
+        assert_eq!(again, None, "the dedupe key exists already");
+        assert_eq!(f.count(JobStatus::Pending).await, 1);
+        let claimed = f.claim("r", 5).await;
+        assert_eq!(claimed, vec![id]);
+        assert_eq!(f.job(id).await.payload, "{\"i\":7}");
+    }
+}
+
 /// Counts runs, signals when `target` is reached, commits nothing else.
 struct Counting {
     ran: AtomicUsize,
