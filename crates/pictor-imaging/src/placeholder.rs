@@ -46,6 +46,28 @@ pub(crate) fn thumbhash_of(raster: &Raster) -> Result<Vec<u8>, ImagingError> {
         .map_err(|_| ImagingError::Internal("thumbhash failed".into()))
 }
 
+/// A ThumbHash painted as a small PNG (at most 32 px on its longest edge),
+/// for a page to show at once while the thumbnail loads.
+///
+/// # Errors
+///
+/// `Corrupt` when `hash` is not a ThumbHash, `Internal` when the PNG
+/// encoder fails.
+pub fn thumbhash_to_png(hash: &[u8]) -> Result<Vec<u8>, ImagingError> {
+    use image::ImageEncoder;
+
+    let (width, height, rgba) = catch_unwind(|| thumbhash::thumb_hash_to_rgba(hash))
+        .ok()
+        .and_then(Result::ok)
+        .ok_or_else(|| ImagingError::Corrupt("not a ThumbHash".into()))?;
+    let edge = |v: usize| u32::try_from(v).map_err(|_| ImagingError::Corrupt("a ThumbHash of impossible size".into()));
+    let mut png = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut png)
+        .write_image(&rgba, edge(width)?, edge(height)?, image::ExtendedColorType::Rgba8)
+        .map_err(|e| ImagingError::Internal(format!("cannot encode the placeholder: {e}")))?;
+    Ok(png)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,6 +95,23 @@ mod tests {
         let hash = thumbhash_from_asset(&asset(512, 300, [10, 200, 10])).expect("hashed");
 
         assert!(hash.len() < 40, "{} bytes", hash.len());
+    }
+
+    #[test]
+    fn a_thumbhash_paints_as_a_small_png_of_its_colour_and_shape() {
+        let hash = thumbhash_from_asset(&asset(128, 64, [220, 20, 30])).expect("hashed");
+
+        let png = thumbhash_to_png(&hash).expect("painted");
+
+        let painted = image::load_from_memory(&png).expect("a PNG").into_rgba8();
+        assert!(painted.width() <= 32 && painted.width() > painted.height(), "{:?}", painted.dimensions());
+        let centre = painted.get_pixel(painted.width() / 2, painted.height() / 2);
+        assert!(centre[0] > 150 && centre[1] < 80 && centre[2] < 80, "{centre:?}");
+    }
+
+    #[test]
+    fn bytes_that_are_not_a_thumbhash_are_corrupt() {
+        assert!(matches!(thumbhash_to_png(&[1]), Err(ImagingError::Corrupt(_))));
     }
 
     #[test]

@@ -60,6 +60,8 @@ struct Card {
     label: &'static str,
     show_badge: bool,
     has_thumb: bool,
+    /// The ThumbHash painted as a PNG data URL, shown until the thumbnail loads.
+    backdrop: Option<String>,
     src: String,
     srcset: String,
     width: u32,
@@ -96,6 +98,7 @@ impl Card {
             label: status_label(image.status),
             show_badge: !stored,
             has_thumb: stored && src.is_some(),
+            backdrop: if stored { image.thumbhash.as_deref().and_then(backdrop) } else { None },
             src: src.cloned().unwrap_or_default(),
             srcset,
             width,
@@ -106,6 +109,16 @@ impl Card {
             },
         }
     }
+}
+
+/// A ThumbHash (base64) as a PNG data URL; `None` for a hash that does not
+/// decode (the card then shows its plain background).
+fn backdrop(thumbhash: &str) -> Option<String> {
+    use base64::Engine;
+
+    let engine = base64::engine::general_purpose::STANDARD;
+    let png = pictor_imaging::thumbhash_to_png(&engine.decode(thumbhash).ok()?).ok()?;
+    Some(format!("data:image/png;base64,{}", engine.encode(png)))
 }
 
 #[derive(Template, WebTemplate)]

@@ -205,14 +205,22 @@ async fn two_photos_uploaded_through_the_page_reach_stored_show_in_the_gallery_a
     assert_eq!(states, json!(["STORED Stored", "STORED Stored"]), "{states}");
     browser.screenshot("upload").await;
 
-    // Gallery: both thumbnails load.
+    // Gallery: both thumbnails load, over their painted ThumbHashes (at most 32 px).
     browser.goto(&app.url("/")).await;
     browser
         .wait_for(
             "two thumbnails to load",
-            "const imgs = Array.from(document.querySelectorAll('#gallery img')); \
+            "const imgs = Array.from(document.querySelectorAll('#gallery img:not(.backdrop)')); \
              return imgs.length === 2 && imgs.every(i => i.complete && i.naturalWidth > 0);",
-            "return Array.from(document.querySelectorAll('#gallery img')).map(i => [i.currentSrc, i.naturalWidth]);",
+            "return Array.from(document.querySelectorAll('#gallery img')).map(i => [i.className, i.naturalWidth]);",
+        )
+        .await;
+    browser
+        .wait_for(
+            "two ThumbHash placeholders to paint",
+            "const imgs = Array.from(document.querySelectorAll('#gallery img.backdrop')); \
+             return imgs.length === 2 && imgs.every(i => i.complete && i.naturalWidth > 0 && i.naturalWidth <= 32);",
+            "return Array.from(document.querySelectorAll('#gallery img.backdrop')).map(i => i.naturalWidth);",
         )
         .await;
     browser.screenshot("gallery").await;

@@ -46,6 +46,7 @@ async fn the_gallery_shows_thumbnails_with_a_srcset_and_filters_by_collection() 
 
     // Assert
     assert!(all.contains(&format!("data-image-id=\"{id}\"")));
+    assert!(all.contains("<img class=\"backdrop\" src=\"data:image/png;base64,"), "the ThumbHash is painted");
     let srcset = all.split("srcset=\"").nth(1).and_then(|rest| rest.split('"').next()).expect("a srcset");
     assert_eq!(srcset.split(", ").filter(|e| e.ends_with('w')).count(), 4, "srcset with the four sizes: {srcset}");
     assert!(all.contains("Grace &#60;Hopper&#62;") || all.contains("Grace &lt;Hopper&gt;"), "titles are escaped");
