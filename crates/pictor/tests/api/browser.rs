@@ -223,6 +223,14 @@ async fn two_photos_uploaded_through_the_page_reach_stored_show_in_the_gallery_a
             "return Array.from(document.querySelectorAll('#gallery img.backdrop')).map(i => i.naturalWidth);",
         )
         .await;
+    browser
+        .wait_for(
+            "the stored cards' badges to be hidden",
+            "const badges = Array.from(document.querySelectorAll('#gallery .badge')); \
+             return badges.length === 2 && badges.every(b => getComputedStyle(b).display === 'none');",
+            "return Array.from(document.querySelectorAll('#gallery .badge')).map(b => getComputedStyle(b).display);",
+        )
+        .await;
     browser.screenshot("gallery").await;
     browser.resize(390, 844).await;
     browser.screenshot("gallery-phone").await;
