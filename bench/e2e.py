@@ -78,6 +78,24 @@ def cpu_seconds(pid):
         return float("nan")
 
 
+def postgres_cpu_seconds():
+    """User + system CPU time of every live PostgreSQL process (the server
+    works for the service too, outside its processes)."""
+    total = 0.0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                head, rest = f.read().rsplit(")", 1)
+            if head.split("(", 1)[1] == "postgres":
+                fields = rest.split()
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError):
+            continue
+    return total
+
+
 def start(binary, args, env, cwd, log):
     return subprocess.Popen([binary, *args], env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=log)
 
@@ -163,6 +181,7 @@ def main():
 
         from concurrent.futures import ThreadPoolExecutor
         cpu0 = {name: cpu_seconds(p.pid) for name, p in procs}
+        pg0 = postgres_cpu_seconds()
         self0 = resource.getrusage(resource.RUSAGE_SELF)
         children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.monotonic()
@@ -183,6 +202,8 @@ def main():
         elapsed = time.monotonic() - t0
         rss = {name: round(peak_rss_mb(p.pid), 1) for name, p in procs}
         cpu = {name: round(cpu_seconds(p.pid) - cpu0[name], 2) for name, p in procs}
+        if a.backend == "postgres":
+            cpu["postgres"] = round(postgres_cpu_seconds() - pg0, 2)
         self1 = resource.getrusage(resource.RUSAGE_SELF)
         children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         # The uploader's CPU (this script's threads, or the Rust uploader) and the status polling's.
