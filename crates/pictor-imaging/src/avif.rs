@@ -2,10 +2,9 @@
 //! libheif's AV1 encoder (libaom in Debian's libheif1), loaded at run time:
 //! 8-bit 4:2:0, sRGB described by the file's colour box, no Exif or XMP.
 
-use std::borrow::Cow;
 use std::ffi::CStr;
 
-use crate::decode::{PixelLayout, Raster};
+use crate::decode::Raster;
 use crate::error::ImagingError;
 use crate::libheif::{self, Context, EncodeSettings};
 
@@ -36,16 +35,7 @@ pub fn avif_decoding_available() -> Result<(), ImagingError> {
 ///
 /// `Unsupported`, saying what to install.
 pub fn avif_encoding_available() -> Result<(), ImagingError> {
-    match libheif::has_codec(libheif::COMPRESSION_AV1, false) {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(ImagingError::Unsupported(format!(
-            "AVIF encoding needs {} with an AV1 encoder (libaom), and the installed one has none",
-            libheif::INSTALL_HINT
-        ))),
-        Err(reason) => {
-            Err(ImagingError::Unsupported(format!("AVIF encoding needs {}: {reason}", libheif::INSTALL_HINT)))
-        }
-    }
+    libheif::require_codec(libheif::COMPRESSION_AV1, false, "AVIF encoding", "an AV1 encoder (libaom)")
 }
 
 /// Encodes an sRGB grey or RGB raster as a lossy AVIF at `quality`
@@ -58,13 +48,7 @@ pub fn avif_encoding_available() -> Result<(), ImagingError> {
 /// the raster is still CMYK or the encoder fails.
 pub(crate) fn encode_avif(raster: &Raster, quality: u8) -> Result<Vec<u8>, ImagingError> {
     avif_encoding_available()?;
-    let rgb: Cow<'_, [u8]> = match raster.layout {
-        PixelLayout::Rgb => Cow::Borrowed(&raster.pixels),
-        PixelLayout::Gray => Cow::Owned(raster.pixels.iter().flat_map(|&v| [v, v, v]).collect()),
-        PixelLayout::Cmyk { .. } => {
-            return Err(ImagingError::Internal("CMYK reached the AVIF encoder unconverted".into()));
-        }
-    };
+    let rgb = raster.rgb_pixels("AVIF")?;
     encode_heif(&rgb, raster.width, raster.height, libheif::COMPRESSION_AV1, quality, 1)
 }
 
@@ -80,9 +64,7 @@ pub(crate) fn encode_heif(
 ) -> Result<Vec<u8>, ImagingError> {
     let name = if compression == libheif::COMPRESSION_HEVC { "HEIC" } else { "AVIF" };
     let failed = |e: libheif::Error| match e {
-        libheif::Error::Unavailable(reason) => {
-            ImagingError::Unsupported(format!("{name} encoding needs {}: {reason}", libheif::INSTALL_HINT))
-        }
+        libheif::Error::Unavailable(reason) => libheif::unavailable(&format!("{name} encoding"), reason),
         libheif::Error::Heif(failure) => ImagingError::Internal(format!("{name} encoding failed: {failure}")),
         libheif::Error::Io(io) => ImagingError::Io(io),
     };

@@ -2,13 +2,12 @@
 //! Like the JPEG encoder it writes pixels and nothing else: no EXIF, XMP or
 //! ICC chunk (the pixels are sRGB already).
 
-use std::borrow::Cow;
 use std::ffi::c_int;
 use std::mem::MaybeUninit;
 
 use libwebp_sys as ffi;
 
-use crate::decode::{PixelLayout, Raster};
+use crate::decode::Raster;
 use crate::error::ImagingError;
 
 /// libwebp's effort, 0 (fastest) to 6; cwebp's default is 4. On a 2048 px
@@ -19,13 +18,7 @@ pub(crate) const WEBP_METHOD: c_int = 2;
 /// Encodes an sRGB grey or RGB raster as lossy WebP at `quality` (1..=100,
 /// libwebp's scale, close to libjpeg's).
 pub(crate) fn encode_webp(raster: &Raster, quality: u8) -> Result<Vec<u8>, ImagingError> {
-    let rgb: Cow<'_, [u8]> = match raster.layout {
-        PixelLayout::Rgb => Cow::Borrowed(&raster.pixels),
-        PixelLayout::Gray => Cow::Owned(raster.pixels.iter().flat_map(|&v| [v, v, v]).collect()),
-        PixelLayout::Cmyk { .. } => {
-            return Err(ImagingError::Internal("CMYK reached the WebP encoder unconverted".into()));
-        }
-    };
+    let rgb = raster.rgb_pixels("WebP")?;
     let too_big = || ImagingError::Internal(format!("{}x{} is too large for WebP", raster.width, raster.height));
     let width = c_int::try_from(raster.width).map_err(|_| too_big())?;
     let height = c_int::try_from(raster.height).map_err(|_| too_big())?;

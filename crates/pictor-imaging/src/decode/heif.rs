@@ -31,16 +31,7 @@ pub(crate) fn ensure_decodable(format: Format) -> Result<(), ImagingError> {
         Format::Heic => (libheif::COMPRESSION_HEVC, "an HEVC decoder (libde265)"),
         _ => (libheif::COMPRESSION_AV1, "an AV1 decoder (dav1d or libaom)"),
     };
-    match libheif::has_codec(compression, true) {
-        Ok(true) => Ok(()),
-        Ok(false) => Err(ImagingError::Unsupported(format!(
-            "{name} decoding needs {} with {codec}, and the installed one has none",
-            libheif::INSTALL_HINT
-        ))),
-        Err(reason) => {
-            Err(ImagingError::Unsupported(format!("{name} decoding needs {}: {reason}", libheif::INSTALL_HINT)))
-        }
-    }
+    libheif::require_codec(compression, true, &format!("{name} decoding"), codec)
 }
 
 /// Width, height and orientation from the file's boxes, without decoding.
@@ -106,9 +97,7 @@ fn dimensions((width, height): (i64, i64), format: Format) -> Result<(u32, u32),
 fn error(error: libheif::Error, format: Format, limits: &Limits) -> ImagingError {
     let name = name(format);
     let failure = match error {
-        libheif::Error::Unavailable(reason) => {
-            return ImagingError::Unsupported(format!("{name} decoding needs {}: {reason}", libheif::INSTALL_HINT));
-        }
+        libheif::Error::Unavailable(reason) => return libheif::unavailable(&format!("{name} decoding"), reason),
         libheif::Error::Io(io) => return ImagingError::Io(io),
         libheif::Error::Heif(failure) => failure,
     };

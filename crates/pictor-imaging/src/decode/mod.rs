@@ -7,6 +7,8 @@ pub(crate) mod jpeg;
 pub(crate) mod other;
 mod scans;
 
+use std::borrow::Cow;
+
 use crate::error::ImagingError;
 use crate::probe::{ImageInfo, Limits};
 use crate::sniff::Format;
@@ -58,6 +60,19 @@ impl Raster {
             )));
         }
         Ok(Raster { width, height, layout, pixels })
+    }
+
+    /// The pixels as packed R, G, B for an encoder that takes only RGB
+    /// (grey is expanded); CMYK, which must be converted first, is refused
+    /// as a bug naming `encoder`.
+    pub(crate) fn rgb_pixels(&self, encoder: &str) -> Result<Cow<'_, [u8]>, ImagingError> {
+        match self.layout {
+            PixelLayout::Rgb => Ok(Cow::Borrowed(&self.pixels)),
+            PixelLayout::Gray => Ok(Cow::Owned(self.pixels.iter().flat_map(|&v| [v, v, v]).collect())),
+            PixelLayout::Cmyk { .. } => {
+                Err(ImagingError::Internal(format!("CMYK reached the {encoder} encoder unconverted")))
+            }
+        }
     }
 }
 

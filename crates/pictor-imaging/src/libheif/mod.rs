@@ -14,6 +14,8 @@ use std::sync::OnceLock;
 
 use libloading::Library;
 
+use crate::error::ImagingError;
+
 pub(crate) use context::{Context, EncodeSettings};
 pub(crate) use image::ColourProfile;
 pub(crate) use io::stream_primary_size;
@@ -24,7 +26,7 @@ const SONAME: &str = "libheif.so.1";
 /// every other function used is older (Debian 12 ships 1.15).
 const MIN_VERSION: (c_int, c_int) = (1, 13);
 /// What to install, in words for an operator.
-pub(crate) const INSTALL_HINT: &str = "libheif 1.13 or newer (Debian package libheif1)";
+const INSTALL_HINT: &str = "libheif 1.13 or newer (Debian package libheif1)";
 
 // Enum values of heif.h (1.15), passed as C `int`s.
 /// `heif_compression_HEVC`: HEIC.
@@ -289,10 +291,12 @@ impl std::fmt::Display for Failure {
     }
 }
 
-/// Whether the loaded libheif can decode (`decode`) or encode images of a
-/// compression format (`COMPRESSION_*`).
-pub(crate) fn has_codec(compression: c_int, decode: bool) -> Result<bool, &'static str> {
-    let api = api()?;
+/// `Ok` when libheif loads and can decode (`decode`) or encode images of a
+/// compression format (`COMPRESSION_*`); else `Unsupported`, saying that
+/// `action` ("AVIF decoding") needs libheif, or its `codec` ("an AV1 decoder
+/// (dav1d or libaom)").
+pub(crate) fn require_codec(compression: c_int, decode: bool, action: &str, codec: &str) -> Result<(), ImagingError> {
+    let api = api().map_err(|reason| unavailable(action, reason))?;
     // SAFETY: both take an enum value and only look up registered plugins.
     let found = unsafe {
         if decode {
@@ -301,7 +305,17 @@ pub(crate) fn has_codec(compression: c_int, decode: bool) -> Result<bool, &'stat
             (api.heif_have_encoder_for_format)(compression)
         }
     };
-    Ok(found != 0)
+    if found == 0 {
+        return Err(ImagingError::Unsupported(format!(
+            "{action} needs {INSTALL_HINT} with {codec}, and the installed one has none"
+        )));
+    }
+    Ok(())
+}
+
+/// `Unsupported`: `action` needs libheif, which cannot be used (`reason`).
+pub(crate) fn unavailable(action: &str, reason: &str) -> ImagingError {
+    ImagingError::Unsupported(format!("{action} needs {INSTALL_HINT}: {reason}"))
 }
 
 /// Why libheif could not do what was asked.
