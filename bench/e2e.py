@@ -68,32 +68,28 @@ def peak_rss_mb(pid):
     return float("nan")
 
 
-def cpu_seconds(pid):
-    """User + system CPU time of a live process."""
+def process_stat(pid):
+    """(command name, user + system CPU seconds) of a live process, or None."""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except OSError:
-        return float("nan")
+            head, rest = f.read().rsplit(")", 1)
+        fields = rest.split()
+        return head.split("(", 1)[1], (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def cpu_seconds(pid):
+    """User + system CPU time of a live process."""
+    stat = process_stat(pid)
+    return stat[1] if stat else float("nan")
 
 
 def postgres_cpu_seconds():
     """User + system CPU time of every live PostgreSQL process (the server
     works for the service too, outside its processes)."""
-    total = 0.0
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                head, rest = f.read().rsplit(")", 1)
-            if head.split("(", 1)[1] == "postgres":
-                fields = rest.split()
-                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, IndexError):
-            continue
-    return total
+    stats = (process_stat(pid) for pid in os.listdir("/proc") if pid.isdigit())
+    return sum(cpu for name, cpu in filter(None, stats) if name == "postgres")
 
 
 def start(binary, args, env, cwd, log):
