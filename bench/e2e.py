@@ -134,6 +134,8 @@ def main():
     ap.add_argument("--workers", type=int, default=0, help="0: `serve` runs the jobs; N: `serve --no-runner` + N workers")
     ap.add_argument("--copies", type=int, default=5, help="how many times the photo set is uploaded")
     ap.add_argument("--concurrency", type=int, default=8, help="uploads in flight")
+    ap.add_argument("--poll-seconds", type=float, default=0.25,
+                    help="how often the script asks whether every image is STORED (two GETs each time)")
     ap.add_argument("--target-dir", default=os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")))
     ap.add_argument("--uploader", choices=["python", "rust"], default="rust",
                     help="load generator: target/release/pictor-e2e-upload (less CPU) or this script's threads")
@@ -194,7 +196,7 @@ def main():
             failed = get_json(f"{base}/api/images?status=FAILED&limit=1")["count"]
             if page["count"] + failed >= len(ids):
                 break
-            time.sleep(0.05)
+            time.sleep(a.poll_seconds)
         elapsed = time.monotonic() - t0
         rss = {name: round(peak_rss_mb(p.pid), 1) for name, p in procs}
         cpu = {name: round(cpu_seconds(p.pid) - cpu0[name], 2) for name, p in procs}

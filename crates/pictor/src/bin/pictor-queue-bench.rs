@@ -236,14 +236,16 @@ async fn measure(args: &Args, url: &str, storage: &std::path::Path) -> anyhow::R
     Ok(line)
 }
 
-/// `PRAGMA synchronous = NORMAL` on every connection the pool will hold:
+/// `PRAGMA synchronous = NORMAL` on every connection the pools will hold:
 /// Pictor sets FULL when it opens one, so all are opened (and held) first.
 async fn set_sqlite_synchronous_normal(db: &Db) -> anyhow::Result<()> {
-    let mut held = Vec::new();
-    for _ in 0..db.pool.options().get_max_connections() {
-        let mut conn = db.pool.acquire().await?;
-        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
-        held.push(conn);
+    for pool in [&db.pool, &db.writer] {
+        let mut held = Vec::new();
+        for _ in 0..pool.options().get_max_connections() {
+            let mut conn = pool.acquire().await?;
+            sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+            held.push(conn);
+        }
     }
     Ok(())
 }

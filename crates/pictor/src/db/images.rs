@@ -178,23 +178,31 @@ pub async fn list(
     limit: i64,
     offset: i64,
 ) -> Result<(Vec<ImageRecord>, i64), sqlx::Error> {
-    const WHERE: &str = "($1 IS NULL OR collection = $1) AND ($2 IS NULL OR status = $2)";
+    // Only the filters given, so that the planner can read the index of
+    // each (a `$1 IS NULL OR ...` form would scan the table).
     let status = filter.status.map(ImageStatus::as_str);
-    let total: i64 = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) AS n FROM image WHERE {WHERE}")))
-        .bind(filter.collection.as_deref())
-        .bind(status)
-        .fetch_one(pool)
-        .await?
-        .try_get("n")?;
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM image WHERE {WHERE} ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4"
-    )))
-    .bind(filter.collection.as_deref())
-    .bind(status)
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(pool)
-    .await?;
+    let given: Vec<(&str, &str)> = [("collection", filter.collection.as_deref()), ("status", status)]
+        .into_iter()
+        .filter_map(|(column, value)| value.map(|v| (column, v)))
+        .collect();
+    let conditions: Vec<String> =
+        given.iter().enumerate().map(|(i, (column, _))| format!("{column} = ${}", i + 1)).collect();
+    let where_clause =
+        if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) };
+    let mut count = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) AS n FROM image{where_clause}")));
+    for (_, value) in &given {
+        count = count.bind(*value);
+    }
+    let total: i64 = count.fetch_one(pool).await?.try_get("n")?;
+    let mut page = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM image{where_clause} ORDER BY created_at DESC, id DESC LIMIT ${} OFFSET ${}",
+        given.len() + 1,
+        given.len() + 2
+    )));
+    for (_, value) in &given {
+        page = page.bind(*value);
+    }
+    let rows = page.bind(limit).bind(offset).fetch_all(pool).await?;
     Ok((rows.iter().map(image_from_row).collect::<Result<_, _>>()?, total))
 }
 

@@ -184,15 +184,15 @@ pub async fn insert_many<'c, E: Executor<'c, Database = Any>>(
     Ok(done.rows_affected())
 }
 
-/// A connection of its own for a runner's claims, out of the pool (so no
-/// ping before and after each claim). On PostgreSQL it plans the claim once
+/// A write connection of its own for a runner's claims, out of the pool (so
+/// no ping before and after each claim), where [`Db::may_hold_writer`]. On PostgreSQL it plans the claim once
 /// (`plan_cache_mode = force_generic_plan`): planning it afresh for each
 /// limit, as PostgreSQL otherwise does, costs as much as running it.
 ///
 /// # Errors
 /// The database could not be reached.
 pub async fn claimer(db: &Db) -> Result<AnyConnection, sqlx::Error> {
-    let mut conn = db.pool.acquire().await?.detach();
+    let mut conn = db.writer.acquire().await?.detach();
     if db.backend == Backend::Postgres {
         conn.execute("SET plan_cache_mode = force_generic_plan").await?;
     }

@@ -24,12 +24,14 @@ const SQLITE_MIGRATIONS: &[Embedded] = &[
     (2, "add image thumbhash", include_str!("../../migrations/sqlite/0002_add_image_thumbhash.sql")),
     (3, "narrow job indexes", include_str!("../../migrations/sqlite/0003_narrow_job_indexes.sql")),
     (4, "add image previews", include_str!("../../migrations/sqlite/0004_add_image_previews.sql")),
+    (5, "image list indexes", include_str!("../../migrations/sqlite/0005_image_list_indexes.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[Embedded] = &[
     (1, "create image and job", include_str!("../../migrations/postgres/0001_create_image_and_job.sql")),
     (2, "add image thumbhash", include_str!("../../migrations/postgres/0002_add_image_thumbhash.sql")),
     (3, "narrow job indexes", include_str!("../../migrations/postgres/0003_narrow_job_indexes.sql")),
     (4, "add image previews", include_str!("../../migrations/postgres/0004_add_image_previews.sql")),
+    (5, "image list indexes", include_str!("../../migrations/postgres/0005_image_list_indexes.sql")),
 ];
 
 /// The migrator of a backend (built at run time, so that sqlx's compile-time
@@ -121,11 +123,47 @@ impl std::str::FromStr for SqliteSynchronous {
     }
 }
 
-/// The pool and which backend it talks to.
+/// A pool of `max_connections` on `url`, each connection set up for Pictor.
+async fn open_pool(
+    backend: Backend,
+    url: &str,
+    max_connections: u32,
+    synchronous: SqliteSynchronous,
+) -> Result<AnyPool, DbError> {
+    AnyPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(30))
+        .after_connect(move |conn, _meta| {
+            Box::pin(async move {
+                if backend == Backend::Sqlite {
+                    // WAL lets readers run beside the single writer; FULL
+                    // (the default) makes every acknowledged commit
+                    // survive power loss (DESIGN invariant 1).
+                    conn.execute(sqlx::AssertSqlSafe(format!(
+                        "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA synchronous = {};",
+                        synchronous.pragma()
+                    )))
+                    .await?;
+                }
+                Ok(())
+            })
+        })
+        .connect(url)
+        .await
+        .map_err(DbError::Connect)
+}
+
+/// The pools and which backend they talk to.
 #[derive(Clone, Debug)]
 pub struct Db {
-    /// The connection pool.
+    /// The connection pool, for reads (and writes on PostgreSQL).
     pub pool: AnyPool,
+    /// Where writes go. On SQLite, one connection: SQLite runs one writer at
+    /// a time anyway, and writers then queue here in order instead of
+    /// polling for the file's lock in SQLite's busy handler, which sleeps up
+    /// to 100 ms between tries and left the CPUs idle under a burst of
+    /// uploads. On PostgreSQL, the pool itself.
+    pub writer: AnyPool,
     /// The backend behind the pool.
     pub backend: Backend,
     /// The URL it was opened with (PostgreSQL's listener opens its own connection).
@@ -156,32 +194,16 @@ impl Db {
             Backend::Sqlite => SQLITE_MAX_CONNECTIONS,
             Backend::Postgres => POSTGRES_MAX_CONNECTIONS,
         };
-        let pool = AnyPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(30))
-            .after_connect(move |conn, _meta| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL lets readers run beside the single writer; FULL
-                        // (the default) makes every acknowledged commit
-                        // survive power loss (DESIGN invariant 1).
-                        conn.execute(sqlx::AssertSqlSafe(format!(
-                            "PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}; PRAGMA synchronous = {};",
-                            synchronous.pragma()
-                        )))
-                        .await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect(&url)
-            .await
-            .map_err(DbError::Connect)?;
-        if backend == Backend::Sqlite {
-            // Persistent in the file: set once, before other connections exist.
-            pool.execute("PRAGMA journal_mode = WAL").await.map_err(DbError::Connect)?;
-        }
-        Ok(Self { pool, backend, url })
+        let pool = open_pool(backend, &url, max_connections, synchronous).await?;
+        let writer = match backend {
+            Backend::Sqlite => {
+                // Persistent in the file: set once, before other connections exist.
+                pool.execute("PRAGMA journal_mode = WAL").await.map_err(DbError::Connect)?;
+                open_pool(backend, &url, 1, synchronous).await?
+            }
+            Backend::Postgres => pool.clone(),
+        };
+        Ok(Self { pool, writer, backend, url })
     }
 
     /// Applies the embedded migrations and returns the schema version.
@@ -202,9 +224,16 @@ impl Db {
     /// The database could not be reached.
     pub async fn begin_write(&self) -> Result<Tx, sqlx::Error> {
         match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.pool.begin().await,
+            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await,
+            Backend::Postgres => self.writer.begin().await,
         }
+    }
+
+    /// Whether a task may keep a write connection for itself (as the
+    /// runner's claims and completions do, to save the pool's checks): not
+    /// on SQLite, whose one writer connection everyone shares.
+    pub fn may_hold_writer(&self) -> bool {
+        self.backend == Backend::Postgres
     }
 
     /// The URL the pool was opened with.

@@ -5,7 +5,9 @@ use pictor_client::models::JobKind;
 use sha2::{Digest, Sha256};
 
 use super::{HandlerContext, HandlerError, ImageEffect, JobHandler, Outcome, payload};
-use crate::queue::job::{DEFAULT_THUMBNAIL_SIZES, Job, NewJob, OffloadPayload, PreviewPayload, ThumbnailPayload};
+use crate::queue::job::{
+    ASSET_JOB_PRIORITY, DEFAULT_THUMBNAIL_SIZES, Job, NewJob, OffloadPayload, PreviewPayload, ThumbnailPayload,
+};
 use crate::storage::{original_key, validate_key};
 
 /// Moves an upload to permanent, content-addressed storage.
@@ -72,8 +74,12 @@ impl JobHandler for OffloadOriginal {
         Ok(Outcome {
             effects: vec![ImageEffect::Original { image_id: p.image_id.clone(), original_path: original }],
             children: vec![
-                NewJob::for_image(JobKind::ThumbnailGeneration, &p.image_id, &thumbnails).map_err(encode)?,
-                NewJob::for_image(JobKind::PreviewGeneration, &p.image_id, &preview).map_err(encode)?,
+                NewJob::for_image(JobKind::ThumbnailGeneration, &p.image_id, &thumbnails)
+                    .map_err(encode)?
+                    .with_priority(ASSET_JOB_PRIORITY),
+                NewJob::for_image(JobKind::PreviewGeneration, &p.image_id, &preview)
+                    .map_err(encode)?
+                    .with_priority(ASSET_JOB_PRIORITY),
             ],
         })
     }

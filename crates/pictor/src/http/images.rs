@@ -126,7 +126,7 @@ async fn update(
         return Err(ApiError::bad_request("nothing_to_update", "send `title` and/or `collection`"));
     }
     let now = state.queue.clock.now_ms();
-    if !db::images::update_details(&state.db.pool, &id, title, collection, now).await? {
+    if !db::images::update_details(&state.db.writer, &id, title, collection, now).await? {
         return Err(ApiError::NotFound(format!("image {id}")));
     }
     Ok(Json(find(&state, &id).await?))

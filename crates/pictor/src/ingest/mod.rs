@@ -12,6 +12,9 @@ use pictor_imaging::{ImageInfo, ImagingError, Limits};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
+/// Bytes of an upload gathered before each write to the temp file.
+const WRITE_BUFFER_BYTES: usize = 1 << 20;
+
 /// Why an upload was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
@@ -129,7 +132,10 @@ where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: IntoIngestError,
 {
-    let mut file = tokio::fs::OpenOptions::new().write(true).create_new(true).open(path).await?;
+    let file = tokio::fs::OpenOptions::new().write(true).create_new(true).open(path).await?;
+    // Each write of a tokio file is a trip to the blocking pool: gather the
+    // body's small chunks into few large writes.
+    let mut file = tokio::io::BufWriter::with_capacity(WRITE_BUFFER_BYTES, file);
     let mut hasher = Sha256::new();
     let mut size: u64 = 0;
     let mut prefix = Vec::with_capacity(64);
@@ -149,6 +155,8 @@ where
     if size == 0 {
         return Err(IngestError::Empty);
     }
+    file.flush().await?;
+    let file = file.into_inner();
     // DESIGN invariant 1: durable before it is acknowledged.
     file.sync_all().await?;
     drop(file);

@@ -1,8 +1,9 @@
 //! Ends an attempt: commits a handler's outcome with the job's completion
 //! (children included, in the same transaction), or records its error and
-//! schedules a retry or the final failure. Outcomes with nothing to commit
-//! but the completion go to the [`BatchCompleter`], which completes many
-//! jobs per statement. Every write checks the lease.
+//! schedules a retry or the final failure. Successful attempts go to the
+//! [`BatchCompleter`], which commits whatever finished meanwhile in one
+//! transaction (group commit): effect-free jobs in one statement, the others
+//! each with their effects and children. Every write checks the lease.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,25 +52,42 @@ pub enum Ending {
 pub async fn complete(queue: &Queue, job: &Job, runner: &str, outcome: &Outcome) -> Result<Ending, QueueError> {
     let now = queue.clock.now_ms();
     let mut tx = queue.db.begin_write().await?;
-    if !db::jobs::complete(&mut *tx, job.id, runner, now).await? {
+    let ending = complete_in(&mut tx, queue, job.id, runner, outcome, now).await?;
+    if ending == Ending::LeaseLost {
+        return Ok(ending);
+    }
+    tx.commit().await?;
+    if matches!(ending, Ending::Completed { children } if children > 0) {
+        queue.wake();
+    }
+    Ok(ending)
+}
+
+/// Writes job `id`'s completion, its effects and its children in `tx`,
+/// which the caller commits; nothing when the lease is lost.
+async fn complete_in(
+    tx: &mut Tx,
+    queue: &Queue,
+    id: i64,
+    runner: &str,
+    outcome: &Outcome,
+    now: i64,
+) -> Result<Ending, QueueError> {
+    if !db::jobs::complete(&mut **tx, id, runner, now).await? {
         return Ok(Ending::LeaseLost);
     }
     let mut touched = Vec::new();
     for effect in &outcome.effects {
-        touched.push(apply(&mut tx, effect, now).await?);
+        touched.push(apply(tx, effect, now).await?);
     }
     let mut children = 0;
     for child in &outcome.children {
-        if queue.enqueue_in(&mut tx, child).await?.is_some() {
+        if queue.enqueue_in(tx, child).await?.is_some() {
             children += 1;
         }
     }
     for image_id in &touched {
-        db::images::mark_stored_if_complete(&mut *tx, image_id, now).await?;
-    }
-    tx.commit().await?;
-    if children > 0 {
-        queue.wake();
+        db::images::mark_stored_if_complete(&mut **tx, image_id, now).await?;
     }
     Ok(Ending::Completed { children })
 }
@@ -145,7 +163,7 @@ pub(crate) async fn fail_images_of(
 }
 
 /// Whether an outcome asks for nothing but the job's completion, so that the
-/// [`BatchCompleter`] may commit it together with other jobs.
+/// [`BatchCompleter`] completes it in one statement with other such jobs.
 pub fn is_batchable(outcome: &Outcome) -> bool {
     outcome.effects.is_empty() && outcome.children.is_empty()
 }
@@ -153,8 +171,8 @@ pub fn is_batchable(outcome: &Outcome) -> bool {
 /// Completes the listed jobs `runner` holds in one lease-checked statement
 /// and says how each ended: [`Ending::Completed`], or [`Ending::LeaseLost`]
 /// (nothing written for it) when another runner owns it now. Only for jobs
-/// whose outcome [`is_batchable`]: a job with effects or children needs its
-/// own transaction ([`complete`]).
+/// whose outcome [`is_batchable`]: a job with effects or children needs them
+/// written in its completion's transaction ([`complete`]).
 ///
 /// # Errors
 /// The database failed: nothing was written, and the jobs stay RUNNING until
@@ -180,13 +198,17 @@ pub async fn complete_batch<'c, E: Executor<'c, Database = Any>>(
 struct Finished {
     id: i64,
     kind: JobKind,
+    outcome: Outcome,
 }
 
-/// Commits the completions of effect-free jobs in batches: whatever finished
-/// while the previous statement ran (up to a maximum) goes into the next
-/// one, so one commit (one fsync) serves many jobs without delaying any.
-/// A job with effects or children never comes here: its completion and its
-/// children's insert stay in one transaction (DESIGN invariant 2).
+/// Commits successful attempts in groups: whatever finished while the
+/// previous commit ran (up to a maximum) goes into the next one, so one
+/// commit (one fsync) serves many jobs without delaying any. Effect-free
+/// jobs are completed by one statement; a job with effects or children has
+/// its completion, effects and children written in the group's transaction
+/// (DESIGN invariant 2 holds: they commit together or not at all). When a
+/// group cannot be written, each of its jobs is written alone, so one bad
+/// result cannot hold back the others.
 #[derive(Debug, Clone)]
 pub struct BatchCompleter {
     /// The backlog; bounded, so finished handlers wait when it is full.
@@ -194,9 +216,9 @@ pub struct BatchCompleter {
 }
 
 impl BatchCompleter {
-    /// Starts the completer of `runner`: each batch is at most `max_batch`
-    /// jobs, the backlog at most two batches. `ended` gets the ids of each
-    /// batch once their endings are written, or once writing them failed
+    /// Starts the completer of `runner`: each group is at most `max_batch`
+    /// jobs, the backlog at most two groups. `ended` gets the ids of each
+    /// group once their endings are written, or once writing them failed
     /// [`COMPLETION_TRIES`] times (they are then left to the rescuer). The
     /// task ends when every clone of the returned completer is dropped and
     /// the backlog is written.
@@ -212,20 +234,25 @@ impl BatchCompleter {
         (Self { tx }, task)
     }
 
-    /// Hands over a job `runner` holds whose outcome [`is_batchable`]; waits
-    /// only while the backlog is full.
+    /// Hands over a successful attempt of a job `runner` holds; waits only
+    /// while the backlog is full.
     ///
     /// # Errors
-    /// The completer has stopped; the caller must complete the job itself.
-    pub async fn submit(&self, job: &Job) -> Result<(), CompleterStopped> {
-        self.tx.send(Finished { id: job.id, kind: job.kind }).await.map_err(|_| CompleterStopped)
+    /// The completer has stopped (its runner is shutting down); the error
+    /// gives the outcome back, for the caller to complete the job itself.
+    pub async fn submit(&self, job: &Job, outcome: Outcome) -> Result<(), CompleterStopped> {
+        self.tx
+            .send(Finished { id: job.id, kind: job.kind, outcome })
+            .await
+            .map_err(|refused| CompleterStopped(refused.0.outcome))
     }
 }
 
-/// The batch completer has stopped (its runner is shutting down).
-#[derive(Debug, Clone, Copy, thiserror::Error)]
+/// The batch completer has stopped (its runner is shutting down); holds the
+/// outcome it was not given.
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("the batch completer has stopped")]
-pub struct CompleterStopped;
+pub struct CompleterStopped(pub Outcome);
 
 async fn run_batches(
     mut rx: mpsc::Receiver<Finished>,
@@ -235,46 +262,126 @@ async fn run_batches(
     ended: impl Fn(&[i64]),
 ) {
     let mut batch = Vec::with_capacity(max_batch);
-    // The completions' own connection, as the runner's claims have theirs.
+    // The effect-free completions' own connection, as the runner's claims
+    // have theirs.
     let mut conn: Option<PoolConnection<Any>> = None;
     while rx.recv_many(&mut batch, max_batch).await > 0 {
-        let ids = batch.iter().map(|f| f.id).collect::<Vec<_>>();
-        let mut delay = Duration::from_millis(500);
-        for attempt in 1..=COMPLETION_TRIES {
-            let written = match &mut conn {
-                Some(held) => complete_batch(&queue, &mut **held, &runner, &ids).await,
-                None => match queue.db.pool.acquire().await {
-                    Ok(held) => complete_batch(&queue, &mut **conn.insert(held), &runner, &ids).await,
-                    Err(e) => Err(e.into()),
-                },
-            };
-            if written.is_err() {
-                conn = None;
-            }
-            match written {
-                Ok(endings) => {
-                    for (finished, (_, ending)) in batch.iter().zip(&endings) {
-                        if *ending == Ending::LeaseLost {
-                            tracing::warn!(target: "job_runner", job = finished.id, kind = %finished.kind,
-                                "lease lost to another runner; result dropped");
-                        } else {
-                            tracing::info!(target: "job_runner", job = finished.id, kind = %finished.kind,
-                                children = 0, "job completed");
-                        }
-                    }
-                    break;
-                }
-                Err(e) if attempt < COMPLETION_TRIES => {
-                    tracing::warn!(target: "job_runner", jobs = ids.len(), error = %e,
-                        "cannot record the jobs' results; retrying");
-                    tokio::time::sleep(delay).await;
-                    delay *= 2;
-                }
-                Err(e) => tracing::error!(target: "job_runner", jobs = ids.len(), error = %e,
-                    "cannot record the jobs' results; leaving them to the rescuer"),
+        let endings = write_batch(&queue, &mut conn, &runner, &batch).await;
+        for (finished, ending) in batch.iter().zip(&endings) {
+            match ending {
+                Some(Ending::LeaseLost) => tracing::warn!(target: "job_runner", job = finished.id,
+                    kind = %finished.kind, "lease lost to another runner; result dropped"),
+                Some(Ending::Completed { children }) => tracing::info!(target: "job_runner", job = finished.id,
+                    kind = %finished.kind, children, "job completed"),
+                Some(_) | None => {}
             }
         }
-        ended(&ids);
+        ended(&batch.iter().map(|f| f.id).collect::<Vec<_>>());
         batch.clear();
     }
+}
+
+/// Each job's ending, `None` where it could not be written.
+async fn write_batch(
+    queue: &Queue,
+    conn: &mut Option<PoolConnection<Any>>,
+    runner: &str,
+    batch: &[Finished],
+) -> Vec<Option<Ending>> {
+    let with_effects = batch.iter().any(|f| !is_batchable(&f.outcome));
+    if with_effects && batch.len() > 1 {
+        match write_group(queue, conn, runner, batch).await {
+            Ok(endings) => return endings.into_iter().map(Some).collect(),
+            Err(e) => {
+                tracing::warn!(target: "job_runner", jobs = batch.len(), error = %e,
+                    "cannot record the jobs' results together; recording each alone");
+                let mut endings = Vec::with_capacity(batch.len());
+                for finished in batch {
+                    let alone = write_with_retries(queue, conn, runner, std::slice::from_ref(finished)).await;
+                    endings.push(alone.and_then(|mut one| one.pop()));
+                }
+                return endings;
+            }
+        }
+    }
+    match write_with_retries(queue, conn, runner, batch).await {
+        Some(endings) => endings.into_iter().map(Some).collect(),
+        None => vec![None; batch.len()],
+    }
+}
+
+/// [`write_group`], retried with backoff up to [`COMPLETION_TRIES`] times.
+async fn write_with_retries(
+    queue: &Queue,
+    conn: &mut Option<PoolConnection<Any>>,
+    runner: &str,
+    batch: &[Finished],
+) -> Option<Vec<Ending>> {
+    let mut delay = Duration::from_millis(500);
+    for attempt in 1..=COMPLETION_TRIES {
+        match write_group(queue, conn, runner, batch).await {
+            Ok(endings) => return Some(endings),
+            Err(e) if attempt < COMPLETION_TRIES => {
+                tracing::warn!(target: "job_runner", jobs = batch.len(), error = %e,
+                    "cannot record the jobs' results; retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+            }
+            Err(e) => tracing::error!(target: "job_runner", jobs = batch.len(), error = %e,
+                "cannot record the jobs' results; leaving them to the rescuer"),
+        }
+    }
+    None
+}
+
+/// Writes a group's endings in one commit: effect-free jobs by one statement
+/// (on the completer's own connection when that is all there is), the others
+/// each with their effects and children, all in one transaction.
+async fn write_group(
+    queue: &Queue,
+    conn: &mut Option<PoolConnection<Any>>,
+    runner: &str,
+    batch: &[Finished],
+) -> Result<Vec<Ending>, QueueError> {
+    let plain: Vec<i64> = batch.iter().filter(|f| is_batchable(&f.outcome)).map(|f| f.id).collect();
+    if plain.len() == batch.len() && !queue.db.may_hold_writer() {
+        return Ok(complete_batch(queue, &queue.db.writer, runner, &plain)
+            .await?
+            .into_iter()
+            .map(|(_, e)| e)
+            .collect());
+    }
+    if plain.len() == batch.len() {
+        let written = match conn {
+            Some(held) => complete_batch(queue, &mut **held, runner, &plain).await,
+            None => match queue.db.writer.acquire().await {
+                Ok(held) => complete_batch(queue, &mut **conn.insert(held), runner, &plain).await,
+                Err(e) => Err(e.into()),
+            },
+        };
+        if written.is_err() {
+            *conn = None;
+        }
+        return Ok(written?.into_iter().map(|(_, ending)| ending).collect());
+    }
+    let now = queue.clock.now_ms();
+    let mut tx = queue.db.begin_write().await?;
+    let plain_endings =
+        if plain.is_empty() { Vec::new() } else { complete_batch(queue, &mut *tx, runner, &plain).await? };
+    let mut endings = Vec::with_capacity(batch.len());
+    let mut children_inserted = false;
+    for finished in batch {
+        let ending = if is_batchable(&finished.outcome) {
+            plain_endings.iter().find(|(id, _)| *id == finished.id).map_or(Ending::LeaseLost, |(_, e)| *e)
+        } else {
+            complete_in(&mut tx, queue, finished.id, runner, &finished.outcome, now).await?
+        };
+        children_inserted |= matches!(ending, Ending::Completed { children } if children > 0);
+        endings.push(ending);
+    }
+    tx.commit().await?;
+    if children_inserted {
+        queue.wake();
+    }
+    Ok(endings)
 }

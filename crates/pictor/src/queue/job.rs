@@ -6,6 +6,13 @@ use serde::{Deserialize, Serialize};
 /// The thumbnail sizes (longest edge, px) the card names.
 pub const DEFAULT_THUMBNAIL_SIZES: [u32; 4] = [64, 128, 256, 512];
 
+/// Priority of the thumbnail and preview jobs an offload enqueues: above the
+/// offloads of newer uploads (priority 0), so the images already started are
+/// finished before more are started. A burst of uploads then keeps the CPUs
+/// on imaging instead of running every queued offload first, and the first
+/// images of the burst are STORED early.
+pub const ASSET_JOB_PRIORITY: i64 = 1;
+
 /// A row of the `job` table.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Job {
@@ -80,6 +87,12 @@ impl NewJob {
             priority: 0,
             dedupe_key: Some(format!("{kind}:{image_id}")),
         })
+    }
+
+    /// The same job with another priority (higher runs first).
+    #[must_use]
+    pub fn with_priority(self, priority: i64) -> Self {
+        Self { priority, ..self }
     }
 }
 

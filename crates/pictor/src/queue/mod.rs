@@ -78,7 +78,8 @@ impl Queue {
     /// # Errors
     /// The database failed.
     pub async fn enqueue(&self, job: &NewJob) -> Result<Option<i64>, QueueError> {
-        let id = db::jobs::insert(&self.db.pool, self.db.backend, job, self.max_attempts, self.clock.now_ms()).await?;
+        let id =
+            db::jobs::insert(&self.db.writer, self.db.backend, job, self.max_attempts, self.clock.now_ms()).await?;
         if id.is_some() {
             self.wake();
         }
@@ -155,7 +156,7 @@ impl Queue {
     /// # Errors
     /// No such job, a job in another state, or a database failure.
     pub async fn cancel(&self, id: i64) -> Result<Job, QueueError> {
-        match db::jobs::cancel(&self.db.pool, id, self.clock.now_ms()).await? {
+        match db::jobs::cancel(&self.db.writer, id, self.clock.now_ms()).await? {
             Some(job) => Ok(job),
             None => Err(self.state_error(id, "cancel", "PENDING or FAILED").await),
         }

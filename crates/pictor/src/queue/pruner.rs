@@ -13,5 +13,5 @@ pub const DEFAULT_RETENTION_MS: i64 = 7 * 24 * 60 * 60 * 1_000;
 /// The database failed.
 pub async fn prune_once(queue: &Queue, retention_ms: i64) -> Result<u64, QueueError> {
     let before = queue.clock.now_ms() - retention_ms;
-    Ok(db::jobs::prune_finished(&queue.db.pool, before).await?)
+    Ok(db::jobs::prune_finished(&queue.db.writer, before).await?)
 }

@@ -1,6 +1,7 @@
 //! The runner: claims due jobs in batches up to its free slots, runs each
-//! job's handler, and has the completer commit the result (effect-free ones
-//! in batches). A maintenance task beside it renews leases (heartbeat),
+//! job's handler, and has the batch completer commit the successes (whatever
+//! finished meanwhile in one commit) and the completer record the failures
+//! one by one. A maintenance task beside it renews leases (heartbeat),
 //! rescues expired ones and prunes old jobs. An enqueue wakes it at once; the
 //! poll interval is the fallback.
 
@@ -12,7 +13,7 @@ use std::time::Duration;
 use sqlx::{AnyConnection, Connection as _};
 use tokio::task::JoinSet;
 
-use super::completer::{self, BatchCompleter, COMPLETION_TRIES, Ending};
+use super::completer::{self, BatchCompleter, COMPLETION_TRIES, CompleterStopped, Ending};
 use super::job::Job;
 use super::retry::RetryPolicy;
 use super::{Queue, QueueError, pruner, rescuer};
@@ -204,7 +205,7 @@ impl Runner {
             tracing::warn!(target: "job_runner", runner = %self.id, "the batch completer did not finish in time");
         }
         drop(maintenance);
-        let released = db::jobs::release(&self.queue.db.pool, &self.id, self.queue.clock.now_ms()).await?;
+        let released = db::jobs::release(&self.queue.db.writer, &self.id, self.queue.clock.now_ms()).await?;
         tracing::info!(target: "job_runner", runner = %self.id, released, "job runner stopped");
         Ok(())
     }
@@ -213,19 +214,24 @@ impl Runner {
     /// when it holds none; after an error it holds none (the next claim
     /// opens a fresh one).
     async fn claim(&self, conn: &mut Option<AnyConnection>, want: usize) -> Result<Vec<Job>, sqlx::Error> {
-        let held = match conn {
-            Some(held) => held,
-            None => conn.insert(db::jobs::claimer(&self.queue.db).await?),
-        };
+        let db = &self.queue.db;
         let now = self.queue.clock.now_ms();
         let until = now + lease_ms(&self.settings);
         let limit = i64::try_from(want).unwrap_or(i64::MAX);
-        let claimed = match db::jobs::claim(&mut *held, self.queue.db.backend, &self.id, limit, until, now).await {
-            Ok(claimed) => claimed,
-            Err(e) => {
-                *conn = None;
-                return Err(e);
+        let claimed = if db.may_hold_writer() {
+            let held = match conn {
+                Some(held) => held,
+                None => conn.insert(db::jobs::claimer(db).await?),
+            };
+            match db::jobs::claim(&mut *held, db.backend, &self.id, limit, until, now).await {
+                Ok(claimed) => claimed,
+                Err(e) => {
+                    *conn = None;
+                    return Err(e);
+                }
             }
+        } else {
+            db::jobs::claim(&db.writer, db.backend, &self.id, limit, until, now).await?
         };
         if let Ok(mut set) = self.in_flight.lock() {
             set.extend(claimed.iter().map(|j| j.id));
@@ -233,8 +239,9 @@ impl Runner {
         Ok(claimed)
     }
 
-    /// Runs one claimed job to its committed end, or hands it to the batch
-    /// completer, which ends it.
+    /// Runs one claimed job and hands a success to the batch completer, which
+    /// ends it; records a failure (or a success the stopped completer would
+    /// not take) itself.
     async fn execute(self, job: Job, batch_completer: BatchCompleter) {
         let outcome = match self.registry.get(job.kind) {
             Some(handler) => {
@@ -245,15 +252,18 @@ impl Runner {
             }
             None => Err(HandlerError::Permanent(format!("no handler is registered for {}", job.kind))),
         };
-        if let Ok(outcome) = &outcome
-            && completer::is_batchable(outcome)
-            && batch_completer.submit(&job).await.is_ok()
-        {
-            // The completer writes the completion and drops the job from
-            // `in_flight`; the slot is free now.
-            self.queue.wakeup.notify();
-            return;
-        }
+        let outcome = match outcome {
+            Ok(outcome) => match batch_completer.submit(&job, outcome).await {
+                Ok(()) => {
+                    // The completer writes the completion and drops the job
+                    // from `in_flight`; the slot is free now.
+                    self.queue.wakeup.notify();
+                    return;
+                }
+                Err(CompleterStopped(outcome)) => Ok(outcome),
+            },
+            Err(error) => Err(error),
+        };
         let mut delay = Duration::from_millis(500);
         for attempt in 1..=COMPLETION_TRIES {
             let ending = match &outcome {
@@ -292,7 +302,8 @@ impl Runner {
             let ids: Vec<i64> = self.in_flight.lock().map(|s| s.iter().copied().collect()).unwrap_or_default();
             let now = self.queue.clock.now_ms();
             if let Err(e) =
-                db::jobs::extend_leases(&self.queue.db.pool, &self.id, &ids, now + lease_ms(&self.settings), now).await
+                db::jobs::extend_leases(&self.queue.db.writer, &self.id, &ids, now + lease_ms(&self.settings), now)
+                    .await
             {
                 tracing::warn!(target: "job_runner", error = %e, "heartbeat failed");
             }
