@@ -32,7 +32,11 @@ pub(crate) fn resize(src: &Raster, width: u32, height: u32, resizer: &mut Resize
     let k = (ratio / 2.0).floor() as u32;
     if k >= 2 {
         let reduced = (src.width.div_ceil(k), src.height.div_ceil(k));
-        let boxed = convolve(src, reduced.0, reduced.1, FilterType::Box, resizer)?;
+        let boxed = if k == 2 && src.width.is_multiple_of(2) && src.height.is_multiple_of(2) {
+            halve(src)?
+        } else {
+            convolve(src, reduced.0, reduced.1, FilterType::Box, resizer)?
+        };
         return convolve(&boxed, width, height, main_filter(ratio / f64::from(k)), resizer);
     }
     convolve(src, width, height, main_filter(ratio), resizer)
@@ -43,6 +47,48 @@ pub(crate) fn resize(src: &Raster, width: u32, height: u32, resizer: &mut Resize
 /// saved 3–4% of the photo set's CPU (BENCHMARKS.md, 2026-11-29).
 fn main_filter(ratio: f64) -> FilterType {
     if ratio < 2.0 { FilterType::CatmullRom } else { FilterType::Lanczos3 }
+}
+
+/// Halves an even-sized raster by averaging 2×2 pixels, with the very
+/// result of fast_image_resize's Box filter at exactly 2× (its vertical
+/// pass, then its horizontal one, each rounding half up): pixel-identical,
+/// in 40% of its instructions, because each pass is a plain byte average
+/// that the compiler vectorises (BENCHMARKS.md, 2026-11-30, session 5).
+fn halve(src: &Raster) -> Result<Raster, ImagingError> {
+    let (width, height) = (src.width / 2, src.height / 2);
+    let pixels = match src.layout.channels() {
+        1 => halve_rows::<1>(&src.pixels, src.width as usize, height as usize),
+        3 => halve_rows::<3>(&src.pixels, src.width as usize, height as usize),
+        _ => halve_rows::<4>(&src.pixels, src.width as usize, height as usize),
+    };
+    Raster::new(width, height, src.layout, pixels)
+}
+
+/// [`halve`] for `C` bytes per pixel (a constant, so that each output pixel
+/// is a fixed-size copy); `width` is the source's, even.
+fn halve_rows<const C: usize>(src: &[u8], width: usize, out_height: usize) -> Vec<u8> {
+    let row_len = width * C;
+    let out_len = width / 2 * C;
+    let average = |a: u8, b: u8| ((u16::from(a) + u16::from(b) + 1) >> 1) as u8;
+    let mut pixels = vec![0u8; out_len * out_height];
+    // One row pair averaged, then that row averaged with itself shifted by a
+    // pixel: every other pixel of the latter is an output pixel.
+    let mut vertical = vec![0u8; row_len];
+    let mut horizontal = vec![0u8; row_len.saturating_sub(C)];
+    for (out, pair) in pixels.chunks_exact_mut(out_len.max(1)).zip(src.chunks_exact(2 * row_len.max(1))) {
+        let (top, bottom) = pair.split_at(row_len);
+        for ((v, &a), &b) in vertical.iter_mut().zip(top).zip(bottom) {
+            *v = average(a, b);
+        }
+        for ((h, &a), &b) in horizontal.iter_mut().zip(&vertical).zip(&vertical[C..]) {
+            *h = average(a, b);
+        }
+        let (out, _) = out.as_chunks_mut::<C>();
+        for (pixel, averaged) in out.iter_mut().zip(horizontal.chunks(2 * C)) {
+            pixel.copy_from_slice(&averaged[..C]);
+        }
+    }
+    pixels
 }
 
 fn convolve(
@@ -69,6 +115,7 @@ fn convolve(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::decode::PixelLayout;
 
     #[test]
     fn the_longest_edge_is_exact_and_the_short_edge_rounded() {
@@ -80,6 +127,23 @@ mod tests {
     #[test]
     fn a_thin_strip_keeps_at_least_one_pixel() {
         assert_eq!(fit_longest_edge(4352, 16, 64), (64, 1));
+    }
+
+    #[test]
+    fn halving_gives_the_pixels_of_the_box_filter_at_two_to_one() {
+        for (layout, width, height) in
+            [(PixelLayout::Rgb, 64, 38), (PixelLayout::Gray, 30, 2), (PixelLayout::Rgb, 2, 2)]
+        {
+            let len = width as usize * height as usize * layout.channels();
+            let pixels = (0..len).map(|i| (i * 7919 % 253) as u8).collect();
+            let src = Raster::new(width, height, layout, pixels).expect("a raster");
+
+            let halved = halve(&src).expect("halved");
+            let boxed = convolve(&src, width / 2, height / 2, FilterType::Box, &mut Resizer::new()).expect("boxed");
+
+            assert_eq!((halved.width, halved.height), (width / 2, height / 2));
+            assert!(halved.pixels == boxed.pixels, "{layout:?} {width}x{height}");
+        }
     }
 
     #[test]
