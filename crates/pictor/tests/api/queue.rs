@@ -402,3 +402,85 @@ both_backends! {
 fn app_ctx(app: &App) -> HandlerContext {
     app.runner.handler_context().clone()
 }
+
+both_backends! {
+    async fn an_offloads_asset_jobs_are_claimed_before_newer_offloads(backend) {
+        let Some(f) = fixture(backend, 5).await else { return };
+        f.image("old").await;
+        f.image("new").await;
+        let newer_offload = f.enqueue(JobKind::OffloadOriginal, "new").await;
+        f.clock.advance_ms(10);
+        let payload = OffloadPayload { image_id: "old".into(), temp_path: "tmp/old.upload".into(), checksum: "00".repeat(32) };
+        let thumbnails = NewJob::for_image(JobKind::ThumbnailGeneration, "old", &payload)
+            .expect("payload")
+            .with_priority(pictor::queue::job::ASSET_JOB_PRIORITY);
+        let asset_job = db::jobs::insert(&f.db().writer, f.db().backend, &thumbnails, 5, f.clock.now())
+            .await
+            .expect("insert")
+            .expect("inserted");
+        let order: Vec<i64> = f.claim("runner", 10).await.iter().map(|j| j.id).collect();
+        assert_eq!(order, vec![asset_job, newer_offload], "the started image's job first, though enqueued later");
+    }
+}
+
+both_backends! {
+    async fn the_batch_completer_commits_effects_and_children_of_a_group_and_skips_a_lost_lease(backend) {
+        let Some(f) = fixture(backend, 5).await else { return };
+        let queue = f.app.state.queue.clone();
+        // Job c's lease passes to another runner before its result arrives.
+        f.image("c").await;
+        f.enqueue(JobKind::OffloadOriginal, "c").await;
+        let lost = f.claim("runner", 10).await.remove(0);
+        f.clock.advance_ms(LEASE_MS + 1);
+        rescuer::rescue_once(&queue).await.expect("rescue");
+        let thief = f.claim("thief", 10).await;
+        assert_eq!(thief.iter().map(|j| j.id).collect::<Vec<_>>(), vec![lost.id]);
+        for id in ["a", "b"] {
+            f.image(id).await;
+            f.enqueue(JobKind::OffloadOriginal, id).await;
+        }
+        let claimed = f.claim("runner", 10).await;
+        assert_eq!(claimed.len(), 2);
+
+        let (ended_tx, mut ended_rx) = tokio::sync::mpsc::unbounded_channel();
+        let (batch, task) = completer::BatchCompleter::start(queue.clone(), "runner".into(), 10, move |ids| {
+            let _ = ended_tx.send(ids.to_vec());
+        });
+        for job in claimed.iter().chain([&lost]) {
+            let image_id = job.image_id.clone().expect("an image");
+            let payload = OffloadPayload { image_id: image_id.clone(), temp_path: format!("tmp/{image_id}.upload"), checksum: "00".repeat(32) };
+            let outcome = Outcome {
+                effects: vec![pictor::handlers::ImageEffect::Original {
+                    image_id: image_id.clone(),
+                    original_path: format!("originals/00/{image_id}"),
+                }],
+                children: vec![NewJob::for_image(JobKind::PreviewGeneration, &image_id, &payload).expect("payload")],
+            };
+            batch.submit(job, outcome).await.expect("running completer");
+        }
+        drop(batch);
+        task.await.expect("completer task");
+        let mut ended = Vec::new();
+        while let Ok(ids) = ended_rx.try_recv() {
+            ended.extend(ids);
+        }
+        ended.sort_unstable();
+        let mut all: Vec<i64> = claimed.iter().chain([&lost]).map(|j| j.id).collect();
+        all.sort_unstable();
+        assert_eq!(ended, all, "every submitted job is reported ended");
+
+        for job in &claimed {
+            assert_eq!(f.job(job.id).await.status, JobStatus::Completed);
+            let image = db::images::get(&f.db().pool, job.image_id.as_deref().expect("image")).await.expect("get").expect("row");
+            assert!(image.original_path.is_some(), "the effect is written with the completion");
+        }
+        assert_eq!(f.job(lost.id).await.locked_by.as_deref(), Some("thief"), "a lost lease writes nothing");
+        let lost_image = db::images::get(&f.db().pool, "c").await.expect("get").expect("row");
+        assert!(lost_image.original_path.is_none(), "nor its effect");
+        let filter = db::jobs::JobFilter { kind: Some(JobKind::PreviewGeneration), ..Default::default() };
+        let (children, _) = db::jobs::list(&f.db().pool, &filter, 100, 0).await.expect("list");
+        let mut parents: Vec<String> = children.iter().filter_map(|j| j.image_id.clone()).collect();
+        parents.sort();
+        assert_eq!(parents, vec!["a".to_owned(), "b".to_owned()], "children of the completed jobs only");
+    }
+}
