@@ -344,20 +344,17 @@ async fn write_group(
     batch: &[Finished],
 ) -> Result<Vec<Ending>, QueueError> {
     let plain: Vec<i64> = batch.iter().filter(|f| is_batchable(&f.outcome)).map(|f| f.id).collect();
-    if plain.len() == batch.len() && !queue.db.may_hold_writer() {
-        return Ok(complete_batch(queue, &queue.db.writer, runner, &plain)
-            .await?
-            .into_iter()
-            .map(|(_, e)| e)
-            .collect());
-    }
     if plain.len() == batch.len() {
-        let written = match conn {
-            Some(held) => complete_batch(queue, &mut **held, runner, &plain).await,
-            None => match queue.db.writer.acquire().await {
-                Ok(held) => complete_batch(queue, &mut **conn.insert(held), runner, &plain).await,
-                Err(e) => Err(e.into()),
-            },
+        let written = if queue.db.may_hold_writer() {
+            match conn {
+                Some(held) => complete_batch(queue, &mut **held, runner, &plain).await,
+                None => match queue.db.writer.acquire().await {
+                    Ok(held) => complete_batch(queue, &mut **conn.insert(held), runner, &plain).await,
+                    Err(e) => Err(e.into()),
+                },
+            }
+        } else {
+            complete_batch(queue, &queue.db.writer, runner, &plain).await
         };
         if written.is_err() {
             *conn = None;
@@ -368,11 +365,13 @@ async fn write_group(
     let mut tx = queue.db.begin_write().await?;
     let plain_endings =
         if plain.is_empty() { Vec::new() } else { complete_batch(queue, &mut *tx, runner, &plain).await? };
+    // In the order of `plain`, which is the batch's order.
+    let mut plain_endings = plain_endings.into_iter().map(|(_, ending)| ending);
     let mut endings = Vec::with_capacity(batch.len());
     let mut children_inserted = false;
     for finished in batch {
         let ending = if is_batchable(&finished.outcome) {
-            plain_endings.iter().find(|(id, _)| *id == finished.id).map_or(Ending::LeaseLost, |(_, e)| *e)
+            plain_endings.next().unwrap_or(Ending::LeaseLost)
         } else {
             complete_in(&mut tx, queue, finished.id, runner, &finished.outcome, now).await?
         };
