@@ -141,6 +141,8 @@ def main():
                     help="load generator: target/release/pictor-e2e-upload (less CPU) or this script's threads")
     ap.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                     help="extra environment of the Pictor processes (repeatable), e.g. PICTOR_RUNNER_CONCURRENCY=2")
+    ap.add_argument("--timeline", action="store_true",
+                    help="also print the STORED count at each poll (seconds since the first upload)")
     ap.add_argument("--pg-base", default="postgres://postgres@127.0.0.1:5432")
     ap.add_argument("--work-dir", default=None,
                     help="where the data folder and the imaging outputs go (default: the system temp folder)")
@@ -191,9 +193,11 @@ def main():
             with ThreadPoolExecutor(a.concurrency) as pool:
                 ids = list(pool.map(lambda pb: upload(base, *pb), jobs))
         t_uploaded = time.monotonic() - t0
+        timeline = []
         while True:
             page = get_json(f"{base}/api/images?status=STORED&limit=1")
             failed = get_json(f"{base}/api/images?status=FAILED&limit=1")["count"]
+            timeline.append((round(time.monotonic() - t0, 2), page["count"]))
             if page["count"] + failed >= len(ids):
                 break
             time.sleep(a.poll_seconds)
@@ -238,6 +242,8 @@ def main():
           f"imaging alone {ideal:.2f} img/s ({cores} processes side by side; CPU {set_cpu:.2f} s per set); "
           f"overhead {result['overhead_percent']} %; peak RSS {rss}; CPU s {cpu} vs imaging {imaging_cpu:.1f} "
           f"(CPU overhead {result['cpu_overhead_percent']} %), uploader {client_cpu:.1f}")
+    if a.timeline:
+        print("timeline (s, STORED):", " ".join(f"{t}:{n}" for t, n in timeline))
     print(json.dumps(result))
 
 

@@ -22,7 +22,7 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use pictor::app::{self, App, Overrides};
 use pictor::config::Config;
-use pictor::db::{Backend, Db};
+use pictor::db::{Backend, Db, Durability, SqliteSynchronous};
 use pictor::handlers::{HandlerContext, HandlerError, JobHandler, Outcome, Registry};
 use pictor::queue::completer::DEFAULT_COMPLETION_BATCH;
 use pictor::queue::job::{Job, NewJob};
@@ -57,9 +57,9 @@ struct Args {
     /// The SQLite file (with `--backend sqlite`).
     #[arg(long)]
     path: Option<PathBuf>,
-    /// SQLite only, for measurement: `normal` sets `PRAGMA synchronous =
-    /// NORMAL` on every pooled connection instead of Pictor's FULL (which
-    /// makes every acknowledged commit survive power loss).
+    /// SQLite only: Pictor's `PICTOR_SQLITE_SYNCHRONOUS`. `full` (the
+    /// default) syncs acknowledged writes (the enqueue ops) and not the
+    /// queue's bookkeeping; `normal` syncs no commit.
     #[arg(long, value_enum, default_value_t = SqliteSync::Full)]
     sqlite_synchronous: SqliteSync,
     /// Overrides the variant's number of runners (for exploring settings).
@@ -197,13 +197,19 @@ async fn measure(args: &Args, url: &str, storage: &std::path::Path) -> anyhow::R
     let counter = Arc::new(Counter::default());
     let mut registry = Registry::default();
     registry.register(NOOP_KIND, Noop(counter.clone()));
-    let config = Config { database_url: url.to_owned(), storage_dir: storage.to_owned(), ..Config::defaults()? };
+    let sqlite_synchronous = match args.sqlite_synchronous {
+        SqliteSync::Full => SqliteSynchronous::Full,
+        SqliteSync::Normal => SqliteSynchronous::Normal,
+    };
+    let config = Config {
+        database_url: url.to_owned(),
+        storage_dir: storage.to_owned(),
+        sqlite_synchronous,
+        ..Config::defaults()?
+    };
     let overrides = Overrides { registry: Some(registry.clone()), ..Overrides::default() };
     let app = app::build_with(&config, "http://127.0.0.1", overrides).await?;
     let db = &app.state.db;
-    if db.backend == Backend::Sqlite && args.sqlite_synchronous == SqliteSync::Normal {
-        set_sqlite_synchronous_normal(db).await?;
-    }
     let empty = match db.backend {
         Backend::Postgres => "TRUNCATE job",
         Backend::Sqlite => "DELETE FROM job",
@@ -215,7 +221,7 @@ async fn measure(args: &Args, url: &str, storage: &std::path::Path) -> anyhow::R
     };
     let synchronous = match (db.backend, args.sqlite_synchronous) {
         (Backend::Postgres, _) => "n/a",
-        (Backend::Sqlite, SqliteSync::Full) => "FULL",
+        (Backend::Sqlite, SqliteSync::Full) => "FULL (enqueues), NORMAL (bookkeeping)",
         (Backend::Sqlite, SqliteSync::Normal) => "NORMAL",
     };
     let mut line = match args.op {
@@ -234,20 +240,6 @@ async fn measure(args: &Args, url: &str, storage: &std::path::Path) -> anyhow::R
     line["settings"]["sqlite_synchronous"] = json!(synchronous);
     app.state.db.pool.close().await;
     Ok(line)
-}
-
-/// `PRAGMA synchronous = NORMAL` on every connection the pools will hold:
-/// Pictor sets FULL when it opens one, so all are opened (and held) first.
-async fn set_sqlite_synchronous_normal(db: &Db) -> anyhow::Result<()> {
-    for pool in [&db.pool, &db.writer] {
-        let mut held = Vec::new();
-        for _ in 0..pool.options().get_max_connections() {
-            let mut conn = pool.acquire().await?;
-            sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
-            held.push(conn);
-        }
-    }
-    Ok(())
 }
 
 fn noop_job(i: u64) -> NewJob {
@@ -271,7 +263,7 @@ async fn enqueue_single(app: &App, n: u64) -> anyhow::Result<serde_json::Value> 
 async fn enqueue_bulk(app: &App, n: u64) -> anyhow::Result<()> {
     let queue = &app.state.queue;
     let jobs = (0..n).map(noop_job).collect::<Vec<_>>();
-    let mut tx = queue.db.begin_write().await?;
+    let mut tx = queue.db.begin_write(Durability::Acknowledged).await?;
     let inserted = queue.enqueue_many_in(&mut tx, &jobs).await?;
     tx.commit().await?;
     queue.wake();

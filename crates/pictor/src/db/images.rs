@@ -224,8 +224,8 @@ pub async fn collections(pool: &AnyPool) -> Result<Vec<(String, i64)>, sqlx::Err
 ///
 /// # Errors
 /// The database failed.
-pub async fn update_details(
-    pool: &AnyPool,
+pub async fn update_details<'c, E: Executor<'c, Database = Any>>(
+    exec: E,
     id: &str,
     title: Option<&str>,
     collection: Option<Option<&str>>,
@@ -241,7 +241,7 @@ pub async fn update_details(
     .bind(collection.flatten())
     .bind(now)
     .bind(id)
-    .execute(pool)
+    .execute(exec)
     .await?;
     Ok(done.rows_affected() == 1)
 }
@@ -273,7 +273,32 @@ pub async fn count_using<'c, E: Executor<'c, Database = Any>>(exec: E, key: &str
         .try_get("n")
 }
 
-/// Records the offloaded original and moves the image to PROCESSING.
+/// An UPDATE that records part of an image, returning whether the image
+/// now has its original and every asset (the row after the update), so that
+/// a completion asks for STORED ([`mark_stored_if_complete`]) only then.
+macro_rules! returning_complete {
+    ($update:literal) => {
+        concat!(
+            $update,
+            " RETURNING CAST(CASE WHEN status = 'PROCESSING' AND original_path IS NOT NULL \
+               AND thumbnail_path IS NOT NULL AND preview_path IS NOT NULL THEN 1 ELSE 0 END AS BIGINT) AS complete"
+        )
+    };
+}
+
+/// Runs a [`returning_complete`] UPDATE.
+async fn update_returning_complete<'c, E: Executor<'c, Database = Any>>(
+    exec: E,
+    query: sqlx::query::Query<'_, Any, sqlx::any::AnyArguments>,
+) -> Result<bool, sqlx::Error> {
+    match query.fetch_optional(exec).await? {
+        Some(row) => Ok(row.try_get::<i64, _>("complete")? == 1),
+        None => Ok(false),
+    }
+}
+
+/// Records the offloaded original and moves the image to PROCESSING. True
+/// when the image now has every asset too.
 ///
 /// # Errors
 /// The database failed.
@@ -282,22 +307,21 @@ pub async fn set_original<'c, E: Executor<'c, Database = Any>>(
     id: &str,
     original_path: &str,
     now: i64,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(
+) -> Result<bool, sqlx::Error> {
+    let query = sqlx::query(returning_complete!(
         "UPDATE image SET original_path = $1, temp_path = NULL, updated_at = $2, \
                           status = CASE WHEN status IN ('UPLOADED', 'INGESTED') THEN 'PROCESSING' ELSE status END \
-         WHERE id = $3",
-    )
+         WHERE id = $3"
+    ))
     .bind(original_path)
     .bind(now)
-    .bind(id)
-    .execute(exec)
-    .await?;
-    Ok(())
+    .bind(id);
+    update_returning_complete(exec, query).await
 }
 
 /// Records the thumbnails (`thumbnail_path` is the 256 px one, or the
-/// largest when 256 was not made) and the image's ThumbHash.
+/// largest when 256 was not made) and the image's ThumbHash. True when the
+/// image now has its original and every asset.
 ///
 /// # Errors
 /// The database failed.
@@ -307,21 +331,22 @@ pub async fn set_thumbnails<'c, E: Executor<'c, Database = Any>>(
     thumbnails: &BTreeMap<u32, String>,
     thumbhash: Option<&str>,
     now: i64,
-) -> Result<(), sqlx::Error> {
+) -> Result<bool, sqlx::Error> {
     let main = thumbnails.get(&256).or_else(|| thumbnails.values().next_back());
     let json = serde_json::to_string(thumbnails).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    sqlx::query("UPDATE image SET thumbnail_path = $1, thumbnails = $2, thumbhash = $3, updated_at = $4 WHERE id = $5")
-        .bind(main.map(String::as_str))
-        .bind(json)
-        .bind(thumbhash)
-        .bind(now)
-        .bind(id)
-        .execute(exec)
-        .await?;
-    Ok(())
+    let query = sqlx::query(returning_complete!(
+        "UPDATE image SET thumbnail_path = $1, thumbnails = $2, thumbhash = $3, updated_at = $4 WHERE id = $5"
+    ))
+    .bind(main.map(String::as_str))
+    .bind(json)
+    .bind(thumbhash)
+    .bind(now)
+    .bind(id);
+    update_returning_complete(exec, query).await
 }
 
-/// Records the preview: its JPEG as `preview_path`, every encoding in `previews`.
+/// Records the preview: its JPEG as `preview_path`, every encoding in
+/// `previews`. True when the image now has its original and every asset.
 ///
 /// # Errors
 /// The database failed.
@@ -331,16 +356,16 @@ pub async fn set_preview<'c, E: Executor<'c, Database = Any>>(
     preview_path: &str,
     previews: &BTreeMap<String, String>,
     now: i64,
-) -> Result<(), sqlx::Error> {
+) -> Result<bool, sqlx::Error> {
     let json = serde_json::to_string(previews).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    sqlx::query("UPDATE image SET preview_path = $1, previews = $2, updated_at = $3 WHERE id = $4")
-        .bind(preview_path)
-        .bind(json)
-        .bind(now)
-        .bind(id)
-        .execute(exec)
-        .await?;
-    Ok(())
+    let query = sqlx::query(returning_complete!(
+        "UPDATE image SET preview_path = $1, previews = $2, updated_at = $3 WHERE id = $4"
+    ))
+    .bind(preview_path)
+    .bind(json)
+    .bind(now)
+    .bind(id);
+    update_returning_complete(exec, query).await
 }
 
 /// Sets the image STORED if the original and every asset exist (DESIGN's

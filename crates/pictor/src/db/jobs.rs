@@ -8,7 +8,7 @@ use pictor_client::models::{JobKind, JobStatus};
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, AnyPool, Executor, Row};
 
-use super::{Backend, Db};
+use super::{Backend, Db, Durability};
 use crate::queue::job::{Job, NewJob};
 
 const COLUMNS: &str = "id, type, status, payload, image_id, priority, attempts, max_attempts, run_at, \
@@ -27,9 +27,10 @@ const CLAIM_SQLITE: &str = "UPDATE job SET status = 'RUNNING', attempts = attemp
 /// its WAL flush: `set_config(..., true)` sets `synchronous_commit = off` for
 /// that transaction only. A claim need not survive a server crash: a lost
 /// claim leaves the job PENDING with its attempt uncounted, and the
-/// completion (a synchronous commit, whose flush covers the claim written
-/// before it) then finds no lease and writes nothing, so the job just runs
-/// again (at-least-once, DESIGN "The queue"). One round trip, no fsync wait.
+/// completion then finds no lease and writes nothing, so the job just runs
+/// again (at-least-once, DESIGN "The queue"; the rest of the queue's
+/// bookkeeping makes the same choice, [`Durability::Bookkeeping`]). One
+/// round trip, no fsync wait.
 /// The picked ids come as one array (an init plan), so that the plan stays
 /// index scans whatever the backlog, including the generic plan
 /// [`claimer`] makes PostgreSQL keep.
@@ -192,7 +193,7 @@ pub async fn insert_many<'c, E: Executor<'c, Database = Any>>(
 /// # Errors
 /// The database could not be reached.
 pub async fn claimer(db: &Db) -> Result<AnyConnection, sqlx::Error> {
-    let mut conn = db.writer.acquire().await?.detach();
+    let mut conn = db.write_connection(Durability::Bookkeeping).await?.detach();
     if db.backend == Backend::Postgres {
         conn.execute("SET plan_cache_mode = force_generic_plan").await?;
     }
@@ -230,8 +231,8 @@ pub async fn claim<'c, E: Executor<'c, Database = Any>>(
 ///
 /// # Errors
 /// The database failed.
-pub async fn extend_leases(
-    pool: &AnyPool,
+pub async fn extend_leases<'c, E: Executor<'c, Database = Any>>(
+    exec: E,
     runner: &str,
     ids: &[i64],
     locked_until: i64,
@@ -249,7 +250,7 @@ pub async fn extend_leases(
     for id in ids {
         query = query.bind(*id);
     }
-    Ok(query.execute(pool).await?.rows_affected())
+    Ok(query.execute(exec).await?.rows_affected())
 }
 
 /// Marks a job `runner` holds COMPLETED. False when the lease was lost.
@@ -281,9 +282,12 @@ const COMPLETE_MANY_SQLITE: &str = "UPDATE job SET status = 'COMPLETED', locked_
                                     updated_at = $1 \
      WHERE status = 'RUNNING' AND locked_by = $2 AND id IN (SELECT value FROM json_each($3)) \
      RETURNING id";
+/// Bookkeeping, so without waiting for its WAL flush as the claim
+/// ([`Durability::Bookkeeping`]), also when it is a statement on its own.
 const COMPLETE_MANY_POSTGRES: &str = "UPDATE job SET status = 'COMPLETED', locked_until = NULL, finished_at = $1, \
                                       updated_at = $1 \
      WHERE status = 'RUNNING' AND locked_by = $2 AND id = ANY(CAST($3 AS BIGINT[])) \
+       AND set_config('synchronous_commit', 'off', true) IS NOT NULL \
      RETURNING id";
 
 /// Marks the listed jobs `runner` still holds COMPLETED, in one statement;
@@ -414,7 +418,7 @@ pub async fn rescue_expired<'c, E: Executor<'c, Database = Any>>(
 ///
 /// # Errors
 /// The database failed.
-pub async fn release(pool: &AnyPool, runner: &str, now: i64) -> Result<u64, sqlx::Error> {
+pub async fn release<'c, E: Executor<'c, Database = Any>>(exec: E, runner: &str, now: i64) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE job SET status = 'PENDING', locked_by = NULL, locked_until = NULL, run_at = $1, \
                         updated_at = $1, attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END \
@@ -422,7 +426,7 @@ pub async fn release(pool: &AnyPool, runner: &str, now: i64) -> Result<u64, sqlx
     )
     .bind(now)
     .bind(runner)
-    .execute(pool)
+    .execute(exec)
     .await?;
     Ok(done.rows_affected())
 }
@@ -453,14 +457,18 @@ pub async fn requeue<'c, E: Executor<'c, Database = Any>>(
 ///
 /// # Errors
 /// The database failed.
-pub async fn cancel(pool: &AnyPool, id: i64, now: i64) -> Result<Option<Job>, sqlx::Error> {
+pub async fn cancel<'c, E: Executor<'c, Database = Any>>(
+    exec: E,
+    id: i64,
+    now: i64,
+) -> Result<Option<Job>, sqlx::Error> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE job SET status = 'CANCELLED', finished_at = $1, updated_at = $1 \
          WHERE id = $2 AND status IN ('PENDING', 'FAILED') RETURNING {COLUMNS}"
     )))
     .bind(now)
     .bind(id)
-    .fetch_optional(pool)
+    .fetch_optional(exec)
     .await?;
     row.as_ref().map(job_from_row).transpose()
 }
@@ -553,10 +561,10 @@ pub async fn delete_idle_for_image<'c, E: Executor<'c, Database = Any>>(
 ///
 /// # Errors
 /// The database failed.
-pub async fn prune_finished(pool: &AnyPool, before: i64) -> Result<u64, sqlx::Error> {
+pub async fn prune_finished<'c, E: Executor<'c, Database = Any>>(exec: E, before: i64) -> Result<u64, sqlx::Error> {
     let done = sqlx::query("DELETE FROM job WHERE status IN ('COMPLETED', 'CANCELLED') AND finished_at < $1")
         .bind(before)
-        .execute(pool)
+        .execute(exec)
         .await?;
     Ok(done.rows_affected())
 }

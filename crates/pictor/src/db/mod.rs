@@ -11,8 +11,12 @@ use std::time::Duration;
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use std::borrow::Cow;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::{AnyPool, Executor, SqlSafeStr};
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyPool, Executor, SqlSafeStr};
 
 /// A migration embedded in the binary: version, description, SQL.
 type Embedded = (i64, &'static str, &'static str);
@@ -93,14 +97,38 @@ pub enum DbError {
 /// How SQLite syncs commits to disk (PostgreSQL ignores it).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum SqliteSynchronous {
-    /// Every commit survives power loss (DESIGN invariant 1): an
-    /// acknowledged upload is never lost. The default.
+    /// Every acknowledged write survives power loss (DESIGN invariant 1):
+    /// an upload, an operator's action. The queue's bookkeeping commits
+    /// without a sync ([`Durability::Bookkeeping`]). The default.
     #[default]
     Full,
-    /// Commits survive a crash of Pictor but the last ones may be lost on
-    /// power loss; about twice the queue throughput (see BENCHMARKS.md).
+    /// No commit waits for a sync: commits survive a crash of Pictor, but
+    /// the last ones, acknowledged uploads included, may be lost on power
+    /// loss.
     Normal,
 }
+
+/// What a write must survive, and so whether its commit waits for the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// Someone is told it happened (an upload answered 201, an operator's
+    /// retry, cancel, edit or delete): synced before the commit returns.
+    Acknowledged,
+    /// The queue's own bookkeeping (claims, completions, lease renewals,
+    /// rescues, pruning). It survives a crash of Pictor; a power cut may
+    /// lose the last ones, and their jobs then simply run again: handlers
+    /// are idempotent and sync their files before the completion commits
+    /// (DESIGN invariants 2 and 3), and SQLite's WAL keeps the commits in
+    /// order, so a lost one takes every later one with it. On PostgreSQL
+    /// its transactions and the claim run with `synchronous_commit = off`
+    /// (the same guarantees: the WAL is replayed in order).
+    Bookkeeping,
+}
+
+/// What the SQLite writer connection's `synchronous` is known to be.
+const WRITER_SYNC_UNKNOWN: u8 = 0;
+const WRITER_SYNC_FULL: u8 = 1;
+const WRITER_SYNC_NORMAL: u8 = 2;
 
 impl SqliteSynchronous {
     fn pragma(self) -> &'static str {
@@ -124,16 +152,20 @@ impl std::str::FromStr for SqliteSynchronous {
 }
 
 /// A pool of `max_connections` on `url`, each connection set up for Pictor.
+/// `writer_sync`, for the SQLite writer's pool: a new connection's
+/// `synchronous` is set by its first writer ([`Db::write_connection`]).
 async fn open_pool(
     backend: Backend,
     url: &str,
     max_connections: u32,
     synchronous: SqliteSynchronous,
+    writer_sync: Option<Arc<AtomicU8>>,
 ) -> Result<AnyPool, DbError> {
     AnyPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(30))
         .after_connect(move |conn, _meta| {
+            let writer_sync = writer_sync.clone();
             Box::pin(async move {
                 if backend == Backend::Sqlite {
                     // WAL lets readers run beside the single writer; FULL
@@ -144,6 +176,9 @@ async fn open_pool(
                         synchronous.pragma()
                     )))
                     .await?;
+                    if let Some(known) = writer_sync {
+                        known.store(WRITER_SYNC_UNKNOWN, Ordering::Release);
+                    }
                 }
                 Ok(())
             })
@@ -158,12 +193,17 @@ async fn open_pool(
 pub struct Db {
     /// The connection pool, for reads (and writes on PostgreSQL).
     pub pool: AnyPool,
-    /// Where writes go. On SQLite, one connection: SQLite runs one writer at
-    /// a time anyway, and writers then queue here in order instead of
-    /// polling for the file's lock in SQLite's busy handler, which sleeps up
-    /// to 100 ms between tries and left the CPUs idle under a burst of
-    /// uploads. On PostgreSQL, the pool itself.
-    pub writer: AnyPool,
+    /// Where writes go ([`Db::write_connection`], [`Db::begin_write`]). On
+    /// SQLite, one connection: SQLite runs one writer at a time anyway, and
+    /// writers then queue here in order instead of polling for the file's
+    /// lock in SQLite's busy handler, which sleeps up to 100 ms between
+    /// tries and left the CPUs idle under a burst of uploads. On
+    /// PostgreSQL, the pool itself.
+    writer: AnyPool,
+    /// The SQLite writer's `synchronous` as last set (`WRITER_SYNC_*`).
+    writer_sync: Arc<AtomicU8>,
+    /// What `SqliteSynchronous` the service was configured with.
+    synchronous: SqliteSynchronous,
     /// The backend behind the pool.
     pub backend: Backend,
     /// The URL it was opened with (PostgreSQL's listener opens its own connection).
@@ -194,16 +234,17 @@ impl Db {
             Backend::Sqlite => SQLITE_MAX_CONNECTIONS,
             Backend::Postgres => POSTGRES_MAX_CONNECTIONS,
         };
-        let pool = open_pool(backend, &url, max_connections, synchronous).await?;
+        let pool = open_pool(backend, &url, max_connections, synchronous, None).await?;
+        let writer_sync = Arc::new(AtomicU8::new(WRITER_SYNC_UNKNOWN));
         let writer = match backend {
             Backend::Sqlite => {
                 // Persistent in the file: set once, before other connections exist.
                 pool.execute("PRAGMA journal_mode = WAL").await.map_err(DbError::Connect)?;
-                open_pool(backend, &url, 1, synchronous).await?
+                open_pool(backend, &url, 1, synchronous, Some(writer_sync.clone())).await?
             }
             Backend::Postgres => pool.clone(),
         };
-        Ok(Self { pool, writer, backend, url })
+        Ok(Self { pool, writer, writer_sync, synchronous, backend, url })
     }
 
     /// Applies the embedded migrations and returns the schema version.
@@ -216,17 +257,54 @@ impl Db {
         Ok(migrator.iter().map(|m| m.version).max().unwrap_or(0))
     }
 
-    /// Begins a transaction that will write. On SQLite it takes the write
-    /// lock at once (`BEGIN IMMEDIATE`), so that it waits for the lock
-    /// instead of failing when a read turns into a write.
+    /// A connection for writes whose commits are as durable as `durability`
+    /// asks. On SQLite, the one writer connection, its `synchronous` set
+    /// when it differs (one statement, only when the kind of write changes).
     ///
     /// # Errors
     /// The database could not be reached.
-    pub async fn begin_write(&self) -> Result<Tx, sqlx::Error> {
-        match self.backend {
-            Backend::Sqlite => self.writer.begin_with("BEGIN IMMEDIATE").await,
-            Backend::Postgres => self.writer.begin().await,
+    pub async fn write_connection(&self, durability: Durability) -> Result<PoolConnection<Any>, sqlx::Error> {
+        let mut conn = self.writer.acquire().await?;
+        if self.backend == Backend::Sqlite {
+            let wanted = match (durability, self.synchronous) {
+                (Durability::Acknowledged, SqliteSynchronous::Full) => WRITER_SYNC_FULL,
+                _ => WRITER_SYNC_NORMAL,
+            };
+            if self.writer_sync.load(Ordering::Acquire) != wanted {
+                // Unknown until the pragma is known to have run (a dropped
+                // future leaves it unknown, so the next writer sets it).
+                self.writer_sync.store(WRITER_SYNC_UNKNOWN, Ordering::Release);
+                let pragma = if wanted == WRITER_SYNC_FULL {
+                    "PRAGMA synchronous = FULL"
+                } else {
+                    "PRAGMA synchronous = NORMAL"
+                };
+                conn.execute(pragma).await?;
+                self.writer_sync.store(wanted, Ordering::Release);
+            }
         }
+        Ok(conn)
+    }
+
+    /// Begins a transaction that will write, as durable as `durability`
+    /// asks. On SQLite it takes the write lock at once (`BEGIN IMMEDIATE`),
+    /// so that it waits for the lock instead of failing when a read turns
+    /// into a write.
+    ///
+    /// # Errors
+    /// The database could not be reached.
+    pub async fn begin_write(&self, durability: Durability) -> Result<Tx, sqlx::Error> {
+        let conn = self.write_connection(durability).await?;
+        let begin = match (self.backend, durability) {
+            (Backend::Sqlite, _) => Some("BEGIN IMMEDIATE".into_sql_str()),
+            // Both in one round trip (a simple query may hold several statements).
+            (Backend::Postgres, Durability::Bookkeeping) => {
+                Some("BEGIN; SET LOCAL synchronous_commit = off".into_sql_str())
+            }
+            (Backend::Postgres, Durability::Acknowledged) => None,
+        };
+        // What `Pool::begin_with` does, on a connection prepared above.
+        sqlx::Transaction::begin(conn, begin).await
     }
 
     /// Whether a task may keep a write connection for itself (as the
@@ -294,6 +372,32 @@ mod tests {
         let (_, url) = normalise_url("sqlite:rel/x.db?mode=ro").expect("relative");
         assert_eq!(url, "sqlite://rel/x.db?mode=ro");
         let _ = std::fs::remove_dir_all("rel");
+    }
+
+    async fn synchronous_of(conn: &mut sqlx::AnyConnection) -> i64 {
+        sqlx::query_scalar("PRAGMA synchronous").fetch_one(conn).await.expect("pragma")
+    }
+
+    #[tokio::test]
+    async fn sqlite_syncs_acknowledged_commits_and_not_the_queues_bookkeeping() {
+        const NORMAL: i64 = 1;
+        const FULL: i64 = 2;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("p.db").display());
+        let db = Db::connect(&url).await.expect("connect");
+        let mut bookkeeping = db.write_connection(Durability::Bookkeeping).await.expect("writer");
+        assert_eq!(synchronous_of(&mut bookkeeping).await, NORMAL);
+        drop(bookkeeping);
+        let mut acknowledged = db.begin_write(Durability::Acknowledged).await.expect("begin");
+        assert_eq!(synchronous_of(&mut acknowledged).await, FULL);
+        acknowledged.rollback().await.expect("rollback");
+        let mut bookkeeping = db.begin_write(Durability::Bookkeeping).await.expect("begin");
+        assert_eq!(synchronous_of(&mut bookkeeping).await, NORMAL, "switched back");
+        bookkeeping.rollback().await.expect("rollback");
+
+        let relaxed = Db::connect_with(&url, SqliteSynchronous::Normal).await.expect("connect");
+        let mut acknowledged = relaxed.write_connection(Durability::Acknowledged).await.expect("writer");
+        assert_eq!(synchronous_of(&mut acknowledged).await, NORMAL, "PICTOR_SQLITE_SYNCHRONOUS=normal syncs nothing");
     }
 
     #[test]

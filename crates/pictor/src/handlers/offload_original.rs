@@ -26,24 +26,9 @@ impl JobHandler for OffloadOriginal {
             .ok_or_else(|| HandlerError::Permanent(format!("temp path {:?} is not under tmp/", p.temp_path)))?;
         let temp_file = ctx.tmp_dir.join(temp_name);
 
-        if tokio::fs::try_exists(&temp_file).await.map_err(|e| HandlerError::Retryable(e.to_string()))? {
-            let file = temp_file.clone();
-            let actual = ctx
-                .run_cpu(move || {
-                    let io = |e: std::io::Error| HandlerError::Retryable(format!("cannot read the upload: {e}"));
-                    let mut reader = std::fs::File::open(&file).map_err(io)?;
-                    let mut hasher = Sha256::new();
-                    let mut buf = vec![0_u8; 256 * 1024];
-                    loop {
-                        let n = std::io::Read::read(&mut reader, &mut buf).map_err(io)?;
-                        if n == 0 {
-                            break;
-                        }
-                        hasher.update(&buf[..n]);
-                    }
-                    Ok(hex::encode(hasher.finalize()))
-                })
-                .await?;
+        let file = temp_file.clone();
+        let checksum = ctx.run_cpu(move || checksum_of(&file)).await?;
+        if let Some(actual) = checksum {
             if actual != p.checksum {
                 return Err(HandlerError::Permanent(format!(
                     "the uploaded file changed on disk: checksum {actual}, expected {}",
@@ -83,4 +68,24 @@ impl JobHandler for OffloadOriginal {
             ],
         })
     }
+}
+
+/// The SHA-256 (lowercase hex) of `file`, or `None` if it does not exist.
+fn checksum_of(file: &std::path::Path) -> Result<Option<String>, HandlerError> {
+    let io = |e: std::io::Error| HandlerError::Retryable(format!("cannot read the upload: {e}"));
+    let mut reader = match std::fs::File::open(file) {
+        Ok(reader) => reader,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(e)),
+    };
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0_u8; 256 * 1024];
+    loop {
+        let n = std::io::Read::read(&mut reader, &mut buf).map_err(io)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(Some(hex::encode(hasher.finalize())))
 }

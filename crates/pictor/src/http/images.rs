@@ -10,7 +10,7 @@ use serde::Deserialize;
 use super::AppState;
 use super::error::{ApiError, ApiResult};
 use super::present;
-use crate::db::{self, images::ImageFilter};
+use crate::db::{self, Durability, images::ImageFilter};
 use crate::storage::assets_prefix;
 
 /// Default page size.
@@ -126,14 +126,15 @@ async fn update(
         return Err(ApiError::bad_request("nothing_to_update", "send `title` and/or `collection`"));
     }
     let now = state.queue.clock.now_ms();
-    if !db::images::update_details(&state.db.writer, &id, title, collection, now).await? {
+    let mut conn = state.db.write_connection(Durability::Acknowledged).await?;
+    if !db::images::update_details(&mut *conn, &id, title, collection, now).await? {
         return Err(ApiError::NotFound(format!("image {id}")));
     }
     Ok(Json(find(&state, &id).await?))
 }
 
 async fn remove(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
-    let mut tx = state.db.begin_write().await?;
+    let mut tx = state.db.begin_write(Durability::Acknowledged).await?;
     let Some(record) = db::images::delete(&mut *tx, &id).await? else {
         return Err(ApiError::NotFound(format!("image {id}")));
     };

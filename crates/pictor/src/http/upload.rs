@@ -12,7 +12,7 @@ use pictor_imaging::Limits;
 use super::error::{ApiError, ApiResult};
 use super::present::rfc3339;
 use super::{AppState, UploadLimits};
-use crate::db;
+use crate::db::{self, Durability};
 use crate::ingest::{self, Ingested, IntoIngestError};
 use crate::queue::job::{NewJob, OffloadPayload};
 
@@ -140,7 +140,7 @@ async fn record(
         .map_err(|e| ApiError::bad_request("invalid_payload", e.to_string()))?;
     let now = state.queue.clock.now_ms();
     // DESIGN invariant 1: the row and its first job commit together.
-    let mut tx = state.db.begin_write().await?;
+    let mut tx = state.db.begin_write(Durability::Acknowledged).await?;
     db::images::insert_ingested(&mut *tx, &image, now).await?;
     state.queue.enqueue_in(&mut tx, &job).await?;
     tx.commit().await?;

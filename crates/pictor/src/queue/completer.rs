@@ -17,7 +17,7 @@ use tokio::task::JoinHandle;
 use super::job::Job;
 use super::retry::RetryPolicy;
 use super::{Queue, QueueError};
-use crate::db::{self, Tx};
+use crate::db::{self, Durability, Tx};
 use crate::handlers::{HandlerError, ImageEffect, Outcome};
 
 /// Attempts at writing a job's result before leaving it to the rescuer.
@@ -51,7 +51,7 @@ pub enum Ending {
 /// rescued).
 pub async fn complete(queue: &Queue, job: &Job, runner: &str, outcome: &Outcome) -> Result<Ending, QueueError> {
     let now = queue.clock.now_ms();
-    let mut tx = queue.db.begin_write().await?;
+    let mut tx = queue.db.begin_write(Durability::Bookkeeping).await?;
     let ending = complete_in(&mut tx, queue, job.id, runner, outcome, now).await?;
     if ending == Ending::LeaseLost {
         return Ok(ending);
@@ -76,9 +76,12 @@ async fn complete_in(
     if !db::jobs::complete(&mut **tx, id, runner, now).await? {
         return Ok(Ending::LeaseLost);
     }
-    let mut touched = Vec::new();
+    // Images that have their original and every asset now.
+    let mut complete = Vec::new();
     for effect in &outcome.effects {
-        touched.push(apply(tx, effect, now).await?);
+        if let Some(image_id) = apply(tx, effect, now).await? {
+            complete.push(image_id);
+        }
     }
     let mut children = 0;
     for child in &outcome.children {
@@ -86,27 +89,27 @@ async fn complete_in(
             children += 1;
         }
     }
-    for image_id in &touched {
+    for image_id in complete {
         db::images::mark_stored_if_complete(&mut **tx, image_id, now).await?;
     }
     Ok(Ending::Completed { children })
 }
 
-async fn apply(tx: &mut Tx, effect: &ImageEffect, now: i64) -> Result<String, sqlx::Error> {
-    match effect {
+/// Writes an effect; returns its image when that now has its original and
+/// every asset.
+async fn apply<'e>(tx: &mut Tx, effect: &'e ImageEffect, now: i64) -> Result<Option<&'e str>, sqlx::Error> {
+    let (image_id, complete) = match effect {
         ImageEffect::Original { image_id, original_path } => {
-            db::images::set_original(&mut **tx, image_id, original_path, now).await?;
-            Ok(image_id.clone())
+            (image_id, db::images::set_original(&mut **tx, image_id, original_path, now).await?)
         }
         ImageEffect::Thumbnails { image_id, keys, thumbhash } => {
-            db::images::set_thumbnails(&mut **tx, image_id, keys, thumbhash.as_deref(), now).await?;
-            Ok(image_id.clone())
+            (image_id, db::images::set_thumbnails(&mut **tx, image_id, keys, thumbhash.as_deref(), now).await?)
         }
         ImageEffect::Preview { image_id, preview_path, previews } => {
-            db::images::set_preview(&mut **tx, image_id, preview_path, previews, now).await?;
-            Ok(image_id.clone())
+            (image_id, db::images::set_preview(&mut **tx, image_id, preview_path, previews, now).await?)
         }
-    }
+    };
+    Ok(complete.then_some(image_id.as_str()))
 }
 
 /// Records a failed attempt: a retry with backoff while attempts remain and
@@ -123,7 +126,7 @@ pub async fn fail(
 ) -> Result<Ending, QueueError> {
     let now = queue.clock.now_ms();
     let message = error.to_string();
-    let mut tx = queue.db.begin_write().await?;
+    let mut tx = queue.db.begin_write(Durability::Bookkeeping).await?;
     let final_failure = matches!(error, HandlerError::Permanent(_)) || job.attempts >= job.max_attempts;
     if final_failure {
         if !db::jobs::fail(&mut *tx, job.id, runner, &message, now).await? {
@@ -348,13 +351,16 @@ async fn write_group(
         let written = if queue.db.may_hold_writer() {
             match conn {
                 Some(held) => complete_batch(queue, &mut **held, runner, &plain).await,
-                None => match queue.db.writer.acquire().await {
+                None => match queue.db.write_connection(Durability::Bookkeeping).await {
                     Ok(held) => complete_batch(queue, &mut **conn.insert(held), runner, &plain).await,
                     Err(e) => Err(e.into()),
                 },
             }
         } else {
-            complete_batch(queue, &queue.db.writer, runner, &plain).await
+            match queue.db.write_connection(Durability::Bookkeeping).await {
+                Ok(mut writer) => complete_batch(queue, &mut *writer, runner, &plain).await,
+                Err(e) => Err(e.into()),
+            }
         };
         if written.is_err() {
             *conn = None;
@@ -362,7 +368,7 @@ async fn write_group(
         return Ok(written?.into_iter().map(|(_, ending)| ending).collect());
     }
     let now = queue.clock.now_ms();
-    let mut tx = queue.db.begin_write().await?;
+    let mut tx = queue.db.begin_write(Durability::Bookkeeping).await?;
     let plain_endings =
         if plain.is_empty() { Vec::new() } else { complete_batch(queue, &mut *tx, runner, &plain).await? };
     // In the order of `plain`, which is the batch's order.

@@ -15,7 +15,7 @@ pub mod wakeup;
 
 use pictor_client::models::JobStatus;
 
-use crate::db::{self, Db, Tx};
+use crate::db::{self, Db, Durability, Tx};
 use clock::SharedClock;
 use job::{Job, NewJob};
 use wakeup::Wakeup;
@@ -78,8 +78,9 @@ impl Queue {
     /// # Errors
     /// The database failed.
     pub async fn enqueue(&self, job: &NewJob) -> Result<Option<i64>, QueueError> {
-        let id =
-            db::jobs::insert(&self.db.writer, self.db.backend, job, self.max_attempts, self.clock.now_ms()).await?;
+        let mut conn = self.db.write_connection(Durability::Acknowledged).await?;
+        let id = db::jobs::insert(&mut *conn, self.db.backend, job, self.max_attempts, self.clock.now_ms()).await?;
+        drop(conn);
         if id.is_some() {
             self.wake();
         }
@@ -118,7 +119,7 @@ impl Queue {
     /// No such job, a job in another state, or a database failure.
     pub async fn retry(&self, id: i64) -> Result<Job, QueueError> {
         let now = self.clock.now_ms();
-        let mut tx = self.db.begin_write().await?;
+        let mut tx = self.db.begin_write(Durability::Acknowledged).await?;
         let Some(job) = db::jobs::requeue(&mut *tx, id, now).await? else {
             drop(tx);
             return Err(self.state_error(id, "retry", "FAILED or CANCELLED").await);
@@ -156,7 +157,10 @@ impl Queue {
     /// # Errors
     /// No such job, a job in another state, or a database failure.
     pub async fn cancel(&self, id: i64) -> Result<Job, QueueError> {
-        match db::jobs::cancel(&self.db.writer, id, self.clock.now_ms()).await? {
+        let mut conn = self.db.write_connection(Durability::Acknowledged).await?;
+        let cancelled = db::jobs::cancel(&mut *conn, id, self.clock.now_ms()).await?;
+        drop(conn);
+        match cancelled {
             Some(job) => Ok(job),
             None => Err(self.state_error(id, "cancel", "PENDING or FAILED").await),
         }

@@ -3,7 +3,7 @@
 
 use super::completer::fail_images_of;
 use super::{Queue, QueueError};
-use crate::db::{self, jobs::Rescued};
+use crate::db::{self, Durability, jobs::Rescued};
 
 /// The error a rescued job carries.
 pub const LEASE_EXPIRED: &str = "the runner's lease expired (it crashed, hung or lost the database)";
@@ -14,7 +14,7 @@ pub const LEASE_EXPIRED: &str = "the runner's lease expired (it crashed, hung or
 /// The database failed.
 pub async fn rescue_once(queue: &Queue) -> Result<Vec<Rescued>, QueueError> {
     let now = queue.clock.now_ms();
-    let mut tx = queue.db.begin_write().await?;
+    let mut tx = queue.db.begin_write(Durability::Bookkeeping).await?;
     let rescued = db::jobs::rescue_expired(&mut *tx, LEASE_EXPIRED, now).await?;
     fail_images_of(&mut tx, &rescued, &format!("processing failed: {LEASE_EXPIRED}"), now).await?;
     tx.commit().await?;

@@ -17,7 +17,7 @@ use super::completer::{self, BatchCompleter, COMPLETION_TRIES, CompleterStopped,
 use super::job::Job;
 use super::retry::RetryPolicy;
 use super::{Queue, QueueError, pruner, rescuer};
-use crate::db;
+use crate::db::{self, Durability};
 use crate::handlers::{HandlerContext, HandlerError, Registry};
 
 /// Default jobs claimed per statement (the card's batch size).
@@ -205,7 +205,9 @@ impl Runner {
             tracing::warn!(target: "job_runner", runner = %self.id, "the batch completer did not finish in time");
         }
         drop(maintenance);
-        let released = db::jobs::release(&self.queue.db.writer, &self.id, self.queue.clock.now_ms()).await?;
+        let mut conn = self.queue.db.write_connection(Durability::Bookkeeping).await?;
+        let released = db::jobs::release(&mut *conn, &self.id, self.queue.clock.now_ms()).await?;
+        drop(conn);
         tracing::info!(target: "job_runner", runner = %self.id, released, "job runner stopped");
         Ok(())
     }
@@ -231,7 +233,8 @@ impl Runner {
                 }
             }
         } else {
-            db::jobs::claim(&db.writer, db.backend, &self.id, limit, until, now).await?
+            let mut writer = db.write_connection(Durability::Bookkeeping).await?;
+            db::jobs::claim(&mut *writer, db.backend, &self.id, limit, until, now).await?
         };
         if let Ok(mut set) = self.in_flight.lock() {
             set.extend(claimed.iter().map(|j| j.id));
@@ -291,6 +294,12 @@ impl Runner {
         self.queue.wakeup.notify();
     }
 
+    /// Renews the leases of the jobs in `ids` (the heartbeat).
+    async fn extend_leases(&self, ids: &[i64], now: i64) -> Result<u64, sqlx::Error> {
+        let mut conn = self.queue.db.write_connection(Durability::Bookkeeping).await?;
+        db::jobs::extend_leases(&mut *conn, &self.id, ids, now + lease_ms(&self.settings), now).await
+    }
+
     /// Heartbeat, rescue and prune, until aborted.
     async fn maintain(self) {
         let every = Duration::from_millis(u64::try_from(lease_ms(&self.settings) / 3).unwrap_or(1_000).max(50));
@@ -301,10 +310,7 @@ impl Runner {
             tick.tick().await;
             let ids: Vec<i64> = self.in_flight.lock().map(|s| s.iter().copied().collect()).unwrap_or_default();
             let now = self.queue.clock.now_ms();
-            if let Err(e) =
-                db::jobs::extend_leases(&self.queue.db.writer, &self.id, &ids, now + lease_ms(&self.settings), now)
-                    .await
-            {
+            if let Err(e) = self.extend_leases(&ids, now).await {
                 tracing::warn!(target: "job_runner", error = %e, "heartbeat failed");
             }
             if let Err(e) = rescuer::rescue_once(&self.queue).await {

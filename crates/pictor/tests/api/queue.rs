@@ -414,7 +414,8 @@ both_backends! {
         let thumbnails = NewJob::for_image(JobKind::ThumbnailGeneration, "old", &payload)
             .expect("payload")
             .with_priority(pictor::queue::job::ASSET_JOB_PRIORITY);
-        let asset_job = db::jobs::insert(&f.db().writer, f.db().backend, &thumbnails, 5, f.clock.now())
+        let mut writer = f.db().write_connection(db::Durability::Acknowledged).await.expect("writer");
+        let asset_job = db::jobs::insert(&mut *writer, f.db().backend, &thumbnails, 5, f.clock.now())
             .await
             .expect("insert")
             .expect("inserted");

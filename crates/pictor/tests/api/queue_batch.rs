@@ -136,12 +136,12 @@ both_backends! {
         let queue = &f.app.state.queue;
         let mut jobs = (0..50).map(bare_job).collect::<Vec<_>>();
         jobs[0].dedupe_key = Some("once".into());
-        let mut tx = queue.db.begin_write().await.expect("begin");
+        let mut tx = queue.db.begin_write(db::Durability::Acknowledged).await.expect("begin");
         let inserted = queue.enqueue_many_in(&mut tx, &jobs).await.expect("bulk");
         tx.commit().await.expect("commit");
         assert_eq!(inserted, 50);
 
-        let mut tx = queue.db.begin_write().await.expect("begin");
+        let mut tx = queue.db.begin_write(db::Durability::Acknowledged).await.expect("begin");
         let again = queue.enqueue_many_in(&mut tx, &jobs[..1]).await.expect("bulk again");
         tx.commit().await.expect("commit");
 
@@ -195,7 +195,7 @@ both_backends! {
         let Some(f) = fixture(backend).await else { return };
         let queue = &f.app.state.queue;
         let jobs = (0..300).map(bare_job).collect::<Vec<_>>();
-        let mut tx = queue.db.begin_write().await.expect("begin");
+        let mut tx = queue.db.begin_write(db::Durability::Acknowledged).await.expect("begin");
         queue.enqueue_many_in(&mut tx, &jobs).await.expect("bulk");
         tx.commit().await.expect("commit");
         let counting = Arc::new(Counting { ran: AtomicUsize::new(0), target: jobs.len(), all_ran: Notify::new() });
@@ -227,14 +227,14 @@ async fn on_postgres_an_enqueue_notifies_the_runners_once_committed_and_a_dedupl
     listener.listen(db::jobs::NOTIFY_CHANNEL).await.expect("listen");
     let job = NewJob { dedupe_key: Some("once".into()), ..bare_job(0) };
 
-    let mut tx = queue.db.begin_write().await.expect("begin");
+    let mut tx = queue.db.begin_write(db::Durability::Acknowledged).await.expect("begin");
     assert!(queue.enqueue_in(&mut tx, &job).await.expect("enqueue").is_some());
     let early = tokio::time::timeout(std::time::Duration::from_millis(200), listener.recv()).await;
     assert!(early.is_err(), "no notice before the commit");
     tx.commit().await.expect("commit");
     listener.recv().await.expect("a notice once committed");
 
-    let mut tx = queue.db.begin_write().await.expect("begin");
+    let mut tx = queue.db.begin_write(db::Durability::Acknowledged).await.expect("begin");
     assert!(queue.enqueue_in(&mut tx, &job).await.expect("enqueue again").is_none(), "deduplicated");
     tx.commit().await.expect("commit");
     let dup = tokio::time::timeout(std::time::Duration::from_millis(200), listener.recv()).await;
