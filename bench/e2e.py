@@ -14,6 +14,7 @@ Needs release builds: cargo build --release -p pictor -p pictor-imaging.
 Standard library only. Prints a table row per run and a JSON line last.
 """
 import argparse
+import datetime
 import json
 import os
 import resource
@@ -90,6 +91,33 @@ def postgres_cpu_seconds():
     works for the service too, outside its processes)."""
     stats = (process_stat(pid) for pid in os.listdir("/proc") if pid.isdigit())
     return sum(cpu for name, cpu in filter(None, stats) if name == "postgres")
+
+
+def last_stored_at(base, count):
+    """When the last image became STORED (epoch seconds), from the images'
+    `updatedAt`: the moment itself, not when a poll noticed it."""
+    latest = 0.0
+    for offset in range(0, count, 1000):
+        page = get_json(f"{base}/api/images?status=STORED&limit=1000&offset={offset}")
+        for image in page["data"]:
+            latest = max(latest, datetime.datetime.fromisoformat(image["updatedAt"]).timestamp())
+    return latest
+
+
+def machine_counters():
+    """(busy CPU seconds of the whole machine, context switches) from
+    /proc/stat: every process's and kernel thread's time but idle and I/O
+    wait, so the kernel's I/O work and the load generator count too."""
+    busy, switches = float("nan"), float("nan")
+    with open("/proc/stat") as f:
+        for line in f:
+            fields = line.split()
+            if fields[0] == "cpu":
+                user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[1:9])
+                busy = (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+            elif fields[0] == "ctxt":
+                switches = int(fields[1])
+    return busy, switches
 
 
 def start(binary, args, env, cwd, log):
@@ -182,9 +210,10 @@ def main():
         from concurrent.futures import ThreadPoolExecutor
         cpu0 = {name: cpu_seconds(p.pid) for name, p in procs}
         pg0 = postgres_cpu_seconds()
+        machine0 = machine_counters()
         self0 = resource.getrusage(resource.RUSAGE_SELF)
         children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        t0 = time.monotonic()
+        t0, t0_epoch = time.monotonic(), time.time()
         if a.uploader == "rust":
             out = subprocess.run([uploader, base, str(a.concurrency), str(a.copies), *files],
                                  check=True, capture_output=True, text=True).stdout
@@ -201,7 +230,11 @@ def main():
             if page["count"] + failed >= len(ids):
                 break
             time.sleep(a.poll_seconds)
-        elapsed = time.monotonic() - t0
+        noticed = time.monotonic() - t0
+        machine1 = machine_counters()
+        # The rate's clock stops when the last image was STORED; the poll
+        # notices up to --poll-seconds later.
+        elapsed = last_stored_at(base, page["count"]) - t0_epoch if not failed else noticed
         rss = {name: round(peak_rss_mb(p.pid), 1) for name, p in procs}
         cpu = {name: round(cpu_seconds(p.pid) - cpu0[name], 2) for name, p in procs}
         if a.backend == "postgres":
@@ -232,16 +265,22 @@ def main():
     result = {
         "backend": a.backend, "workers": a.workers, "uploader": a.uploader, "images": len(ids), "failed": failed,
         "upload_seconds": round(t_uploaded, 2), "stored_seconds": round(elapsed, 2),
+        "noticed_seconds": round(noticed, 2),
         "images_per_second": round(rate, 2), "imaging_only_images_per_second": round(ideal, 2),
         "overhead_percent": round((1 - rate / ideal) * 100, 1), "peak_rss_mb": rss,
         "cpu_seconds": cpu, "imaging_cpu_seconds": round(imaging_cpu, 2), "client_cpu_seconds": round(client_cpu, 2),
         "cpu_overhead_percent": round((1 - imaging_cpu / service_cpu) * 100, 1),
+        "machine_cpu_seconds": round(machine1[0] - machine0[0], 2),
+        "machine_cpu_overhead_percent": round((1 - imaging_cpu / (machine1[0] - machine0[0])) * 100, 1),
+        "context_switches_per_image": round((machine1[1] - machine0[1]) / len(ids)),
         "load_average": os.getloadavg()[0], "cores": cores,
     }
     print(f"{a.backend:8} workers={a.workers} uploader={a.uploader} images={len(ids)} stored in {elapsed:.1f} s -> {rate:.2f} img/s; "
           f"imaging alone {ideal:.2f} img/s ({cores} processes side by side; CPU {set_cpu:.2f} s per set); "
           f"overhead {result['overhead_percent']} %; peak RSS {rss}; CPU s {cpu} vs imaging {imaging_cpu:.1f} "
-          f"(CPU overhead {result['cpu_overhead_percent']} %), uploader {client_cpu:.1f}")
+          f"(CPU overhead {result['cpu_overhead_percent']} %), uploader {client_cpu:.1f}; whole machine "
+          f"{result['machine_cpu_seconds']} CPU s (overhead {result['machine_cpu_overhead_percent']} %), "
+          f"{result['context_switches_per_image']} context switches per image")
     if a.timeline:
         print("timeline (s, STORED):", " ".join(f"{t}:{n}" for t, n in timeline))
     print(json.dumps(result))

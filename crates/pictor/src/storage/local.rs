@@ -85,15 +85,13 @@ fn move_synced(key: &str, src: &Path, dest: &Path) -> Result<(), StorageError> {
     if dest.try_exists().map_err(|e| io(key, e))? {
         return std::fs::remove_file(src).map_err(|e| io(key, e));
     }
-    if let Some(folder) = dest.parent() {
+    let folder = dest.parent();
+    if let Some(folder) = folder {
         std::fs::create_dir_all(folder).map_err(|e| io(key, e))?;
     }
     // Same file system: rename is atomic.
     std::fs::rename(src, dest).map_err(|e| io(key, e))?;
-    match dest.parent() {
-        Some(folder) => sync_folder(folder).map_err(|e| io(key, e)),
-        None => Ok(()),
-    }
+    folder.map_or(Ok(()), |folder| sync_folder(folder).map_err(|e| io(key, e)))
 }
 
 /// Writes each `(path, key, bytes)` to a part file, syncs them all (their
