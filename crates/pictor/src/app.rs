@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 
 use crate::config::{Config, ConfigError};
 use crate::db::{Db, DbError};
-use crate::handlers::{AssetSettings, HandlerContext, Registry};
+use crate::handlers::{AssetSettings, CpuPool, HandlerContext, Registry};
 use crate::http::{self, AppState, UploadLimits};
 use crate::queue::Queue;
 use crate::queue::clock::{SharedClock, SystemClock};
@@ -32,6 +32,9 @@ pub enum StartupError {
     /// The storage folder could not be created.
     #[error("cannot open the storage folder")]
     Storage(#[from] StorageError),
+    /// The CPU pool's threads could not be started.
+    #[error("cannot start the CPU pool's threads")]
+    CpuPool(#[source] std::io::Error),
 }
 
 /// Replacements for tests: a hand-turned clock, other handlers, a faster
@@ -94,7 +97,7 @@ pub async fn build_with(config: &Config, api_base_default: &str, overrides: Over
     let ctx = HandlerContext {
         storage: storage.clone(),
         tmp_dir: tmp_dir.clone(),
-        cpu: Arc::new(Semaphore::new(cpus)),
+        cpu: Arc::new(CpuPool::new(cpus).map_err(StartupError::CpuPool)?),
         assets: Arc::new(AssetSettings {
             thumbnail_sizes: config.thumbnail_sizes.clone(),
             preview_max_edge: config.preview_max_edge,

@@ -3,6 +3,7 @@
 //! database changes to make, which the queue commits together with the job's
 //! completion. Handlers hold no SQL and no transaction.
 
+pub mod cpu_pool;
 mod offload_original;
 mod preview;
 pub mod shared_decode;
@@ -14,8 +15,8 @@ use std::sync::Arc;
 
 use pictor_client::models::JobKind;
 use pictor_imaging::{AssetFormat, ImagingError, Prepared, RenderOptions};
-use tokio::sync::Semaphore;
 
+pub use cpu_pool::{CpuPool, CpuPoolError};
 pub use offload_original::OffloadOriginal;
 pub use preview::PreviewGeneration;
 pub use shared_decode::{SharedDecodes, Taker};
@@ -120,8 +121,8 @@ pub struct HandlerContext {
     pub storage: Arc<dyn Storage>,
     /// The local folder uploads stream to.
     pub tmp_dir: PathBuf,
-    /// Bounds decoding and encoding to the CPUs (DESIGN invariant 6).
-    pub cpu: Arc<Semaphore>,
+    /// Runs decoding and encoding, one thread per CPU (DESIGN invariant 6).
+    pub cpu: Arc<CpuPool>,
     /// Asset sizes and quality.
     pub assets: Arc<AssetSettings>,
     /// Decodes shared by the thumbnail and preview jobs of one image.
@@ -129,21 +130,22 @@ pub struct HandlerContext {
 }
 
 impl HandlerContext {
-    /// Runs CPU-heavy work on the blocking pool once a CPU slot is free, so
-    /// the async runtime never blocks and memory stays bounded.
+    /// Runs CPU-heavy work on the CPU pool, so the async runtime never
+    /// blocks and memory stays bounded.
     ///
     /// # Errors
-    /// The work's own error, or a permanent error if it panicked.
+    /// The work's own error, a permanent error if it panicked, or a
+    /// retryable one if the pool has stopped (the worker is shutting down).
     pub async fn run_cpu<T, F>(&self, work: F) -> Result<T, HandlerError>
     where
         T: Send + 'static,
         F: FnOnce() -> Result<T, HandlerError> + Send + 'static,
     {
-        let _permit =
-            self.cpu.acquire().await.map_err(|_| HandlerError::Retryable("the worker is shutting down".into()))?;
-        tokio::task::spawn_blocking(work)
-            .await
-            .map_err(|e| HandlerError::Permanent(format!("image processing crashed: {e}")))?
+        match self.cpu.run(work).await {
+            Ok(result) => result,
+            Err(e @ CpuPoolError::Panicked(_)) => Err(HandlerError::Permanent(e.to_string())),
+            Err(e @ CpuPoolError::Stopped) => Err(HandlerError::Retryable(e.to_string())),
+        }
     }
 }
 
