@@ -4,7 +4,8 @@ through HTTP, concurrently, and measures images per second until every image
 is STORED, with each process's peak RSS; then compares that with the pure
 imaging throughput of the same photos on the same cores (one
 pictor-imaging-bench process per core, side by side: the production imaging
-code, one thread each), giving the service's overhead (HTTP, queue, storage).
+code, one thread each; run before and after the service, and averaged),
+giving the service's overhead (HTTP, queue, storage).
 
     python3 bench/e2e.py --backend sqlite
     python3 bench/e2e.py --backend postgres --workers 2
@@ -185,6 +186,10 @@ def main():
     blobs = [(p, open(p, "rb").read()) for p in files]
     cores = os.cpu_count() or 1
 
+    # The imaging alone runs before and after the service (the mean is the
+    # reference): on a shared machine its rate drifts by ±10 % over minutes.
+    baseline_copies = max(1, a.copies // cores)
+    before = imaging_baseline(bench, files, cores, baseline_copies, a.work_dir)
     work = tempfile.mkdtemp(prefix="pictor-e2e-", dir=a.work_dir)
     if a.backend == "sqlite":
         url = f"sqlite://{work}/pictor.db"
@@ -256,7 +261,8 @@ def main():
             subprocess.run(["psql", f"{a.pg_base}/postgres", "-qc", f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)"])
         shutil.rmtree(work, ignore_errors=True)
 
-    ideal, set_cpu = imaging_baseline(bench, files, cores, max(1, a.copies // cores), a.work_dir)
+    after = imaging_baseline(bench, files, cores, baseline_copies, a.work_dir)
+    ideal, set_cpu = (before[0] + after[0]) / 2, (before[1] + after[1]) / 2
     rate = len(ids) / elapsed
     # CPU view, insensitive to other load on a shared machine: the service's
     # CPU seconds per image against the imaging code's alone.
@@ -267,6 +273,7 @@ def main():
         "upload_seconds": round(t_uploaded, 2), "stored_seconds": round(elapsed, 2),
         "noticed_seconds": round(noticed, 2),
         "images_per_second": round(rate, 2), "imaging_only_images_per_second": round(ideal, 2),
+        "imaging_only_before_after": [round(before[0], 2), round(after[0], 2)],
         "overhead_percent": round((1 - rate / ideal) * 100, 1), "peak_rss_mb": rss,
         "cpu_seconds": cpu, "imaging_cpu_seconds": round(imaging_cpu, 2), "client_cpu_seconds": round(client_cpu, 2),
         "cpu_overhead_percent": round((1 - imaging_cpu / service_cpu) * 100, 1),
@@ -276,7 +283,8 @@ def main():
         "load_average": os.getloadavg()[0], "cores": cores,
     }
     print(f"{a.backend:8} workers={a.workers} uploader={a.uploader} images={len(ids)} stored in {elapsed:.1f} s -> {rate:.2f} img/s; "
-          f"imaging alone {ideal:.2f} img/s ({cores} processes side by side; CPU {set_cpu:.2f} s per set); "
+          f"imaging alone {ideal:.2f} img/s ({before[0]:.2f} before, {after[0]:.2f} after; {cores} processes "
+          f"side by side; CPU {set_cpu:.2f} s per set); "
           f"overhead {result['overhead_percent']} %; peak RSS {rss}; CPU s {cpu} vs imaging {imaging_cpu:.1f} "
           f"(CPU overhead {result['cpu_overhead_percent']} %), uploader {client_cpu:.1f}; whole machine "
           f"{result['machine_cpu_seconds']} CPU s (overhead {result['machine_cpu_overhead_percent']} %), "
