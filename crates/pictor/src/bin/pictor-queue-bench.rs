@@ -60,8 +60,8 @@ struct Args {
     /// SQLite only: Pictor's `PICTOR_SQLITE_SYNCHRONOUS`. `full` (the
     /// default) syncs acknowledged writes (the enqueue ops) and not the
     /// queue's bookkeeping; `normal` syncs no commit.
-    #[arg(long, value_enum, default_value_t = SqliteSync::Full)]
-    sqlite_synchronous: SqliteSync,
+    #[arg(long, default_value = "full")]
+    sqlite_synchronous: SqliteSynchronous,
     /// Overrides the variant's number of runners (for exploring settings).
     #[arg(long)]
     runners: Option<usize>,
@@ -82,12 +82,6 @@ struct Args {
 enum BackendArg {
     Postgres,
     Sqlite,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum SqliteSync {
-    Full,
-    Normal,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -197,14 +191,10 @@ async fn measure(args: &Args, url: &str, storage: &std::path::Path) -> anyhow::R
     let counter = Arc::new(Counter::default());
     let mut registry = Registry::default();
     registry.register(NOOP_KIND, Noop(counter.clone()));
-    let sqlite_synchronous = match args.sqlite_synchronous {
-        SqliteSync::Full => SqliteSynchronous::Full,
-        SqliteSync::Normal => SqliteSynchronous::Normal,
-    };
     let config = Config {
         database_url: url.to_owned(),
         storage_dir: storage.to_owned(),
-        sqlite_synchronous,
+        sqlite_synchronous: args.sqlite_synchronous,
         ..Config::defaults()?
     };
     let overrides = Overrides { registry: Some(registry.clone()), ..Overrides::default() };
@@ -221,8 +211,8 @@ async fn measure(args: &Args, url: &str, storage: &std::path::Path) -> anyhow::R
     };
     let synchronous = match (db.backend, args.sqlite_synchronous) {
         (Backend::Postgres, _) => "n/a",
-        (Backend::Sqlite, SqliteSync::Full) => "FULL (enqueues), NORMAL (bookkeeping)",
-        (Backend::Sqlite, SqliteSync::Normal) => "NORMAL",
+        (Backend::Sqlite, SqliteSynchronous::Full) => "FULL (enqueues), NORMAL (bookkeeping)",
+        (Backend::Sqlite, SqliteSynchronous::Normal) => "NORMAL",
     };
     let mut line = match args.op {
         Op::Reset => anyhow::bail!("reset is not a measured op"),

@@ -137,6 +137,14 @@ impl SqliteSynchronous {
             Self::Normal => "NORMAL",
         }
     }
+
+    /// How `Db::writer_sync` records this setting.
+    fn writer_sync(self) -> u8 {
+        match self {
+            Self::Full => WRITER_SYNC_FULL,
+            Self::Normal => WRITER_SYNC_NORMAL,
+        }
+    }
 }
 
 impl std::str::FromStr for SqliteSynchronous {
@@ -267,20 +275,15 @@ impl Db {
         let mut conn = self.writer.acquire().await?;
         if self.backend == Backend::Sqlite {
             let wanted = match (durability, self.synchronous) {
-                (Durability::Acknowledged, SqliteSynchronous::Full) => WRITER_SYNC_FULL,
-                _ => WRITER_SYNC_NORMAL,
+                (Durability::Acknowledged, SqliteSynchronous::Full) => SqliteSynchronous::Full,
+                _ => SqliteSynchronous::Normal,
             };
-            if self.writer_sync.load(Ordering::Acquire) != wanted {
+            if self.writer_sync.load(Ordering::Acquire) != wanted.writer_sync() {
                 // Unknown until the pragma is known to have run (a dropped
                 // future leaves it unknown, so the next writer sets it).
                 self.writer_sync.store(WRITER_SYNC_UNKNOWN, Ordering::Release);
-                let pragma = if wanted == WRITER_SYNC_FULL {
-                    "PRAGMA synchronous = FULL"
-                } else {
-                    "PRAGMA synchronous = NORMAL"
-                };
-                conn.execute(pragma).await?;
-                self.writer_sync.store(wanted, Ordering::Release);
+                conn.execute(sqlx::AssertSqlSafe(format!("PRAGMA synchronous = {}", wanted.pragma()))).await?;
+                self.writer_sync.store(wanted.writer_sync(), Ordering::Release);
             }
         }
         Ok(conn)

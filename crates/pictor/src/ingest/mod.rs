@@ -158,10 +158,7 @@ where
         if pending.len() >= WRITE_BUFFER_BYTES {
             let (path, mut block, open) = (path.to_owned(), std::mem::take(&mut pending), file.take());
             let (written, emptied) = blocking(move || {
-                let mut file = match open {
-                    Some(file) => file,
-                    None => create_new(&path)?,
-                };
+                let mut file = opened_or_created(open, &path)?;
                 file.write_all(&block)?;
                 block.clear();
                 Ok((file, block))
@@ -181,10 +178,7 @@ where
     let path = path.to_owned();
     let info = blocking(move || {
         let spilled = file.is_some();
-        let mut file = match file {
-            Some(file) => file,
-            None => create_new(&path)?,
-        };
+        let mut file = opened_or_created(file, &path)?;
         file.write_all(&pending)?;
         // DESIGN invariant 1: durable before it is acknowledged.
         file.sync_all()?;
@@ -212,8 +206,12 @@ fn sniff_decodable(prefix: &[u8]) -> Result<(), IngestError> {
     Ok(())
 }
 
-fn create_new(path: &Path) -> Result<std::fs::File, IngestError> {
-    Ok(std::fs::OpenOptions::new().write(true).create_new(true).open(path)?)
+/// The temp file if it was created already, else a new one at `path`.
+fn opened_or_created(file: Option<std::fs::File>, path: &Path) -> Result<std::fs::File, IngestError> {
+    match file {
+        Some(file) => Ok(file),
+        None => Ok(std::fs::OpenOptions::new().write(true).create_new(true).open(path)?),
+    }
 }
 
 /// Runs file work on the blocking pool.
