@@ -2,17 +2,14 @@
 //! the same meaning, and defaults under which `pictor serve` just works.
 //! Parsed once, validated, then resolved into runtime objects by `app`.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser};
 
 /// Default database: a SQLite file beside the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite:pictor-data/pictor.db";
 /// Default storage folder.
 pub const DEFAULT_STORAGE_DIR: &str = "pictor-data/storage";
-/// Default address: loopback only.
-pub const DEFAULT_BIND: &str = "127.0.0.1:3000";
 /// Default upload limit: 50 MiB.
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 50 * 1024 * 1024;
 /// Default pixel limit: 100 Mpx.
@@ -23,78 +20,6 @@ pub const DEFAULT_PREVIEW_MAX_EDGE: u32 = 2048;
 pub const DEFAULT_JPEG_QUALITY: u8 = 80;
 /// Default AVIF preview quality (libheif's scale).
 pub const DEFAULT_AVIF_QUALITY: u8 = pictor_imaging::DEFAULT_AVIF_QUALITY;
-
-/// Pictor: image ingestion and processing.
-#[derive(Debug, Parser)]
-#[command(name = "pictor", version, about, long_about = None)]
-pub struct Cli {
-    /// What to do.
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-/// Subcommands.
-#[derive(Debug, Subcommand)]
-pub enum Command {
-    /// Run the HTTP API and the job runner in one process.
-    Serve(ServeArgs),
-    /// Run the job runner alone, without HTTP.
-    Worker(WorkerArgs),
-    /// Apply the embedded database migrations and print the schema version.
-    Migrate(MigrateArgs),
-    /// Upload files and folders of images, with progress bars and a summary.
-    Upload(crate::cli::upload::UploadArgs),
-    /// List images, newest first.
-    Images(crate::cli::images::ImagesArgs),
-    /// Show one image with its assets and jobs.
-    Image(crate::cli::image::ImageArgs),
-    /// List queued, running and finished jobs.
-    Jobs(crate::cli::jobs::JobsArgs),
-    /// Show one job: payload, lease and retry state.
-    Job(crate::cli::job::JobArgs),
-    /// Re-queue a failed or cancelled job, or every failed job.
-    Retry(crate::cli::retry::RetryArgs),
-    /// Cancel a pending job.
-    Cancel(crate::cli::cancel::CancelArgs),
-    /// Delete an image, its assets and its idle jobs.
-    Delete(crate::cli::delete::DeleteArgs),
-    /// Change an image's title or collection.
-    Edit(crate::cli::edit::EditArgs),
-    /// Follow an image until it is stored or failed, or the queue without an ID.
-    Watch(crate::cli::watch::WatchArgs),
-    /// Check the local configuration and say how to fix what is wrong.
-    Doctor(crate::cli::doctor::DoctorArgs),
-}
-
-/// `pictor serve`.
-#[derive(Debug, Args)]
-pub struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, env = "PICTOR_BIND", default_value = DEFAULT_BIND)]
-    pub bind: SocketAddr,
-    /// Run the API without a job runner (run `pictor worker` elsewhere).
-    #[arg(long)]
-    pub no_runner: bool,
-    /// Everything else.
-    #[command(flatten)]
-    pub config: Config,
-}
-
-/// `pictor worker`.
-#[derive(Debug, Args)]
-pub struct WorkerArgs {
-    /// Everything else.
-    #[command(flatten)]
-    pub config: Config,
-}
-
-/// `pictor migrate`.
-#[derive(Debug, Args)]
-pub struct MigrateArgs {
-    /// Database to migrate.
-    #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
-    pub database_url: String,
-}
 
 /// The service's settings.
 #[derive(Debug, Clone, Args)]
@@ -206,7 +131,13 @@ impl Config {
     /// # Errors
     /// An environment variable holds a value its setting cannot take.
     pub fn defaults() -> Result<Self, clap::Error> {
-        WorkerArgs::try_parse_from_defaults().map(|w| w.config)
+        /// An empty command line with only the settings.
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            config: Config,
+        }
+        Only::try_parse_from(["pictor"]).map(|o| o.config)
     }
 
     /// Checks ranges that clap's types do not.
@@ -255,18 +186,6 @@ impl Config {
             return bad("PICTOR_MAX_UPLOAD_BYTES/PICTOR_MAX_PIXELS", "must be positive");
         }
         Ok(())
-    }
-}
-
-impl WorkerArgs {
-    /// Parses an empty command line: the defaults, with any environment overrides.
-    fn try_parse_from_defaults() -> Result<Self, clap::Error> {
-        #[derive(Parser)]
-        struct Only {
-            #[command(flatten)]
-            args: WorkerArgs,
-        }
-        Only::try_parse_from(["pictor"]).map(|o| o.args)
     }
 }
 

@@ -17,6 +17,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod command;
 pub mod config;
 pub mod db;
 pub mod handlers;

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use pictor::app::{self, Shutdown};
-use pictor::config::{Cli, Command};
+use pictor::command::{Cli, Command};
 use pictor::db::Db;
 
 /// glibc malloc arenas of a service process, unless `MALLOC_ARENA_MAX` or

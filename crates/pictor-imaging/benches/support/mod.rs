@@ -8,9 +8,9 @@ pub const PREVIEW_EDGE: u32 = 2048;
 #[allow(dead_code)]
 pub const LARGEST_THUMBNAIL: u32 = 512;
 
-/// The bytes of an image in `shared/testdata/images`, beside the checkout.
+/// The bytes of an image in `testdata/images` at the repository root.
 pub fn read(name: &str) -> Vec<u8> {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/images").join(name);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/images").join(name);
     std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
 }
 

@@ -239,7 +239,7 @@ mod tests {
 
     #[test]
     fn a_progressive_file_decoded_from_its_dc_scans_alone_is_pixel_identical_at_one_eighth() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/testdata/images/bridge-klootwijk.jpg");
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/images/bridge-klootwijk.jpg");
         let data = std::fs::read(path).expect("the progressive test photo");
         let dc_scans = scans::dc_only(&data).expect("bridge-klootwijk.jpg is progressive");
 

@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use pictor_imaging::{Asset, RenderOptions, render_preview};
 
-/// `shared/testdata/images`, beside the checkout (a CI clone has it too).
+/// `testdata/images` at the repository root.
 pub fn testdata() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/images")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/images")
 }
 
 /// The bytes of a test image.

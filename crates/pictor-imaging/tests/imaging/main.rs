@@ -1,5 +1,5 @@
 //! Integration tests of pictor-imaging on the shared test images
-//! (`shared/testdata/images`, beside the checkout).
+//! (`testdata/images` at the repository root).
 //!
 //! | module | covers |
 //! |---|---|
@@ -19,4 +19,5 @@ mod helpers;
 mod orient;
 mod probe;
 mod render;
+mod skip;
 mod sniff;

@@ -24,7 +24,8 @@ use clap::Args;
 use pictor_client::{Client, DEFAULT_SERVER};
 use serde::Serialize;
 
-use crate::config::{Command, Secret};
+use crate::command::Command;
+use crate::config::Secret;
 
 /// Everything asked for was done.
 pub const EXIT_OK: u8 = 0;

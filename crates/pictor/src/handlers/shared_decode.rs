@@ -120,8 +120,8 @@ mod tests {
     use super::*;
 
     fn tiny() -> Arc<Prepared> {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/testdata/images/tiny-microaneurysms.png");
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/images/tiny-microaneurysms.png");
         let data = std::fs::read(&path).expect("a test image");
         Arc::new(pictor_imaging::prepare(&data, 64, &pictor_imaging::RenderOptions::default()).expect("decodable"))
     }

@@ -237,7 +237,7 @@ mod tests {
     use super::*;
 
     fn testdata(name: &str) -> Vec<u8> {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/images").join(name);
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/images").join(name);
         std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
     }
 

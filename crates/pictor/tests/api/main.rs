@@ -59,4 +59,6 @@ mod queue;
 mod queue_batch;
 mod scale_out;
 mod service;
+#[path = "../support/skip.rs"]
+mod skip;
 mod web;
