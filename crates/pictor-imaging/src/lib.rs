@@ -37,7 +37,7 @@ mod webp;
 
 pub use allocator::keep_image_buffers_allocated;
 pub use avif::{avif_decoding_available, avif_encoding_available};
-pub use error::ImagingError;
+pub use error::{ImagingError, panic_message};
 pub use placeholder::{THUMBHASH_MAX_EDGE, thumbhash_from_asset, thumbhash_to_png};
 pub use probe::{DEFAULT_MAX_DIMENSION, DEFAULT_MAX_PIXELS, ImageInfo, Limits, probe};
 pub use render::{

@@ -371,11 +371,6 @@ fn prepare_raster(
 /// pipeline becomes an error instead of taking the worker down.
 fn guarded<T>(work: impl FnOnce() -> Result<T, ImagingError>) -> Result<T, ImagingError> {
     catch_unwind(AssertUnwindSafe(work)).unwrap_or_else(|payload| {
-        let message = payload
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| payload.downcast_ref::<&str>().copied())
-            .unwrap_or("unknown panic");
-        Err(ImagingError::Internal(format!("imaging panicked: {message}")))
+        Err(ImagingError::Internal(format!("imaging panicked: {}", crate::panic_message(payload.as_ref()))))
     })
 }

@@ -1,24 +1,28 @@
 //! Start-up: resolves a [`Config`] once into runtime objects (database,
-//! storage, queue, runner, HTTP state), and runs them until shutdown. `main`
-//! and the tests start Pictor through the same functions.
+//! storage, queue, images layer, handlers, runner), serves them until
+//! shutdown, and merges the surfaces' routers. `main` and the tests start
+//! Pictor through the same functions.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Router;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
+use tower_http::trace::TraceLayer;
 
+use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::db::{Db, DbError};
-use crate::handlers::{AssetSettings, CpuPool, HandlerContext, Registry};
-use crate::http::{self, AppState, UploadLimits};
-use crate::queue::Queue;
-use crate::queue::clock::{SharedClock, SystemClock};
+use crate::handlers::{self, AssetSettings, CpuPool, HandlerContext, ImageEffect};
+use crate::images::{ImageEffects, Images, UploadLimits};
+use crate::queue::handler::Registry;
 use crate::queue::retry::RetryPolicy;
 use crate::queue::runner::{Runner, RunnerSettings};
 use crate::queue::wakeup::Wakeup;
-use crate::storage::{LocalStorage, StorageError};
+use crate::queue::{Queue, QueueError};
+use crate::shutdown::Shutdown;
+use crate::storage::{LocalStorage, Storage, StorageError};
+use crate::{http, web};
 
 /// Why Pictor could not start.
 #[derive(Debug, thiserror::Error)]
@@ -37,14 +41,28 @@ pub enum StartupError {
     CpuPool(#[source] std::io::Error),
 }
 
+/// Why a running Pictor stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// Serving HTTP failed.
+    #[error("the HTTP server failed")]
+    Serve(#[source] std::io::Error),
+    /// The runner could not release its jobs at shutdown.
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+/// Makes the handlers of a test instead of the standard three.
+pub type RegistryFactory = Box<dyn FnOnce(&Arc<HandlerContext>) -> Registry<ImageEffect> + Send>;
+
 /// Replacements for tests: a hand-turned clock, other handlers, a faster
 /// retry policy.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Overrides {
     /// Clock instead of the system clock.
     pub clock: Option<SharedClock>,
     /// Handlers instead of the standard three.
-    pub registry: Option<Registry>,
+    pub registry: Option<RegistryFactory>,
     /// Retry policy instead of the default.
     pub retry: Option<RetryPolicy>,
 }
@@ -52,10 +70,20 @@ pub struct Overrides {
 /// A resolved, migrated Pictor, ready to serve or work.
 #[derive(Debug, Clone)]
 pub struct App {
-    /// What the HTTP handlers share.
-    pub state: AppState,
+    /// The database.
+    pub db: Db,
+    /// The job queue.
+    pub queue: Queue,
+    /// The domain the surfaces call.
+    pub images: Images,
+    /// What the handlers share (storage, CPU pool, asset settings).
+    pub handlers: Arc<HandlerContext>,
     /// The job runner.
-    pub runner: Runner,
+    pub runner: Runner<ImageEffects>,
+    /// Public base URL for absolute links.
+    pub api_base: String,
+    /// Token required for admin endpoints and mutations, once set.
+    pub admin_token: Option<crate::config::Secret>,
 }
 
 /// Builds Pictor from its configuration: opens and migrates the database,
@@ -67,9 +95,6 @@ pub async fn build(config: &Config, api_base_default: &str) -> Result<App, Start
     build_with(config, api_base_default, Overrides::default()).await
 }
 
-/// [`build`] with test replacements.
-///
-/// # Errors
 /// The configured preview encodings, JPEG first, each once.
 fn preview_formats(configured: &[pictor_imaging::AssetFormat]) -> Vec<pictor_imaging::AssetFormat> {
     let mut formats = vec![pictor_imaging::AssetFormat::Jpeg];
@@ -81,6 +106,9 @@ fn preview_formats(configured: &[pictor_imaging::AssetFormat]) -> Vec<pictor_ima
     formats
 }
 
+/// [`build`] with test replacements.
+///
+/// # Errors
 /// As [`build`].
 pub async fn build_with(config: &Config, api_base_default: &str, overrides: Overrides) -> Result<App, StartupError> {
     config.validate()?;
@@ -89,12 +117,12 @@ pub async fn build_with(config: &Config, api_base_default: &str, overrides: Over
     tracing::info!(backend = ?db.backend, schema_version = version, "database ready");
     let local = LocalStorage::open(&config.storage_dir)?;
     let tmp_dir = local.tmp_dir();
-    let storage: Arc<dyn crate::storage::Storage> = Arc::new(local);
+    let storage: Arc<dyn Storage> = Arc::new(local);
 
     let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
     let queue = Queue { db: db.clone(), clock, wakeup: Wakeup::default(), max_attempts: config.max_attempts.into() };
     let cpus = std::thread::available_parallelism().map_or(2, usize::from);
-    let ctx = HandlerContext {
+    let handlers = Arc::new(HandlerContext {
         storage: storage.clone(),
         tmp_dir: tmp_dir.clone(),
         cpu: Arc::new(CpuPool::new(cpus).map_err(StartupError::CpuPool)?),
@@ -110,7 +138,7 @@ pub async fn build_with(config: &Config, api_base_default: &str, overrides: Over
             },
         }),
         decodes: Arc::default(),
-    };
+    });
     let settings = RunnerSettings {
         batch_size: config.runner_batch_size,
         concurrency: config.runner_concurrency.unwrap_or_else(crate::queue::runner::default_concurrency),
@@ -120,45 +148,35 @@ pub async fn build_with(config: &Config, api_base_default: &str, overrides: Over
         retry: overrides.retry.unwrap_or_default(),
         ..RunnerSettings::default()
     };
-    let runner = Runner::new(queue.clone(), overrides.registry.unwrap_or_else(Registry::standard), ctx, settings);
-    let state = AppState {
+    let registry = match overrides.registry {
+        Some(make) => make(&handlers),
+        None => handlers::registry(&handlers),
+    };
+    let runner = Runner::new(queue.clone(), Arc::new(ImageEffects), registry, settings);
+    let limits = UploadLimits { max_upload_bytes: config.max_upload_bytes, max_pixels: config.max_pixels };
+    let images = Images::new(db.clone(), storage, tmp_dir, queue.clone(), limits);
+    Ok(App {
         db,
-        storage,
-        tmp_dir,
         queue,
-        limits: UploadLimits { max_upload_bytes: config.max_upload_bytes, max_pixels: config.max_pixels },
+        images,
+        handlers,
+        runner,
         api_base: config.api_base.clone().unwrap_or_else(|| api_base_default.to_owned()),
         admin_token: config.admin_token.clone(),
-        events: http::events::Events::default(),
-    };
-    Ok(App { state, runner })
+    })
 }
 
-/// Tells every part of a running Pictor to stop.
-#[derive(Debug)]
-pub struct ShutdownTrigger(watch::Sender<bool>);
-
-/// Resolves when a stop was asked for; clone one per task.
-#[derive(Debug, Clone)]
-pub struct Shutdown(watch::Receiver<bool>);
-
-/// A connected trigger and signal.
-pub fn shutdown_channel() -> (ShutdownTrigger, Shutdown) {
-    let (tx, rx) = watch::channel(false);
-    (ShutdownTrigger(tx), Shutdown(rx))
-}
-
-impl ShutdownTrigger {
-    /// Asks everything to stop.
-    pub fn trigger(&self) {
-        let _ = self.0.send(true);
-    }
-}
-
-impl Shutdown {
-    /// Waits for the stop (also when the trigger is dropped).
-    pub async fn wait(mut self) {
-        let _ = self.0.wait_for(|stop| *stop).await;
+impl App {
+    /// The API and the pages on one router, behind the admin token, the
+    /// cross-origin guard and request tracing.
+    pub fn router(&self) -> Router {
+        let api = http::router(http::ApiState { images: self.images.clone(), api_base: self.api_base.clone() });
+        let pages =
+            web::router(web::PageState { images: self.images.clone(), admin_token_set: self.admin_token.is_some() });
+        api.merge(pages)
+            .layer(axum::middleware::from_fn_with_state(self.admin_token.clone(), http::auth::require_token))
+            .layer(axum::middleware::from_fn(web::guard::same_origin))
+            .layer(TraceLayer::new_for_http())
     }
 }
 
@@ -167,9 +185,9 @@ impl Shutdown {
 ///
 /// # Errors
 /// The listener failed, or the runner could not release its jobs.
-pub async fn serve(listener: TcpListener, app: App, with_runner: bool, shutdown: Shutdown) -> anyhow::Result<()> {
-    let router = http::router(app.state.clone());
-    let events = app.state.events.clone();
+pub async fn serve(listener: TcpListener, app: App, with_runner: bool, shutdown: Shutdown) -> Result<(), RunError> {
+    let router = app.router();
+    let events = app.images.events().clone();
     let stopping = shutdown.clone();
     // Open event streams never end on their own: close them, or the graceful shutdown waits forever.
     let server = axum::serve(listener, router).with_graceful_shutdown(async move {
@@ -177,12 +195,11 @@ pub async fn serve(listener: TcpListener, app: App, with_runner: bool, shutdown:
         events.close();
     });
     if with_runner {
-        let runner = app.runner.clone();
-        let (served, worked) = tokio::join!(server, runner.run(shutdown.wait()));
-        served?;
+        let (served, worked) = tokio::join!(server, app.runner.run(shutdown));
+        served.map_err(RunError::Serve)?;
         worked?;
     } else {
-        server.await?;
+        server.await.map_err(RunError::Serve)?;
     }
     Ok(())
 }
@@ -191,7 +208,7 @@ pub async fn serve(listener: TcpListener, app: App, with_runner: bool, shutdown:
 ///
 /// # Errors
 /// The runner could not release its jobs at shutdown.
-pub async fn work(app: App, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+pub async fn work(app: App, shutdown: Shutdown) -> Result<(), RunError> {
     app.runner.run(shutdown).await?;
     Ok(())
 }

@@ -12,14 +12,16 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite:pictor-data/pictor.db";
 pub const DEFAULT_STORAGE_DIR: &str = "pictor-data/storage";
 /// Default upload limit: 50 MiB.
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 50 * 1024 * 1024;
-/// Default pixel limit: 100 Mpx.
-pub const DEFAULT_MAX_PIXELS: u64 = 100_000_000;
+/// Default pixel limit: 100 Mpx (the imaging crate's).
+pub const DEFAULT_MAX_PIXELS: u64 = pictor_imaging::DEFAULT_MAX_PIXELS;
 /// Default preview longest edge.
 pub const DEFAULT_PREVIEW_MAX_EDGE: u32 = 2048;
-/// Default JPEG quality.
-pub const DEFAULT_JPEG_QUALITY: u8 = 80;
-/// Default AVIF preview quality (libheif's scale).
+/// Default JPEG quality (the imaging crate's).
+pub const DEFAULT_JPEG_QUALITY: u8 = pictor_imaging::DEFAULT_JPEG_QUALITY;
+/// Default AVIF preview quality, on libheif's scale (the imaging crate's).
 pub const DEFAULT_AVIF_QUALITY: u8 = pictor_imaging::DEFAULT_AVIF_QUALITY;
+/// Default thumbnail sizes, as their flag takes them.
+pub const DEFAULT_THUMBNAIL_SIZES: &str = "64,128,256,512";
 
 /// The service's settings.
 #[derive(Debug, Clone, Args)]
@@ -34,20 +36,20 @@ pub struct Config {
     #[arg(long, env = "API_BASE")]
     pub api_base: Option<String>,
     /// Jobs claimed per statement.
-    #[arg(long, env = "PICTOR_RUNNER_BATCH_SIZE", default_value_t = crate::queue::runner::DEFAULT_BATCH_SIZE,
+    #[arg(long, env = "PICTOR_RUNNER_BATCH_SIZE", default_value_t = crate::queue::DEFAULT_BATCH_SIZE,
           value_parser = clap::value_parser!(usize))]
     pub runner_batch_size: usize,
     /// Fallback poll interval of the runner, ms (an enqueue wakes it at once).
-    #[arg(long, env = "PICTOR_RUNNER_POLL_INTERVAL_MS", default_value_t = 5_000)]
+    #[arg(long, env = "PICTOR_RUNNER_POLL_INTERVAL_MS", default_value_t = crate::queue::DEFAULT_POLL_INTERVAL_MS)]
     pub runner_poll_interval_ms: u64,
     /// Most jobs one runner works on at once (default: twice the CPUs).
     #[arg(long, env = "PICTOR_RUNNER_CONCURRENCY")]
     pub runner_concurrency: Option<usize>,
     /// Job lease, seconds; renewed while the job runs.
-    #[arg(long, env = "PICTOR_LOCK_TIMEOUT_SECS", default_value_t = 30)]
+    #[arg(long, env = "PICTOR_LOCK_TIMEOUT_SECS", default_value_t = crate::queue::DEFAULT_LOCK_TIMEOUT_SECS)]
     pub lock_timeout_secs: u64,
     /// Attempts before a job ends FAILED.
-    #[arg(long, env = "PICTOR_MAX_ATTEMPTS", default_value_t = 5)]
+    #[arg(long, env = "PICTOR_MAX_ATTEMPTS", default_value_t = crate::queue::DEFAULT_MAX_ATTEMPTS)]
     pub max_attempts: u32,
     /// Largest accepted upload, bytes.
     #[arg(long, env = "PICTOR_MAX_UPLOAD_BYTES", default_value_t = DEFAULT_MAX_UPLOAD_BYTES)]
@@ -70,10 +72,10 @@ pub struct Config {
     #[arg(long, env = "PICTOR_AVIF_QUALITY", default_value_t = DEFAULT_AVIF_QUALITY)]
     pub avif_quality: u8,
     /// Thumbnail sizes (longest edge, px), comma-separated.
-    #[arg(long, env = "PICTOR_THUMBNAIL_SIZES", value_delimiter = ',', default_value = "64,128,256,512")]
+    #[arg(long, env = "PICTOR_THUMBNAIL_SIZES", value_delimiter = ',', default_value = DEFAULT_THUMBNAIL_SIZES)]
     pub thumbnail_sizes: Vec<u32>,
     /// Seconds in-flight jobs get to finish at shutdown.
-    #[arg(long, env = "PICTOR_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
+    #[arg(long, env = "PICTOR_SHUTDOWN_TIMEOUT_SECS", default_value_t = crate::queue::DEFAULT_SHUTDOWN_TIMEOUT_SECS)]
     pub shutdown_timeout_secs: u64,
     /// SQLite commit durability: `full` (every acknowledged upload survives
     /// power loss) or `normal` (faster; survives a crash of Pictor only).

@@ -10,9 +10,10 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use pictor::app::{self, Shutdown};
+use pictor::app;
 use pictor::command::{Cli, Command};
 use pictor::db::Db;
+use pictor::shutdown::{self, Shutdown};
 
 /// glibc malloc arenas of a service process, unless `MALLOC_ARENA_MAX` or
 /// `GLIBC_TUNABLES` says otherwise. glibc's default (8 per core) gives each
@@ -92,12 +93,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let local = listener.local_addr()?;
             let app = app::build(&args.config, &format!("http://{local}")).await?;
             tracing::info!(address = %local, runner = !args.no_runner, "pictor serving");
-            app::serve(listener, app, !args.no_runner, signal_shutdown()).await
+            Ok(app::serve(listener, app, !args.no_runner, signal_shutdown()).await?)
         }
         Command::Worker(args) => {
             let app = app::build(&args.config, "").await?;
             tracing::info!("pictor worker running");
-            app::work(app, signal_shutdown().wait()).await
+            Ok(app::work(app, signal_shutdown()).await?)
         }
         Command::Migrate(args) => {
             let db = Db::connect(&args.database_url).await?;
@@ -111,7 +112,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
 
 /// A shutdown signal fired by SIGINT or SIGTERM.
 fn signal_shutdown() -> Shutdown {
-    let (trigger, shutdown) = app::shutdown_channel();
+    let (trigger, shutdown) = shutdown::channel();
     tokio::spawn(async move {
         let ctrl_c = tokio::signal::ctrl_c();
         #[cfg(unix)]

@@ -183,12 +183,7 @@ pub(crate) fn failure(payload: Box<dyn Any + Send>) -> ImagingError {
         }
         return ImagingError::Corrupt(format!("the JPEG data is damaged: {}", failure.message));
     }
-    let message = payload
-        .downcast_ref::<String>()
-        .map(String::as_str)
-        .or_else(|| payload.downcast_ref::<&str>().copied())
-        .unwrap_or("unknown panic");
-    ImagingError::Internal(format!("JPEG decoder failed: {message}"))
+    ImagingError::Internal(format!("JPEG decoder failed: {}", crate::panic_message(payload.as_ref())))
 }
 
 /// The text of a panic payload from libjpeg or Rust code.
@@ -196,12 +191,7 @@ pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(failure) = payload.downcast_ref::<JpegFailure>() {
         return failure.message.clone();
     }
-    payload
-        .downcast_ref::<String>()
-        .map(String::as_str)
-        .or_else(|| payload.downcast_ref::<&str>().copied())
-        .unwrap_or("unknown panic")
-        .to_owned()
+    crate::panic_message(payload).to_owned()
 }
 
 /// An `io::Error` from mozjpeg while decoding means the data did not hold up.

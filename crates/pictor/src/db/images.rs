@@ -7,6 +7,9 @@ use pictor_client::models::ImageStatus;
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyPool, Executor, Row};
 
+use super::DbResult;
+use crate::clock::Millis;
+
 const COLUMNS: &str = "id, title, collection, status, checksum, size_bytes, format, width, height, orientation, \
                        temp_path, original_path, thumbnail_path, thumbnails, thumbhash, preview_path, previews, last_error, \
                        created_at, updated_at";
@@ -50,10 +53,10 @@ pub struct ImageRecord {
     pub previews: BTreeMap<String, String>,
     /// Why processing failed.
     pub last_error: Option<String>,
-    /// Upload time, ms.
-    pub created_at: i64,
-    /// Last change, ms.
-    pub updated_at: i64,
+    /// Upload time.
+    pub created_at: Millis,
+    /// Last change.
+    pub updated_at: Millis,
 }
 
 fn image_from_row(row: &AnyRow) -> Result<ImageRecord, sqlx::Error> {
@@ -79,8 +82,8 @@ fn image_from_row(row: &AnyRow) -> Result<ImageRecord, sqlx::Error> {
         preview_path: row.try_get("preview_path")?,
         previews,
         last_error: row.try_get("last_error")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
+        created_at: Millis(row.try_get("created_at")?),
+        updated_at: Millis(row.try_get("updated_at")?),
     })
 }
 
@@ -124,8 +127,8 @@ pub struct NewImage {
 pub async fn insert_ingested<'c, E: Executor<'c, Database = Any>>(
     exec: E,
     image: &NewImage,
-    now: i64,
-) -> Result<(), sqlx::Error> {
+    now: Millis,
+) -> DbResult<()> {
     sqlx::query(
         "INSERT INTO image (id, title, collection, status, checksum, size_bytes, format, width, height, \
                             orientation, temp_path, created_at, updated_at) \
@@ -141,7 +144,7 @@ pub async fn insert_ingested<'c, E: Executor<'c, Database = Any>>(
     .bind(image.height)
     .bind(image.orientation)
     .bind(&image.temp_path)
-    .bind(now)
+    .bind(now.get())
     .execute(exec)
     .await?;
     Ok(())
@@ -151,12 +154,12 @@ pub async fn insert_ingested<'c, E: Executor<'c, Database = Any>>(
 ///
 /// # Errors
 /// The database failed.
-pub async fn get<'c, E: Executor<'c, Database = Any>>(exec: E, id: &str) -> Result<Option<ImageRecord>, sqlx::Error> {
+pub async fn get<'c, E: Executor<'c, Database = Any>>(exec: E, id: &str) -> DbResult<Option<ImageRecord>> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM image WHERE id = $1")))
         .bind(id)
         .fetch_optional(exec)
         .await?;
-    row.as_ref().map(image_from_row).transpose()
+    Ok(row.as_ref().map(image_from_row).transpose()?)
 }
 
 /// Filters of the image list.
@@ -172,12 +175,7 @@ pub struct ImageFilter {
 ///
 /// # Errors
 /// The database failed.
-pub async fn list(
-    pool: &AnyPool,
-    filter: &ImageFilter,
-    limit: i64,
-    offset: i64,
-) -> Result<(Vec<ImageRecord>, i64), sqlx::Error> {
+pub async fn list(pool: &AnyPool, filter: &ImageFilter, limit: i64, offset: i64) -> DbResult<(Vec<ImageRecord>, i64)> {
     // Only the filters given, so that the planner can read the index of
     // each (a `$1 IS NULL OR ...` form would scan the table).
     let status = filter.status.map(ImageStatus::as_str);
@@ -210,13 +208,13 @@ pub async fn list(
 ///
 /// # Errors
 /// The database failed.
-pub async fn collections(pool: &AnyPool) -> Result<Vec<(String, i64)>, sqlx::Error> {
+pub async fn collections(pool: &AnyPool) -> DbResult<Vec<(String, i64)>> {
     let rows = sqlx::query(
         "SELECT collection, COUNT(*) AS n FROM image WHERE collection IS NOT NULL GROUP BY collection ORDER BY collection",
     )
     .fetch_all(pool)
     .await?;
-    rows.iter().map(|r| Ok((r.try_get("collection")?, r.try_get("n")?))).collect()
+    Ok(rows.iter().map(|r| Ok((r.try_get("collection")?, r.try_get("n")?))).collect::<Result<_, sqlx::Error>>()?)
 }
 
 /// Changes title and/or collection (`Some(None)` clears the collection).
@@ -229,8 +227,8 @@ pub async fn update_details<'c, E: Executor<'c, Database = Any>>(
     id: &str,
     title: Option<&str>,
     collection: Option<Option<&str>>,
-    now: i64,
-) -> Result<bool, sqlx::Error> {
+    now: Millis,
+) -> DbResult<bool> {
     let done = sqlx::query(
         "UPDATE image SET title = COALESCE($1, title), \
                           collection = CASE WHEN $2 = 1 THEN $3 ELSE collection END, updated_at = $4 \
@@ -239,7 +237,7 @@ pub async fn update_details<'c, E: Executor<'c, Database = Any>>(
     .bind(title)
     .bind(i64::from(collection.is_some()))
     .bind(collection.flatten())
-    .bind(now)
+    .bind(now.get())
     .bind(id)
     .execute(exec)
     .await?;
@@ -250,39 +248,42 @@ pub async fn update_details<'c, E: Executor<'c, Database = Any>>(
 ///
 /// # Errors
 /// The database failed.
-pub async fn delete<'c, E: Executor<'c, Database = Any>>(
-    exec: E,
-    id: &str,
-) -> Result<Option<ImageRecord>, sqlx::Error> {
+pub async fn delete<'c, E: Executor<'c, Database = Any>>(exec: E, id: &str) -> DbResult<Option<ImageRecord>> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM image WHERE id = $1 RETURNING {COLUMNS}")))
         .bind(id)
         .fetch_optional(exec)
         .await?;
-    row.as_ref().map(image_from_row).transpose()
+    Ok(row.as_ref().map(image_from_row).transpose()?)
 }
 
 /// How many images use an original or a temp file under `key`.
 ///
 /// # Errors
 /// The database failed.
-pub async fn count_using<'c, E: Executor<'c, Database = Any>>(exec: E, key: &str) -> Result<i64, sqlx::Error> {
-    sqlx::query("SELECT COUNT(*) AS n FROM image WHERE original_path = $1 OR temp_path = $1")
+pub async fn count_using<'c, E: Executor<'c, Database = Any>>(exec: E, key: &str) -> DbResult<i64> {
+    Ok(sqlx::query("SELECT COUNT(*) AS n FROM image WHERE original_path = $1 OR temp_path = $1")
         .bind(key)
         .fetch_one(exec)
         .await?
-        .try_get("n")
+        .try_get("n")?)
+}
+
+/// DESIGN's STORED rule, the one place it is written: an image is complete
+/// once it is PROCESSING with its original and every asset recorded
+/// (whichever job finishes last).
+macro_rules! complete_image {
+    () => {
+        "status = 'PROCESSING' AND original_path IS NOT NULL AND thumbnail_path IS NOT NULL \
+         AND preview_path IS NOT NULL"
+    };
 }
 
 /// An UPDATE that records part of an image, returning whether the image
-/// now has its original and every asset (the row after the update), so that
-/// a completion asks for STORED ([`mark_stored_if_complete`]) only then.
+/// is now [complete](complete_image) (the row after the update), so that a
+/// completion asks for STORED ([`mark_stored_if_complete`]) only then.
 macro_rules! returning_complete {
     ($update:literal) => {
-        concat!(
-            $update,
-            " RETURNING CAST(CASE WHEN status = 'PROCESSING' AND original_path IS NOT NULL \
-               AND thumbnail_path IS NOT NULL AND preview_path IS NOT NULL THEN 1 ELSE 0 END AS BIGINT) AS complete"
-        )
+        concat!($update, " RETURNING CAST(CASE WHEN ", complete_image!(), " THEN 1 ELSE 0 END AS BIGINT) AS complete")
     };
 }
 
@@ -290,7 +291,7 @@ macro_rules! returning_complete {
 async fn update_returning_complete<'c, E: Executor<'c, Database = Any>>(
     exec: E,
     query: sqlx::query::Query<'_, Any, sqlx::any::AnyArguments>,
-) -> Result<bool, sqlx::Error> {
+) -> DbResult<bool> {
     match query.fetch_optional(exec).await? {
         Some(row) => Ok(row.try_get::<i64, _>("complete")? == 1),
         None => Ok(false),
@@ -306,15 +307,15 @@ pub async fn set_original<'c, E: Executor<'c, Database = Any>>(
     exec: E,
     id: &str,
     original_path: &str,
-    now: i64,
-) -> Result<bool, sqlx::Error> {
+    now: Millis,
+) -> DbResult<bool> {
     let query = sqlx::query(returning_complete!(
         "UPDATE image SET original_path = $1, temp_path = NULL, updated_at = $2, \
                           status = CASE WHEN status IN ('UPLOADED', 'INGESTED') THEN 'PROCESSING' ELSE status END \
          WHERE id = $3"
     ))
     .bind(original_path)
-    .bind(now)
+    .bind(now.get())
     .bind(id);
     update_returning_complete(exec, query).await
 }
@@ -330,8 +331,8 @@ pub async fn set_thumbnails<'c, E: Executor<'c, Database = Any>>(
     id: &str,
     thumbnails: &BTreeMap<u32, String>,
     thumbhash: Option<&str>,
-    now: i64,
-) -> Result<bool, sqlx::Error> {
+    now: Millis,
+) -> DbResult<bool> {
     let main = thumbnails.get(&256).or_else(|| thumbnails.values().next_back());
     let json = serde_json::to_string(thumbnails).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     let query = sqlx::query(returning_complete!(
@@ -340,7 +341,7 @@ pub async fn set_thumbnails<'c, E: Executor<'c, Database = Any>>(
     .bind(main.map(String::as_str))
     .bind(json)
     .bind(thumbhash)
-    .bind(now)
+    .bind(now.get())
     .bind(id);
     update_returning_complete(exec, query).await
 }
@@ -355,15 +356,15 @@ pub async fn set_preview<'c, E: Executor<'c, Database = Any>>(
     id: &str,
     preview_path: &str,
     previews: &BTreeMap<String, String>,
-    now: i64,
-) -> Result<bool, sqlx::Error> {
+    now: Millis,
+) -> DbResult<bool> {
     let json = serde_json::to_string(previews).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     let query = sqlx::query(returning_complete!(
         "UPDATE image SET preview_path = $1, previews = $2, updated_at = $3 WHERE id = $4"
     ))
     .bind(preview_path)
     .bind(json)
-    .bind(now)
+    .bind(now.get())
     .bind(id);
     update_returning_complete(exec, query).await
 }
@@ -376,14 +377,13 @@ pub async fn set_preview<'c, E: Executor<'c, Database = Any>>(
 pub async fn mark_stored_if_complete<'c, E: Executor<'c, Database = Any>>(
     exec: E,
     id: &str,
-    now: i64,
-) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE image SET status = 'STORED', last_error = NULL, updated_at = $1 \
-         WHERE id = $2 AND status = 'PROCESSING' AND original_path IS NOT NULL \
-           AND thumbnail_path IS NOT NULL AND preview_path IS NOT NULL",
-    )
-    .bind(now)
+    now: Millis,
+) -> DbResult<bool> {
+    let done = sqlx::query(concat!(
+        "UPDATE image SET status = 'STORED', last_error = NULL, updated_at = $1 WHERE id = $2 AND ",
+        complete_image!()
+    ))
+    .bind(now.get())
     .bind(id)
     .execute(exec)
     .await?;
@@ -398,11 +398,11 @@ pub async fn mark_failed<'c, E: Executor<'c, Database = Any>>(
     exec: E,
     id: &str,
     error: &str,
-    now: i64,
-) -> Result<(), sqlx::Error> {
+    now: Millis,
+) -> DbResult<()> {
     sqlx::query("UPDATE image SET status = 'FAILED', last_error = $1, updated_at = $2 WHERE id = $3")
         .bind(error)
-        .bind(now)
+        .bind(now.get())
         .bind(id)
         .execute(exec)
         .await?;
@@ -413,28 +413,24 @@ pub async fn mark_failed<'c, E: Executor<'c, Database = Any>>(
 ///
 /// # Errors
 /// The database failed.
-pub async fn mark_processing<'c, E: Executor<'c, Database = Any>>(
-    exec: E,
-    id: &str,
-    now: i64,
-) -> Result<(), sqlx::Error> {
+pub async fn mark_processing<'c, E: Executor<'c, Database = Any>>(exec: E, id: &str, now: Millis) -> DbResult<()> {
     sqlx::query("UPDATE image SET status = 'PROCESSING', last_error = NULL, updated_at = $1 WHERE id = $2 AND status = 'FAILED'")
-        .bind(now)
+        .bind(now.get())
         .bind(id)
         .execute(exec)
         .await?;
     Ok(())
 }
 
-/// `(id, status, updated_at)` of every image changed after `since` (ms),
-/// for the event stream's poll.
+/// Every image changed after `since`, for the event stream's poll (one
+/// query per tick, whatever changed).
 ///
 /// # Errors
 /// The database failed.
-pub async fn changed_since(pool: &AnyPool, since: i64) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
-    let rows = sqlx::query("SELECT id, status, updated_at FROM image WHERE updated_at > $1")
-        .bind(since)
+pub async fn changed_since(pool: &AnyPool, since: Millis) -> DbResult<Vec<ImageRecord>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM image WHERE updated_at > $1")))
+        .bind(since.get())
         .fetch_all(pool)
         .await?;
-    rows.iter().map(|r| Ok((r.try_get("id")?, r.try_get("status")?, r.try_get("updated_at")?))).collect()
+    Ok(rows.iter().map(image_from_row).collect::<Result<_, _>>()?)
 }

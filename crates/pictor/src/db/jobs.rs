@@ -5,11 +5,122 @@
 //! another runner's result.
 
 use pictor_client::models::{JobKind, JobStatus};
+use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, AnyPool, Executor, Row};
 
-use super::{Backend, Db, Durability};
-use crate::queue::job::{Job, NewJob};
+use super::{Backend, Db, DbResult, Durability};
+use crate::clock::Millis;
+
+/// A job's id (the `job.id` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct JobId(pub i64);
+
+impl JobId {
+    /// The number, as bound to SQL and shown in the API.
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for JobId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A row of the `job` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Job {
+    /// Id.
+    pub id: JobId,
+    /// What it does.
+    pub kind: JobKind,
+    /// Where it is in its life.
+    pub status: JobStatus,
+    /// The card's payload for its kind, as JSON text.
+    pub payload: String,
+    /// The image it works on.
+    pub image_id: Option<String>,
+    /// Higher runs first.
+    pub priority: i64,
+    /// Attempts started (the claim increments it).
+    pub attempts: i64,
+    /// Attempts allowed before it ends FAILED.
+    pub max_attempts: i64,
+    /// Not claimed before this time.
+    pub run_at: Millis,
+    /// The runner holding its lease.
+    pub locked_by: Option<String>,
+    /// End of the lease.
+    pub locked_until: Option<Millis>,
+    /// The last attempt's error.
+    pub last_error: Option<String>,
+    /// Creation time.
+    pub created_at: Millis,
+    /// Last change.
+    pub updated_at: Millis,
+    /// When it ended, if it has.
+    pub finished_at: Option<Millis>,
+}
+
+impl Job {
+    /// Parses the payload as the type its kind expects.
+    ///
+    /// # Errors
+    /// The payload is not valid for the kind.
+    pub fn payload_as<T: for<'de> Deserialize<'de>>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(&self.payload)
+    }
+}
+
+/// A job to insert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewJob {
+    /// What it does.
+    pub kind: JobKind,
+    /// The card's payload, serialised.
+    pub payload: String,
+    /// The image it works on.
+    pub image_id: Option<String>,
+    /// Higher runs first.
+    pub priority: i64,
+    /// Inserting a second job with the same key does nothing, so a re-run
+    /// parent cannot enqueue its children twice (DESIGN invariant 2).
+    pub dedupe_key: Option<String>,
+}
+
+impl NewJob {
+    /// A job for one image, deduplicated per image and kind.
+    ///
+    /// # Errors
+    /// The payload cannot be serialised.
+    pub fn for_image<P: Serialize>(kind: JobKind, image_id: &str, payload: &P) -> Result<Self, serde_json::Error> {
+        Ok(Self {
+            kind,
+            payload: serde_json::to_string(payload)?,
+            image_id: Some(image_id.to_owned()),
+            priority: 0,
+            dedupe_key: Some(format!("{kind}:{image_id}")),
+        })
+    }
+
+    /// The same job with another priority (higher runs first).
+    #[must_use]
+    pub fn with_priority(self, priority: i64) -> Self {
+        Self { priority, ..self }
+    }
+}
+
+/// The lease check of every write to a running job (DESIGN invariant 8):
+/// the job is still RUNNING and held by the runner bound as `$1`. A runner
+/// that lost its lease cannot overwrite another runner's result.
+macro_rules! held_by_runner {
+    () => {
+        "status = 'RUNNING' AND locked_by = $1"
+    };
+}
 
 const COLUMNS: &str = "id, type, status, payload, image_id, priority, attempts, max_attempts, run_at, \
                        locked_by, locked_until, last_error, created_at, updated_at, finished_at";
@@ -51,7 +162,7 @@ fn job_from_row(row: &AnyRow) -> Result<Job, sqlx::Error> {
     let kind: String = row.try_get("type")?;
     let status: String = row.try_get("status")?;
     Ok(Job {
-        id: row.try_get("id")?,
+        id: JobId(row.try_get("id")?),
         kind: kind.parse::<JobKind>().map_err(decode_err)?,
         status: status.parse::<JobStatus>().map_err(decode_err)?,
         payload: row.try_get("payload")?,
@@ -59,13 +170,13 @@ fn job_from_row(row: &AnyRow) -> Result<Job, sqlx::Error> {
         priority: row.try_get("priority")?,
         attempts: row.try_get("attempts")?,
         max_attempts: row.try_get("max_attempts")?,
-        run_at: row.try_get("run_at")?,
+        run_at: Millis(row.try_get("run_at")?),
         locked_by: row.try_get("locked_by")?,
-        locked_until: row.try_get("locked_until")?,
+        locked_until: row.try_get::<Option<i64>, _>("locked_until")?.map(Millis),
         last_error: row.try_get("last_error")?,
-        created_at: row.try_get("created_at")?,
-        updated_at: row.try_get("updated_at")?,
-        finished_at: row.try_get("finished_at")?,
+        created_at: Millis(row.try_get("created_at")?),
+        updated_at: Millis(row.try_get("updated_at")?),
+        finished_at: row.try_get::<Option<i64>, _>("finished_at")?.map(Millis),
     })
 }
 
@@ -89,8 +200,8 @@ pub async fn insert<'c, E: Executor<'c, Database = Any>>(
     backend: Backend,
     job: &NewJob,
     max_attempts: i64,
-    now: i64,
-) -> Result<Option<i64>, sqlx::Error> {
+    now: Millis,
+) -> DbResult<Option<JobId>> {
     let sql = match backend {
         Backend::Sqlite => INSERT_COLUMNS.to_owned(),
         Backend::Postgres => format!(
@@ -105,10 +216,10 @@ pub async fn insert<'c, E: Executor<'c, Database = Any>>(
         .bind(job.dedupe_key.as_deref())
         .bind(job.priority)
         .bind(max_attempts)
-        .bind(now)
+        .bind(now.get())
         .fetch_optional(exec)
         .await?;
-    row.map(|r| r.try_get::<i64, _>("id")).transpose()
+    Ok(row.map(|r| r.try_get::<i64, _>("id").map(JobId)).transpose()?)
 }
 
 /// On PostgreSQL, notifies [`NOTIFY_CHANNEL`] when the caller's transaction
@@ -116,7 +227,7 @@ pub async fn insert<'c, E: Executor<'c, Database = Any>>(
 ///
 /// # Errors
 /// The database failed.
-pub async fn notify<'c, E: Executor<'c, Database = Any>>(exec: E, backend: Backend) -> Result<(), sqlx::Error> {
+pub async fn notify<'c, E: Executor<'c, Database = Any>>(exec: E, backend: Backend) -> DbResult<()> {
     if backend == Backend::Postgres {
         sqlx::query(sqlx::AssertSqlSafe(format!("NOTIFY {NOTIFY_CHANNEL}"))).execute(exec).await?;
     }
@@ -161,8 +272,8 @@ pub async fn insert_many<'c, E: Executor<'c, Database = Any>>(
     backend: Backend,
     jobs: &[NewJob],
     max_attempts: i64,
-    now: i64,
-) -> Result<u64, sqlx::Error> {
+    now: Millis,
+) -> DbResult<u64> {
     if jobs.is_empty() {
         return Ok(0);
     }
@@ -181,18 +292,19 @@ pub async fn insert_many<'c, E: Executor<'c, Database = Any>>(
         Backend::Sqlite => INSERT_MANY_SQLITE,
         Backend::Postgres => INSERT_MANY_POSTGRES,
     };
-    let done = sqlx::query(sql).bind(json).bind(max_attempts).bind(now).execute(exec).await?;
+    let done = sqlx::query(sql).bind(json).bind(max_attempts).bind(now.get()).execute(exec).await?;
     Ok(done.rows_affected())
 }
 
 /// A write connection of its own for a runner's claims, out of the pool (so
-/// no ping before and after each claim), where [`Db::may_hold_writer`]. On PostgreSQL it plans the claim once
-/// (`plan_cache_mode = force_generic_plan`): planning it afresh for each
-/// limit, as PostgreSQL otherwise does, costs as much as running it.
+/// no ping before and after each claim), where [`Db::may_hold_writer`]. On
+/// PostgreSQL it plans the claim once (`plan_cache_mode =
+/// force_generic_plan`): planning it afresh for each limit, as PostgreSQL
+/// otherwise does, costs as much as running it.
 ///
 /// # Errors
 /// The database could not be reached.
-pub async fn claimer(db: &Db) -> Result<AnyConnection, sqlx::Error> {
+pub async fn claimer(db: &Db) -> DbResult<AnyConnection> {
     let mut conn = db.write_connection(Durability::Bookkeeping).await?.detach();
     if db.backend == Backend::Postgres {
         conn.execute("SET plan_cache_mode = force_generic_plan").await?;
@@ -200,26 +312,42 @@ pub async fn claimer(db: &Db) -> Result<AnyConnection, sqlx::Error> {
     Ok(conn)
 }
 
-/// Claims up to `limit` due jobs for `runner` with a lease until `locked_until`.
-/// `exec` must not be inside a transaction (the claim is its own).
+/// What a claim asks for: who claims, how many jobs at most, and the lease.
+#[derive(Debug, Clone, Copy)]
+pub struct Claim<'a> {
+    /// The claiming runner's name (`locked_by`).
+    pub runner: &'a str,
+    /// Most jobs to take.
+    pub limit: usize,
+    /// The time of the claim: jobs due by then are taken.
+    pub now: Millis,
+    /// End of the lease the claimed jobs get.
+    pub locked_until: Millis,
+}
+
+/// Claims due jobs as `claim` asks, highest priority first. `exec` must not
+/// be inside a transaction (the claim is its own).
 ///
 /// # Errors
 /// The database failed.
 pub async fn claim<'c, E: Executor<'c, Database = Any>>(
     exec: E,
     backend: Backend,
-    runner: &str,
-    limit: i64,
-    locked_until: i64,
-    now: i64,
-) -> Result<Vec<Job>, sqlx::Error> {
+    claim: Claim<'_>,
+) -> DbResult<Vec<Job>> {
     let sql = match backend {
         Backend::Sqlite => CLAIM_SQLITE,
         Backend::Postgres => CLAIM_POSTGRES,
     };
     // One statement in its own transaction: on SQLite it takes the write
     // lock when it starts, so it cannot deadlock upgrading a read lock.
-    let rows = sqlx::query(sql).bind(runner).bind(locked_until).bind(now).bind(limit).fetch_all(exec).await?;
+    let rows = sqlx::query(sql)
+        .bind(claim.runner)
+        .bind(claim.locked_until.get())
+        .bind(claim.now.get())
+        .bind(i64::try_from(claim.limit).unwrap_or(i64::MAX))
+        .fetch_all(exec)
+        .await?;
     let mut jobs = rows.iter().map(job_from_row).collect::<Result<Vec<_>, _>>()?;
     jobs.sort_by_key(|j| (-j.priority, j.run_at, j.id));
     Ok(jobs)
@@ -234,21 +362,21 @@ pub async fn claim<'c, E: Executor<'c, Database = Any>>(
 pub async fn extend_leases<'c, E: Executor<'c, Database = Any>>(
     exec: E,
     runner: &str,
-    ids: &[i64],
-    locked_until: i64,
-    now: i64,
-) -> Result<u64, sqlx::Error> {
+    ids: &[JobId],
+    locked_until: Millis,
+    now: Millis,
+) -> DbResult<u64> {
     if ids.is_empty() {
         return Ok(0);
     }
     let placeholders = (4..4 + ids.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
     let sql = format!(
-        "UPDATE job SET locked_until = $1, updated_at = $2 \
-         WHERE status = 'RUNNING' AND locked_by = $3 AND id IN ({placeholders})"
+        concat!("UPDATE job SET locked_until = $2, updated_at = $3 WHERE ", held_by_runner!(), " AND id IN ({})"),
+        placeholders
     );
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(locked_until).bind(now).bind(runner);
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(runner).bind(locked_until.get()).bind(now.get());
     for id in ids {
-        query = query.bind(*id);
+        query = query.bind(id.get());
     }
     Ok(query.execute(exec).await?.rows_affected())
 }
@@ -260,17 +388,18 @@ pub async fn extend_leases<'c, E: Executor<'c, Database = Any>>(
 /// The database failed.
 pub async fn complete<'c, E: Executor<'c, Database = Any>>(
     exec: E,
-    id: i64,
+    id: JobId,
     runner: &str,
-    now: i64,
-) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE job SET status = 'COMPLETED', locked_until = NULL, finished_at = $1, updated_at = $1 \
-         WHERE id = $2 AND status = 'RUNNING' AND locked_by = $3",
-    )
-    .bind(now)
-    .bind(id)
+    now: Millis,
+) -> DbResult<bool> {
+    let done = sqlx::query(concat!(
+        "UPDATE job SET status = 'COMPLETED', locked_until = NULL, finished_at = $3, updated_at = $3 WHERE ",
+        held_by_runner!(),
+        " AND id = $2"
+    ))
     .bind(runner)
+    .bind(id.get())
+    .bind(now.get())
     .execute(exec)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -278,17 +407,18 @@ pub async fn complete<'c, E: Executor<'c, Database = Any>>(
 
 /// Completes many jobs at once: the ids listed as one bound text value, so
 /// one prepared statement serves every batch size.
-const COMPLETE_MANY_SQLITE: &str = "UPDATE job SET status = 'COMPLETED', locked_until = NULL, finished_at = $1, \
-                                    updated_at = $1 \
-     WHERE status = 'RUNNING' AND locked_by = $2 AND id IN (SELECT value FROM json_each($3)) \
-     RETURNING id";
+const COMPLETE_MANY_SQLITE: &str = concat!(
+    "UPDATE job SET status = 'COMPLETED', locked_until = NULL, finished_at = $2, updated_at = $2 WHERE ",
+    held_by_runner!(),
+    " AND id IN (SELECT value FROM json_each($3)) RETURNING id"
+);
 /// Bookkeeping, so without waiting for its WAL flush as the claim
 /// ([`Durability::Bookkeeping`]), also when it is a statement on its own.
-const COMPLETE_MANY_POSTGRES: &str = "UPDATE job SET status = 'COMPLETED', locked_until = NULL, finished_at = $1, \
-                                      updated_at = $1 \
-     WHERE status = 'RUNNING' AND locked_by = $2 AND id = ANY(CAST($3 AS BIGINT[])) \
-       AND set_config('synchronous_commit', 'off', true) IS NOT NULL \
-     RETURNING id";
+const COMPLETE_MANY_POSTGRES: &str = concat!(
+    "UPDATE job SET status = 'COMPLETED', locked_until = NULL, finished_at = $2, updated_at = $2 WHERE ",
+    held_by_runner!(),
+    " AND id = ANY(CAST($3 AS BIGINT[])) AND set_config('synchronous_commit', 'off', true) IS NOT NULL RETURNING id"
+);
 
 /// Marks the listed jobs `runner` still holds COMPLETED, in one statement;
 /// returns the ids it completed. A listed job missing from the result had
@@ -299,20 +429,20 @@ const COMPLETE_MANY_POSTGRES: &str = "UPDATE job SET status = 'COMPLETED', locke
 pub async fn complete_many<'c, E: Executor<'c, Database = Any>>(
     exec: E,
     backend: Backend,
-    ids: &[i64],
+    ids: &[JobId],
     runner: &str,
-    now: i64,
-) -> Result<Vec<i64>, sqlx::Error> {
+    now: Millis,
+) -> DbResult<Vec<JobId>> {
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let list = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+    let list = ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
     let (sql, ids_text) = match backend {
         Backend::Sqlite => (COMPLETE_MANY_SQLITE, format!("[{list}]")),
         Backend::Postgres => (COMPLETE_MANY_POSTGRES, format!("{{{list}}}")),
     };
-    let rows = sqlx::query(sql).bind(now).bind(runner).bind(ids_text).fetch_all(exec).await?;
-    rows.iter().map(|r| r.try_get::<i64, _>("id")).collect()
+    let rows = sqlx::query(sql).bind(runner).bind(now.get()).bind(ids_text).fetch_all(exec).await?;
+    Ok(rows.iter().map(|r| r.try_get::<i64, _>("id").map(JobId)).collect::<Result<_, _>>()?)
 }
 
 /// Puts a job `runner` holds back to PENDING until `run_at`, keeping the
@@ -322,22 +452,23 @@ pub async fn complete_many<'c, E: Executor<'c, Database = Any>>(
 /// The database failed.
 pub async fn retry_later<'c, E: Executor<'c, Database = Any>>(
     exec: E,
-    id: i64,
+    id: JobId,
     runner: &str,
     error: &str,
-    run_at: i64,
-    now: i64,
-) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE job SET status = 'PENDING', locked_by = NULL, locked_until = NULL, last_error = $1, \
-                        run_at = $2, updated_at = $3 \
-         WHERE id = $4 AND status = 'RUNNING' AND locked_by = $5",
-    )
-    .bind(error)
-    .bind(run_at)
-    .bind(now)
-    .bind(id)
+    run_at: Millis,
+    now: Millis,
+) -> DbResult<bool> {
+    let done = sqlx::query(concat!(
+        "UPDATE job SET status = 'PENDING', locked_by = NULL, locked_until = NULL, last_error = $3, \
+                        run_at = $4, updated_at = $5 WHERE ",
+        held_by_runner!(),
+        " AND id = $2"
+    ))
     .bind(runner)
+    .bind(id.get())
+    .bind(error)
+    .bind(run_at.get())
+    .bind(now.get())
     .execute(exec)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -349,20 +480,21 @@ pub async fn retry_later<'c, E: Executor<'c, Database = Any>>(
 /// The database failed.
 pub async fn fail<'c, E: Executor<'c, Database = Any>>(
     exec: E,
-    id: i64,
+    id: JobId,
     runner: &str,
     error: &str,
-    now: i64,
-) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE job SET status = 'FAILED', locked_until = NULL, last_error = $1, \
-                        finished_at = $2, updated_at = $2 \
-         WHERE id = $3 AND status = 'RUNNING' AND locked_by = $4",
-    )
-    .bind(error)
-    .bind(now)
-    .bind(id)
+    now: Millis,
+) -> DbResult<bool> {
+    let done = sqlx::query(concat!(
+        "UPDATE job SET status = 'FAILED', locked_until = NULL, last_error = $3, finished_at = $4, updated_at = $4 \
+         WHERE ",
+        held_by_runner!(),
+        " AND id = $2"
+    ))
     .bind(runner)
+    .bind(id.get())
+    .bind(error)
+    .bind(now.get())
     .execute(exec)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -372,7 +504,9 @@ pub async fn fail<'c, E: Executor<'c, Database = Any>>(
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rescued {
     /// The job.
-    pub id: i64,
+    pub id: JobId,
+    /// What it does.
+    pub kind: JobKind,
     /// Its image.
     pub image_id: Option<String>,
     /// PENDING (will run again) or FAILED (out of attempts).
@@ -387,30 +521,34 @@ pub struct Rescued {
 pub async fn rescue_expired<'c, E: Executor<'c, Database = Any>>(
     exec: E,
     error: &str,
-    now: i64,
-) -> Result<Vec<Rescued>, sqlx::Error> {
+    now: Millis,
+) -> DbResult<Vec<Rescued>> {
     let rows = sqlx::query(
         "UPDATE job SET \
             status = CASE WHEN attempts >= max_attempts THEN 'FAILED' ELSE 'PENDING' END, \
             finished_at = CASE WHEN attempts >= max_attempts THEN $1 ELSE NULL END, \
             locked_by = NULL, locked_until = NULL, last_error = $2, run_at = $1, updated_at = $1 \
          WHERE status = 'RUNNING' AND locked_until < $1 \
-         RETURNING id, image_id, status",
+         RETURNING id, type, image_id, status",
     )
-    .bind(now)
+    .bind(now.get())
     .bind(error)
     .fetch_all(exec)
     .await?;
-    rows.iter()
+    let rescued = rows
+        .iter()
         .map(|r| {
+            let kind: String = r.try_get("type")?;
             let status: String = r.try_get("status")?;
             Ok(Rescued {
-                id: r.try_get("id")?,
+                id: JobId(r.try_get("id")?),
+                kind: kind.parse().map_err(decode_err)?,
                 image_id: r.try_get("image_id")?,
                 status: status.parse().map_err(decode_err)?,
             })
         })
-        .collect()
+        .collect::<Result<_, sqlx::Error>>()?;
+    Ok(rescued)
 }
 
 /// Gives back the jobs `runner` still holds at shutdown, without counting
@@ -418,14 +556,14 @@ pub async fn rescue_expired<'c, E: Executor<'c, Database = Any>>(
 ///
 /// # Errors
 /// The database failed.
-pub async fn release<'c, E: Executor<'c, Database = Any>>(exec: E, runner: &str, now: i64) -> Result<u64, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE job SET status = 'PENDING', locked_by = NULL, locked_until = NULL, run_at = $1, \
-                        updated_at = $1, attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END \
-         WHERE status = 'RUNNING' AND locked_by = $2",
-    )
-    .bind(now)
+pub async fn release<'c, E: Executor<'c, Database = Any>>(exec: E, runner: &str, now: Millis) -> DbResult<u64> {
+    let done = sqlx::query(concat!(
+        "UPDATE job SET status = 'PENDING', locked_by = NULL, locked_until = NULL, run_at = $2, \
+                        updated_at = $2, attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END WHERE ",
+        held_by_runner!()
+    ))
     .bind(runner)
+    .bind(now.get())
     .execute(exec)
     .await?;
     Ok(done.rows_affected())
@@ -436,20 +574,16 @@ pub async fn release<'c, E: Executor<'c, Database = Any>>(exec: E, runner: &str,
 ///
 /// # Errors
 /// The database failed.
-pub async fn requeue<'c, E: Executor<'c, Database = Any>>(
-    exec: E,
-    id: i64,
-    now: i64,
-) -> Result<Option<Job>, sqlx::Error> {
+pub async fn requeue<'c, E: Executor<'c, Database = Any>>(exec: E, id: JobId, now: Millis) -> DbResult<Option<Job>> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE job SET status = 'PENDING', attempts = 0, run_at = $1, updated_at = $1, finished_at = NULL \
          WHERE id = $2 AND status IN ('FAILED', 'CANCELLED') RETURNING {COLUMNS}"
     )))
-    .bind(now)
-    .bind(id)
+    .bind(now.get())
+    .bind(id.get())
     .fetch_optional(exec)
     .await?;
-    row.as_ref().map(job_from_row).transpose()
+    Ok(row.as_ref().map(job_from_row).transpose()?)
 }
 
 /// Cancels a PENDING or FAILED job; returns it, or `None` when there is no
@@ -457,32 +591,28 @@ pub async fn requeue<'c, E: Executor<'c, Database = Any>>(
 ///
 /// # Errors
 /// The database failed.
-pub async fn cancel<'c, E: Executor<'c, Database = Any>>(
-    exec: E,
-    id: i64,
-    now: i64,
-) -> Result<Option<Job>, sqlx::Error> {
+pub async fn cancel<'c, E: Executor<'c, Database = Any>>(exec: E, id: JobId, now: Millis) -> DbResult<Option<Job>> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!(
         "UPDATE job SET status = 'CANCELLED', finished_at = $1, updated_at = $1 \
          WHERE id = $2 AND status IN ('PENDING', 'FAILED') RETURNING {COLUMNS}"
     )))
-    .bind(now)
-    .bind(id)
+    .bind(now.get())
+    .bind(id.get())
     .fetch_optional(exec)
     .await?;
-    row.as_ref().map(job_from_row).transpose()
+    Ok(row.as_ref().map(job_from_row).transpose()?)
 }
 
 /// One job by id.
 ///
 /// # Errors
 /// The database failed.
-pub async fn get(pool: &AnyPool, id: i64) -> Result<Option<Job>, sqlx::Error> {
+pub async fn get<'c, E: Executor<'c, Database = Any>>(exec: E, id: JobId) -> DbResult<Option<Job>> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM job WHERE id = $1")))
-        .bind(id)
-        .fetch_optional(pool)
+        .bind(id.get())
+        .fetch_optional(exec)
         .await?;
-    row.as_ref().map(job_from_row).transpose()
+    Ok(row.as_ref().map(job_from_row).transpose()?)
 }
 
 /// Filters of the admin job list.
@@ -500,7 +630,7 @@ pub struct JobFilter {
 ///
 /// # Errors
 /// The database failed.
-pub async fn list(pool: &AnyPool, filter: &JobFilter, limit: i64, offset: i64) -> Result<(Vec<Job>, i64), sqlx::Error> {
+pub async fn list(pool: &AnyPool, filter: &JobFilter, limit: i64, offset: i64) -> DbResult<(Vec<Job>, i64)> {
     // Absent filters bind NULL, so one statement serves every combination.
     const WHERE: &str = "($1 IS NULL OR status = $1) AND ($2 IS NULL OR type = $2) AND ($3 IS NULL OR image_id = $3)";
     let status = filter.status.map(JobStatus::as_str);
@@ -525,11 +655,22 @@ pub async fn list(pool: &AnyPool, filter: &JobFilter, limit: i64, offset: i64) -
     Ok((rows.iter().map(job_from_row).collect::<Result<_, _>>()?, total))
 }
 
+/// The ids of every job in `status`, oldest first (a snapshot, so that a
+/// bulk action on them ends even while more jobs enter that state).
+///
+/// # Errors
+/// The database failed.
+pub async fn ids_in_status(pool: &AnyPool, status: JobStatus) -> DbResult<Vec<JobId>> {
+    let rows =
+        sqlx::query("SELECT id FROM job WHERE status = $1 ORDER BY id").bind(status.as_str()).fetch_all(pool).await?;
+    Ok(rows.iter().map(|r| r.try_get::<i64, _>("id").map(JobId)).collect::<Result<_, _>>()?)
+}
+
 /// The jobs of the given images, oldest first.
 ///
 /// # Errors
 /// The database failed.
-pub async fn for_images(pool: &AnyPool, image_ids: &[String]) -> Result<Vec<Job>, sqlx::Error> {
+pub async fn for_images(pool: &AnyPool, image_ids: &[&str]) -> DbResult<Vec<Job>> {
     if image_ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -537,10 +678,10 @@ pub async fn for_images(pool: &AnyPool, image_ids: &[String]) -> Result<Vec<Job>
     let sql = format!("SELECT {COLUMNS} FROM job WHERE image_id IN ({placeholders}) ORDER BY id");
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for id in image_ids {
-        query = query.bind(id.as_str());
+        query = query.bind(*id);
     }
     let rows = query.fetch_all(pool).await?;
-    rows.iter().map(job_from_row).collect()
+    Ok(rows.iter().map(job_from_row).collect::<Result<_, _>>()?)
 }
 
 /// Deletes an image's jobs that no runner holds (a held one finishes and
@@ -548,10 +689,7 @@ pub async fn for_images(pool: &AnyPool, image_ids: &[String]) -> Result<Vec<Job>
 ///
 /// # Errors
 /// The database failed.
-pub async fn delete_idle_for_image<'c, E: Executor<'c, Database = Any>>(
-    exec: E,
-    image_id: &str,
-) -> Result<u64, sqlx::Error> {
+pub async fn delete_idle_for_image<'c, E: Executor<'c, Database = Any>>(exec: E, image_id: &str) -> DbResult<u64> {
     let done =
         sqlx::query("DELETE FROM job WHERE image_id = $1 AND status <> 'RUNNING'").bind(image_id).execute(exec).await?;
     Ok(done.rows_affected())
@@ -561,50 +699,53 @@ pub async fn delete_idle_for_image<'c, E: Executor<'c, Database = Any>>(
 ///
 /// # Errors
 /// The database failed.
-pub async fn prune_finished<'c, E: Executor<'c, Database = Any>>(exec: E, before: i64) -> Result<u64, sqlx::Error> {
+pub async fn prune_finished<'c, E: Executor<'c, Database = Any>>(exec: E, before: Millis) -> DbResult<u64> {
     let done = sqlx::query("DELETE FROM job WHERE status IN ('COMPLETED', 'CANCELLED') AND finished_at < $1")
-        .bind(before)
+        .bind(before.get())
         .execute(exec)
         .await?;
     Ok(done.rows_affected())
 }
 
-/// `(id, status, attempts, updated_at)` of every job changed after `since`
-/// (ms), for the event stream's poll.
+/// Every job changed after `since`, for the event stream's poll.
 ///
 /// # Errors
 /// The database failed.
-pub async fn changed_since(pool: &AnyPool, since: i64) -> Result<Vec<(i64, String, i64, i64)>, sqlx::Error> {
-    let rows = sqlx::query("SELECT id, status, attempts, updated_at FROM job WHERE updated_at > $1")
-        .bind(since)
+pub async fn changed_since(pool: &AnyPool, since: Millis) -> DbResult<Vec<Job>> {
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM job WHERE updated_at > $1")))
+        .bind(since.get())
         .fetch_all(pool)
         .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get("id")?, r.try_get("status")?, r.try_get("attempts")?, r.try_get("updated_at")?)))
-        .collect()
+    Ok(rows.iter().map(job_from_row).collect::<Result<_, _>>()?)
 }
 
 /// `(status, type, count)` of every job, for the admin page's counts.
 ///
 /// # Errors
 /// The database failed.
-pub async fn counts_by_status_and_type(pool: &AnyPool) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
+pub async fn counts_by_status_and_type(pool: &AnyPool) -> DbResult<Vec<(String, String, i64)>> {
     let rows = sqlx::query("SELECT status, type, COUNT(*) AS n FROM job GROUP BY status, type").fetch_all(pool).await?;
-    rows.iter().map(|r| Ok((r.try_get("status")?, r.try_get("type")?, r.try_get("n")?))).collect()
+    Ok(rows
+        .iter()
+        .map(|r| Ok((r.try_get("status")?, r.try_get("type")?, r.try_get("n")?)))
+        .collect::<Result<_, sqlx::Error>>()?)
 }
 
 /// `(status, finished_at)` of the jobs that ended COMPLETED or FAILED after
-/// `since` (ms), for the admin page's chart.
+/// `since`, for the admin page's chart.
 ///
 /// # Errors
 /// The database failed.
-pub async fn finished_since(pool: &AnyPool, since: i64) -> Result<Vec<(String, i64)>, sqlx::Error> {
+pub async fn finished_since(pool: &AnyPool, since: Millis) -> DbResult<Vec<(String, Millis)>> {
     let rows = sqlx::query(
         "SELECT status, finished_at FROM job \
          WHERE finished_at IS NOT NULL AND finished_at > $1 AND status IN ('COMPLETED', 'FAILED')",
     )
-    .bind(since)
+    .bind(since.get())
     .fetch_all(pool)
     .await?;
-    rows.iter().map(|r| Ok((r.try_get("status")?, r.try_get("finished_at")?))).collect()
+    Ok(rows
+        .iter()
+        .map(|r| Ok((r.try_get("status")?, Millis(r.try_get("finished_at")?))))
+        .collect::<Result<_, sqlx::Error>>()?)
 }

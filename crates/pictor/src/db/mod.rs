@@ -90,9 +90,12 @@ pub enum DbError {
     #[error("database migration failed")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// A query failed.
-    #[error(transparent)]
+    #[error("database query failed: {0}")]
     Query(#[from] sqlx::Error),
 }
+
+/// The result of a query.
+pub type DbResult<T> = Result<T, DbError>;
 
 /// How SQLite syncs commits to disk (PostgreSQL ignores it).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -271,7 +274,7 @@ impl Db {
     ///
     /// # Errors
     /// The database could not be reached.
-    pub async fn write_connection(&self, durability: Durability) -> Result<PoolConnection<Any>, sqlx::Error> {
+    pub async fn write_connection(&self, durability: Durability) -> DbResult<PoolConnection<Any>> {
         let mut conn = self.writer.acquire().await?;
         if self.backend == Backend::Sqlite {
             let wanted = match (durability, self.synchronous) {
@@ -296,7 +299,7 @@ impl Db {
     ///
     /// # Errors
     /// The database could not be reached.
-    pub async fn begin_write(&self, durability: Durability) -> Result<Tx, sqlx::Error> {
+    pub async fn begin_write(&self, durability: Durability) -> DbResult<Tx> {
         let conn = self.write_connection(durability).await?;
         let begin = match (self.backend, durability) {
             (Backend::Sqlite, _) => Some("BEGIN IMMEDIATE".into_sql_str()),
@@ -307,7 +310,7 @@ impl Db {
             (Backend::Postgres, Durability::Acknowledged) => None,
         };
         // What `Pool::begin_with` does, on a connection prepared above.
-        sqlx::Transaction::begin(conn, begin).await
+        Ok(sqlx::Transaction::begin(conn, begin).await?)
     }
 
     /// Whether a task may keep a write connection for itself (as the
@@ -326,8 +329,9 @@ impl Db {
     ///
     /// # Errors
     /// It is not.
-    pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+    pub async fn ping(&self) -> DbResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
     }
 }
 

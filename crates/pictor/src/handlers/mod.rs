@@ -1,15 +1,16 @@
-//! Job handlers, registered by job type (the card's `registerJobHandler`).
-//! A handler does the work (files, pixels) and returns an [`Outcome`]: the
-//! database changes to make, which the queue commits together with the job's
-//! completion. Handlers hold no SQL and no transaction.
+//! Job handlers, one per job kind: bytes in, effects out. A handler does
+//! the work (files, pixels) and returns an [`Outcome`] of [`ImageEffect`]s
+//! and child jobs, which the queue commits with the job's completion and
+//! the images layer writes. Handlers hold no SQL and no transaction.
 
 pub mod cpu_pool;
 mod offload_original;
+pub mod payload;
 mod preview;
 pub mod shared_decode;
 mod thumbnails;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -22,25 +23,18 @@ pub use preview::PreviewGeneration;
 pub use shared_decode::{SharedDecodes, Taker};
 pub use thumbnails::ThumbnailGeneration;
 
-use crate::queue::job::{Job, NewJob};
+use crate::queue::Job;
+use crate::queue::handler::{HandlerError, Registry};
 use crate::storage::{Storage, StorageError};
 
-/// Why a handler did not finish.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum HandlerError {
-    /// Might work later (I/O, a full disk, a database hiccup): retried with backoff.
-    #[error("{0}")]
-    Retryable(String),
-    /// Will never work (corrupt or unsupported input): fails at once.
-    #[error("{0}")]
-    Permanent(String),
-}
+/// A handler's result: image effects and child jobs.
+pub type Outcome = crate::queue::handler::Outcome<ImageEffect>;
 
 impl From<StorageError> for HandlerError {
     fn from(e: StorageError) -> Self {
         match e {
-            StorageError::NotFound(_) | StorageError::InvalidKey(_) => Self::Permanent(e.to_string()),
-            StorageError::Io { ref source, .. } => Self::Retryable(format!("{e}: {source}")),
+            StorageError::NotFound(_) | StorageError::InvalidKey(_) => Self::permanent(e.to_string()),
+            StorageError::Io { .. } => Self::retryable(e.to_string()).caused_by(e),
         }
     }
 }
@@ -48,12 +42,11 @@ impl From<StorageError> for HandlerError {
 impl From<ImagingError> for HandlerError {
     fn from(e: ImagingError) -> Self {
         match e {
-            ImagingError::Io(_) => Self::Retryable(e.to_string()),
-            _ => Self::Permanent(e.to_string()),
+            ImagingError::Io(_) => Self::retryable(e.to_string()).caused_by(e),
+            _ => Self::permanent(e.to_string()),
         }
     }
 }
-
 /// A change to an image that a job's completion commits.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ImageEffect {
@@ -82,15 +75,6 @@ pub enum ImageEffect {
         /// Storage key of each encoding (the JPEG's too), by format name.
         previews: BTreeMap<String, String>,
     },
-}
-
-/// What a finished handler asks the queue to commit with its completion.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Outcome {
-    /// Image changes.
-    pub effects: Vec<ImageEffect>,
-    /// Jobs to enqueue in the same transaction.
-    pub children: Vec<NewJob>,
 }
 
 /// What assets look like, resolved once from the configuration.
@@ -143,8 +127,8 @@ impl HandlerContext {
     {
         match self.cpu.run(work).await {
             Ok(result) => result,
-            Err(e @ CpuPoolError::Panicked(_)) => Err(HandlerError::Permanent(e.to_string())),
-            Err(e @ CpuPoolError::Stopped) => Err(HandlerError::Retryable(e.to_string())),
+            Err(e @ CpuPoolError::Panicked(_)) => Err(HandlerError::permanent(e.to_string())),
+            Err(e @ CpuPoolError::Stopped) => Err(HandlerError::retryable(e.to_string())),
         }
     }
 }
@@ -173,48 +157,16 @@ impl HandlerContext {
     }
 }
 
-/// Does one kind of job.
-#[async_trait::async_trait]
-pub trait JobHandler: Send + Sync {
-    /// Runs the job. Must be idempotent: a re-run after a crash gives the
-    /// same files and outcome (DESIGN invariant 2).
-    async fn handle(&self, job: &Job, ctx: &HandlerContext) -> Result<Outcome, HandlerError>;
-}
-
-/// The handlers by job type.
-#[derive(Clone, Default)]
-pub struct Registry {
-    handlers: HashMap<JobKind, Arc<dyn JobHandler>>,
-}
-
-impl std::fmt::Debug for Registry {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_set().entries(self.handlers.keys()).finish()
-    }
-}
-
-impl Registry {
-    /// The three handlers of the card.
-    pub fn standard() -> Self {
-        let mut registry = Self::default();
-        registry.register(JobKind::OffloadOriginal, OffloadOriginal);
-        registry.register(JobKind::ThumbnailGeneration, ThumbnailGeneration);
-        registry.register(JobKind::PreviewGeneration, PreviewGeneration);
-        registry
-    }
-
-    /// Registers (or replaces) the handler of a job type.
-    pub fn register(&mut self, kind: JobKind, handler: impl JobHandler + 'static) {
-        self.handlers.insert(kind, Arc::new(handler));
-    }
-
-    /// The handler of a job type.
-    pub fn get(&self, kind: JobKind) -> Option<Arc<dyn JobHandler>> {
-        self.handlers.get(&kind).cloned()
-    }
+/// The three handlers of the card, sharing `ctx`.
+pub fn registry(ctx: &Arc<HandlerContext>) -> Registry<ImageEffect> {
+    let mut registry = Registry::default();
+    registry.register(JobKind::OffloadOriginal, OffloadOriginal::new(ctx.clone()));
+    registry.register(JobKind::ThumbnailGeneration, ThumbnailGeneration::new(ctx.clone()));
+    registry.register(JobKind::PreviewGeneration, PreviewGeneration::new(ctx.clone()));
+    registry
 }
 
 /// Parses a job's payload, or fails it for good: a bad payload never heals.
 fn payload<T: for<'de> serde::Deserialize<'de>>(job: &Job) -> Result<T, HandlerError> {
-    job.payload_as().map_err(|e| HandlerError::Permanent(format!("invalid {} payload: {e}", job.kind)))
+    job.payload_as().map_err(|e| HandlerError::permanent(format!("invalid {} payload: {e}", job.kind)).caused_by(e))
 }

@@ -3,20 +3,33 @@
 //! the image's thumbnail job.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use pictor_imaging::AssetFormat;
 
-use super::{HandlerContext, HandlerError, ImageEffect, JobHandler, Outcome, Taker, payload};
-use crate::queue::job::{Job, PreviewPayload};
+use super::payload::PreviewPayload;
+use super::{HandlerContext, ImageEffect, Outcome, Taker, payload};
+use crate::queue::Job;
+use crate::queue::handler::{HandlerError, JobHandler};
 use crate::storage::preview_key;
 
 /// Makes the web preview of an original.
-#[derive(Debug, Clone, Copy)]
-pub struct PreviewGeneration;
+#[derive(Debug, Clone)]
+pub struct PreviewGeneration {
+    ctx: Arc<HandlerContext>,
+}
+
+impl PreviewGeneration {
+    /// The handler, working with `ctx`.
+    pub fn new(ctx: Arc<HandlerContext>) -> Self {
+        Self { ctx }
+    }
+}
 
 #[async_trait::async_trait]
-impl JobHandler for PreviewGeneration {
-    async fn handle(&self, job: &Job, ctx: &HandlerContext) -> Result<Outcome, HandlerError> {
+impl JobHandler<ImageEffect> for PreviewGeneration {
+    async fn handle(&self, job: &Job) -> Result<Outcome, HandlerError> {
+        let ctx = &self.ctx;
         let p: PreviewPayload = payload(job)?;
         let prepared = ctx.shared_prepared(&p.original_path, Taker::Preview).await?;
         let (max_edge, formats, options) =
@@ -33,7 +46,7 @@ impl JobHandler for PreviewGeneration {
         let preview_path = previews
             .get(AssetFormat::Jpeg.name())
             .cloned()
-            .ok_or_else(|| HandlerError::Permanent("the JPEG preview is not among PICTOR_PREVIEW_FORMATS".into()))?;
+            .ok_or_else(|| HandlerError::permanent("the JPEG preview is not among PICTOR_PREVIEW_FORMATS"))?;
         Ok(Outcome {
             effects: vec![ImageEffect::Preview { image_id: p.image_id, preview_path, previews }],
             children: Vec::new(),

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use pictor_imaging::Prepared;
 use tokio::sync::OnceCell;
 
-use super::HandlerError;
+use crate::queue::handler::HandlerError;
 
 /// Longest an entry waits for the second job.
 pub const ENTRY_TTL: Duration = Duration::from_secs(15);
@@ -153,16 +153,16 @@ mod tests {
         assert_eq!(shared.held(), 1, "kept for the thumbnail job");
         let again = shared
             .get_or_decode("originals/a", Taker::Thumbnails, || async {
-                Err(HandlerError::Permanent("must not decode again".into()))
+                Err(HandlerError::permanent("must not decode again"))
             })
             .await;
         assert!(again.is_ok(), "the sibling reuses the pixels");
         assert_eq!(shared.held(), 0);
 
         let failed = shared
-            .get_or_decode("originals/b", Taker::Preview, || async { Err(HandlerError::Permanent("corrupt".into())) })
+            .get_or_decode("originals/b", Taker::Preview, || async { Err(HandlerError::permanent("corrupt")) })
             .await;
-        assert_eq!(failed.expect_err("the decode's error"), HandlerError::Permanent("corrupt".into()));
+        assert_eq!(failed.expect_err("the decode's error").to_string(), "corrupt");
         assert_eq!(shared.held(), 0, "a failed decode is not kept");
     }
 

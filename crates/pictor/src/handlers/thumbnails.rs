@@ -2,23 +2,36 @@
 //! it shares with the image's preview job.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use base64::Engine;
 
-use super::{HandlerContext, HandlerError, ImageEffect, JobHandler, Outcome, Taker, payload};
-use crate::queue::job::{Job, ThumbnailPayload};
+use super::payload::ThumbnailPayload;
+use super::{HandlerContext, ImageEffect, Outcome, Taker, payload};
+use crate::queue::Job;
+use crate::queue::handler::{HandlerError, JobHandler};
 use crate::storage::thumbnail_key;
 
 /// Makes the thumbnails of an original.
-#[derive(Debug, Clone, Copy)]
-pub struct ThumbnailGeneration;
+#[derive(Debug, Clone)]
+pub struct ThumbnailGeneration {
+    ctx: Arc<HandlerContext>,
+}
+
+impl ThumbnailGeneration {
+    /// The handler, working with `ctx`.
+    pub fn new(ctx: Arc<HandlerContext>) -> Self {
+        Self { ctx }
+    }
+}
 
 #[async_trait::async_trait]
-impl JobHandler for ThumbnailGeneration {
-    async fn handle(&self, job: &Job, ctx: &HandlerContext) -> Result<Outcome, HandlerError> {
+impl JobHandler<ImageEffect> for ThumbnailGeneration {
+    async fn handle(&self, job: &Job) -> Result<Outcome, HandlerError> {
+        let ctx = &self.ctx;
         let p: ThumbnailPayload = payload(job)?;
         if p.sizes.is_empty() || p.sizes.contains(&0) {
-            return Err(HandlerError::Permanent(format!("invalid thumbnail sizes {:?}", p.sizes)));
+            return Err(HandlerError::permanent(format!("invalid thumbnail sizes {:?}", p.sizes)));
         }
         let largest = p.sizes.iter().copied().max().unwrap_or_default();
         let prepared = if largest <= ctx.assets.shared_edge() {

@@ -9,19 +9,17 @@ use axum::routing::get;
 use pictor_imaging::AssetFormat;
 use sha2::{Digest, Sha256};
 
-use super::AppState;
-use super::error::ApiResult;
-use crate::storage::validate_key;
+use super::ApiState;
+use crate::api_error::ApiResult;
 
 /// The asset route.
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<ApiState> {
     Router::new().route("/assets/{*key}", get(asset))
 }
 
-async fn asset(State(state): State<AppState>, Path(key): Path<String>, headers: HeaderMap) -> ApiResult<Response> {
+async fn asset(State(state): State<ApiState>, Path(key): Path<String>, headers: HeaderMap) -> ApiResult<Response> {
     let key = format!("assets/{key}");
-    validate_key(&key)?;
-    let bytes = state.storage.get(&key).await?;
+    let bytes = state.images.asset(&key).await?;
     let etag = format!("\"{}\"", hex::encode(&Sha256::digest(&bytes)[..16]));
     let cache = HeaderValue::from_static("public, max-age=31536000, immutable");
     let etag_value = HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"0\""));

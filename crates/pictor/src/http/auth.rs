@@ -7,16 +7,20 @@ use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::Response;
 
-use super::AppState;
-use super::error::ApiError;
+use crate::api_error::ApiError;
+use crate::config::Secret;
 
 /// Lets a request through when no token is configured, when it only reads
 /// public data, or when it carries the token.
 ///
 /// # Errors
 /// [`ApiError::Unauthorized`] otherwise.
-pub async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Result<Response, ApiError> {
-    let Some(token) = &state.admin_token else {
+pub async fn require_token(
+    State(token): State<Option<Secret>>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let Some(token) = &token else {
         return Ok(next.run(request).await);
     };
     let read_only = matches!(*request.method(), Method::GET | Method::HEAD);

@@ -83,10 +83,9 @@ impl Ingested {
 ///
 /// # Errors
 /// A refusal ([`IngestError`]); the temp file is removed before returning.
-pub async fn ingest<S, E>(tmp_dir: &Path, body: S, max_bytes: u64, limits: Limits) -> Result<Ingested, IngestError>
+pub async fn ingest<S>(tmp_dir: &Path, body: S, max_bytes: u64, limits: Limits) -> Result<Ingested, IngestError>
 where
-    S: Stream<Item = Result<Bytes, E>> + Unpin,
-    E: IntoIngestError,
+    S: Stream<Item = Result<Bytes, IngestError>> + Unpin,
 {
     let name = format!("{}.upload", uuid::Uuid::now_v7());
     let temp_file = tmp_dir.join(&name);
@@ -102,37 +101,14 @@ where
     }
 }
 
-/// Maps a body stream's error to a refusal.
-pub trait IntoIngestError {
-    /// The refusal.
-    fn into_ingest_error(self, limit: u64) -> IngestError;
-}
-
-impl IntoIngestError for axum::extract::multipart::MultipartError {
-    fn into_ingest_error(self, limit: u64) -> IngestError {
-        if self.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            IngestError::TooLarge { limit }
-        } else {
-            IngestError::Stream(self.body_text())
-        }
-    }
-}
-
-impl IntoIngestError for std::io::Error {
-    fn into_ingest_error(self, _limit: u64) -> IngestError {
-        IngestError::Stream(self.to_string())
-    }
-}
-
-async fn write_and_probe<S, E>(
+async fn write_and_probe<S>(
     path: &Path,
     mut body: S,
     max_bytes: u64,
     limits: Limits,
 ) -> Result<(String, u64, ImageInfo), IngestError>
 where
-    S: Stream<Item = Result<Bytes, E>> + Unpin,
-    E: IntoIngestError,
+    S: Stream<Item = Result<Bytes, IngestError>> + Unpin,
 {
     // The body is gathered in memory up to WRITE_BUFFER_BYTES and written
     // in large blocks, the file created at the first block; an upload that
@@ -144,7 +120,7 @@ where
     let mut pending: Vec<u8> = Vec::new();
     let mut file: Option<std::fs::File> = None;
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| e.into_ingest_error(max_bytes))?;
+        let chunk = chunk?;
         size += chunk.len() as u64;
         if size > max_bytes {
             return Err(IngestError::TooLarge { limit: max_bytes });
@@ -243,7 +219,7 @@ mod tests {
 
     /// `bytes` as a body stream cut into chunks of the given sizes (the last
     /// size repeats).
-    fn body(bytes: &[u8], sizes: &[usize]) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Unpin {
+    fn body(bytes: &[u8], sizes: &[usize]) -> impl Stream<Item = Result<Bytes, IngestError>> + Unpin {
         let mut chunks = Vec::new();
         let (mut at, mut i) = (0, 0);
         while at < bytes.len() {

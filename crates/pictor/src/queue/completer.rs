@@ -1,31 +1,44 @@
-//! Ends an attempt: commits a handler's outcome with the job's completion
-//! (children included, in the same transaction), or records its error and
-//! schedules a retry or the final failure. Successful attempts go to the
-//! [`BatchCompleter`], which commits whatever finished meanwhile in one
-//! transaction (group commit): effect-free jobs in one statement, the others
-//! each with their effects and children. Every write checks the lease.
+//! Writes every ending of an attempt: a success with its effects and
+//! children, a retry with backoff, a final failure, or nothing when the
+//! lease was lost. Whatever finished while the previous commit ran goes
+//! into the next one (group commit): one commit, one sync, serves many jobs
+//! without delaying any. Bare successes complete many to a statement; the
+//! others each write their ending, effects and children in the group's
+//! transaction (DESIGN invariant 2: together or not at all). Every write
+//! checks the lease.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use pictor_client::models::{JobKind, JobStatus};
+use sqlx::Any;
 use sqlx::pool::PoolConnection;
-use sqlx::{Any, Executor};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::job::Job;
+use super::handler::{Effects, ErrorKind, FailedJob, HandlerError, Outcome};
+use super::in_flight::InFlight;
 use super::retry::RetryPolicy;
-use super::{Queue, QueueError};
+use super::{Job, JobId, Queue, QueueError};
+use crate::clock::Millis;
 use crate::db::{self, Durability, Tx};
-use crate::handlers::{HandlerError, ImageEffect, Outcome};
 
-/// Attempts at writing a job's result before leaving it to the rescuer.
+/// Attempts at writing a group's endings before leaving its jobs to the rescuer.
 pub const COMPLETION_TRIES: u32 = 4;
-/// Default most jobs the batch completer completes per statement.
+/// Wait before the second attempt at writing; doubled before each next one.
+const FIRST_RETRY_DELAY: Duration = Duration::from_millis(500);
+/// Default most jobs written in one group.
 pub const DEFAULT_COMPLETION_BATCH: usize = 500;
 
-/// How an attempt ended, as committed.
+/// An attempt that ended, on its way to the completer.
+#[derive(Debug)]
+pub struct Finished<E> {
+    /// The job, as claimed.
+    pub job: Job,
+    /// What its handler returned.
+    pub result: Result<Outcome<E>, HandlerError>,
+}
+
+/// How an attempt ended, as written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ending {
     /// COMPLETED; `children` jobs were enqueued.
@@ -35,8 +48,8 @@ pub enum Ending {
     },
     /// Back to PENDING, due again at `run_at`.
     Retrying {
-        /// When (ms).
-        run_at: i64,
+        /// When.
+        run_at: Millis,
     },
     /// FAILED for good; its image too.
     Failed,
@@ -44,349 +57,202 @@ pub enum Ending {
     LeaseLost,
 }
 
-/// Commits a successful attempt.
-///
-/// # Errors
-/// The database failed (the job stays RUNNING until its lease expires and is
-/// rescued).
-pub async fn complete(queue: &Queue, job: &Job, runner: &str, outcome: &Outcome) -> Result<Ending, QueueError> {
-    let now = queue.clock.now_ms();
-    let mut tx = queue.db.begin_write(Durability::Bookkeeping).await?;
-    let ending = complete_in(&mut tx, queue, job.id, runner, outcome, now).await?;
-    if ending == Ending::LeaseLost {
-        return Ok(ending);
-    }
-    tx.commit().await?;
-    if matches!(ending, Ending::Completed { children } if children > 0) {
-        queue.wake();
-    }
-    Ok(ending)
+/// Writes the endings of one runner's jobs.
+pub struct Completer<F: Effects> {
+    queue: Queue,
+    effects: Arc<F>,
+    runner: Arc<str>,
+    retry: RetryPolicy,
+    max_batch: usize,
+    /// The bare successes' own connection where the backend allows one
+    /// (as the runner's claims have theirs). Only used through `&mut self`:
+    /// a connection is `Send` but not `Sync`.
+    conn: Option<PoolConnection<Any>>,
 }
 
-/// Writes job `id`'s completion, its effects and its children in `tx`,
-/// which the caller commits; nothing when the lease is lost.
-async fn complete_in(
-    tx: &mut Tx,
-    queue: &Queue,
-    id: i64,
-    runner: &str,
-    outcome: &Outcome,
-    now: i64,
-) -> Result<Ending, QueueError> {
-    if !db::jobs::complete(&mut **tx, id, runner, now).await? {
-        return Ok(Ending::LeaseLost);
+impl<F: Effects> Completer<F> {
+    /// A completer for the jobs `runner` holds, writing at most `max_batch`
+    /// endings per commit.
+    pub fn new(queue: Queue, effects: Arc<F>, runner: Arc<str>, retry: RetryPolicy, max_batch: usize) -> Self {
+        Self { queue, effects, runner, retry, max_batch: max_batch.max(1), conn: None }
     }
-    // Images that have their original and every asset now.
-    let mut complete = Vec::new();
-    for effect in &outcome.effects {
-        if let Some(image_id) = apply(tx, effect, now).await? {
-            complete.push(image_id);
+
+    /// Starts writing what arrives on the returned sender, in groups; each
+    /// group's jobs leave `in_flight` once their endings are written, or
+    /// once writing failed [`COMPLETION_TRIES`] times (the rescuer then
+    /// takes them). The task ends when every sender is dropped and the
+    /// backlog (at most two groups) is written.
+    pub fn start(self, in_flight: Arc<InFlight>) -> (mpsc::Sender<Finished<F::Effect>>, JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(self.max_batch.saturating_mul(2));
+        (tx, tokio::spawn(self.run(rx, in_flight)))
+    }
+
+    async fn run(mut self, mut rx: mpsc::Receiver<Finished<F::Effect>>, in_flight: Arc<InFlight>) {
+        let mut batch = Vec::with_capacity(self.max_batch);
+        while rx.recv_many(&mut batch, self.max_batch).await > 0 {
+            let endings = self.write_or_split(&batch).await;
+            for (finished, ending) in batch.iter().zip(&endings) {
+                log(finished, ending.as_ref());
+            }
+            in_flight.ended(batch.iter().map(|f| f.job.id));
+            batch.clear();
         }
     }
-    let mut children = 0;
-    for child in &outcome.children {
-        if queue.enqueue_in(tx, child).await?.is_some() {
-            children += 1;
+
+    /// Each job's ending, `None` where it could not be written. A group
+    /// that cannot be written together is written job by job, so that one
+    /// bad result cannot hold back the others.
+    async fn write_or_split(&mut self, batch: &[Finished<F::Effect>]) -> Vec<Option<Ending>> {
+        let all_bare = batch.iter().all(|f| f.result.as_ref().is_ok_and(Outcome::is_bare));
+        if batch.len() > 1 && !all_bare {
+            match self.write(batch).await {
+                Ok(endings) => return endings.into_iter().map(Some).collect(),
+                Err(e) => tracing::warn!(target: "job_runner", jobs = batch.len(), error = %e,
+                    "cannot record the jobs' results together; recording each alone"),
+            }
+            let mut endings = Vec::with_capacity(batch.len());
+            for finished in batch {
+                endings.push(self.write_with_retries(std::slice::from_ref(finished)).await.and_then(|mut e| e.pop()));
+            }
+            return endings;
+        }
+        match self.write_with_retries(batch).await {
+            Some(endings) => endings.into_iter().map(Some).collect(),
+            None => vec![None; batch.len()],
         }
     }
-    for image_id in complete {
-        db::images::mark_stored_if_complete(&mut **tx, image_id, now).await?;
-    }
-    Ok(Ending::Completed { children })
-}
 
-/// Writes an effect; returns its image when that now has its original and
-/// every asset.
-async fn apply<'e>(tx: &mut Tx, effect: &'e ImageEffect, now: i64) -> Result<Option<&'e str>, sqlx::Error> {
-    let (image_id, complete) = match effect {
-        ImageEffect::Original { image_id, original_path } => {
-            (image_id, db::images::set_original(&mut **tx, image_id, original_path, now).await?)
+    /// [`Completer::write`] until it succeeds, at most [`COMPLETION_TRIES`]
+    /// times, with doubling waits between: the queue's one retry loop.
+    async fn write_with_retries(&mut self, batch: &[Finished<F::Effect>]) -> Option<Vec<Ending>> {
+        let mut delay = FIRST_RETRY_DELAY;
+        for attempt in 1..=COMPLETION_TRIES {
+            match self.write(batch).await {
+                Ok(endings) => return Some(endings),
+                Err(e) if attempt < COMPLETION_TRIES => {
+                    tracing::warn!(target: "job_runner", jobs = batch.len(), error = %e,
+                        "cannot record the jobs' results; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                Err(e) => tracing::error!(target: "job_runner", jobs = batch.len(), error = %e,
+                    "cannot record the jobs' results; leaving them to the rescuer"),
+            }
         }
-        ImageEffect::Thumbnails { image_id, keys, thumbhash } => {
-            (image_id, db::images::set_thumbnails(&mut **tx, image_id, keys, thumbhash.as_deref(), now).await?)
-        }
-        ImageEffect::Preview { image_id, preview_path, previews } => {
-            (image_id, db::images::set_preview(&mut **tx, image_id, preview_path, previews, now).await?)
-        }
-    };
-    Ok(complete.then_some(image_id.as_str()))
-}
-
-/// Records a failed attempt: a retry with backoff while attempts remain and
-/// the error is retryable, else FAILED for the job and its image.
-///
-/// # Errors
-/// The database failed.
-pub async fn fail(
-    queue: &Queue,
-    policy: &RetryPolicy,
-    job: &Job,
-    runner: &str,
-    error: &HandlerError,
-) -> Result<Ending, QueueError> {
-    let now = queue.clock.now_ms();
-    let message = error.to_string();
-    let mut tx = queue.db.begin_write(Durability::Bookkeeping).await?;
-    let final_failure = matches!(error, HandlerError::Permanent(_)) || job.attempts >= job.max_attempts;
-    if final_failure {
-        if !db::jobs::fail(&mut *tx, job.id, runner, &message, now).await? {
-            return Ok(Ending::LeaseLost);
-        }
-        if let Some(image_id) = &job.image_id {
-            let for_person = format!("{} failed: {message}", job.kind);
-            db::images::mark_failed(&mut *tx, image_id, &for_person, now).await?;
-        }
-        tx.commit().await?;
-        return Ok(Ending::Failed);
-    }
-    let run_at = now + policy.next_delay_ms(job.attempts);
-    if !db::jobs::retry_later(&mut *tx, job.id, runner, &message, run_at, now).await? {
-        return Ok(Ending::LeaseLost);
-    }
-    tx.commit().await?;
-    Ok(Ending::Retrying { run_at })
-}
-
-/// Marks the images of jobs the rescuer failed (out of attempts) FAILED.
-///
-/// # Errors
-/// The database failed.
-pub(crate) async fn fail_images_of(
-    tx: &mut Tx,
-    rescued: &[db::jobs::Rescued],
-    message: &str,
-    now: i64,
-) -> Result<(), sqlx::Error> {
-    for job in rescued.iter().filter(|j| j.status == JobStatus::Failed) {
-        if let Some(image_id) = &job.image_id {
-            db::images::mark_failed(&mut **tx, image_id, message, now).await?;
-        }
-    }
-    Ok(())
-}
-
-/// Whether an outcome asks for nothing but the job's completion, so that the
-/// [`BatchCompleter`] completes it in one statement with other such jobs.
-pub fn is_batchable(outcome: &Outcome) -> bool {
-    outcome.effects.is_empty() && outcome.children.is_empty()
-}
-
-/// Completes the listed jobs `runner` holds in one lease-checked statement
-/// and says how each ended: [`Ending::Completed`], or [`Ending::LeaseLost`]
-/// (nothing written for it) when another runner owns it now. Only for jobs
-/// whose outcome [`is_batchable`]: a job with effects or children needs them
-/// written in its completion's transaction ([`complete`]).
-///
-/// # Errors
-/// The database failed: nothing was written, and the jobs stay RUNNING until
-/// written again or rescued.
-pub async fn complete_batch<'c, E: Executor<'c, Database = Any>>(
-    queue: &Queue,
-    exec: E,
-    runner: &str,
-    ids: &[i64],
-) -> Result<Vec<(i64, Ending)>, QueueError> {
-    let done = db::jobs::complete_many(exec, queue.db.backend, ids, runner, queue.clock.now_ms()).await?;
-    Ok(ids
-        .iter()
-        .map(|id| {
-            let ending = if done.contains(id) { Ending::Completed { children: 0 } } else { Ending::LeaseLost };
-            (*id, ending)
-        })
-        .collect())
-}
-
-/// A finished job waiting in the batch completer's backlog.
-#[derive(Debug)]
-struct Finished {
-    id: i64,
-    kind: JobKind,
-    outcome: Outcome,
-}
-
-/// Commits successful attempts in groups: whatever finished while the
-/// previous commit ran (up to a maximum) goes into the next one, so one
-/// commit (one fsync) serves many jobs without delaying any. Effect-free
-/// jobs are completed by one statement; a job with effects or children has
-/// its completion, effects and children written in the group's transaction
-/// (DESIGN invariant 2 holds: they commit together or not at all). When a
-/// group cannot be written, each of its jobs is written alone, so one bad
-/// result cannot hold back the others.
-#[derive(Debug, Clone)]
-pub struct BatchCompleter {
-    /// The backlog; bounded, so finished handlers wait when it is full.
-    tx: mpsc::Sender<Finished>,
-}
-
-impl BatchCompleter {
-    /// Starts the completer of `runner`: each group is at most `max_batch`
-    /// jobs, the backlog at most two groups. `ended` gets the ids of each
-    /// group once their endings are written, or once writing them failed
-    /// [`COMPLETION_TRIES`] times (they are then left to the rescuer). The
-    /// task ends when every clone of the returned completer is dropped and
-    /// the backlog is written.
-    pub fn start(
-        queue: Queue,
-        runner: Arc<str>,
-        max_batch: usize,
-        ended: impl Fn(&[i64]) + Send + 'static,
-    ) -> (Self, JoinHandle<()>) {
-        let max_batch = max_batch.max(1);
-        let (tx, rx) = mpsc::channel(max_batch.saturating_mul(2));
-        let task = tokio::spawn(run_batches(rx, queue, runner, max_batch, ended));
-        (Self { tx }, task)
+        None
     }
 
-    /// Hands over a successful attempt of a job `runner` holds; waits only
-    /// while the backlog is full.
+    /// Writes the endings of `batch` in one commit (bare successes alone:
+    /// one statement) and says how each job ended, in order.
     ///
     /// # Errors
-    /// The completer has stopped (its runner is shutting down); the error
-    /// gives the outcome back, for the caller to complete the job itself.
-    pub async fn submit(&self, job: &Job, outcome: Outcome) -> Result<(), CompleterStopped> {
-        self.tx
-            .send(Finished { id: job.id, kind: job.kind, outcome })
-            .await
-            .map_err(|refused| CompleterStopped(refused.0.outcome))
-    }
-}
-
-/// The batch completer has stopped (its runner is shutting down); holds the
-/// outcome it was not given.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("the batch completer has stopped")]
-pub struct CompleterStopped(pub Outcome);
-
-async fn run_batches(
-    mut rx: mpsc::Receiver<Finished>,
-    queue: Queue,
-    runner: Arc<str>,
-    max_batch: usize,
-    ended: impl Fn(&[i64]),
-) {
-    let mut batch = Vec::with_capacity(max_batch);
-    // The effect-free completions' own connection, as the runner's claims
-    // have theirs.
-    let mut conn: Option<PoolConnection<Any>> = None;
-    while rx.recv_many(&mut batch, max_batch).await > 0 {
-        let endings = write_batch(&queue, &mut conn, &runner, &batch).await;
-        for (finished, ending) in batch.iter().zip(&endings) {
-            match ending {
-                Some(Ending::LeaseLost) => tracing::warn!(target: "job_runner", job = finished.id,
-                    kind = %finished.kind, "lease lost to another runner; result dropped"),
-                Some(Ending::Completed { children }) => tracing::info!(target: "job_runner", job = finished.id,
-                    kind = %finished.kind, children, "job completed"),
-                Some(_) | None => {}
-            }
+    /// The database failed: nothing was written, and the jobs stay RUNNING
+    /// until written again or rescued.
+    pub async fn write(&mut self, batch: &[Finished<F::Effect>]) -> Result<Vec<Ending>, QueueError> {
+        let now = self.queue.clock.now();
+        let bare: Vec<JobId> =
+            batch.iter().filter(|f| f.result.as_ref().is_ok_and(Outcome::is_bare)).map(|f| f.job.id).collect();
+        if bare.len() == batch.len() {
+            let completed = self.complete_bare(&bare, now).await?;
+            return Ok(bare.iter().map(|id| bare_ending(&completed, *id)).collect());
         }
-        ended(&batch.iter().map(|f| f.id).collect::<Vec<_>>());
-        batch.clear();
-    }
-}
-
-/// Each job's ending, `None` where it could not be written.
-async fn write_batch(
-    queue: &Queue,
-    conn: &mut Option<PoolConnection<Any>>,
-    runner: &str,
-    batch: &[Finished],
-) -> Vec<Option<Ending>> {
-    let with_effects = batch.iter().any(|f| !is_batchable(&f.outcome));
-    if with_effects && batch.len() > 1 {
-        match write_group(queue, conn, runner, batch).await {
-            Ok(endings) => return endings.into_iter().map(Some).collect(),
-            Err(e) => {
-                tracing::warn!(target: "job_runner", jobs = batch.len(), error = %e,
-                    "cannot record the jobs' results together; recording each alone");
-                let mut endings = Vec::with_capacity(batch.len());
-                for finished in batch {
-                    let alone = write_with_retries(queue, conn, runner, std::slice::from_ref(finished)).await;
-                    endings.push(alone.and_then(|mut one| one.pop()));
-                }
-                return endings;
-            }
+        let mut tx = self.queue.db.begin_write(Durability::Bookkeeping).await?;
+        let completed = db::jobs::complete_many(&mut *tx, self.queue.db.backend, &bare, &self.runner, now).await?;
+        let mut endings = Vec::with_capacity(batch.len());
+        for finished in batch {
+            let ending = match &finished.result {
+                Ok(outcome) if outcome.is_bare() => bare_ending(&completed, finished.job.id),
+                Ok(outcome) => self.complete(&mut tx, &finished.job, outcome, now).await?,
+                Err(error) => self.fail(&mut tx, &finished.job, error, now).await?,
+            };
+            endings.push(ending);
         }
-    }
-    match write_with_retries(queue, conn, runner, batch).await {
-        Some(endings) => endings.into_iter().map(Some).collect(),
-        None => vec![None; batch.len()],
-    }
-}
-
-/// [`write_group`], retried with backoff up to [`COMPLETION_TRIES`] times.
-async fn write_with_retries(
-    queue: &Queue,
-    conn: &mut Option<PoolConnection<Any>>,
-    runner: &str,
-    batch: &[Finished],
-) -> Option<Vec<Ending>> {
-    let mut delay = Duration::from_millis(500);
-    for attempt in 1..=COMPLETION_TRIES {
-        match write_group(queue, conn, runner, batch).await {
-            Ok(endings) => return Some(endings),
-            Err(e) if attempt < COMPLETION_TRIES => {
-                tracing::warn!(target: "job_runner", jobs = batch.len(), error = %e,
-                    "cannot record the jobs' results; retrying");
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-            }
-            Err(e) => tracing::error!(target: "job_runner", jobs = batch.len(), error = %e,
-                "cannot record the jobs' results; leaving them to the rescuer"),
+        tx.commit().await.map_err(db::DbError::from)?;
+        if endings.iter().any(|e| matches!(e, Ending::Completed { children } if *children > 0)) {
+            self.queue.wake();
         }
+        Ok(endings)
     }
-    None
-}
 
-/// Writes a group's endings in one commit: effect-free jobs by one statement
-/// (on the completer's own connection when that is all there is), the others
-/// each with their effects and children, all in one transaction.
-async fn write_group(
-    queue: &Queue,
-    conn: &mut Option<PoolConnection<Any>>,
-    runner: &str,
-    batch: &[Finished],
-) -> Result<Vec<Ending>, QueueError> {
-    let plain: Vec<i64> = batch.iter().filter(|f| is_batchable(&f.outcome)).map(|f| f.id).collect();
-    if plain.len() == batch.len() {
-        let written = if queue.db.may_hold_writer() {
-            match conn {
-                Some(held) => complete_batch(queue, &mut **held, runner, &plain).await,
-                None => match queue.db.write_connection(Durability::Bookkeeping).await {
-                    Ok(held) => complete_batch(queue, &mut **conn.insert(held), runner, &plain).await,
-                    Err(e) => Err(e.into()),
-                },
-            }
-        } else {
-            match queue.db.write_connection(Durability::Bookkeeping).await {
-                Ok(mut writer) => complete_batch(queue, &mut *writer, runner, &plain).await,
-                Err(e) => Err(e.into()),
-            }
+    /// Completes bare successes in one statement, on the completer's own
+    /// connection where the backend allows one.
+    async fn complete_bare(&mut self, ids: &[JobId], now: Millis) -> Result<Vec<JobId>, QueueError> {
+        let db = &self.queue.db;
+        if !db.may_hold_writer() {
+            let mut writer = db.write_connection(Durability::Bookkeeping).await?;
+            return Ok(db::jobs::complete_many(&mut *writer, db.backend, ids, &self.runner, now).await?);
+        }
+        let conn = match &mut self.conn {
+            Some(conn) => conn,
+            None => self.conn.insert(db.write_connection(Durability::Bookkeeping).await?),
         };
+        let written = db::jobs::complete_many(&mut **conn, db.backend, ids, &self.runner, now).await;
         if written.is_err() {
-            *conn = None;
+            self.conn = None;
         }
-        return Ok(written?.into_iter().map(|(_, ending)| ending).collect());
+        Ok(written?)
     }
-    let now = queue.clock.now_ms();
-    let mut tx = queue.db.begin_write(Durability::Bookkeeping).await?;
-    let plain_endings =
-        if plain.is_empty() { Vec::new() } else { complete_batch(queue, &mut *tx, runner, &plain).await? };
-    // In the order of `plain`, which is the batch's order.
-    let mut plain_endings = plain_endings.into_iter().map(|(_, ending)| ending);
-    let mut endings = Vec::with_capacity(batch.len());
-    let mut children_inserted = false;
-    for finished in batch {
-        let ending = if is_batchable(&finished.outcome) {
-            plain_endings.next().unwrap_or(Ending::LeaseLost)
-        } else {
-            complete_in(&mut tx, queue, finished.id, runner, &finished.outcome, now).await?
-        };
-        children_inserted |= matches!(ending, Ending::Completed { children } if children > 0);
-        endings.push(ending);
+
+    /// Writes a success: the completion, its effects and its children.
+    async fn complete(
+        &mut self,
+        tx: &mut Tx,
+        job: &Job,
+        outcome: &Outcome<F::Effect>,
+        now: Millis,
+    ) -> Result<Ending, QueueError> {
+        if !db::jobs::complete(&mut **tx, job.id, &self.runner, now).await? {
+            return Ok(Ending::LeaseLost);
+        }
+        self.effects.apply(tx, &outcome.effects, now).await?;
+        let mut children = 0;
+        for child in &outcome.children {
+            if self.queue.enqueue_in(tx, child).await?.is_some() {
+                children += 1;
+            }
+        }
+        Ok(Ending::Completed { children })
     }
-    tx.commit().await?;
-    if children_inserted {
-        queue.wake();
+
+    /// Writes a failed attempt: a retry with backoff while attempts remain
+    /// and the error is retryable, else FAILED for the job and, through the
+    /// effects, its image.
+    async fn fail(&mut self, tx: &mut Tx, job: &Job, error: &HandlerError, now: Millis) -> Result<Ending, QueueError> {
+        let message = error.chain();
+        if error.kind() == ErrorKind::Permanent || job.attempts >= job.max_attempts {
+            if !db::jobs::fail(&mut **tx, job.id, &self.runner, &message, now).await? {
+                return Ok(Ending::LeaseLost);
+            }
+            let failed = FailedJob { kind: job.kind, image_id: job.image_id.as_deref(), error: &message };
+            self.effects.failed(tx, failed, now).await?;
+            return Ok(Ending::Failed);
+        }
+        let run_at = now.plus_ms(self.retry.next_delay_ms(job.attempts));
+        if !db::jobs::retry_later(&mut **tx, job.id, &self.runner, &message, run_at, now).await? {
+            return Ok(Ending::LeaseLost);
+        }
+        Ok(Ending::Retrying { run_at })
     }
-    Ok(endings)
+}
+
+/// How a bare success ended: completed when the statement returned it.
+fn bare_ending(completed: &[JobId], id: JobId) -> Ending {
+    if completed.contains(&id) { Ending::Completed { children: 0 } } else { Ending::LeaseLost }
+}
+
+fn log<E>(finished: &Finished<E>, ending: Option<&Ending>) {
+    let job = &finished.job;
+    let error = finished.result.as_ref().err().map(HandlerError::chain);
+    match ending {
+        Some(Ending::Completed { children }) => {
+            tracing::info!(target: "job_runner", job = %job.id, kind = %job.kind, children, "job completed");
+        }
+        Some(Ending::Retrying { run_at }) => tracing::warn!(target: "job_runner", job = %job.id, kind = %job.kind,
+            attempt = job.attempts, run_at = run_at.get(), error, "job failed; will retry"),
+        Some(Ending::Failed) => tracing::warn!(target: "job_runner", job = %job.id, kind = %job.kind,
+            attempt = job.attempts, error, "job failed for good"),
+        Some(Ending::LeaseLost) => tracing::warn!(target: "job_runner", job = %job.id, kind = %job.kind,
+            "lease lost to another runner; result dropped"),
+        None => {}
+    }
 }

@@ -1,12 +1,16 @@
-//! The database-backed job queue: enqueue, claim with a lease, run handlers
-//! on a bounded pool, complete or retry with backoff, rescue expired leases.
-//! Roles are one per file, as agent nouns: [`runner`] (claims and
-//! dispatches), [`completer`] (commits outcomes), [`rescuer`] (returns
-//! expired leases), [`pruner`] (drops old finished jobs).
+//! The database-backed job queue: enqueue, claim with a lease, run handlers,
+//! commit every ending, rescue expired leases. It knows jobs, not images:
+//! what a job's success means is the [`handler::Effects`] of the domain it
+//! serves. Roles are one per file, as agent nouns: the [`runner`] claims
+//! and starts the others, the [`executor`] runs one job, the [`completer`]
+//! writes every ending, the [`heartbeat`] renews leases, the [`rescuer`]
+//! returns expired ones, the [`pruner`] drops old finished jobs.
 
-pub mod clock;
 pub mod completer;
-pub mod job;
+pub mod executor;
+pub mod handler;
+pub mod heartbeat;
+pub mod in_flight;
 pub mod pruner;
 pub mod rescuer;
 pub mod retry;
@@ -15,25 +19,36 @@ pub mod wakeup;
 
 use pictor_client::models::JobStatus;
 
-use crate::db::{self, Db, Durability, Tx};
-use clock::SharedClock;
-use job::{Job, NewJob};
+use crate::clock::SharedClock;
+pub use crate::db::jobs::{Job, JobId, NewJob};
+use crate::db::{self, Db, DbError, Durability, Tx};
 use wakeup::Wakeup;
+
+/// Default jobs claimed per statement (the card's batch size).
+pub const DEFAULT_BATCH_SIZE: usize = 5;
+/// Default fallback poll interval, ms (the card's 5 s; an enqueue wakes the runner at once).
+pub const DEFAULT_POLL_INTERVAL_MS: u64 = 5_000;
+/// Default lease, seconds (the card's 30 s lock timeout).
+pub const DEFAULT_LOCK_TIMEOUT_SECS: u64 = 30;
+/// Default time in-flight jobs get to finish at shutdown, seconds.
+pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 30;
+/// Default attempts before a job ends FAILED.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
 
 /// Errors of queue operations.
 #[derive(Debug, thiserror::Error)]
 pub enum QueueError {
     /// The database failed.
     #[error("job queue database error")]
-    Db(#[from] sqlx::Error),
+    Db(#[from] DbError),
     /// No job has that id.
     #[error("no job {0}")]
-    NotFound(i64),
+    NotFound(JobId),
     /// The job is not in a state that allows the operation.
     #[error("job {id} is {status}: {action} needs it {needed}")]
     WrongState {
         /// The job.
-        id: i64,
+        id: JobId,
         /// Its state.
         status: JobStatus,
         /// What was asked.
@@ -43,10 +58,7 @@ pub enum QueueError {
     },
 }
 
-/// Default attempts before a job ends FAILED.
-pub const DEFAULT_MAX_ATTEMPTS: i64 = 5;
-
-/// The producer side of the queue, shared by the HTTP API and the runner.
+/// The producer side of the queue, shared by the images layer and the runner.
 #[derive(Debug, Clone)]
 pub struct Queue {
     /// The database.
@@ -60,26 +72,25 @@ pub struct Queue {
 }
 
 impl Queue {
-    /// Inserts a job inside the caller's transaction. Call [`Queue::wake`]
-    /// after the commit.
+    /// Inserts a job inside the caller's transaction (on PostgreSQL the
+    /// insert notifies every process's runners as it commits). Call
+    /// [`Queue::wake`] after the commit.
     ///
     /// # Errors
     /// The database failed.
-    pub async fn enqueue_in(&self, tx: &mut Tx, job: &NewJob) -> Result<Option<i64>, QueueError> {
-        // On PostgreSQL the insert notifies the runners itself.
-        Ok(db::jobs::insert(&mut **tx, self.db.backend, job, self.max_attempts, self.clock.now_ms()).await?)
+    pub async fn enqueue_in(&self, tx: &mut Tx, job: &NewJob) -> Result<Option<JobId>, QueueError> {
+        Ok(db::jobs::insert(&mut **tx, self.db.backend, job, self.max_attempts, self.clock.now()).await?)
     }
 
-    /// Inserts one job on its own: one statement in its own transaction
-    /// (on PostgreSQL it notifies every process's runners as it commits),
+    /// Inserts one job on its own: one statement in its own transaction,
     /// then wakes this process's runners. Returns its id, or `None` when its
     /// dedupe key exists already.
     ///
     /// # Errors
     /// The database failed.
-    pub async fn enqueue(&self, job: &NewJob) -> Result<Option<i64>, QueueError> {
+    pub async fn enqueue(&self, job: &NewJob) -> Result<Option<JobId>, QueueError> {
         let mut conn = self.db.write_connection(Durability::Acknowledged).await?;
-        let id = db::jobs::insert(&mut *conn, self.db.backend, job, self.max_attempts, self.clock.now_ms()).await?;
+        let id = db::jobs::insert(&mut *conn, self.db.backend, job, self.max_attempts, self.clock.now()).await?;
         drop(conn);
         if id.is_some() {
             self.wake();
@@ -95,16 +106,11 @@ impl Queue {
     /// The database failed.
     pub async fn enqueue_many_in(&self, tx: &mut Tx, jobs: &[NewJob]) -> Result<u64, QueueError> {
         let inserted =
-            db::jobs::insert_many(&mut **tx, self.db.backend, jobs, self.max_attempts, self.clock.now_ms()).await?;
+            db::jobs::insert_many(&mut **tx, self.db.backend, jobs, self.max_attempts, self.clock.now()).await?;
         if inserted > 0 {
-            self.notify_in(tx).await?;
+            db::jobs::notify(&mut **tx, self.db.backend).await?;
         }
         Ok(inserted)
-    }
-
-    /// On PostgreSQL, notifies every process's runner when `tx` commits.
-    async fn notify_in(&self, tx: &mut Tx) -> Result<(), QueueError> {
-        Ok(db::jobs::notify(&mut **tx, self.db.backend).await?)
     }
 
     /// Wakes an idle runner: jobs were committed.
@@ -112,43 +118,27 @@ impl Queue {
         self.wakeup.notify();
     }
 
-    /// Re-queues a FAILED or CANCELLED job with fresh attempts and puts its
-    /// image back to PROCESSING.
+    /// One job.
+    ///
+    /// # Errors
+    /// The database failed.
+    pub async fn get(&self, id: JobId) -> Result<Option<Job>, QueueError> {
+        Ok(db::jobs::get(&self.db.pool, id).await?)
+    }
+
+    /// Re-queues a FAILED or CANCELLED job with fresh attempts inside the
+    /// caller's transaction, notifying the runners on commit; call
+    /// [`Queue::wake`] after it.
     ///
     /// # Errors
     /// No such job, a job in another state, or a database failure.
-    pub async fn retry(&self, id: i64) -> Result<Job, QueueError> {
-        let now = self.clock.now_ms();
-        let mut tx = self.db.begin_write(Durability::Acknowledged).await?;
-        let Some(job) = db::jobs::requeue(&mut *tx, id, now).await? else {
-            drop(tx);
-            return Err(self.state_error(id, "retry", "FAILED or CANCELLED").await);
-        };
-        if let Some(image_id) = &job.image_id {
-            db::images::mark_processing(&mut *tx, image_id, now).await?;
-        }
-        self.notify_in(&mut tx).await?;
-        tx.commit().await?;
-        self.wake();
-        Ok(job)
-    }
-
-    /// Re-queues every FAILED job; returns how many.
-    ///
-    /// # Errors
-    /// A database failure.
-    pub async fn retry_all_failed(&self) -> Result<u64, QueueError> {
-        let filter = db::jobs::JobFilter { status: Some(JobStatus::Failed), ..Default::default() };
-        let mut retried = 0;
-        loop {
-            let (jobs, _) = db::jobs::list(&self.db.pool, &filter, 500, 0).await?;
-            if jobs.is_empty() {
-                return Ok(retried);
+    pub async fn requeue_in(&self, tx: &mut Tx, id: JobId) -> Result<Job, QueueError> {
+        match db::jobs::requeue(&mut **tx, id, self.clock.now()).await? {
+            Some(job) => {
+                db::jobs::notify(&mut **tx, self.db.backend).await?;
+                Ok(job)
             }
-            for job in jobs {
-                self.retry(job.id).await?;
-                retried += 1;
-            }
+            None => Err(self.state_error(&mut **tx, id, "retry", "FAILED or CANCELLED").await),
         }
     }
 
@@ -156,18 +146,23 @@ impl Queue {
     ///
     /// # Errors
     /// No such job, a job in another state, or a database failure.
-    pub async fn cancel(&self, id: i64) -> Result<Job, QueueError> {
+    pub async fn cancel(&self, id: JobId) -> Result<Job, QueueError> {
         let mut conn = self.db.write_connection(Durability::Acknowledged).await?;
-        let cancelled = db::jobs::cancel(&mut *conn, id, self.clock.now_ms()).await?;
-        drop(conn);
-        match cancelled {
+        match db::jobs::cancel(&mut *conn, id, self.clock.now()).await? {
             Some(job) => Ok(job),
-            None => Err(self.state_error(id, "cancel", "PENDING or FAILED").await),
+            None => Err(self.state_error(&mut *conn, id, "cancel", "PENDING or FAILED").await),
         }
     }
 
-    async fn state_error(&self, id: i64, action: &'static str, needed: &'static str) -> QueueError {
-        match db::jobs::get(&self.db.pool, id).await {
+    /// Why `action` found no job `id` in the state it needs.
+    async fn state_error<'c>(
+        &self,
+        exec: impl sqlx::Executor<'c, Database = sqlx::Any>,
+        id: JobId,
+        action: &'static str,
+        needed: &'static str,
+    ) -> QueueError {
+        match db::jobs::get(exec, id).await {
             Ok(Some(job)) => QueueError::WrongState { id, status: job.status, action, needed },
             Ok(None) => QueueError::NotFound(id),
             Err(e) => QueueError::Db(e),

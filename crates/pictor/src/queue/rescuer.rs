@@ -1,23 +1,62 @@
 //! Returns jobs whose lease expired (their runner crashed or hung) to
-//! PENDING, or to FAILED when out of attempts (DESIGN invariant 4).
+//! PENDING, or to FAILED when out of attempts (DESIGN invariant 4), telling
+//! the domain of the failed ones in the same transaction.
 
-use super::completer::fail_images_of;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pictor_client::models::JobStatus;
+
+use super::handler::{Effects, FailedJob};
 use super::{Queue, QueueError};
 use crate::db::{self, Durability, jobs::Rescued};
+use crate::shutdown::Shutdown;
 
 /// The error a rescued job carries.
 pub const LEASE_EXPIRED: &str = "the runner's lease expired (it crashed, hung or lost the database)";
+
+/// Rescues expired leases periodically.
+pub struct Rescuer<F> {
+    /// The queue.
+    pub queue: Queue,
+    /// Told of jobs that end FAILED.
+    pub effects: Arc<F>,
+    /// How often it looks.
+    pub every: Duration,
+}
+
+impl<F: Effects> Rescuer<F> {
+    /// Rescues every `every` until `shutdown`.
+    pub async fn run(self, shutdown: Shutdown) {
+        let mut tick = tokio::time::interval(self.every.max(Duration::from_millis(50)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let stop = shutdown.wait();
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                () = &mut stop => return,
+                _ = tick.tick() => {}
+            }
+            if let Err(e) = rescue_once(&self.queue, self.effects.as_ref()).await {
+                tracing::warn!(target: "job_runner", error = %e, "rescue failed");
+            }
+        }
+    }
+}
 
 /// Rescues every expired job once; returns what moved.
 ///
 /// # Errors
 /// The database failed.
-pub async fn rescue_once(queue: &Queue) -> Result<Vec<Rescued>, QueueError> {
-    let now = queue.clock.now_ms();
+pub async fn rescue_once<F: Effects>(queue: &Queue, effects: &F) -> Result<Vec<Rescued>, QueueError> {
+    let now = queue.clock.now();
     let mut tx = queue.db.begin_write(Durability::Bookkeeping).await?;
     let rescued = db::jobs::rescue_expired(&mut *tx, LEASE_EXPIRED, now).await?;
-    fail_images_of(&mut tx, &rescued, &format!("processing failed: {LEASE_EXPIRED}"), now).await?;
-    tx.commit().await?;
+    for job in rescued.iter().filter(|j| j.status == JobStatus::Failed) {
+        let failed = FailedJob { kind: job.kind, image_id: job.image_id.as_deref(), error: LEASE_EXPIRED };
+        effects.failed(&mut tx, failed, now).await?;
+    }
+    tx.commit().await.map_err(db::DbError::from)?;
     if !rescued.is_empty() {
         tracing::warn!(target: "job_runner", count = rescued.len(), "rescued jobs with expired leases");
         queue.wake();

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 
 use crate::db;
+use crate::shutdown::Shutdown;
 
 /// A shared wake-up signal; a notify with nobody waiting is kept for the next wait.
 #[derive(Debug, Clone, Default)]
@@ -24,9 +25,16 @@ impl Wakeup {
 }
 
 /// Turns PostgreSQL notices on [`db::jobs::NOTIFY_CHANNEL`] into wake-ups of this
-/// process's runner, so jobs enqueued by any process start at once.
-/// Reconnects with backoff when the connection drops; never returns.
-pub async fn listen_postgres(url: String, wakeup: Wakeup) {
+/// process's runner, so jobs enqueued by any process start at once, until
+/// `shutdown`. Reconnects with backoff when the connection drops.
+pub async fn listen_postgres(url: String, wakeup: Wakeup, shutdown: Shutdown) {
+    tokio::select! {
+        () = shutdown.wait() => {}
+        () = listen_forever(url, wakeup) => {}
+    }
+}
+
+async fn listen_forever(url: String, wakeup: Wakeup) {
     let mut backoff = std::time::Duration::from_millis(250);
     loop {
         match sqlx::postgres::PgListener::connect(&url).await {

@@ -10,17 +10,15 @@ use pictor_client::models::{JobDetail, JobKind, JobStatus};
 use serde::Deserialize;
 
 use super::pages::{not_found, notice};
-use super::{Choice, JOBS_PAGE_SIZE, Pager, chart, page_number, query};
-use crate::db::{self, jobs::JobFilter};
-use crate::http::AppState;
-use crate::http::error::{ApiError, ApiResult};
-use crate::http::images::{find, parse_param};
-use crate::http::present;
+use super::{Choice, JOBS_PAGE_SIZE, PageState, Pager, chart, page_number, query};
+use crate::api_error::ApiResult;
+use crate::images::{ImagesError, JobFilter, Page, parse_name};
+use crate::queue::JobId;
 
 /// The admin pages need the token once one is set, and a browser page cannot
 /// send it: they are off then, and the API remains.
-fn token_notice(state: &AppState) -> Option<Response> {
-    state.admin_token.as_ref().map(|_| {
+fn token_notice(state: &PageState) -> Option<Response> {
+    state.admin_token_set.then(|| {
         let text = "PICTOR_ADMIN_TOKEN is set, so the admin pages are off; use the admin API with the token.";
         notice(StatusCode::FORBIDDEN, "Admin pages are off", text.to_owned())
     })
@@ -98,16 +96,15 @@ pub struct JobsQuery {
 ///
 /// # Errors
 /// An unknown status or type (400), or a database failure.
-pub async fn jobs(State(state): State<AppState>, Query(q): Query<JobsQuery>) -> ApiResult<Response> {
+pub async fn jobs(State(state): State<PageState>, Query(q): Query<JobsQuery>) -> ApiResult<Response> {
     if let Some(page) = token_notice(&state) {
         return Ok(page);
     }
-    let status = parse_param::<JobStatus>(q.status, "invalid_status")?;
-    let kind = parse_param::<JobKind>(q.kind, "invalid_type")?;
+    let status = parse_name::<JobStatus>(q.status, "invalid_status")?;
+    let kind = parse_name::<JobKind>(q.kind, "invalid_type")?;
     let page = page_number(q.page.as_deref());
-    let pool = &state.db.pool;
 
-    let counted = chart::counts(pool).await?;
+    let counted = state.images.job_counts().await?;
     let count = |s: JobStatus, k: JobKind| {
         counted.iter().filter(|(cs, ck, _)| cs == s.as_str() && ck == k.as_str()).map(|(_, _, n)| *n).sum::<i64>()
     };
@@ -129,11 +126,13 @@ pub async fn jobs(State(state): State<AppState>, Query(q): Query<JobsQuery>) -> 
     let status_totals: Vec<i64> =
         JobStatus::ALL.iter().map(|s| JobKind::ALL.iter().map(|k| count(*s, *k)).sum()).collect();
     let failed_total = JobKind::ALL.iter().map(|k| count(JobStatus::Failed, *k)).sum();
-    let (completed, failed) = chart::per_minute(pool, state.queue.clock.now_ms()).await?;
+    let (completed, failed) = chart::per_minute(&state.images).await?;
 
     let filter = JobFilter { status, kind, image_id: None };
-    let (rows, total) = db::jobs::list(pool, &filter, JOBS_PAGE_SIZE, (page - 1) * JOBS_PAGE_SIZE).await?;
-    let jobs = rows
+    let listed = state.images.jobs(&filter, Page::numbered(page, JOBS_PAGE_SIZE)).await?;
+    let total = i64::try_from(listed.pagination.total).unwrap_or(i64::MAX);
+    let jobs = listed
+        .jobs
         .iter()
         .map(|j| JobRow {
             id: j.id,
@@ -143,7 +142,7 @@ pub async fn jobs(State(state): State<AppState>, Query(q): Query<JobsQuery>) -> 
             image_id: j.image_id.clone().unwrap_or_default(),
             attempts: format!("{} of {}", j.attempts, j.max_attempts),
             last_error: j.last_error.as_deref().map(short).unwrap_or_default(),
-            updated_at: present::rfc3339(j.updated_at).replace('T', " ").chars().take(19).collect(),
+            updated_at: j.updated_at.replace('T', " ").chars().take(19).collect(),
             can_retry: can_retry(j.status),
             can_cancel: can_cancel(j.status),
         })
@@ -187,25 +186,18 @@ struct JobPage {
 ///
 /// # Errors
 /// A database failure (an unknown job gets a 404 page).
-pub async fn job(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+pub async fn job(State(state): State<PageState>, Path(id): Path<String>) -> ApiResult<Response> {
     if let Some(page) = token_notice(&state) {
         return Ok(page);
     }
-    let Ok(id) = id.parse::<i64>() else {
+    let Ok(number) = id.parse::<i64>() else {
         return Ok(not_found(format!("Job {id}")));
     };
-    let Some(job) = db::jobs::get(&state.db.pool, id).await? else {
-        return Ok(not_found(format!("Job {id}")));
+    let detail = match state.images.job(JobId(number)).await {
+        Ok(detail) => detail,
+        Err(ImagesError::NotFound(_)) => return Ok(not_found(format!("Job {id}"))),
+        Err(e) => return Err(e.into()),
     };
-    let image = match &job.image_id {
-        Some(image_id) => match find(&state, image_id).await {
-            Ok(image) => Some(image),
-            Err(ApiError::NotFound(_)) => None,
-            Err(e) => return Err(e),
-        },
-        None => None,
-    };
-    let detail = present::job_detail(&job, image, state.queue.clock.now_ms());
     let payload = serde_json::to_string_pretty(&detail.payload).unwrap_or_else(|_| detail.payload.to_string());
     let page = JobPage {
         active: "jobs",

@@ -9,8 +9,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use sha2::{Digest, Sha256};
 
-use crate::http::AppState;
-use crate::http::error::{ApiError, ApiResult};
+use super::PageState;
+use crate::api_error::{ApiError, ApiResult};
+use crate::images::ImagesError;
 
 /// Every static file: name, content type, contents.
 const FILES: &[(&str, &str, &str)] = &[
@@ -23,13 +24,13 @@ const FILES: &[(&str, &str, &str)] = &[
 ];
 
 /// The static route.
-pub fn router() -> Router<AppState> {
+pub fn router() -> Router<PageState> {
     Router::new().route("/static/{name}", get(file))
 }
 
 async fn file(Path(name): Path<String>, headers: HeaderMap) -> ApiResult<Response> {
     let Some((_, content_type, body)) = FILES.iter().find(|(n, _, _)| *n == name) else {
-        return Err(ApiError::NotFound(format!("static file {name}")));
+        return Err(ApiError::Images(ImagesError::NotFound(format!("static file {name}"))));
     };
     let etag = format!("\"{}\"", hex::encode(&Sha256::digest(body.as_bytes())[..12]));
     let etag_value = HeaderValue::from_str(&etag).unwrap_or(HeaderValue::from_static("\"0\""));

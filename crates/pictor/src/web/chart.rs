@@ -1,36 +1,26 @@
 //! The admin page's figures: job counts per status and type, and jobs
 //! completed and failed per minute over the last hour, drawn as an SVG by
-//! the server (no chart script). The queries are in `db::jobs`.
+//! the server (no chart script). The figures come from the images layer.
 
 use std::fmt::Write as _;
 
-use sqlx::AnyPool;
-
-use crate::db;
+use crate::images::{Images, ImagesResult};
 
 /// Minutes the chart covers.
 pub const CHART_MINUTES: usize = 60;
 const MINUTE_MS: i64 = 60_000;
 
-/// `(status, type, count)` of every job.
+/// Jobs completed and failed in each of the last [`CHART_MINUTES`] minutes,
+/// oldest minute first.
 ///
 /// # Errors
 /// The database failed.
-pub async fn counts(pool: &AnyPool) -> Result<Vec<(String, String, i64)>, sqlx::Error> {
-    db::jobs::counts_by_status_and_type(pool).await
-}
-
-/// Jobs completed and failed in each of the last [`CHART_MINUTES`] minutes
-/// before `now_ms`, oldest minute first.
-///
-/// # Errors
-/// The database failed.
-pub async fn per_minute(pool: &AnyPool, now_ms: i64) -> Result<(Vec<u64>, Vec<u64>), sqlx::Error> {
-    let since = now_ms - CHART_MINUTES as i64 * MINUTE_MS;
+pub async fn per_minute(images: &Images) -> ImagesResult<(Vec<u64>, Vec<u64>)> {
+    let since = images.now().plus_ms(-(CHART_MINUTES as i64) * MINUTE_MS);
     let mut completed = vec![0; CHART_MINUTES];
     let mut failed = vec![0; CHART_MINUTES];
-    for (status, finished) in db::jobs::finished_since(pool, since).await? {
-        let Ok(minute) = usize::try_from((finished - since) / MINUTE_MS) else { continue };
+    for (status, finished) in images.finished_since(since).await? {
+        let Ok(minute) = usize::try_from((finished.get() - since.get()) / MINUTE_MS) else { continue };
         let bucket = if status == "FAILED" { &mut failed } else { &mut completed };
         if let Some(n) = bucket.get_mut(minute) {
             *n += 1;

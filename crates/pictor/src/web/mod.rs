@@ -11,7 +11,17 @@ mod pages;
 use axum::Router;
 use axum::routing::get;
 
-use crate::http::AppState;
+use crate::images::Images;
+
+/// What the pages share.
+#[derive(Debug, Clone)]
+pub struct PageState {
+    /// The domain.
+    pub images: Images,
+    /// Whether `PICTOR_ADMIN_TOKEN` is set: the admin pages are off then,
+    /// as a browser page cannot send the token.
+    pub admin_token_set: bool,
+}
 
 /// Images per gallery page.
 pub const GALLERY_PAGE_SIZE: i64 = 24;
@@ -19,7 +29,7 @@ pub const GALLERY_PAGE_SIZE: i64 = 24;
 pub const JOBS_PAGE_SIZE: i64 = 25;
 
 /// The pages and their static files.
-pub fn router() -> Router<AppState> {
+pub fn router(state: PageState) -> Router {
     let pages = Router::new()
         .route("/", get(pages::gallery))
         .route("/upload", get(pages::upload))
@@ -27,7 +37,7 @@ pub fn router() -> Router<AppState> {
         .route("/admin/jobs", get(admin::jobs))
         .route("/admin/jobs/{id}", get(admin::job))
         .layer(axum::middleware::from_fn(guard::page_headers));
-    pages.merge(assets::router())
+    pages.merge(assets::router()).with_state(state)
 }
 
 /// A `?query` from pairs, leaving out empty values; `""` when none is left.

@@ -8,12 +8,9 @@ use axum::response::{IntoResponse, Response};
 use pictor_client::models::{Image, ImageStatus};
 use serde::Deserialize;
 
-use super::{Choice, GALLERY_PAGE_SIZE, Pager, page_number};
-use crate::db::{self, images::ImageFilter};
-use crate::http::AppState;
-use crate::http::error::{ApiError, ApiResult};
-use crate::http::images::{find, parse_param};
-use crate::http::present;
+use super::{Choice, GALLERY_PAGE_SIZE, PageState, Pager, page_number};
+use crate::api_error::ApiResult;
+use crate::images::{ImageFilter, ImagesError, Page, parse_name};
 
 /// Thumbnail edge the gallery's `src` uses (the `srcset` offers every size).
 const GALLERY_THUMB_EDGE: u32 = 256;
@@ -145,16 +142,15 @@ pub struct GalleryQuery {
 ///
 /// # Errors
 /// An unknown status (400) or a database failure.
-pub async fn gallery(State(state): State<AppState>, Query(q): Query<GalleryQuery>) -> ApiResult<Response> {
+pub async fn gallery(State(state): State<PageState>, Query(q): Query<GalleryQuery>) -> ApiResult<Response> {
     let collection = q.collection.unwrap_or_default().trim().to_owned();
-    let status = parse_param::<ImageStatus>(q.status, "invalid_status")?;
+    let status = parse_name::<ImageStatus>(q.status, "invalid_status")?;
     let page = page_number(q.page.as_deref());
     let filter = ImageFilter { collection: (!collection.is_empty()).then(|| collection.clone()), status };
-    let offset = (page - 1) * GALLERY_PAGE_SIZE;
-    let (records, total) = db::images::list(&state.db.pool, &filter, GALLERY_PAGE_SIZE, offset).await?;
-    let cards = records.iter().map(|r| Card::new(&present::image(r, &[]))).collect();
+    let (images, total) = state.images.list_cards(&filter, Page::numbered(page, GALLERY_PAGE_SIZE)).await?;
+    let cards = images.iter().map(Card::new).collect();
     let mut collections = vec![Choice::new("", "All collections", &collection)];
-    for (name, count) in db::images::collections(&state.db.pool).await? {
+    for (name, count) in state.images.collections().await? {
         let label = format!("{name} ({count})");
         collections.push(Choice::new(name, label, &collection));
     }
@@ -186,9 +182,10 @@ struct UploadPage {
 ///
 /// # Errors
 /// A database failure (reading the collections).
-pub async fn upload(State(state): State<AppState>) -> ApiResult<Response> {
-    let collections = db::images::collections(&state.db.pool).await?.into_iter().map(|(name, _)| name).collect();
-    let page = UploadPage { active: "upload", max_upload: human_size(state.limits.max_upload_bytes), collections };
+pub async fn upload(State(state): State<PageState>) -> ApiResult<Response> {
+    let collections = state.images.collections().await?.into_iter().map(|(name, _)| name).collect();
+    let max_upload = human_size(state.images.limits().max_upload_bytes);
+    let page = UploadPage { active: "upload", max_upload, collections };
     Ok(page.into_response())
 }
 
@@ -239,11 +236,11 @@ pub fn not_found(what: String) -> Response {
 ///
 /// # Errors
 /// A database failure (an unknown image gets a 404 page).
-pub async fn image(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
-    let image = match find(&state, &id).await {
+pub async fn image(State(state): State<PageState>, Path(id): Path<String>) -> ApiResult<Response> {
+    let image = match state.images.find(&id).await {
         Ok(image) => image,
-        Err(ApiError::NotFound(_)) => return Ok(not_found(format!("Image {id}"))),
-        Err(e) => return Err(e),
+        Err(ImagesError::NotFound(_)) => return Ok(not_found(format!("Image {id}"))),
+        Err(e) => return Err(e.into()),
     };
     let edge = preview_edge(&image);
     let (preview_width, preview_height) = fit(image.width, image.height, edge);

@@ -1,12 +1,14 @@
-//! The one error type of the HTTP layer: every layer's error converts into
-//! [`ApiError`], which is mapped once to a status and
-//! `{"error": {"code", "message"}}`. Causes of 5xx answers are logged, never sent.
+//! The one error type of the surfaces served over HTTP (the API and the
+//! pages): every layer's error converts into [`ApiError`], which is mapped
+//! once, here, to a status and `{"error": {"code", "message"}}`. Causes of
+//! 5xx answers are logged, never sent.
 
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use pictor_client::models::{ErrorBody, ErrorDetail};
 
+use crate::images::ImagesError;
 use crate::ingest::IngestError;
 use crate::queue::QueueError;
 use crate::storage::StorageError;
@@ -14,19 +16,11 @@ use crate::storage::StorageError;
 /// An error answer.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// 400, 413, 415, 422 or 500, by the kind of refusal.
+    /// What the images layer refused or failed: 400, 404, 409, 413, 415,
+    /// 422 by the kind of refusal, else 500.
     #[error(transparent)]
-    Ingest(#[from] IngestError),
-    /// 404 for an unknown job, 409 for a job in the wrong state, else 500.
-    #[error(transparent)]
-    Queue(#[from] QueueError),
-    /// 404 for a missing object, else 500.
-    #[error(transparent)]
-    Storage(#[from] StorageError),
-    /// 500.
-    #[error("database error")]
-    Db(#[from] sqlx::Error),
-    /// 400: a request the API cannot take, with a code and message.
+    Images(#[from] ImagesError),
+    /// 400: a request the API cannot parse, with a code and message.
     #[error("{message}")]
     BadRequest {
         /// Stable code.
@@ -34,9 +28,6 @@ pub enum ApiError {
         /// For a person.
         message: String,
     },
-    /// 404.
-    #[error("{0} not found")]
-    NotFound(String),
     /// 401: the admin token is missing or wrong.
     #[error("this needs the admin token: send `Authorization: Bearer <PICTOR_ADMIN_TOKEN>`")]
     Unauthorized,
@@ -49,8 +40,14 @@ impl ApiError {
     }
 
     fn status_and_code(&self) -> (StatusCode, &'static str) {
-        match self {
-            Self::Ingest(e) => match e {
+        let Self::Images(e) = self else {
+            return match self {
+                Self::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
+                _ => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            };
+        };
+        match e {
+            ImagesError::Ingest(e) => match e {
                 IngestError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "file_too_large"),
                 IngestError::Empty => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "empty_file"),
                 IngestError::NotAnImage | IngestError::UnsupportedFormat(_) => {
@@ -61,17 +58,20 @@ impl ApiError {
                 IngestError::Stream(_) => (StatusCode::BAD_REQUEST, "malformed_upload"),
                 IngestError::Io(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
             },
-            Self::Queue(QueueError::NotFound(_)) => (StatusCode::NOT_FOUND, "not_found"),
-            Self::Queue(QueueError::WrongState { .. }) => (StatusCode::CONFLICT, "wrong_state"),
-            Self::Storage(StorageError::NotFound(_) | StorageError::InvalidKey(_)) | Self::NotFound(_) => {
-                (StatusCode::NOT_FOUND, "not_found")
-            }
-            Self::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
-            Self::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
-            Self::Queue(QueueError::Db(_)) | Self::Storage(StorageError::Io { .. }) | Self::Db(_) => {
-                (StatusCode::INTERNAL_SERVER_ERROR, "internal_error")
-            }
+            ImagesError::Invalid { code, .. } => (StatusCode::BAD_REQUEST, code),
+            ImagesError::Queue(QueueError::NotFound(_))
+            | ImagesError::Storage(StorageError::NotFound(_) | StorageError::InvalidKey(_))
+            | ImagesError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            ImagesError::Queue(QueueError::WrongState { .. }) => (StatusCode::CONFLICT, "wrong_state"),
+            ImagesError::Queue(QueueError::Db(_))
+            | ImagesError::Storage(StorageError::Io { .. })
+            | ImagesError::Db(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
+    }
+
+    /// Whether this is a 404 (the pages show their own page for it).
+    pub fn is_not_found(&self) -> bool {
+        self.status_and_code().0 == StatusCode::NOT_FOUND
     }
 }
 
@@ -83,11 +83,17 @@ impl IntoResponse for ApiError {
             "internal error; the server log has the details".to_owned()
         } else {
             match &self {
-                Self::Storage(StorageError::InvalidKey(_)) => "asset not found".to_owned(),
+                Self::Images(ImagesError::Storage(StorageError::InvalidKey(_))) => "asset not found".to_owned(),
                 other => other.to_string(),
             }
         };
         (status, Json(ErrorBody { error: ErrorDetail { code: code.to_owned(), message } })).into_response()
+    }
+}
+
+impl From<IngestError> for ApiError {
+    fn from(e: IngestError) -> Self {
+        Self::Images(e.into())
     }
 }
 

@@ -1,5 +1,6 @@
-//! Turns database records into the API's JSON shapes (URLs, RFC 3339 times,
-//! derived flags).
+//! Images and jobs as the API, the pages and the event stream show them:
+//! database records turned into the wire shapes of `pictor_client::models`
+//! (URLs, RFC 3339 times, derived flags).
 
 use std::collections::BTreeMap;
 
@@ -7,12 +8,13 @@ use pictor_client::models::{Image, ImageStatus, JobDetail, JobSummary, Paginatio
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use crate::clock::Millis;
 use crate::db::images::ImageRecord;
-use crate::queue::job::Job;
+use crate::queue::Job;
 
-/// RFC 3339 of a time in ms since the epoch.
-pub fn rfc3339(ms: i64) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+/// RFC 3339 of a time.
+pub fn rfc3339(at: Millis) -> String {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(at.get()) * 1_000_000)
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())
         .unwrap_or_default()
@@ -44,7 +46,7 @@ pub fn image(record: &ImageRecord, jobs: &[&Job]) -> Image {
         previews: record.previews.iter().map(|(format, key)| (format.clone(), asset_url(key))).collect(),
         processing_jobs: jobs
             .iter()
-            .map(|j| ProcessingJob { id: j.id, kind: j.kind, status: j.status, attempts: j.attempts })
+            .map(|j| ProcessingJob { id: j.id.get(), kind: j.kind, status: j.status, attempts: j.attempts })
             .collect(),
         is_processing: !matches!(record.status, ImageStatus::Stored | ImageStatus::Failed),
         is_stored: record.status == ImageStatus::Stored,
@@ -57,7 +59,7 @@ pub fn image(record: &ImageRecord, jobs: &[&Job]) -> Image {
 /// A job as the admin list shows it.
 pub fn job_summary(job: &Job) -> JobSummary {
     JobSummary {
-        id: job.id,
+        id: job.id.get(),
         kind: job.kind,
         status: job.status,
         image_id: job.image_id.clone(),
@@ -72,12 +74,11 @@ pub fn job_summary(job: &Job) -> JobSummary {
 }
 
 /// A job with its retry state and image.
-pub fn job_detail(job: &Job, image: Option<Image>, now_ms: i64) -> JobDetail {
+pub fn job_detail(job: &Job, image: Option<Image>, now: Millis) -> JobDetail {
     let payload = serde_json::from_str(&job.payload).unwrap_or(serde_json::Value::String(job.payload.clone()));
-    let locked =
-        job.status == pictor_client::models::JobStatus::Running && job.locked_until.is_some_and(|t| t > now_ms);
+    let locked = job.status == pictor_client::models::JobStatus::Running && job.locked_until.is_some_and(|t| t > now);
     JobDetail {
-        id: job.id,
+        id: job.id.get(),
         kind: job.kind,
         status: job.status,
         attempts: job.attempts,
@@ -111,8 +112,8 @@ mod tests {
 
     #[test]
     fn times_are_rfc3339_in_utc_with_milliseconds() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_700_000_000_123), "2023-11-14T22:13:20.123Z");
+        assert_eq!(rfc3339(Millis(0)), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(Millis(1_700_000_000_123)), "2023-11-14T22:13:20.123Z");
     }
 
     #[test]

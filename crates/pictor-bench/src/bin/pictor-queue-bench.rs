@@ -7,8 +7,8 @@
 //! benchmark-only fourth kind would leak into the public wire model. So the
 //! bench inserts `PREVIEW_GENERATION` jobs with payload `{"i": i}` and no
 //! image, and registers, for that kind only, a handler that counts the run
-//! and returns an empty [`Outcome`]. An empty outcome is exactly what the
-//! batch completer takes, as any effect-free job would.
+//! and returns an empty [`Outcome`]: a bare success, which the completer
+//! completes many to a statement, as any effect-free job would.
 //!
 //! Exit codes: 0 done, 1 failure (the cause chain is printed to stderr).
 
@@ -23,10 +23,13 @@ use clap::{Parser, Subcommand, ValueEnum};
 use pictor::app::{self, App, Overrides};
 use pictor::config::Config;
 use pictor::db::{Backend, Db, Durability, SqliteSynchronous};
-use pictor::handlers::{HandlerContext, HandlerError, JobHandler, Outcome, Registry};
+use pictor::handlers::{ImageEffect, Outcome};
+use pictor::images::ImageEffects;
 use pictor::queue::completer::DEFAULT_COMPLETION_BATCH;
-use pictor::queue::job::{Job, NewJob};
+use pictor::queue::handler::{HandlerError, JobHandler, Registry};
 use pictor::queue::runner::{Runner, RunnerSettings};
+use pictor::queue::{Job, NewJob};
+use pictor::shutdown;
 use pictor_client::models::JobKind;
 use serde_json::json;
 use tokio::sync::Notify;
@@ -197,9 +200,10 @@ async fn measure(args: &Args, url: &str, storage: &std::path::Path) -> anyhow::R
         sqlite_synchronous: args.sqlite_synchronous,
         ..Config::defaults()?
     };
-    let overrides = Overrides { registry: Some(registry.clone()), ..Overrides::default() };
+    let for_app = registry.clone();
+    let overrides = Overrides { registry: Some(Box::new(move |_| for_app)), ..Overrides::default() };
     let app = app::build_with(&config, "http://127.0.0.1", overrides).await?;
-    let db = &app.state.db;
+    let db = &app.db;
     let empty = match db.backend {
         Backend::Postgres => "TRUNCATE job",
         Backend::Sqlite => "DELETE FROM job",
@@ -228,7 +232,7 @@ async fn measure(args: &Args, url: &str, storage: &std::path::Path) -> anyhow::R
     };
     line["settings"]["backend"] = json!(backend);
     line["settings"]["sqlite_synchronous"] = json!(synchronous);
-    app.state.db.pool.close().await;
+    app.db.pool.close().await;
     Ok(line)
 }
 
@@ -239,7 +243,7 @@ fn noop_job(i: u64) -> NewJob {
 /// One call per job, each its own transaction, as an application enqueues
 /// one job per request.
 async fn enqueue_single(app: &App, n: u64) -> anyhow::Result<serde_json::Value> {
-    let queue = &app.state.queue;
+    let queue = &app.queue;
     let jobs = (0..n).map(noop_job).collect::<Vec<_>>();
     let start = Instant::now();
     for job in &jobs {
@@ -251,7 +255,7 @@ async fn enqueue_single(app: &App, n: u64) -> anyhow::Result<serde_json::Value> 
 }
 
 async fn enqueue_bulk(app: &App, n: u64) -> anyhow::Result<()> {
-    let queue = &app.state.queue;
+    let queue = &app.queue;
     let jobs = (0..n).map(noop_job).collect::<Vec<_>>();
     let mut tx = queue.db.begin_write(Durability::Acknowledged).await?;
     let inserted = queue.enqueue_many_in(&mut tx, &jobs).await?;
@@ -266,7 +270,7 @@ async fn enqueue_bulk(app: &App, n: u64) -> anyhow::Result<()> {
 async fn work(
     app: &App,
     args: &Args,
-    registry: Registry,
+    registry: Registry<ImageEffect>,
     counter: Arc<Counter>,
     n: u64,
     variant: Variant,
@@ -300,20 +304,19 @@ async fn work(
         "runtime": "tokio multi-thread",
     });
     counter.target.store(n, Ordering::SeqCst);
-    let (trigger, shutdown) = app::shutdown_channel();
+    let (trigger, shutdown) = shutdown::channel();
     let start = Instant::now();
     let tasks = (0..runners)
         .map(|_| {
-            let ctx = app.runner.handler_context().clone();
-            let runner = Runner::new(app.state.queue.clone(), registry.clone(), ctx, settings.clone());
-            tokio::spawn(runner.run(shutdown.clone().wait()))
+            let runner = Runner::new(app.queue.clone(), Arc::new(ImageEffects), registry.clone(), settings.clone());
+            tokio::spawn(runner.run(shutdown.clone()))
         })
         .collect::<Vec<_>>();
     counter.all_ran.notified().await;
     let handlers_seconds = start.elapsed().as_secs_f64();
     loop {
         let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM job WHERE status IN ('PENDING', 'RUNNING')")
-            .fetch_one(&app.state.db.pool)
+            .fetch_one(&app.db.pool)
             .await?;
         if left == 0 {
             break;
@@ -347,8 +350,8 @@ struct Counter {
 struct Noop(Arc<Counter>);
 
 #[async_trait::async_trait]
-impl JobHandler for Noop {
-    async fn handle(&self, _job: &Job, _ctx: &HandlerContext) -> Result<Outcome, HandlerError> {
+impl JobHandler<ImageEffect> for Noop {
+    async fn handle(&self, _job: &Job) -> Result<Outcome, HandlerError> {
         let ran = self.0.ran.fetch_add(1, Ordering::SeqCst) + 1;
         if ran == self.0.target.load(Ordering::SeqCst) {
             // notify_one keeps the permit if `work` is not waiting yet.

@@ -1,0 +1,71 @@
+//! The card's job payloads, the jobs' priorities, and the jobs an image
+//! gets: its offload at upload, its two asset jobs when the offload ends.
+
+use pictor_client::models::JobKind;
+use serde::{Deserialize, Serialize};
+
+use crate::queue::NewJob;
+
+/// The thumbnail sizes (longest edge, px) the card names.
+pub const DEFAULT_THUMBNAIL_SIZES: [u32; 4] = [64, 128, 256, 512];
+
+/// Priority of the thumbnail and preview jobs an offload enqueues: above the
+/// offloads of newer uploads (priority 0), so the images already started are
+/// finished before more are started. A burst of uploads then keeps the CPUs
+/// on imaging instead of running every queued offload first, and the first
+/// images of the burst are STORED early.
+pub const ASSET_JOB_PRIORITY: i64 = 1;
+
+/// `OFFLOAD_ORIGINAL` payload: `{ imageId, tempPath, checksum }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OffloadPayload {
+    /// The image.
+    pub image_id: String,
+    /// Storage key of the uploaded temp file.
+    pub temp_path: String,
+    /// SHA-256 of the upload, lowercase hex.
+    pub checksum: String,
+}
+
+/// `THUMBNAIL_GENERATION` payload: `{ imageId, originalPath, sizes }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThumbnailPayload {
+    /// The image.
+    pub image_id: String,
+    /// Storage key of the original.
+    pub original_path: String,
+    /// Longest edges to make, px.
+    pub sizes: Vec<u32>,
+}
+
+/// `PREVIEW_GENERATION` payload: `{ imageId, originalPath }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviewPayload {
+    /// The image.
+    pub image_id: String,
+    /// Storage key of the original.
+    pub original_path: String,
+}
+
+/// The first job of an uploaded image: its offload.
+///
+/// # Errors
+/// The payload cannot be serialised.
+pub fn offload_job(payload: &OffloadPayload) -> Result<NewJob, serde_json::Error> {
+    NewJob::for_image(JobKind::OffloadOriginal, &payload.image_id, payload)
+}
+
+/// The jobs an offloaded image gets: its thumbnails and its preview.
+///
+/// # Errors
+/// A payload cannot be serialised.
+pub fn asset_jobs(thumbnails: &ThumbnailPayload, preview: &PreviewPayload) -> Result<Vec<NewJob>, serde_json::Error> {
+    Ok(vec![
+        NewJob::for_image(JobKind::ThumbnailGeneration, &thumbnails.image_id, thumbnails)?
+            .with_priority(ASSET_JOB_PRIORITY),
+        NewJob::for_image(JobKind::PreviewGeneration, &preview.image_id, preview)?.with_priority(ASSET_JOB_PRIORITY),
+    ])
+}

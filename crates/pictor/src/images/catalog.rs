@@ -1,0 +1,141 @@
+//! Finding, listing, editing and deleting images.
+
+use pictor_client::models::{CollectionCount, Image, ImageList, ImageUpdate};
+
+use super::events::Change;
+use super::upload::MAX_TEXT_FIELD_CHARS;
+use super::{Images, ImagesError, ImagesResult, Page, view};
+use sqlx::AnyPool;
+
+use crate::db::{self, DbResult, Durability, images::ImageRecord};
+use crate::storage::assets_prefix;
+
+/// Filters of the image list.
+pub use crate::db::images::ImageFilter;
+
+impl Images {
+    /// One image with its jobs.
+    ///
+    /// # Errors
+    /// [`ImagesError::NotFound`]; the database failed.
+    pub async fn find(&self, id: &str) -> ImagesResult<Image> {
+        let record = db::images::get(&self.db.pool, id).await?.ok_or_else(|| not_found(id))?;
+        let mut images = self.with_jobs(std::slice::from_ref(&record)).await?;
+        images.pop().ok_or_else(|| not_found(id))
+    }
+
+    /// A page of images, newest first, with every collection's count.
+    ///
+    /// # Errors
+    /// The database failed.
+    pub async fn list(&self, filter: &ImageFilter, page: Page) -> ImagesResult<ImageList> {
+        let (records, total) = db::images::list(&self.db.pool, filter, page.limit, page.offset).await?;
+        let data = self.with_jobs(&records).await?;
+        let collections = self
+            .collections()
+            .await?
+            .into_iter()
+            .map(|(name, count)| CollectionCount { name, count: count.max(0).unsigned_abs() })
+            .collect();
+        Ok(ImageList {
+            data,
+            collections,
+            count: total.max(0).unsigned_abs(),
+            pagination: view::pagination(total, page.limit, page.offset),
+        })
+    }
+
+    /// A page of images without their jobs (the gallery's cards), and how
+    /// many match in all.
+    ///
+    /// # Errors
+    /// The database failed.
+    pub async fn list_cards(&self, filter: &ImageFilter, page: Page) -> ImagesResult<(Vec<Image>, i64)> {
+        let (records, total) = db::images::list(&self.db.pool, filter, page.limit, page.offset).await?;
+        Ok((records.iter().map(|r| view::image(r, &[])).collect(), total))
+    }
+
+    /// Every collection with its image count, by name.
+    ///
+    /// # Errors
+    /// The database failed.
+    pub async fn collections(&self) -> ImagesResult<Vec<(String, i64)>> {
+        Ok(db::images::collections(&self.db.pool).await?)
+    }
+
+    async fn with_jobs(&self, records: &[ImageRecord]) -> ImagesResult<Vec<Image>> {
+        Ok(with_jobs(&self.db.pool, records).await?)
+    }
+
+    /// Changes an image's title and/or collection (`Some(None)` clears the
+    /// collection).
+    ///
+    /// # Errors
+    /// An empty or too long title, nothing to change, no such image, or a
+    /// database failure.
+    pub async fn update(&self, id: &str, update: &ImageUpdate) -> ImagesResult<Image> {
+        let title = update.title.as_deref().map(str::trim);
+        if title.is_some_and(str::is_empty) {
+            return Err(ImagesError::invalid("invalid_title", "the title must not be empty"));
+        }
+        let collection = update.collection.as_ref().map(|c| c.as_deref().map(str::trim).filter(|c| !c.is_empty()));
+        if title.is_none() && collection.is_none() {
+            return Err(ImagesError::invalid("nothing_to_update", "send `title` and/or `collection`"));
+        }
+        for (name, value) in [("title", title), ("collection", collection.flatten())] {
+            if value.is_some_and(|v| v.chars().count() > MAX_TEXT_FIELD_CHARS) {
+                return Err(ImagesError::invalid(
+                    "field_too_long",
+                    format!("`{name}` is longer than {MAX_TEXT_FIELD_CHARS} characters"),
+                ));
+            }
+        }
+        let mut conn = self.db.write_connection(Durability::Acknowledged).await?;
+        if !db::images::update_details(&mut *conn, id, title, collection, self.now()).await? {
+            return Err(not_found(id));
+        }
+        drop(conn);
+        // The poller reads the changed row and publishes it.
+        self.events.nudge();
+        self.find(id).await
+    }
+
+    /// Deletes an image, its idle jobs and its assets, and its original
+    /// when no other image uses it.
+    ///
+    /// # Errors
+    /// No such image, or the database or storage failed.
+    pub async fn delete(&self, id: &str) -> ImagesResult<()> {
+        let mut tx = self.db.begin_write(Durability::Acknowledged).await?;
+        let record = db::images::delete(&mut *tx, id).await?.ok_or_else(|| not_found(id))?;
+        db::jobs::delete_idle_for_image(&mut *tx, id).await?;
+        tx.commit().await?;
+        self.events.publish(Change::ImageDeleted(id.to_owned()));
+        // Files go after the rows: a crash in between leaves unreferenced
+        // files, never rows that point at nothing.
+        self.storage.delete_prefix(&assets_prefix(&record.id)).await?;
+        for key in [record.original_path.as_deref(), record.temp_path.as_deref()].into_iter().flatten() {
+            if db::images::count_using(&self.db.pool, key).await? == 0 {
+                self.storage.delete(key).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Presents images with their jobs (one query for all the jobs).
+pub(super) async fn with_jobs(pool: &AnyPool, records: &[ImageRecord]) -> DbResult<Vec<Image>> {
+    let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
+    let jobs = db::jobs::for_images(pool, &ids).await?;
+    Ok(records
+        .iter()
+        .map(|r| {
+            let mine: Vec<_> = jobs.iter().filter(|j| j.image_id.as_deref() == Some(r.id.as_str())).collect();
+            view::image(r, &mine)
+        })
+        .collect())
+}
+
+fn not_found(id: &str) -> ImagesError {
+    ImagesError::NotFound(format!("image {id}"))
+}

@@ -1,0 +1,201 @@
+//! The images layer: Pictor's domain, between the surfaces (HTTP API, web
+//! pages, CLI through the API) and the layers below (ingest, storage, db,
+//! queue). It accepts uploads, finds, lists, edits and deletes images, lets
+//! operators inspect and steer their jobs, writes what a job's success or
+//! failure means for its image ([`ImageEffects`]), and publishes every
+//! change as an [`events::Change`] for `GET /api/events`.
+
+mod catalog;
+mod effects;
+pub mod events;
+mod jobs;
+mod upload;
+pub mod view;
+
+use std::sync::Arc;
+
+pub use catalog::ImageFilter;
+pub use effects::ImageEffects;
+pub use jobs::{JobCounts, JobFilter};
+pub use upload::{Accepted, UploadDetails, UploadLimits, text_field as upload_text_field};
+
+use crate::clock::Millis;
+use crate::db::{Db, DbError};
+use crate::ingest::IngestError;
+use crate::queue::{Queue, QueueError};
+use crate::storage::{Storage, StorageError};
+
+/// Default page size of a list.
+pub const DEFAULT_PAGE_SIZE: i64 = 50;
+/// Largest page size of a list.
+pub const MAX_PAGE_SIZE: i64 = 1_000;
+
+/// Why the images layer refused or failed a request.
+#[derive(Debug, thiserror::Error)]
+pub enum ImagesError {
+    /// The upload was refused (size, format, header).
+    #[error(transparent)]
+    Ingest(#[from] IngestError),
+    /// A job operation was refused (unknown job, wrong state) or failed.
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    /// Storage failed, or holds nothing under a key.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// A request the domain cannot take: a stable code and a message.
+    #[error("{message}")]
+    Invalid {
+        /// Stable code (`invalid_limit`, `field_too_long`, ...).
+        code: &'static str,
+        /// For a person.
+        message: String,
+    },
+    /// No such image (or job, or asset).
+    #[error("{0} not found")]
+    NotFound(String),
+}
+
+impl ImagesError {
+    /// A refusal with a code.
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Invalid { code, message: message.into() }
+    }
+}
+
+impl From<sqlx::Error> for ImagesError {
+    fn from(e: sqlx::Error) -> Self {
+        Self::Db(e.into())
+    }
+}
+
+/// The result of an images operation.
+pub type ImagesResult<T> = Result<T, ImagesError>;
+
+/// A page of a list: how many items, after how many.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// Items on the page, `1..=MAX_PAGE_SIZE`.
+    pub limit: i64,
+    /// Items before it.
+    pub offset: i64,
+}
+
+impl Page {
+    /// Checks paging parameters; absent ones take their defaults.
+    ///
+    /// # Errors
+    /// `invalid_limit` outside `1..=MAX_PAGE_SIZE`, `invalid_offset` below zero.
+    pub fn new(limit: Option<i64>, offset: Option<i64>) -> ImagesResult<Self> {
+        let limit = limit.unwrap_or(DEFAULT_PAGE_SIZE);
+        let offset = offset.unwrap_or(0);
+        if !(1..=MAX_PAGE_SIZE).contains(&limit) {
+            return Err(ImagesError::invalid("invalid_limit", format!("limit must be between 1 and {MAX_PAGE_SIZE}")));
+        }
+        if offset < 0 {
+            return Err(ImagesError::invalid("invalid_offset", "offset must not be negative"));
+        }
+        Ok(Self { limit, offset })
+    }
+
+    /// Page `number` (1-based) of `size` items.
+    pub fn numbered(number: i64, size: i64) -> Self {
+        Self { limit: size, offset: number.saturating_sub(1).saturating_mul(size) }
+    }
+}
+
+/// Parses an optional card-named filter value (a status, a job type); empty
+/// means absent.
+///
+/// # Errors
+/// `code` when the value is not one of the type's names.
+pub fn parse_name<T>(value: Option<String>, code: &'static str) -> ImagesResult<Option<T>>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    value
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<T>())
+        .transpose()
+        .map_err(|e| ImagesError::invalid(code, e.to_string()))
+}
+
+/// The images service: what every surface calls. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Images {
+    db: Db,
+    storage: Arc<dyn Storage>,
+    queue: Queue,
+    events: events::Events,
+    limits: UploadLimits,
+    tmp_dir: std::path::PathBuf,
+}
+
+impl Images {
+    /// The service over these layers.
+    pub fn new(
+        db: Db,
+        storage: Arc<dyn Storage>,
+        tmp_dir: std::path::PathBuf,
+        queue: Queue,
+        limits: UploadLimits,
+    ) -> Self {
+        let events = events::Events::new(db.clone(), queue.clock.clone());
+        Self { db, storage, queue, events, limits, tmp_dir }
+    }
+
+    fn tmp_dir(&self) -> std::path::PathBuf {
+        self.tmp_dir.clone()
+    }
+
+    /// The change events of images and jobs.
+    pub fn events(&self) -> &events::Events {
+        &self.events
+    }
+
+    /// What uploads may be.
+    pub fn limits(&self) -> UploadLimits {
+        self.limits
+    }
+
+    /// Now, on the queue's clock.
+    pub fn now(&self) -> Millis {
+        self.queue.clock.now()
+    }
+
+    /// The bytes of an asset, by the key its URL names (`assets/...`).
+    ///
+    /// # Errors
+    /// Not a key Pictor makes, nothing stored under it, or storage failed.
+    pub async fn asset(&self, key: &str) -> ImagesResult<Vec<u8>> {
+        crate::storage::validate_key(key)?;
+        Ok(self.storage.get(key).await?)
+    }
+
+    /// Whether the database and the storage answer (for `/healthz`).
+    ///
+    /// # Errors
+    /// The first of them that does not.
+    pub async fn check_health(&self) -> ImagesResult<()> {
+        self.db.ping().await?;
+        self.storage.check_writable().await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pages_are_checked_and_numbered_pages_start_at_one() {
+        assert_eq!(Page::new(None, None).expect("defaults"), Page { limit: DEFAULT_PAGE_SIZE, offset: 0 });
+        assert!(Page::new(Some(0), None).is_err());
+        assert!(Page::new(Some(MAX_PAGE_SIZE + 1), None).is_err());
+        assert!(Page::new(None, Some(-1)).is_err());
+        assert_eq!(Page::numbered(3, 24), Page { limit: 24, offset: 48 });
+    }
+}
