@@ -5,10 +5,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use pictor::app::Overrides;
-use pictor::handlers::Registry;
 use pictor_client::models::{ImageStatus, JobKind, JobStatus};
 
-use crate::helpers::{BreakableThumbnails, spawn_app_on};
+use crate::helpers::{spawn_app_on, with_breakable_thumbnails};
 
 both_backends! {
     async fn the_job_list_pages_filters_and_shows_details_with_retry_info(backend) {
@@ -67,14 +66,7 @@ both_backends! {
 both_backends! {
     async fn a_failed_job_retried_by_an_operator_completes_and_the_image_is_stored(backend) {
         let broken = Arc::new(AtomicBool::new(true));
-        let mut registry = Registry::standard();
-        registry.register(
-            JobKind::ThumbnailGeneration,
-            BreakableThumbnails {
-                broken: broken.clone(),
-            },
-        );
-        let Some(app) = spawn_app_on(backend, |_| {}, Overrides { registry: Some(registry), ..Default::default() }, true).await else {
+        let Some(app) = spawn_app_on(backend, |_| {}, with_breakable_thumbnails(&broken), true).await else {
             return;
         };
         let id = app.upload_ok("mpl-grace-hopper.jpg").await;

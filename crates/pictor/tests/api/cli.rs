@@ -8,10 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use pictor::app::Overrides;
-use pictor::handlers::Registry;
-use pictor_client::models::{ImageList, ImageStatus, JobKind, JobList, JobStatus};
+use pictor_client::models::{ImageList, ImageStatus, JobList, JobStatus};
 
-use crate::helpers::{BreakableThumbnails, TestApp, spawn_app, spawn_app_with, testdata};
+use crate::helpers::{TestApp, spawn_app, spawn_app_with, testdata, with_breakable_thumbnails};
 
 /// Runs `pictor ARGS...` in `dir` with no server settings from the
 /// environment, off the async runtime so that the spawned server keeps serving.
@@ -134,9 +133,7 @@ async fn images_json_parses_and_image_shows_one_with_its_asset_urls() {
 #[tokio::test]
 async fn jobs_status_failed_lists_the_failed_job_and_retry_requeues_it() {
     let broken = Arc::new(AtomicBool::new(true));
-    let mut registry = Registry::standard();
-    registry.register(JobKind::ThumbnailGeneration, BreakableThumbnails { broken: broken.clone() });
-    let app = spawn_app_with(|_| {}, Overrides { registry: Some(registry), ..Default::default() }, true).await;
+    let app = spawn_app_with(|_| {}, with_breakable_thumbnails(&broken), true).await;
     let id = app.upload_ok("mpl-grace-hopper.jpg").await;
     assert_eq!(app.wait_terminal(&id, Duration::from_secs(60)).await.status, ImageStatus::Failed);
 

@@ -5,9 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use pictor::app::{self, App, Overrides, ShutdownTrigger};
+use pictor::app::{self, App, Overrides};
+use pictor::clock::{ManualClock, Millis};
 use pictor::config::Config;
-use pictor::queue::clock::ManualClock;
+use pictor::handlers::ImageEffect;
+use pictor::queue::handler::{HandlerError, JobHandler};
+use pictor::shutdown::{self, ShutdownTrigger};
 use pictor_client::models::{Image, ImageStatus, JobDetail, JobList};
 use reqwest::multipart::{Form, Part};
 use tempfile::TempDir;
@@ -117,7 +120,7 @@ pub struct TestApp {
     /// The database it runs on.
     pub database_url: String,
     trigger: ShutdownTrigger,
-    server: tokio::task::JoinHandle<anyhow::Result<()>>,
+    server: tokio::task::JoinHandle<Result<(), app::RunError>>,
 }
 
 /// A config on a fresh SQLite file and storage folder under `dir`.
@@ -157,7 +160,7 @@ pub async fn spawn_app_on(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let app = app::build_with(&config, &base, overrides).await.expect("pictor builds");
-    let (trigger, shutdown) = app::shutdown_channel();
+    let (trigger, shutdown) = shutdown::channel();
     let server = tokio::spawn(app::serve(listener, app.clone(), with_runner, shutdown));
     Some(TestApp { base, client: reqwest::Client::new(), app, dir, database_url, trigger, server })
 }
@@ -167,7 +170,7 @@ impl TestApp {
     pub async fn stop(self) {
         self.trigger.trigger();
         let _ = tokio::time::timeout(Duration::from_secs(30), self.server).await;
-        self.app.state.db.pool.close().await;
+        self.app.db.pool.close().await;
         drop_database(&self.database_url).await;
     }
 
@@ -311,15 +314,15 @@ pub fn count_files(dir: &Path) -> usize {
         .unwrap_or(0)
 }
 
-/// Where a [`ClockedApp`]'s clock starts, ms since the epoch.
-pub const CLOCK_START_MS: i64 = 1_800_000_000_000;
+/// Where a [`ClockedApp`]'s clock starts.
+pub const CLOCK_START: Millis = Millis(1_800_000_000_000);
 
 /// Pictor built (not served, no runner started) on a fresh database with a
 /// hand-turned clock, for queue tests. Drops its PostgreSQL database with it.
 pub struct ClockedApp {
     /// The application.
     pub app: App,
-    /// The clock its queue reads; starts at [`CLOCK_START_MS`].
+    /// The clock its queue reads; starts at [`CLOCK_START`].
     pub clock: ManualClock,
     database_url: String,
     _dir: TempDir,
@@ -332,7 +335,7 @@ pub async fn clocked_app(backend: Backend, configure: impl FnOnce(&mut Config)) 
     let database_url = fresh_database(backend, dir.path()).await?;
     let mut config = Config { database_url: database_url.clone(), ..test_config(dir.path()) };
     configure(&mut config);
-    let clock = ManualClock::new(CLOCK_START_MS);
+    let clock = ManualClock::new(CLOCK_START);
     let overrides = Overrides { clock: Some(std::sync::Arc::new(clock.clone())), ..Default::default() };
     let app = app::build_with(&config, "http://test", overrides).await.expect("build");
     Some(ClockedApp { app, clock, database_url, _dir: dir })
@@ -359,18 +362,29 @@ impl Drop for ClockedApp {
 pub struct BreakableThumbnails {
     /// While true, every attempt fails permanently.
     pub broken: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The real handler, used while not broken.
+    pub real: pictor::handlers::ThumbnailGeneration,
+}
+
+/// The standard handlers with thumbnails that fail for good while `broken`
+/// is set.
+pub fn with_breakable_thumbnails(broken: &std::sync::Arc<std::sync::atomic::AtomicBool>) -> Overrides {
+    let broken = broken.clone();
+    let make: pictor::app::RegistryFactory = Box::new(move |ctx| {
+        let mut registry = pictor::handlers::registry(ctx);
+        let real = pictor::handlers::ThumbnailGeneration::new(ctx.clone());
+        registry.register(pictor_client::models::JobKind::ThumbnailGeneration, BreakableThumbnails { broken, real });
+        registry
+    });
+    Overrides { registry: Some(make), ..Default::default() }
 }
 
 #[async_trait::async_trait]
-impl pictor::handlers::JobHandler for BreakableThumbnails {
-    async fn handle(
-        &self,
-        job: &pictor::queue::job::Job,
-        ctx: &pictor::handlers::HandlerContext,
-    ) -> Result<pictor::handlers::Outcome, pictor::handlers::HandlerError> {
+impl JobHandler<ImageEffect> for BreakableThumbnails {
+    async fn handle(&self, job: &pictor::queue::Job) -> Result<pictor::handlers::Outcome, HandlerError> {
         if self.broken.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(pictor::handlers::HandlerError::Permanent("injected fault: thumbnailer out of order".into()));
+            return Err(HandlerError::permanent("injected fault: thumbnailer out of order"));
         }
-        pictor::handlers::ThumbnailGeneration.handle(job, ctx).await
+        self.real.handle(job).await
     }
 }

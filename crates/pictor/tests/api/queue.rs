@@ -4,19 +4,26 @@
 
 use std::time::Duration;
 
-use pictor::app::{App, Overrides};
-use pictor::db::{self, images::NewImage};
-use pictor::handlers::{HandlerContext, HandlerError, JobHandler, Outcome, Registry};
-use pictor::queue::clock::ManualClock;
-use pictor::queue::completer::{self, Ending};
-use pictor::queue::job::{Job, NewJob, OffloadPayload};
+use std::sync::Arc;
+
+use pictor::app::Overrides;
+use pictor::clock::{Clock, ManualClock, Millis};
+use pictor::db::{self, images::NewImage, jobs::Claim};
+use pictor::handlers::payload::{ASSET_JOB_PRIORITY, OffloadPayload};
+use pictor::handlers::{ImageEffect, Outcome};
+use pictor::images::ImageEffects;
+use pictor::queue::completer::{Completer, Ending, Finished};
+use pictor::queue::handler::{HandlerError, JobHandler};
+use pictor::queue::in_flight::InFlight;
 use pictor::queue::rescuer;
 use pictor::queue::retry::RetryPolicy;
+use pictor::queue::{Job, JobId, NewJob};
+use pictor::shutdown;
 use pictor_client::models::{ImageStatus, JobKind, JobStatus};
 
-use crate::helpers::{Backend, CLOCK_START_MS, ClockedApp, clocked_app, spawn_app_on};
+use crate::helpers::{Backend, CLOCK_START, ClockedApp, clocked_app, spawn_app_on};
 
-const T0: i64 = CLOCK_START_MS;
+const T0: Millis = CLOCK_START;
 const LEASE_MS: i64 = 30_000;
 
 /// The module's queue helpers over a [`ClockedApp`].
@@ -36,7 +43,26 @@ async fn fixture(backend: Backend, max_attempts: u32) -> Option<Fixture> {
 
 impl Fixture {
     fn db(&self) -> &db::Db {
-        &self.app.state.db
+        &self.app.db
+    }
+
+    fn queue(&self) -> &pictor::queue::Queue {
+        &self.app.queue
+    }
+
+    /// A completer writing as `runner`, backing off by `retry`.
+    fn completer(&self, runner: &str, retry: RetryPolicy) -> Completer<ImageEffects> {
+        Completer::new(self.app.queue.clone(), Arc::new(ImageEffects), runner.into(), retry, 10)
+    }
+
+    /// Writes one attempt's ending as `runner` would.
+    async fn end(&self, runner: &str, retry: RetryPolicy, job: &Job, result: Result<Outcome, HandlerError>) -> Ending {
+        let finished = Finished { job: job.clone(), result };
+        self.completer(runner, retry).write(&[finished]).await.expect("write the ending").remove(0)
+    }
+
+    async fn rescue(&self) -> Vec<db::jobs::Rescued> {
+        rescuer::rescue_once(self.queue(), &ImageEffects).await.expect("rescue")
     }
 
     async fn image(&self, id: &str) -> NewImage {
@@ -56,31 +82,33 @@ impl Fixture {
         image
     }
 
-    async fn enqueue(&self, kind: JobKind, image_id: &str) -> i64 {
+    async fn enqueue(&self, kind: JobKind, image_id: &str) -> JobId {
         let job = NewJob { kind, payload: "{}".into(), image_id: Some(image_id.into()), priority: 0, dedupe_key: None };
-        db::jobs::insert(&self.db().pool, self.db().backend, &job, self.app.state.queue.max_attempts, self.clock.now())
+        db::jobs::insert(&self.db().pool, self.db().backend, &job, self.app.queue.max_attempts, self.clock.now())
             .await
             .expect("insert")
             .expect("inserted")
     }
 
-    async fn claim(&self, runner: &str, limit: i64) -> Vec<Job> {
+    async fn claim(&self, runner: &str, limit: usize) -> Vec<Job> {
         let now = self.clock.now();
-        db::jobs::claim(&self.db().pool, self.db().backend, runner, limit, now + LEASE_MS, now).await.expect("claim")
+        let claim = Claim { runner, limit, now, locked_until: now.plus_ms(LEASE_MS) };
+        db::jobs::claim(&self.db().pool, self.db().backend, claim).await.expect("claim")
     }
 
-    async fn job(&self, id: i64) -> Job {
+    async fn job(&self, id: JobId) -> Job {
         db::jobs::get(&self.db().pool, id).await.expect("get").expect("exists")
     }
 }
 
-trait Now {
-    fn now(&self) -> i64;
+/// Moves a hand-turned clock by milliseconds.
+trait AdvanceMs {
+    fn advance_ms(&self, ms: i64);
 }
 
-impl Now for ManualClock {
-    fn now(&self) -> i64 {
-        pictor::queue::clock::Clock::now_ms(self)
+impl AdvanceMs for ManualClock {
+    fn advance_ms(&self, ms: i64) {
+        self.advance(Duration::from_millis(u64::try_from(ms).expect("forward")));
     }
 }
 
@@ -94,7 +122,7 @@ both_backends! {
         let job = &claimed[0];
         assert_eq!((job.status, job.attempts), (JobStatus::Running, 1));
         assert_eq!(job.locked_by.as_deref(), Some("runner-a"));
-        assert_eq!(job.locked_until, Some(T0 + LEASE_MS));
+        assert_eq!(job.locked_until, Some(T0.plus_ms(LEASE_MS)));
         assert!(
             f.claim("runner-b", 10).await.is_empty(),
             "a running job is not claimed again"
@@ -116,9 +144,8 @@ both_backends! {
             async move {
                 let mut mine = Vec::new();
                 loop {
-                    let batch = db::jobs::claim(&db.pool, db.backend, name, 7, now + LEASE_MS, now)
-                        .await
-                        .expect("claim");
+                    let claim = Claim { runner: name, limit: 7, now, locked_until: now.plus_ms(LEASE_MS) };
+                    let batch = db::jobs::claim(&db.pool, db.backend, claim).await.expect("claim");
                     if batch.is_empty() {
                         return mine;
                     }
@@ -129,7 +156,7 @@ both_backends! {
         };
         let (a, b) = tokio::join!(tokio::spawn(claim_all("a")), tokio::spawn(claim_all("b")));
         let (a, b) = (a.expect("a"), b.expect("b"));
-        let mut claimed: Vec<i64> = a.iter().chain(&b).copied().collect();
+        let mut claimed: Vec<JobId> = a.iter().chain(&b).copied().collect();
         claimed.sort_unstable();
         assert_eq!(
             claimed,
@@ -149,16 +176,11 @@ both_backends! {
         f.claim("crashed", 1).await;
         f.clock.advance_ms(LEASE_MS - 1);
         assert!(
-            rescuer::rescue_once(&f.app.state.queue)
-                .await
-                .expect("rescue")
-                .is_empty(),
+            f.rescue().await.is_empty(),
             "lease still held"
         );
         f.clock.advance_ms(2);
-        let rescued = rescuer::rescue_once(&f.app.state.queue)
-            .await
-            .expect("rescue");
+        let rescued = f.rescue().await;
         assert_eq!(rescued.len(), 1);
         let job = f.job(id).await;
         assert_eq!(
@@ -182,9 +204,7 @@ both_backends! {
         let id = f.enqueue(JobKind::OffloadOriginal, "img").await;
         f.claim("crashed", 1).await;
         f.clock.advance_ms(LEASE_MS + 1);
-        rescuer::rescue_once(&f.app.state.queue)
-            .await
-            .expect("rescue");
+        f.rescue().await;
         assert_eq!(f.job(id).await.status, JobStatus::Failed);
         let image = db::images::get(&f.db().pool, "img")
             .await
@@ -205,7 +225,6 @@ both_backends! {
             max_delay_ms: 60_000,
             jitter: 0.0,
         };
-        let error = HandlerError::Retryable("disk full".into());
         let mut delays = Vec::new();
         for attempt in 1..=3 {
             let job = f
@@ -214,17 +233,15 @@ both_backends! {
                 .pop()
                 .unwrap_or_else(|| panic!("attempt {attempt} claimable"));
             assert_eq!(job.attempts, attempt);
-            match completer::fail(&f.app.state.queue, &policy, &job, "r", &error)
-                .await
-                .expect("fail")
-            {
+            let error = HandlerError::retryable("disk full");
+            match f.end("r", policy, &job, Err(error)).await {
                 Ending::Retrying { run_at } => {
-                    delays.push(run_at - f.clock.now());
+                    delays.push(run_at.get() - f.clock.now().get());
                     assert!(
                         f.claim("r", 1).await.is_empty(),
                         "not due before its backoff"
                     );
-                    f.clock.advance_ms(run_at - f.clock.now());
+                    f.clock.advance_ms(run_at.get() - f.clock.now().get());
                 }
                 Ending::Failed => assert_eq!(attempt, 3, "fails only when out of attempts"),
                 other => panic!("unexpected {other:?}"),
@@ -256,16 +273,8 @@ both_backends! {
         f.image("img").await;
         let id = f.enqueue(JobKind::ThumbnailGeneration, "img").await;
         let job = f.claim("r", 1).await.remove(0);
-        let error = HandlerError::Permanent("the JPEG data ends early".into());
-        let ending = completer::fail(
-            &f.app.state.queue,
-            &RetryPolicy::default(),
-            &job,
-            "r",
-            &error,
-        )
-        .await
-        .expect("fail");
+        let error = HandlerError::permanent("the JPEG data ends early");
+        let ending = f.end("r", RetryPolicy::default(), &job, Err(error)).await;
         assert_eq!(ending, Ending::Failed);
         assert_eq!(f.job(id).await.attempts, 1);
     }
@@ -275,14 +284,13 @@ both_backends! {
     async fn children_are_enqueued_exactly_once_when_a_parent_is_re_run(backend) {
         let Some(f) = fixture(backend, 5).await else { return };
         f.image("img").await;
-        let queue = &f.app.state.queue;
         let payload = OffloadPayload {
             image_id: "img".into(),
             temp_path: "tmp/img.upload".into(),
             checksum: "00".repeat(32),
         };
         let child = |kind| NewJob::for_image(kind, "img", &payload).expect("payload");
-        let outcome = Outcome {
+        let outcome = || Outcome {
             effects: vec![],
             children: vec![
                 child(JobKind::ThumbnailGeneration),
@@ -294,28 +302,22 @@ both_backends! {
         let parent = f.enqueue(JobKind::OffloadOriginal, "img").await;
         let first = f.claim("slow", 1).await.remove(0);
         f.clock.advance_ms(LEASE_MS + 1);
-        rescuer::rescue_once(queue).await.expect("rescue");
+        f.rescue().await;
         let second = f.claim("fast", 1).await.remove(0);
         assert_eq!(second.id, parent);
         assert_eq!(
-            completer::complete(queue, &second, "fast", &outcome)
-                .await
-                .expect("complete"),
+            f.end("fast", RetryPolicy::default(), &second, Ok(outcome())).await,
             Ending::Completed { children: 2 }
         );
         assert_eq!(
-            completer::complete(queue, &first, "slow", &outcome)
-                .await
-                .expect("complete"),
+            f.end("slow", RetryPolicy::default(), &first, Ok(outcome())).await,
             Ending::LeaseLost
         );
         // A re-run of the same parent (say, an operator enqueues it again) adds no second set.
         f.enqueue(JobKind::OffloadOriginal, "img").await;
         let rerun = f.claim("fast", 1).await.remove(0);
         assert_eq!(
-            completer::complete(queue, &rerun, "fast", &outcome)
-                .await
-                .expect("complete"),
+            f.end("fast", RetryPolicy::default(), &rerun, Ok(outcome())).await,
             Ending::Completed { children: 0 }
         );
 
@@ -338,8 +340,8 @@ both_backends! {
 struct Hang;
 
 #[async_trait::async_trait]
-impl JobHandler for Hang {
-    async fn handle(&self, _job: &Job, _ctx: &HandlerContext) -> Result<Outcome, HandlerError> {
+impl JobHandler<ImageEffect> for Hang {
+    async fn handle(&self, _job: &Job) -> Result<Outcome, HandlerError> {
         std::future::pending().await
     }
 }
@@ -349,19 +351,20 @@ both_backends! {
         // The HTTP app's own runner has a 1 s lease and standard handlers.
         let Some(app) = spawn_app_on(backend, |c| c.lock_timeout_secs = 1, Overrides::default(), false).await else { return };
         // A second runner on the same database hangs in OFFLOAD_ORIGINAL ...
-        let mut hanging = Registry::standard();
+        let mut hanging = pictor::handlers::registry(&app.app.handlers);
         hanging.register(JobKind::OffloadOriginal, Hang);
         let doomed = pictor::queue::runner::Runner::new(
-            app.app.state.queue.clone(),
+            app.app.queue.clone(),
+            Arc::new(ImageEffects),
             hanging,
-            app_ctx(&app.app),
             pictor::queue::runner::RunnerSettings {
                 lock_timeout: Duration::from_secs(1),
                 ..Default::default()
             },
         );
         let doomed_name = doomed.id().to_owned();
-        let doomed_task = tokio::spawn(doomed.run(std::future::pending()));
+        let (_never, running) = shutdown::channel();
+        let doomed_task = tokio::spawn(doomed.run(running.clone()));
         let id = app.upload_ok("mpl-grace-hopper.jpg").await;
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         loop {
@@ -384,7 +387,7 @@ both_backends! {
         let _ = doomed_task.await;
         // A healthy runner rescues the job once the lease expires and finishes the image.
         let healthy = app.app.runner.clone();
-        let healthy_task = tokio::spawn(healthy.run(std::future::pending()));
+        let healthy_task = tokio::spawn(healthy.run(running));
         let image = app.wait_terminal(&id, Duration::from_secs(60)).await;
         assert_eq!(image.status, ImageStatus::Stored, "{:?}", image.error);
         let offload = app.jobs("type=OFFLOAD_ORIGINAL").await.jobs.remove(0);
@@ -399,10 +402,6 @@ both_backends! {
     }
 }
 
-fn app_ctx(app: &App) -> HandlerContext {
-    app.runner.handler_context().clone()
-}
-
 both_backends! {
     async fn an_offloads_asset_jobs_are_claimed_before_newer_offloads(backend) {
         let Some(f) = fixture(backend, 5).await else { return };
@@ -413,27 +412,26 @@ both_backends! {
         let payload = OffloadPayload { image_id: "old".into(), temp_path: "tmp/old.upload".into(), checksum: "00".repeat(32) };
         let thumbnails = NewJob::for_image(JobKind::ThumbnailGeneration, "old", &payload)
             .expect("payload")
-            .with_priority(pictor::queue::job::ASSET_JOB_PRIORITY);
+            .with_priority(ASSET_JOB_PRIORITY);
         let mut writer = f.db().write_connection(db::Durability::Acknowledged).await.expect("writer");
         let asset_job = db::jobs::insert(&mut *writer, f.db().backend, &thumbnails, 5, f.clock.now())
             .await
             .expect("insert")
             .expect("inserted");
-        let order: Vec<i64> = f.claim("runner", 10).await.iter().map(|j| j.id).collect();
+        let order: Vec<JobId> = f.claim("runner", 10).await.iter().map(|j| j.id).collect();
         assert_eq!(order, vec![asset_job, newer_offload], "the started image's job first, though enqueued later");
     }
 }
 
 both_backends! {
-    async fn the_batch_completer_commits_effects_and_children_of_a_group_and_skips_a_lost_lease(backend) {
+    async fn the_completer_commits_effects_and_children_of_a_group_and_skips_a_lost_lease(backend) {
         let Some(f) = fixture(backend, 5).await else { return };
-        let queue = f.app.state.queue.clone();
         // Job c's lease passes to another runner before its result arrives.
         f.image("c").await;
         f.enqueue(JobKind::OffloadOriginal, "c").await;
         let lost = f.claim("runner", 10).await.remove(0);
         f.clock.advance_ms(LEASE_MS + 1);
-        rescuer::rescue_once(&queue).await.expect("rescue");
+        f.rescue().await;
         let thief = f.claim("thief", 10).await;
         assert_eq!(thief.iter().map(|j| j.id).collect::<Vec<_>>(), vec![lost.id]);
         for id in ["a", "b"] {
@@ -443,32 +441,25 @@ both_backends! {
         let claimed = f.claim("runner", 10).await;
         assert_eq!(claimed.len(), 2);
 
-        let (ended_tx, mut ended_rx) = tokio::sync::mpsc::unbounded_channel();
-        let (batch, task) = completer::BatchCompleter::start(queue.clone(), "runner".into(), 10, move |ids| {
-            let _ = ended_tx.send(ids.to_vec());
-        });
+        let in_flight = Arc::new(InFlight::default());
+        in_flight.claimed(claimed.iter().chain([&lost]).map(|j| j.id));
+        let (batch, task) = f.completer("runner", RetryPolicy::default()).start(in_flight.clone());
         for job in claimed.iter().chain([&lost]) {
             let image_id = job.image_id.clone().expect("an image");
             let payload = OffloadPayload { image_id: image_id.clone(), temp_path: format!("tmp/{image_id}.upload"), checksum: "00".repeat(32) };
             let outcome = Outcome {
-                effects: vec![pictor::handlers::ImageEffect::Original {
+                effects: vec![ImageEffect::Original {
                     image_id: image_id.clone(),
                     original_path: format!("originals/00/{image_id}"),
                 }],
                 children: vec![NewJob::for_image(JobKind::PreviewGeneration, &image_id, &payload).expect("payload")],
             };
-            batch.submit(job, outcome).await.expect("running completer");
+            in_flight.finished(job.id);
+            batch.send(Finished { job: job.clone(), result: Ok(outcome) }).await.expect("running completer");
         }
         drop(batch);
         task.await.expect("completer task");
-        let mut ended = Vec::new();
-        while let Ok(ids) = ended_rx.try_recv() {
-            ended.extend(ids);
-        }
-        ended.sort_unstable();
-        let mut all: Vec<i64> = claimed.iter().chain([&lost]).map(|j| j.id).collect();
-        all.sort_unstable();
-        assert_eq!(ended, all, "every submitted job is reported ended");
+        assert!(in_flight.held().is_empty(), "every submitted job has ended: {:?}", in_flight.held());
 
         for job in &claimed {
             assert_eq!(f.job(job.id).await.status, JobStatus::Completed);

@@ -1,24 +1,29 @@
-//! Batched queue writes on a real database: the batch completer's one
-//! lease-checked statement, bulk enqueue, and a runner draining effect-free
-//! jobs through the batch completer and stopping with none left RUNNING.
+//! Batched queue writes on a real database: bare successes completed by the
+//! completer's one lease-checked statement, bulk enqueue, and a runner
+//! draining effect-free jobs and stopping with none left RUNNING.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use pictor::app;
-use pictor::db::{self, jobs::JobFilter};
-use pictor::handlers::{HandlerContext, HandlerError, JobHandler, Outcome, Registry};
-use pictor::queue::clock::Clock;
-use pictor::queue::completer::{self, Ending};
-use pictor::queue::job::{Job, NewJob};
+use std::time::Duration;
+
+use pictor::clock::{Clock, Millis};
+use pictor::db::{self, jobs::Claim, jobs::JobFilter};
+use pictor::handlers::{ImageEffect, Outcome};
+use pictor::images::ImageEffects;
+use pictor::queue::completer::{Completer, Ending, Finished};
+use pictor::queue::handler::{HandlerError, JobHandler, Registry};
 use pictor::queue::rescuer;
+use pictor::queue::retry::RetryPolicy;
 use pictor::queue::runner::{Runner, RunnerSettings};
+use pictor::queue::{Job, JobId, NewJob};
+use pictor::shutdown;
 use pictor_client::models::{JobKind, JobStatus};
 use tokio::sync::Notify;
 
-use crate::helpers::{Backend, CLOCK_START_MS, ClockedApp, clocked_app};
+use crate::helpers::{Backend, CLOCK_START, ClockedApp, clocked_app};
 
-const T0: i64 = CLOCK_START_MS;
+const T0: Millis = CLOCK_START;
 const LEASE_MS: i64 = 30_000;
 
 /// The module's queue helpers over a [`ClockedApp`].
@@ -49,13 +54,25 @@ fn bare_job(i: usize) -> NewJob {
 
 impl Fixture {
     fn db(&self) -> &db::Db {
-        &self.app.state.db
+        &self.app.db
     }
 
-    async fn enqueue(&self, count: usize) -> Vec<i64> {
+    /// Writes bare successes of the given jobs as `runner`, in one group.
+    async fn complete_bare(&self, runner: &str, ids: &[JobId]) -> Vec<(JobId, Ending)> {
+        let mut batch = Vec::new();
+        for id in ids {
+            batch.push(Finished { job: self.job(*id).await, result: Ok(Outcome::default()) });
+        }
+        let mut completer =
+            Completer::new(self.app.queue.clone(), Arc::new(ImageEffects), runner.into(), RetryPolicy::default(), 10);
+        let endings = completer.write(&batch).await.expect("write");
+        ids.iter().copied().zip(endings).collect()
+    }
+
+    async fn enqueue(&self, count: usize) -> Vec<JobId> {
         let mut ids = Vec::new();
         for i in 0..count {
-            let id = db::jobs::insert(&self.db().pool, self.db().backend, &bare_job(i), 5, self.clock.now_ms())
+            let id = db::jobs::insert(&self.db().pool, self.db().backend, &bare_job(i), 5, self.clock.now())
                 .await
                 .expect("insert");
             ids.push(id.expect("inserted"));
@@ -63,15 +80,14 @@ impl Fixture {
         ids
     }
 
-    async fn claim(&self, runner: &str, limit: i64) -> Vec<i64> {
-        let now = self.clock.now_ms();
-        let claimed = db::jobs::claim(&self.db().pool, self.db().backend, runner, limit, now + LEASE_MS, now)
-            .await
-            .expect("claim");
+    async fn claim(&self, runner: &str, limit: usize) -> Vec<JobId> {
+        let now = self.clock.now();
+        let claim = Claim { runner, limit, now, locked_until: now.plus_ms(LEASE_MS) };
+        let claimed = db::jobs::claim(&self.db().pool, self.db().backend, claim).await.expect("claim");
         claimed.iter().map(|j| j.id).collect()
     }
 
-    async fn job(&self, id: i64) -> Job {
+    async fn job(&self, id: JobId) -> Job {
         db::jobs::get(&self.db().pool, id).await.expect("get").expect("exists")
     }
 
@@ -86,17 +102,16 @@ both_backends! {
         let Some(f) = fixture(backend).await else { return };
         let ids = f.enqueue(4).await;
         assert_eq!(f.claim("runner-a", 10).await.len(), 4);
-        f.clock.advance_ms(7);
+        f.clock.advance(Duration::from_millis(7));
 
-        let queue = &f.app.state.queue;
-        let endings = completer::complete_batch(queue, &queue.db.pool, "runner-a", &ids[..3]).await.expect("batch");
+        let endings = f.complete_bare("runner-a", &ids[..3]).await;
 
         let completed = Ending::Completed { children: 0 };
         assert_eq!(endings, vec![(ids[0], completed), (ids[1], completed), (ids[2], completed)]);
         for id in &ids[..3] {
             let job = f.job(*id).await;
             assert_eq!(job.status, JobStatus::Completed);
-            assert_eq!(job.finished_at, Some(T0 + 7));
+            assert_eq!(job.finished_at, Some(T0.plus_ms(7)));
             assert_eq!(job.locked_until, None);
             assert_eq!(job.locked_by.as_deref(), Some("runner-a"), "who ran it stays visible");
         }
@@ -111,18 +126,16 @@ both_backends! {
         let ids = f.enqueue(1).await;
         assert_eq!(f.claim("runner-a", 1).await, ids);
         // runner-a stalls past its lease; the job is rescued and runner-b takes it.
-        f.clock.advance_ms(LEASE_MS + 1);
-        rescuer::rescue_once(&f.app.state.queue).await.expect("rescue");
+        f.clock.advance(Duration::from_millis(LEASE_MS.unsigned_abs() + 1));
+        rescuer::rescue_once(&f.app.queue, &ImageEffects).await.expect("rescue");
         assert_eq!(f.claim("runner-b", 1).await, ids);
         let before = f.job(ids[0]).await;
         // runner-a still holds a second job.
         let held = f.enqueue(1).await;
         assert_eq!(f.claim("runner-a", 1).await, held);
-        f.clock.advance_ms(5);
+        f.clock.advance(Duration::from_millis(5));
 
-        let queue = &f.app.state.queue;
-        let endings =
-            completer::complete_batch(queue, &queue.db.pool, "runner-a", &[ids[0], held[0]]).await.expect("batch");
+        let endings = f.complete_bare("runner-a", &[ids[0], held[0]]).await;
 
         assert_eq!(endings, vec![(ids[0], Ending::LeaseLost), (held[0], Ending::Completed { children: 0 })]);
         assert_eq!(f.job(ids[0]).await, before, "runner-b's job is exactly as it was");
@@ -133,7 +146,7 @@ both_backends! {
 both_backends! {
     async fn bulk_enqueue_inserts_every_job_and_skips_existing_dedupe_keys(backend) {
         let Some(f) = fixture(backend).await else { return };
-        let queue = &f.app.state.queue;
+        let queue = &f.app.queue;
         let mut jobs = (0..50).map(bare_job).collect::<Vec<_>>();
         jobs[0].dedupe_key = Some("once".into());
         let mut tx = queue.db.begin_write(db::Durability::Acknowledged).await.expect("begin");
@@ -155,7 +168,7 @@ both_backends! {
 both_backends! {
     async fn a_single_enqueue_commits_on_its_own_and_skips_an_existing_dedupe_key(backend) {
         let Some(f) = fixture(backend).await else { return };
-        let queue = &f.app.state.queue;
+        let queue = &f.app.queue;
         let mut job = bare_job(7);
         job.dedupe_key = Some("single".into());
 
@@ -181,8 +194,8 @@ struct Counting {
 struct CountingHandler(Arc<Counting>);
 
 #[async_trait::async_trait]
-impl JobHandler for CountingHandler {
-    async fn handle(&self, _job: &Job, _ctx: &HandlerContext) -> Result<Outcome, HandlerError> {
+impl JobHandler<ImageEffect> for CountingHandler {
+    async fn handle(&self, _job: &Job) -> Result<Outcome, HandlerError> {
         if self.0.ran.fetch_add(1, Ordering::SeqCst) + 1 == self.0.target {
             self.0.all_ran.notify_one();
         }
@@ -193,7 +206,7 @@ impl JobHandler for CountingHandler {
 both_backends! {
     async fn a_runner_completes_effect_free_jobs_in_batches_and_leaves_none_running_at_shutdown(backend) {
         let Some(f) = fixture(backend).await else { return };
-        let queue = &f.app.state.queue;
+        let queue = &f.app.queue;
         let jobs = (0..300).map(bare_job).collect::<Vec<_>>();
         let mut tx = queue.db.begin_write(db::Durability::Acknowledged).await.expect("begin");
         queue.enqueue_many_in(&mut tx, &jobs).await.expect("bulk");
@@ -202,9 +215,9 @@ both_backends! {
         let mut registry = Registry::default();
         registry.register(JobKind::PreviewGeneration, CountingHandler(counting.clone()));
         let settings = RunnerSettings { batch_size: 40, concurrency: 25, completion_batch: 16, ..Default::default() };
-        let runner = Runner::new(queue.clone(), registry, f.app.runner.handler_context().clone(), settings);
-        let (trigger, shutdown) = app::shutdown_channel();
-        let task = tokio::spawn(runner.run(shutdown.wait()));
+        let runner = Runner::new(queue.clone(), Arc::new(ImageEffects), registry, settings);
+        let (trigger, shutdown) = shutdown::channel();
+        let task = tokio::spawn(runner.run(shutdown));
 
         counting.all_ran.notified().await;
         // Stopping writes the completer's backlog before the runner returns.
@@ -222,7 +235,7 @@ both_backends! {
 #[tokio::test]
 async fn on_postgres_an_enqueue_notifies_the_runners_once_committed_and_a_deduplicated_one_does_not() {
     let Some(f) = fixture(Backend::Postgres).await else { return };
-    let queue = &f.app.state.queue;
+    let queue = &f.app.queue;
     let mut listener = sqlx::postgres::PgListener::connect(queue.db.url()).await.expect("listener");
     listener.listen(db::jobs::NOTIFY_CHANNEL).await.expect("listen");
     let job = NewJob { dedupe_key: Some("once".into()), ..bare_job(0) };

@@ -121,7 +121,7 @@ async fn sqlite_commits_are_fully_synced_by_default_and_normal_when_configured()
             false,
         )
         .await;
-        let row = sqlx::query("PRAGMA synchronous").fetch_one(&app.app.state.db.pool).await.expect("pragma");
+        let row = sqlx::query("PRAGMA synchronous").fetch_one(&app.app.db.pool).await.expect("pragma");
         assert_eq!(row.try_get::<i64, _>(0).expect("value"), pragma, "{setting:?}");
         app.stop().await;
     }
