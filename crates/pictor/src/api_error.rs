@@ -56,7 +56,7 @@ impl ApiError {
                 IngestError::Corrupt(_) => (StatusCode::UNPROCESSABLE_ENTITY, "corrupt_image"),
                 IngestError::TooManyPixels { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "too_many_pixels"),
                 IngestError::Stream(_) => (StatusCode::BAD_REQUEST, "malformed_upload"),
-                IngestError::Io(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+                IngestError::Io(_) | IngestError::Storage(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
             },
             ImagesError::Invalid { code, .. } => (StatusCode::BAD_REQUEST, code),
             ImagesError::Queue(QueueError::NotFound(_))
@@ -64,7 +64,7 @@ impl ApiError {
             | ImagesError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ImagesError::Queue(QueueError::WrongState { .. }) => (StatusCode::CONFLICT, "wrong_state"),
             ImagesError::Queue(QueueError::Db(_))
-            | ImagesError::Storage(StorageError::Io { .. })
+            | ImagesError::Storage(StorageError::Io { .. } | StorageError::ChecksumMismatch { .. })
             | ImagesError::Db(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
     }

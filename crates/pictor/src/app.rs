@@ -115,16 +115,13 @@ pub async fn build_with(config: &Config, api_base_default: &str, overrides: Over
     let db = Db::connect_with(&config.database_url, config.sqlite_synchronous).await?;
     let version = db.migrate().await?;
     tracing::info!(backend = ?db.backend, schema_version = version, "database ready");
-    let local = LocalStorage::open(&config.storage_dir)?;
-    let tmp_dir = local.tmp_dir();
-    let storage: Arc<dyn Storage> = Arc::new(local);
+    let storage: Arc<dyn Storage> = Arc::new(LocalStorage::open(&config.storage_dir)?);
 
     let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
     let queue = Queue { db: db.clone(), clock, wakeup: Wakeup::default(), max_attempts: config.max_attempts.into() };
     let cpus = std::thread::available_parallelism().map_or(2, usize::from);
     let handlers = Arc::new(HandlerContext {
         storage: storage.clone(),
-        tmp_dir: tmp_dir.clone(),
         cpu: Arc::new(CpuPool::new(cpus).map_err(StartupError::CpuPool)?),
         assets: Arc::new(AssetSettings {
             thumbnail_sizes: config.thumbnail_sizes.clone(),
@@ -154,7 +151,7 @@ pub async fn build_with(config: &Config, api_base_default: &str, overrides: Over
     };
     let runner = Runner::new(queue.clone(), Arc::new(ImageEffects), registry, settings);
     let limits = UploadLimits { max_upload_bytes: config.max_upload_bytes, max_pixels: config.max_pixels };
-    let images = Images::new(db.clone(), storage, tmp_dir, queue.clone(), limits);
+    let images = Images::new(db.clone(), storage, queue.clone(), limits);
     Ok(App {
         db,
         queue,

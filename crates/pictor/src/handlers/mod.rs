@@ -11,7 +11,6 @@ pub mod shared_decode;
 mod thumbnails;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use pictor_client::models::JobKind;
@@ -25,7 +24,7 @@ pub use thumbnails::ThumbnailGeneration;
 
 use crate::queue::Job;
 use crate::queue::handler::{HandlerError, Registry};
-use crate::storage::{Storage, StorageError};
+use crate::storage::{OriginalKey, Storage, StorageError};
 
 /// A handler's result: image effects and child jobs.
 pub type Outcome = crate::queue::handler::Outcome<ImageEffect>;
@@ -33,7 +32,9 @@ pub type Outcome = crate::queue::handler::Outcome<ImageEffect>;
 impl From<StorageError> for HandlerError {
     fn from(e: StorageError) -> Self {
         match e {
-            StorageError::NotFound(_) | StorageError::InvalidKey(_) => Self::permanent(e.to_string()),
+            StorageError::NotFound(_) | StorageError::InvalidKey(_) | StorageError::ChecksumMismatch { .. } => {
+                Self::permanent(e.to_string())
+            }
             StorageError::Io { .. } => Self::retryable(e.to_string()).caused_by(e),
         }
     }
@@ -103,8 +104,6 @@ impl AssetSettings {
 pub struct HandlerContext {
     /// Where originals and assets live.
     pub storage: Arc<dyn Storage>,
-    /// The local folder uploads stream to.
-    pub tmp_dir: PathBuf,
     /// Runs decoding and encoding, one thread per CPU (DESIGN invariant 6).
     pub cpu: Arc<CpuPool>,
     /// Asset sizes and quality.
@@ -151,7 +150,7 @@ impl HandlerContext {
     /// # Errors
     /// Reading the original, or decoding it.
     pub async fn prepare_original(&self, original_path: &str, edge: u32) -> Result<Arc<Prepared>, HandlerError> {
-        let data = self.storage.get(original_path).await?;
+        let data = self.storage.get(&*OriginalKey::parse(original_path)?).await?;
         let options = self.assets.render.clone();
         self.run_cpu(move || Ok(Arc::new(pictor_imaging::prepare(&data, edge, &options)?))).await
     }

@@ -11,7 +11,7 @@ use super::payload::PreviewPayload;
 use super::{HandlerContext, ImageEffect, Outcome, Taker, payload};
 use crate::queue::Job;
 use crate::queue::handler::{HandlerError, JobHandler};
-use crate::storage::preview_key;
+use crate::storage::AssetKey;
 
 /// Makes the web preview of an original.
 #[derive(Debug, Clone)]
@@ -38,11 +38,11 @@ impl JobHandler<ImageEffect> for PreviewGeneration {
         let mut previews = BTreeMap::new();
         let mut objects = Vec::with_capacity(assets.len());
         for asset in assets {
-            let key = preview_key(&p.image_id, asset.format);
-            objects.push((key.clone(), asset.bytes));
-            previews.insert(asset.format.name().to_owned(), key);
+            let key = AssetKey::preview(&p.image_id, asset.format)?;
+            previews.insert(asset.format.name().to_owned(), key.to_string());
+            objects.push((key, asset.bytes));
         }
-        ctx.storage.put_many(objects).await?;
+        ctx.storage.put_assets(objects).await?;
         let preview_path = previews
             .get(AssetFormat::Jpeg.name())
             .cloned()

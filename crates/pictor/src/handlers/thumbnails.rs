@@ -10,7 +10,7 @@ use super::payload::ThumbnailPayload;
 use super::{HandlerContext, ImageEffect, Outcome, Taker, payload};
 use crate::queue::Job;
 use crate::queue::handler::{HandlerError, JobHandler};
-use crate::storage::thumbnail_key;
+use crate::storage::AssetKey;
 
 /// Makes the thumbnails of an original.
 #[derive(Debug, Clone)]
@@ -47,11 +47,11 @@ impl JobHandler<ImageEffect> for ThumbnailGeneration {
         let mut keys = BTreeMap::new();
         let mut objects = Vec::with_capacity(assets.len());
         for (size, asset) in p.sizes.iter().zip(assets) {
-            let key = thumbnail_key(&p.image_id, *size);
-            objects.push((key.clone(), asset.bytes));
-            keys.insert(*size, key);
+            let key = AssetKey::thumbnail(&p.image_id, *size)?;
+            keys.insert(*size, key.to_string());
+            objects.push((key, asset.bytes));
         }
-        ctx.storage.put_many(objects).await?;
+        ctx.storage.put_assets(objects).await?;
         Ok(Outcome {
             effects: vec![ImageEffect::Thumbnails { image_id: p.image_id, keys, thumbhash }],
             children: Vec::new(),

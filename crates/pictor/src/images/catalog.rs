@@ -8,7 +8,7 @@ use super::{Images, ImagesError, ImagesResult, Page, view};
 use sqlx::AnyPool;
 
 use crate::db::{self, DbResult, Durability, images::ImageRecord};
-use crate::storage::assets_prefix;
+use crate::storage::Key;
 
 /// Filters of the image list.
 pub use crate::db::images::ImageFilter;
@@ -113,10 +113,10 @@ impl Images {
         self.events.publish(Change::ImageDeleted(id.to_owned()));
         // Files go after the rows: a crash in between leaves unreferenced
         // files, never rows that point at nothing.
-        self.storage.delete_prefix(&assets_prefix(&record.id)).await?;
+        self.storage.delete_assets(&record.id).await?;
         for key in [record.original_path.as_deref(), record.temp_path.as_deref()].into_iter().flatten() {
             if db::images::count_using(&self.db.pool, key).await? == 0 {
-                self.storage.delete(key).await?;
+                self.storage.delete(&Key::parse(key)?).await?;
             }
         }
         Ok(())

@@ -23,7 +23,7 @@ use crate::clock::Millis;
 use crate::db::{Db, DbError};
 use crate::ingest::IngestError;
 use crate::queue::{Queue, QueueError};
-use crate::storage::{Storage, StorageError};
+use crate::storage::{AssetKey, Storage, StorageError};
 
 /// Default page size of a list.
 pub const DEFAULT_PAGE_SIZE: i64 = 50;
@@ -131,24 +131,13 @@ pub struct Images {
     queue: Queue,
     events: events::Events,
     limits: UploadLimits,
-    tmp_dir: std::path::PathBuf,
 }
 
 impl Images {
     /// The service over these layers.
-    pub fn new(
-        db: Db,
-        storage: Arc<dyn Storage>,
-        tmp_dir: std::path::PathBuf,
-        queue: Queue,
-        limits: UploadLimits,
-    ) -> Self {
+    pub fn new(db: Db, storage: Arc<dyn Storage>, queue: Queue, limits: UploadLimits) -> Self {
         let events = events::Events::new(db.clone(), queue.clock.clone());
-        Self { db, storage, queue, events, limits, tmp_dir }
-    }
-
-    fn tmp_dir(&self) -> std::path::PathBuf {
-        self.tmp_dir.clone()
+        Self { db, storage, queue, events, limits }
     }
 
     /// The change events of images and jobs.
@@ -169,10 +158,10 @@ impl Images {
     /// The bytes of an asset, by the key its URL names (`assets/...`).
     ///
     /// # Errors
-    /// Not a key Pictor makes, nothing stored under it, or storage failed.
+    /// Not an asset key Pictor makes, nothing stored under it, or storage failed.
     pub async fn asset(&self, key: &str) -> ImagesResult<Vec<u8>> {
-        crate::storage::validate_key(key)?;
-        Ok(self.storage.get(key).await?)
+        let key = AssetKey::parse(key)?;
+        Ok(self.storage.get(&key).await?)
     }
 
     /// Whether the database and the storage answer (for `/healthz`).

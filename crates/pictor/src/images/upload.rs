@@ -77,7 +77,7 @@ impl Images {
         S: Stream<Item = Result<Bytes, IngestError>> + Unpin,
     {
         let limits = Limits { max_pixels: self.limits.max_pixels, ..Limits::default() };
-        Ok(ingest::ingest(&self.tmp_dir(), body, self.limits.max_upload_bytes, limits).await?)
+        Ok(ingest::ingest(self.storage.as_ref(), body, self.limits.max_upload_bytes, limits).await?)
     }
 
     /// Records an ingested upload: the image row (INGESTED) and its offload
@@ -89,7 +89,7 @@ impl Images {
     pub async fn accept(&self, ingested: &Ingested, details: UploadDetails) -> ImagesResult<Accepted> {
         let accepted = self.record(ingested, details).await;
         if accepted.is_err() {
-            ingested.discard().await;
+            self.discard(ingested).await;
         }
         let accepted = accepted?;
         // The poller reads the new row and publishes it.
@@ -99,7 +99,9 @@ impl Images {
 
     /// Drops an ingested upload that will not be accepted.
     pub async fn discard(&self, ingested: &Ingested) {
-        ingested.discard().await;
+        if let Err(e) = self.storage.abort(&ingested.temp_key).await {
+            tracing::warn!(key = %ingested.temp_key, error = ?e, "cannot remove a refused upload");
+        }
     }
 
     async fn record(&self, ingested: &Ingested, details: UploadDetails) -> ImagesResult<Accepted> {
@@ -115,11 +117,11 @@ impl Images {
             width: width.into(),
             height: height.into(),
             orientation: ingested.info.orientation.into(),
-            temp_path: ingested.temp_key.clone(),
+            temp_path: ingested.temp_key.to_string(),
         };
         let payload = OffloadPayload {
             image_id: id.clone(),
-            temp_path: ingested.temp_key.clone(),
+            temp_path: ingested.temp_key.to_string(),
             checksum: ingested.checksum.clone(),
         };
         let job = offload_job(&payload).map_err(|e| ImagesError::invalid("invalid_payload", e.to_string()))?;

@@ -1,16 +1,15 @@
-//! Ingest: streams an upload to `STORAGE_DIR/tmp/`, hashing (SHA-256) and
-//! counting as the bytes arrive, enforces the size limit, recognises the
-//! format by its magic bytes and reads the header (dimensions, orientation),
-//! refusing images over the pixel limit before anything is decoded. A refused
-//! upload leaves nothing behind.
-
-use std::path::{Path, PathBuf};
+//! Ingest: streams an upload into the storage's temp area, hashing
+//! (SHA-256) and counting as the bytes arrive, enforces the size limit,
+//! recognises the format by its magic bytes and reads the header
+//! (dimensions, orientation), refusing images over the pixel limit before
+//! anything is decoded. A refused upload leaves nothing behind.
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use pictor_imaging::{ImageInfo, ImagingError, Limits};
 use sha2::{Digest, Sha256};
-use std::io::Write as _;
+
+use crate::storage::{Storage, StorageError, TempKey, UploadWriter};
 
 /// Bytes of an upload gathered before each write to the temp file.
 const WRITE_BUFFER_BYTES: usize = 1 << 20;
@@ -52,18 +51,19 @@ pub enum IngestError {
     /// The client's stream broke off or was malformed.
     #[error("the upload could not be read: {0}")]
     Stream(String),
-    /// The disk failed.
-    #[error("could not write the upload")]
+    /// Storage failed while the upload was written or read back.
+    #[error("could not store the upload")]
+    Storage(#[from] StorageError),
+    /// Reading the header failed for a reason other than the file.
+    #[error("could not read the upload's header")]
     Io(#[from] std::io::Error),
 }
 
-/// An upload that is durable in `tmp/` and whose header was read.
+/// An upload that is durable in the temp area and whose header was read.
 #[derive(Debug, Clone)]
 pub struct Ingested {
-    /// Storage key of the temp file (`tmp/<name>`).
-    pub temp_key: String,
-    /// The temp file.
-    pub temp_file: PathBuf,
+    /// Where the upload is stored.
+    pub temp_key: TempKey,
     /// SHA-256, lowercase hex.
     pub checksum: String,
     /// Bytes.
@@ -72,102 +72,93 @@ pub struct Ingested {
     pub info: ImageInfo,
 }
 
-impl Ingested {
-    /// Removes the temp file (after a refusal further on).
-    pub async fn discard(&self) {
-        let _ = tokio::fs::remove_file(&self.temp_file).await;
-    }
-}
-
-/// Streams `body` to a new file in `tmp_dir` and probes it.
+/// Streams `body` into a new upload in `storage` and probes it.
 ///
 /// # Errors
-/// A refusal ([`IngestError`]); the temp file is removed before returning.
-pub async fn ingest<S>(tmp_dir: &Path, body: S, max_bytes: u64, limits: Limits) -> Result<Ingested, IngestError>
-where
-    S: Stream<Item = Result<Bytes, IngestError>> + Unpin,
-{
-    let name = format!("{}.upload", uuid::Uuid::now_v7());
-    let temp_file = tmp_dir.join(&name);
-    let result = write_and_probe(&temp_file, body, max_bytes, limits).await;
-    match result {
-        Ok((checksum, size_bytes, info)) => {
-            Ok(Ingested { temp_key: format!("tmp/{name}"), temp_file, checksum, size_bytes, info })
-        }
-        Err(e) => {
-            let _ = tokio::fs::remove_file(&temp_file).await;
-            Err(e)
-        }
-    }
-}
-
-async fn write_and_probe<S>(
-    path: &Path,
+/// A refusal ([`IngestError`]); nothing is left in storage.
+pub async fn ingest<S>(
+    storage: &dyn Storage,
     mut body: S,
     max_bytes: u64,
     limits: Limits,
-) -> Result<(String, u64, ImageInfo), IngestError>
+) -> Result<Ingested, IngestError>
 where
     S: Stream<Item = Result<Bytes, IngestError>> + Unpin,
 {
     // The body is gathered in memory up to WRITE_BUFFER_BYTES and written
-    // in large blocks, the file created at the first block; an upload that
-    // fits (most photos) costs one trip to the blocking pool in all:
-    // create, write, fsync and read its header.
+    // in large blocks, the upload begun at the first block. An upload that
+    // fits (most photos) is probed from memory before anything is written,
+    // then written and synced in one call.
     let mut hasher = Sha256::new();
     let mut size: u64 = 0;
     let mut prefix = Vec::with_capacity(SNIFF_BYTES);
     let mut pending: Vec<u8> = Vec::new();
-    let mut file: Option<std::fs::File> = None;
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk?;
-        size += chunk.len() as u64;
-        if size > max_bytes {
-            return Err(IngestError::TooLarge { limit: max_bytes });
+    let mut writer: Option<Box<dyn UploadWriter>> = None;
+    let read = async {
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk?;
+            size += chunk.len() as u64;
+            if size > max_bytes {
+                return Err(IngestError::TooLarge { limit: max_bytes });
+            }
+            hasher.update(&chunk);
+            if prefix.len() < SNIFF_BYTES {
+                let take = (SNIFF_BYTES - prefix.len()).min(chunk.len());
+                prefix.extend_from_slice(&chunk[..take]);
+            }
+            pending.extend_from_slice(&chunk);
+            if pending.len() >= WRITE_BUFFER_BYTES {
+                let open = match writer.as_mut() {
+                    Some(open) => open,
+                    None => writer.insert(storage.begin_upload().await?),
+                };
+                // The block's allocation is reused for the next one.
+                pending = open.write(std::mem::take(&mut pending)).await?;
+            }
         }
-        hasher.update(&chunk);
-        if prefix.len() < SNIFF_BYTES {
-            let take = (SNIFF_BYTES - prefix.len()).min(chunk.len());
-            prefix.extend_from_slice(&chunk[..take]);
+        if size == 0 {
+            return Err(IngestError::Empty);
         }
-        pending.extend_from_slice(&chunk);
-        if pending.len() >= WRITE_BUFFER_BYTES {
-            let (path, mut block, open) = (path.to_owned(), std::mem::take(&mut pending), file.take());
-            let (written, emptied) = blocking(move || {
-                let mut file = opened_or_created(open, &path)?;
-                file.write_all(&block)?;
-                block.clear();
-                Ok((file, block))
+        // Checked once the whole body is read, so that the client gets the
+        // answer rather than a connection closed under its upload.
+        sniff_decodable(&prefix)
+    };
+    if let Err(e) = read.await {
+        if let Some(writer) = writer {
+            writer.abort().await;
+        }
+        return Err(e);
+    }
+    let checksum = hex::encode(hasher.finalize());
+    let (temp_key, info) = match writer {
+        None => {
+            let (info, pending) = blocking(move || {
+                let info = pictor_imaging::probe(std::io::Cursor::new(&pending), &limits).map_err(probe_error);
+                Ok((info, pending))
             })
             .await?;
-            file = Some(written);
-            // The block's allocation is reused for the next one.
-            pending = emptied;
+            let info = info?;
+            (storage.begin_upload().await?.finish(pending).await?, info)
         }
-    }
-    if size == 0 {
-        return Err(IngestError::Empty);
-    }
-    // Checked once the whole body is read, so that the client gets the
-    // answer rather than a connection closed under its upload.
-    sniff_decodable(&prefix)?;
-    let path = path.to_owned();
-    let info = blocking(move || {
-        let spilled = file.is_some();
-        let mut file = opened_or_created(file, &path)?;
-        file.write_all(&pending)?;
-        // DESIGN invariant 1: durable before it is acknowledged.
-        file.sync_all()?;
-        drop(file);
-        let probed = if spilled {
-            pictor_imaging::probe(std::io::BufReader::new(std::fs::File::open(&path)?), &limits)
-        } else {
-            pictor_imaging::probe(std::io::Cursor::new(&pending), &limits)
-        };
-        probed.map_err(probe_error)
-    })
-    .await?;
-    Ok((hex::encode(hasher.finalize()), size, info))
+        Some(writer) => {
+            let key = writer.finish(pending).await?;
+            let probed = probe_stored(storage, &key, limits).await;
+            match probed {
+                Ok(info) => (key, info),
+                Err(e) => {
+                    let _ = storage.abort(&key).await;
+                    return Err(e);
+                }
+            }
+        }
+    };
+    Ok(Ingested { temp_key, checksum, size_bytes: size, info })
+}
+
+/// Reads the header of an upload too large to keep in memory, from storage.
+async fn probe_stored(storage: &dyn Storage, key: &TempKey, limits: Limits) -> Result<ImageInfo, IngestError> {
+    let reader = storage.open_blocking(key)?;
+    blocking(move || pictor_imaging::probe(std::io::BufReader::new(reader), &limits).map_err(probe_error)).await
 }
 
 /// Refuses a start of file that is no image Pictor can decode.
@@ -182,15 +173,7 @@ fn sniff_decodable(prefix: &[u8]) -> Result<(), IngestError> {
     Ok(())
 }
 
-/// The temp file if it was created already, else a new one at `path`.
-fn opened_or_created(file: Option<std::fs::File>, path: &Path) -> Result<std::fs::File, IngestError> {
-    match file {
-        Some(file) => Ok(file),
-        None => Ok(std::fs::OpenOptions::new().write(true).create_new(true).open(path)?),
-    }
-}
-
-/// Runs file work on the blocking pool.
+/// Runs header work on the blocking pool.
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, IngestError> + Send + 'static,
 ) -> Result<T, IngestError> {
@@ -210,7 +193,10 @@ fn probe_error(e: ImagingError) -> IngestError {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
+    use crate::storage::LocalStorage;
 
     fn testdata(name: &str) -> Vec<u8> {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/images").join(name);
@@ -232,7 +218,11 @@ mod tests {
     }
 
     fn files_in(dir: &Path) -> usize {
-        std::fs::read_dir(dir).expect("read_dir").count()
+        std::fs::read_dir(dir.join("tmp")).expect("read_dir").count()
+    }
+
+    fn storage(dir: &Path) -> LocalStorage {
+        LocalStorage::open(dir).expect("storage")
     }
 
     #[tokio::test]
@@ -241,42 +231,45 @@ mod tests {
         let png = testdata("png16-bridge.png");
         assert!(png.len() > 2 * WRITE_BUFFER_BYTES - 100_000, "the file spans more than one block");
         for sizes in [&[1, 3, 60, 65_536][..], &[WRITE_BUFFER_BYTES + 1][..], &[700_000][..]] {
-            let got = ingest(dir.path(), body(&png, sizes), 10 << 20, Limits::default()).await.expect("ingested");
-            assert_eq!(std::fs::read(&got.temp_file).expect("temp file"), png, "chunks {sizes:?}");
+            let store = storage(dir.path());
+            let got = ingest(&store, body(&png, sizes), 10 << 20, Limits::default()).await.expect("ingested");
+            assert_eq!(store.get(&got.temp_key).await.expect("temp file"), png, "chunks {sizes:?}");
             assert_eq!(got.checksum, hex::encode(Sha256::digest(&png)));
             assert_eq!(got.size_bytes, png.len() as u64);
             assert_eq!(got.info.format.as_str(), "png");
-            got.discard().await;
+            store.abort(&got.temp_key).await.expect("abort");
         }
         assert_eq!(files_in(dir.path()), 0);
     }
 
     #[tokio::test]
-    async fn a_small_upload_is_probed_from_memory_and_synced_to_its_temp_file() {
+    async fn a_small_upload_is_probed_from_memory_and_synced_to_its_temp_object() {
         let dir = tempfile::tempdir().expect("tempdir");
         let jpeg = testdata("mpl-grace-hopper.jpg");
-        let got = ingest(dir.path(), body(&jpeg, &[10, 4096]), 10 << 20, Limits::default()).await.expect("ingested");
-        assert_eq!(std::fs::read(&got.temp_file).expect("temp file"), jpeg);
+        let store = storage(dir.path());
+        let got = ingest(&store, body(&jpeg, &[10, 4096]), 10 << 20, Limits::default()).await.expect("ingested");
+        assert_eq!(store.get(&got.temp_key).await.expect("temp file"), jpeg);
         assert_eq!(got.info.format.as_str(), "jpeg");
-        assert!(got.temp_key.starts_with("tmp/") && got.temp_key.ends_with(".upload"));
+        assert!(got.temp_key.as_str().starts_with("tmp/") && got.temp_key.as_str().ends_with(".upload"));
     }
 
     #[tokio::test]
     async fn refused_uploads_leave_no_file_behind_even_after_a_block_was_written() {
         let dir = tempfile::tempdir().expect("tempdir");
+        let store = storage(dir.path());
         let not_an_image = vec![b'x'; 3 * WRITE_BUFFER_BYTES / 2];
-        let err = ingest(dir.path(), body(&not_an_image, &[65_536]), 10 << 20, Limits::default()).await;
+        let err = ingest(&store, body(&not_an_image, &[65_536]), 10 << 20, Limits::default()).await;
         assert!(matches!(err, Err(IngestError::NotAnImage)), "{err:?}");
 
         let png = testdata("png16-bridge.png");
-        let err = ingest(dir.path(), body(&png, &[65_536]), (png.len() - 1) as u64, Limits::default()).await;
+        let err = ingest(&store, body(&png, &[65_536]), (png.len() - 1) as u64, Limits::default()).await;
         assert!(matches!(err, Err(IngestError::TooLarge { .. })), "{err:?}");
 
         let tiny = Limits { max_pixels: 100, ..Limits::default() };
-        let err = ingest(dir.path(), body(&png, &[65_536]), 10 << 20, tiny).await;
+        let err = ingest(&store, body(&png, &[65_536]), 10 << 20, tiny).await;
         assert!(matches!(err, Err(IngestError::TooManyPixels { .. })), "{err:?}");
 
-        let err = ingest(dir.path(), body(&[], &[1]), 10 << 20, Limits::default()).await;
+        let err = ingest(&store, body(&[], &[1]), 10 << 20, Limits::default()).await;
         assert!(matches!(err, Err(IngestError::Empty)), "{err:?}");
         assert_eq!(files_in(dir.path()), 0, "nothing left in the temp folder");
     }

@@ -1,10 +1,17 @@
 //! Storage in a local folder (`STORAGE_DIR`): write to a temporary name,
-//! fsync, rename, fsync the folder.
+//! fsync, rename, fsync the folder. An upload is a file in `tmp/`; its
+//! promotion to an original is a rename on the same file system.
 
 use std::collections::BTreeMap;
+use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
 
-use super::{Storage, StorageError, validate_key};
+use sha2::{Digest, Sha256};
+
+use super::{AssetKey, Key, ObjectRead, OriginalKey, Promoted, Storage, StorageError, TempKey, UploadWriter};
+
+/// Bytes read at a time when hashing an upload.
+const HASH_BUFFER_BYTES: usize = 256 * 1024;
 
 /// A [`Storage`] rooted at a folder.
 #[derive(Debug, Clone)]
@@ -28,18 +35,9 @@ impl LocalStorage {
         &self.root
     }
 
-    /// The local folder where uploads stream to.
-    pub fn tmp_dir(&self) -> PathBuf {
-        self.root.join("tmp")
-    }
-
     /// The file behind a key.
-    ///
-    /// # Errors
-    /// The key is invalid.
-    pub fn path_of(&self, key: &str) -> Result<PathBuf, StorageError> {
-        validate_key(key)?;
-        Ok(self.root.join(key))
+    pub fn path_of(&self, key: &Key) -> PathBuf {
+        self.root.join(key.as_str())
     }
 }
 
@@ -78,12 +76,38 @@ fn start_writeback(file: &std::fs::File) {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn start_writeback(_file: &std::fs::File) {}
 
-/// Moves `src` (synced by ingest) to `dest` on the same file system and
-/// syncs the folder; if `dest` exists already (same content, by its
-/// content-addressed key), drops `src` instead.
-fn move_synced(key: &str, src: &Path, dest: &Path) -> Result<(), StorageError> {
+/// SHA-256 (lowercase hex) of a file, or `None` if it does not exist.
+fn sha256_of(key: &str, path: &Path) -> Result<Option<String>, StorageError> {
+    let mut file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(io(key, e)),
+    };
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0_u8; HASH_BUFFER_BYTES];
+    loop {
+        let n = file.read(&mut buf).map_err(|e| io(key, e))?;
+        if n == 0 {
+            return Ok(Some(hex::encode(hasher.finalize())));
+        }
+        hasher.update(&buf[..n]);
+    }
+}
+
+/// Promotes the upload at `src` (synced by its writer) to `dest` on the
+/// same file system, after checking its checksum, and syncs the folder; if
+/// `dest` exists already (same content, by its content-addressed key),
+/// drops `src` instead.
+fn promote_synced(key: &str, src: &Path, dest: &Path, expected: &str) -> Result<Promoted, StorageError> {
+    let Some(actual) = sha256_of(key, src)? else {
+        return Err(StorageError::NotFound(key.to_owned()));
+    };
+    if actual != expected {
+        return Err(StorageError::ChecksumMismatch { key: key.to_owned(), actual, expected: expected.to_owned() });
+    }
     if dest.try_exists().map_err(|e| io(key, e))? {
-        return std::fs::remove_file(src).map_err(|e| io(key, e));
+        std::fs::remove_file(src).map_err(|e| io(key, e))?;
+        return Ok(Promoted::AlreadyStored);
     }
     let folder = dest.parent();
     if let Some(folder) = folder {
@@ -91,7 +115,8 @@ fn move_synced(key: &str, src: &Path, dest: &Path) -> Result<(), StorageError> {
     }
     // Same file system: rename is atomic.
     std::fs::rename(src, dest).map_err(|e| io(key, e))?;
-    folder.map_or(Ok(()), |folder| sync_folder(folder).map_err(|e| io(key, e)))
+    folder.map_or(Ok(()), |folder| sync_folder(folder).map_err(|e| io(key, e)))?;
+    Ok(Promoted::Moved)
 }
 
 /// Writes each `(path, key, bytes)` to a part file, syncs them all (their
@@ -146,61 +171,139 @@ fn write_synced(targets: Vec<(PathBuf, String, Vec<u8>)>) -> Result<(), StorageE
     result
 }
 
+/// An upload being written to a file in `tmp/`, created at its first block.
+#[derive(Debug)]
+struct LocalUpload {
+    key: TempKey,
+    path: PathBuf,
+    file: Option<std::fs::File>,
+}
+
+impl LocalUpload {
+    /// Runs `work` on the open (or newly created) file on the blocking pool.
+    async fn with_file<T: Send + 'static>(
+        &mut self,
+        work: impl FnOnce(&mut std::fs::File) -> std::io::Result<T> + Send + 'static,
+    ) -> Result<T, StorageError> {
+        let (path, open) = (self.path.clone(), self.file.take());
+        let (file, result) = blocking(self.key.as_str(), move || {
+            let mut file = match open {
+                Some(file) => file,
+                None => match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+                    Ok(file) => file,
+                    Err(e) => return Ok((None, Err(e))),
+                },
+            };
+            let result = work(&mut file);
+            Ok((Some(file), result))
+        })
+        .await?;
+        self.file = file;
+        result.map_err(|e| io(self.key.as_str(), e))
+    }
+}
+
+#[async_trait::async_trait]
+impl UploadWriter for LocalUpload {
+    fn key(&self) -> &TempKey {
+        &self.key
+    }
+
+    async fn write(&mut self, mut block: Vec<u8>) -> Result<Vec<u8>, StorageError> {
+        self.with_file(move |file| {
+            file.write_all(&block)?;
+            block.clear();
+            Ok(block)
+        })
+        .await
+    }
+
+    async fn finish(mut self: Box<Self>, last: Vec<u8>) -> Result<TempKey, StorageError> {
+        self.with_file(move |file| {
+            file.write_all(&last)?;
+            // DESIGN invariant 1: durable before it is acknowledged.
+            file.sync_all()
+        })
+        .await?;
+        Ok(self.key.clone())
+    }
+
+    async fn abort(mut self: Box<Self>) {
+        let (path, file) = (self.path.clone(), self.file.take());
+        drop(file);
+        let _ = tokio::fs::remove_file(path).await;
+    }
+}
+
 #[async_trait::async_trait]
 impl Storage for LocalStorage {
-    async fn put_file(&self, key: &str, src: &Path) -> Result<(), StorageError> {
-        let dest = self.path_of(key)?;
-        let (owned_key, src) = (key.to_owned(), src.to_owned());
-        blocking(key, move || move_synced(&owned_key, &src, &dest)).await
+    async fn begin_upload(&self) -> Result<Box<dyn UploadWriter>, StorageError> {
+        let key = TempKey::new_upload();
+        let path = self.path_of(&key);
+        Ok(Box::new(LocalUpload { key, path, file: None }))
     }
 
-    /// Writes every object to a temporary name and syncs it, then renames
-    /// them all and syncs each folder once: an image's four thumbnails cost
-    /// one folder sync instead of four.
-    async fn put_many(&self, objects: Vec<(String, Vec<u8>)>) -> Result<(), StorageError> {
-        // One trip to the blocking pool for the whole set (each tokio::fs
-        // call would be one: ~18 for a job's four thumbnails).
-        let targets = objects
-            .into_iter()
-            .map(|(key, bytes)| Ok((self.path_of(&key)?, key, bytes)))
-            .collect::<Result<Vec<_>, StorageError>>()?;
-        blocking("assets", move || write_synced(targets)).await
+    async fn promote(&self, upload: &TempKey, original: &OriginalKey, sha256: &str) -> Result<Promoted, StorageError> {
+        let (src, dest) = (self.path_of(upload), self.path_of(original));
+        let (key, expected) = (upload.as_str().to_owned(), sha256.to_owned());
+        // One trip to the blocking pool: hash, check, move, sync.
+        blocking(upload.as_str(), move || promote_synced(&key, &src, &dest, &expected)).await
     }
 
-    async fn get(&self, key: &str) -> Result<Vec<u8>, StorageError> {
-        let path = self.path_of(key)?;
-        match tokio::fs::read(&path).await {
-            Ok(bytes) => Ok(bytes),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StorageError::NotFound(key.to_owned())),
-            Err(e) => Err(io(key, e)),
+    async fn abort(&self, upload: &TempKey) -> Result<(), StorageError> {
+        self.delete(upload).await
+    }
+
+    fn open_blocking(&self, key: &Key) -> Result<Box<dyn ObjectRead>, StorageError> {
+        match std::fs::File::open(self.path_of(key)) {
+            Ok(file) => Ok(Box::new(file)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StorageError::NotFound(key.to_string())),
+            Err(e) => Err(io(key.as_str(), e)),
         }
     }
 
-    async fn exists(&self, key: &str) -> Result<bool, StorageError> {
-        let path = self.path_of(key)?;
-        tokio::fs::try_exists(&path).await.map_err(|e| io(key, e))
+    /// Writes every asset to a temporary name and syncs it, then renames
+    /// them all and syncs each folder once: an image's four thumbnails cost
+    /// one folder sync instead of four.
+    async fn put_assets(&self, assets: Vec<(AssetKey, Vec<u8>)>) -> Result<(), StorageError> {
+        // One trip to the blocking pool for the whole set (each tokio::fs
+        // call would be one: ~18 for a job's four thumbnails).
+        let targets = assets.into_iter().map(|(key, bytes)| (self.path_of(&key), key.to_string(), bytes)).collect();
+        blocking("assets", move || write_synced(targets)).await
     }
 
-    async fn delete(&self, key: &str) -> Result<(), StorageError> {
-        let path = self.path_of(key)?;
-        match tokio::fs::remove_file(&path).await {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(key, e)),
+    async fn get(&self, key: &Key) -> Result<Vec<u8>, StorageError> {
+        match tokio::fs::read(self.path_of(key)).await {
+            Ok(bytes) => Ok(bytes),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StorageError::NotFound(key.to_string())),
+            Err(e) => Err(io(key.as_str(), e)),
+        }
+    }
+
+    async fn exists(&self, key: &Key) -> Result<bool, StorageError> {
+        tokio::fs::try_exists(self.path_of(key)).await.map_err(|e| io(key.as_str(), e))
+    }
+
+    async fn delete(&self, key: &Key) -> Result<(), StorageError> {
+        match tokio::fs::remove_file(self.path_of(key)).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(key.as_str(), e)),
             _ => Ok(()),
         }
     }
 
-    async fn delete_prefix(&self, prefix: &str) -> Result<(), StorageError> {
-        let path = self.path_of(prefix)?;
-        match tokio::fs::remove_dir_all(&path).await {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(prefix, e)),
+    async fn delete_assets(&self, image_id: &str) -> Result<(), StorageError> {
+        let prefix = super::assets_prefix(image_id)?;
+        match tokio::fs::remove_dir_all(self.path_of(&prefix)).await {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io(prefix.as_str(), e)),
             _ => Ok(()),
         }
     }
 
     async fn check_writable(&self) -> Result<(), StorageError> {
-        let key = "tmp/.healthz";
-        self.put_bytes(key, b"ok".to_vec()).await?;
-        self.delete(key).await
+        let mut upload = self.begin_upload().await?;
+        let emptied = upload.write(b"ok".to_vec()).await;
+        upload.abort().await;
+        emptied.map(drop)
     }
 }
 
@@ -208,30 +311,31 @@ impl Storage for LocalStorage {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn put_bytes_then_get_returns_the_bytes_and_leaves_no_part_files() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let storage = LocalStorage::open(dir.path()).expect("open");
-        storage.put_bytes("assets/x/thumb-64.jpg", b"abc".to_vec()).await.expect("put");
-        assert_eq!(storage.get("assets/x/thumb-64.jpg").await.expect("get"), b"abc");
-        let names: Vec<_> = std::fs::read_dir(dir.path().join("assets/x"))
-            .expect("read_dir")
-            .map(|e| e.expect("entry").file_name())
-            .collect();
-        assert_eq!(names, vec![std::ffi::OsString::from("thumb-64.jpg")]);
-        assert!(matches!(storage.get("assets/x/none.jpg").await, Err(StorageError::NotFound(_))));
+    fn asset(key: &str) -> AssetKey {
+        AssetKey::parse(key).expect("an asset key")
+    }
+
+    fn sha256(bytes: &[u8]) -> String {
+        hex::encode(Sha256::digest(bytes))
+    }
+
+    async fn upload(storage: &LocalStorage, bytes: &[u8]) -> TempKey {
+        let mut writer = storage.begin_upload().await.expect("begin");
+        let half = bytes.len() / 2;
+        writer.write(bytes[..half].to_vec()).await.expect("write");
+        writer.finish(bytes[half..].to_vec()).await.expect("finish")
     }
 
     #[tokio::test]
-    async fn put_many_stores_every_object_and_leaves_no_part_files() {
+    async fn put_assets_stores_every_object_and_leaves_no_part_files() {
         let dir = tempfile::tempdir().expect("tempdir");
         let storage = LocalStorage::open(dir.path()).expect("open");
         let objects = vec![
-            ("assets/y/thumb-64.jpg".to_owned(), b"small".to_vec()),
-            ("assets/y/thumb-128.jpg".to_owned(), b"bigger".to_vec()),
-            ("assets/z/preview.jpg".to_owned(), b"preview".to_vec()),
+            (asset("assets/y/thumb-64.jpg"), b"small".to_vec()),
+            (asset("assets/y/thumb-128.jpg"), b"bigger".to_vec()),
+            (asset("assets/z/preview.jpg"), b"preview".to_vec()),
         ];
-        storage.put_many(objects.clone()).await.expect("put");
+        storage.put_assets(objects.clone()).await.expect("put");
         for (key, bytes) in objects {
             assert_eq!(storage.get(&key).await.expect("get"), bytes, "{key}");
         }
@@ -241,32 +345,47 @@ mod tests {
             .collect();
         names.sort();
         assert_eq!(names, vec![std::ffi::OsString::from("thumb-128.jpg"), std::ffi::OsString::from("thumb-64.jpg")]);
+        assert!(matches!(storage.get(&asset("assets/y/none.jpg")).await, Err(StorageError::NotFound(_))));
     }
 
     #[tokio::test]
-    async fn put_many_with_an_invalid_key_stores_nothing_and_cleans_up() {
+    async fn an_upload_is_written_promoted_once_and_a_second_copy_is_dropped() {
         let dir = tempfile::tempdir().expect("tempdir");
         let storage = LocalStorage::open(dir.path()).expect("open");
-        let objects =
-            vec![("assets/w/thumb-64.jpg".to_owned(), b"ok".to_vec()), ("../escape".to_owned(), b"no".to_vec())];
-        assert!(storage.put_many(objects).await.is_err());
-        assert!(!storage.exists("assets/w/thumb-64.jpg").await.expect("exists"));
-        // Every key is checked before anything is written, so the folder
-        // may not even exist.
-        let left = std::fs::read_dir(dir.path().join("assets/w")).map_or(0, Iterator::count);
-        assert_eq!(left, 0, "part files left behind");
+        let original = OriginalKey::for_checksum(&sha256(b"same")).expect("key");
+        let (a, b) = (upload(&storage, b"same").await, upload(&storage, b"same").await);
+        assert_eq!(storage.get(&a).await.expect("the upload is readable"), b"same");
+
+        assert_eq!(storage.promote(&a, &original, &sha256(b"same")).await.expect("first"), Promoted::Moved);
+        assert_eq!(storage.promote(&b, &original, &sha256(b"same")).await.expect("second"), Promoted::AlreadyStored);
+
+        assert!(!storage.exists(&a).await.expect("exists") && !storage.exists(&b).await.expect("exists"));
+        assert_eq!(storage.get(&original).await.expect("get"), b"same");
+        let again = storage.promote(&a, &original, &sha256(b"same")).await;
+        assert!(matches!(again, Err(StorageError::NotFound(_))), "{again:?}");
     }
 
     #[tokio::test]
-    async fn put_file_onto_an_existing_key_keeps_the_first_and_drops_the_source() {
+    async fn an_upload_whose_bytes_changed_is_not_promoted() {
         let dir = tempfile::tempdir().expect("tempdir");
         let storage = LocalStorage::open(dir.path()).expect("open");
-        let (a, b) = (dir.path().join("tmp/a"), dir.path().join("tmp/b"));
-        std::fs::write(&a, b"same").expect("write");
-        std::fs::write(&b, b"same").expect("write");
-        storage.put_file("originals/ab/abc", &a).await.expect("first");
-        storage.put_file("originals/ab/abc", &b).await.expect("second");
-        assert!(!a.exists() && !b.exists());
-        assert_eq!(storage.get("originals/ab/abc").await.expect("get"), b"same");
+        let key = upload(&storage, b"changed").await;
+        let original = OriginalKey::for_checksum(&sha256(b"acknowledged")).expect("key");
+        let promoted = storage.promote(&key, &original, &sha256(b"acknowledged")).await;
+        assert!(matches!(promoted, Err(StorageError::ChecksumMismatch { .. })), "{promoted:?}");
+        assert!(!storage.exists(&original).await.expect("exists"));
+    }
+
+    #[tokio::test]
+    async fn an_aborted_upload_leaves_nothing_in_the_temp_area() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let storage = LocalStorage::open(dir.path()).expect("open");
+        let mut writer = storage.begin_upload().await.expect("begin");
+        writer.write(b"partial".to_vec()).await.expect("write");
+        writer.abort().await;
+        let finished = upload(&storage, b"whole").await;
+        storage.abort(&finished).await.expect("abort");
+        storage.check_writable().await.expect("writable");
+        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).expect("tmp").count(), 0);
     }
 }

@@ -1,11 +1,16 @@
 //! Where bytes live: the [`Storage`] trait and its local-folder
-//! implementation. Keys are relative paths: `tmp/` for uploads in flight,
-//! `originals/` keyed by checksum, `assets/` for thumbnails and previews.
+//! implementation. Storage owns the whole life of an upload's bytes: an
+//! upload is written through an [`UploadWriter`] into the temp area, then
+//! [`promoted`](Storage::promote) to its content-addressed original or
+//! [`aborted`](Storage::abort); assets are written in sets. Keys are typed
+//! by area ([`keys`]).
 
+pub mod keys;
 mod local;
 
-use std::path::Path;
+use std::io::{Read, Seek};
 
+pub use keys::{AssetKey, Key, OriginalKey, TempKey, assets_prefix};
 pub use local::LocalStorage;
 
 /// Errors of the storage layer.
@@ -17,6 +22,16 @@ pub enum StorageError {
     /// The key is not one Pictor makes (never built from client input).
     #[error("invalid storage key {0:?}")]
     InvalidKey(String),
+    /// An upload's bytes are not the ones that were acknowledged.
+    #[error("the upload {key:?} changed: its checksum is {actual}, expected {expected}")]
+    ChecksumMismatch {
+        /// The upload.
+        key: String,
+        /// SHA-256 of what is stored now.
+        actual: String,
+        /// SHA-256 that was acknowledged.
+        expected: String,
+    },
     /// The file system failed.
     #[error("storage I/O failed on {key:?}")]
     Io {
@@ -28,78 +43,95 @@ pub enum StorageError {
     },
 }
 
-/// A place to keep originals and assets. Writes are atomic: a reader sees
-/// the whole object or none (DESIGN invariant 3).
+/// What [`Storage::promote`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Promoted {
+    /// The upload is now the original.
+    Moved,
+    /// The original existed already (the same bytes uploaded before): the
+    /// upload was dropped.
+    AlreadyStored,
+}
+
+/// A blocking reader of a stored object, for work already on a blocking
+/// thread (the header probe).
+pub trait ObjectRead: Read + Seek + Send {}
+
+impl<T: Read + Seek + Send> ObjectRead for T {}
+
+/// An upload being written to the temp area. Dropping it without
+/// [`finish`](UploadWriter::finish) or [`abort`](UploadWriter::abort) may
+/// leave a partial temp object for the sweeper.
+#[async_trait::async_trait]
+pub trait UploadWriter: Send {
+    /// Where the upload is written.
+    fn key(&self) -> &TempKey;
+    /// Appends a block; gives the block's buffer back, emptied, for reuse.
+    async fn write(&mut self, block: Vec<u8>) -> Result<Vec<u8>, StorageError>;
+    /// Appends the last block and makes the whole upload durable (DESIGN
+    /// invariant 1: nothing is acknowledged before this returns).
+    async fn finish(self: Box<Self>, last: Vec<u8>) -> Result<TempKey, StorageError>;
+    /// Discards what was written.
+    async fn abort(self: Box<Self>);
+}
+
+/// A place to keep uploads, originals and assets. Writes are atomic: a
+/// reader sees the whole object or none (DESIGN invariant 3).
 #[async_trait::async_trait]
 pub trait Storage: Send + Sync + std::fmt::Debug {
-    /// Moves a local, already written file in under `key`. If `key` exists
-    /// already the file is dropped instead (content-addressed keys hold the
-    /// same bytes).
-    async fn put_file(&self, key: &str, src: &Path) -> Result<(), StorageError>;
-    /// Stores each `(key, bytes)`, replacing what was there; every object is
-    /// durable when this returns, and each one appears whole or not at all.
-    async fn put_many(&self, objects: Vec<(String, Vec<u8>)>) -> Result<(), StorageError>;
-    /// Stores `bytes` under `key`, replacing what was there.
-    async fn put_bytes(&self, key: &str, bytes: Vec<u8>) -> Result<(), StorageError> {
-        self.put_many(vec![(key.to_owned(), bytes)]).await
-    }
+    /// Starts writing a new upload into the temp area.
+    ///
+    /// # Errors
+    /// The temp area cannot be written.
+    async fn begin_upload(&self) -> Result<Box<dyn UploadWriter>, StorageError>;
+    /// Makes a finished upload the original `original`, after checking that
+    /// its bytes still have the acknowledged SHA-256. If the original
+    /// exists already (same bytes, by its content-addressed key), drops the
+    /// upload instead.
+    ///
+    /// # Errors
+    /// [`StorageError::NotFound`] when the upload is gone,
+    /// [`StorageError::ChecksumMismatch`], or I/O.
+    async fn promote(&self, upload: &TempKey, original: &OriginalKey, sha256: &str) -> Result<Promoted, StorageError>;
+    /// Discards an upload; a missing one is not an error.
+    ///
+    /// # Errors
+    /// I/O.
+    async fn abort(&self, upload: &TempKey) -> Result<(), StorageError>;
+    /// A blocking reader of an object. Call it from a blocking thread.
+    ///
+    /// # Errors
+    /// Nothing stored under the key, or I/O.
+    fn open_blocking(&self, key: &Key) -> Result<Box<dyn ObjectRead>, StorageError>;
+    /// Stores a set of assets, replacing what was there; every one is
+    /// durable when this returns, and each appears whole or not at all.
+    ///
+    /// # Errors
+    /// I/O; no partial object is left.
+    async fn put_assets(&self, assets: Vec<(AssetKey, Vec<u8>)>) -> Result<(), StorageError>;
     /// Reads a whole object.
-    async fn get(&self, key: &str) -> Result<Vec<u8>, StorageError>;
+    ///
+    /// # Errors
+    /// Nothing stored under the key, or I/O.
+    async fn get(&self, key: &Key) -> Result<Vec<u8>, StorageError>;
     /// Whether `key` exists.
-    async fn exists(&self, key: &str) -> Result<bool, StorageError>;
+    ///
+    /// # Errors
+    /// I/O.
+    async fn exists(&self, key: &Key) -> Result<bool, StorageError>;
     /// Deletes `key`; a missing key is not an error.
-    async fn delete(&self, key: &str) -> Result<(), StorageError>;
-    /// Deletes every key under `prefix/`; a missing prefix is not an error.
-    async fn delete_prefix(&self, prefix: &str) -> Result<(), StorageError>;
+    ///
+    /// # Errors
+    /// I/O.
+    async fn delete(&self, key: &Key) -> Result<(), StorageError>;
+    /// Deletes every asset of an image; none is not an error.
+    ///
+    /// # Errors
+    /// An image id that makes no key, or I/O.
+    async fn delete_assets(&self, image_id: &str) -> Result<(), StorageError>;
     /// Checks that the storage can be written now (for `/healthz`).
+    ///
+    /// # Errors
+    /// It cannot.
     async fn check_writable(&self) -> Result<(), StorageError>;
-}
-
-/// Storage key of an original: content-addressed, so the same bytes are
-/// stored once.
-pub fn original_key(checksum: &str) -> String {
-    let fan_out = checksum.get(..2).unwrap_or("00");
-    format!("originals/{fan_out}/{checksum}")
-}
-
-/// Storage key of an image's thumbnail of the given longest edge.
-pub fn thumbnail_key(image_id: &str, size: u32) -> String {
-    format!("assets/{image_id}/thumb-{size}.jpg")
-}
-
-/// Storage key of an image's preview in one encoding (`preview.jpg`, `preview.webp`, `preview.avif`).
-pub fn preview_key(image_id: &str, format: pictor_imaging::AssetFormat) -> String {
-    format!("assets/{image_id}/preview.{}", format.extension())
-}
-
-/// Storage prefix of all of an image's assets.
-pub fn assets_prefix(image_id: &str) -> String {
-    format!("assets/{image_id}")
-}
-
-/// Checks that a key is one Pictor could have made: relative, no `..`, only
-/// `[A-Za-z0-9._-]` segments.
-pub fn validate_key(key: &str) -> Result<(), StorageError> {
-    let ok = !key.is_empty()
-        && key.split('/').all(|seg| {
-            !seg.is_empty()
-                && seg != "."
-                && seg != ".."
-                && seg.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
-        });
-    if ok { Ok(()) } else { Err(StorageError::InvalidKey(key.to_owned())) }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_that_escape_the_root_are_refused() {
-        for bad in ["", "/etc/passwd", "assets/../x", "assets//x", "a/./b", "assets/x y.jpg", "a\\b"] {
-            assert!(validate_key(bad).is_err(), "{bad:?} accepted");
-        }
-        validate_key(&thumbnail_key("0190-ab", 64)).expect("own keys are valid");
-        validate_key(&original_key("abcdef")).expect("own keys are valid");
-    }
 }
