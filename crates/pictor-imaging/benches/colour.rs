@@ -2,6 +2,9 @@
 //! Display P3, CMYK with a profile), and the sRGB fast path.
 //! Run with `cargo bench -p pictor-imaging --bench colour`.
 
+// Tests and benchmarks may unwrap: a failed expectation is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use divan::{Bencher, black_box};
 
 mod support;

@@ -3,6 +3,9 @@
 //! an AVIF through libheif (needed at run time) beside the JPEG it was made from.
 //! Run with `cargo bench -p pictor-imaging --bench decode`.
 
+// Tests and benchmarks may unwrap: a failed expectation is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use divan::{Bencher, black_box};
 
 mod support;

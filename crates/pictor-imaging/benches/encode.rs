@@ -3,6 +3,9 @@
 //! (AVIF needs libheif at run time).
 //! Run with `cargo bench -p pictor-imaging --bench encode`.
 
+// Tests and benchmarks may unwrap: a failed expectation is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use divan::{Bencher, black_box};
 
 mod support;

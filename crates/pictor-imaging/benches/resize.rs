@@ -2,6 +2,9 @@
 //! preview, and the thumbnail cascade steps from the preview.
 //! Run with `cargo bench -p pictor-imaging --bench resize`.
 
+// Tests and benchmarks may unwrap: a failed expectation is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use divan::{Bencher, black_box};
 
 mod support;

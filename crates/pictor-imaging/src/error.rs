@@ -54,6 +54,17 @@ fn too_large_message(width: u32, height: u32, max_pixels: u64) -> String {
     }
 }
 
+/// The text of a panic's payload (a `&str` or a `String`, as `panic!`
+/// makes them), or `"unknown panic"`: the one reader of panic payloads
+/// for this crate and the service's job runner.
+pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
+    payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("unknown panic")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,15 +82,4 @@ mod tests {
 
         assert!(error.to_string().contains("edge"), "{error}");
     }
-}
-
-/// The text of a panic's payload (a `&str` or a `String`, as `panic!`
-/// makes them), or `"unknown panic"`: the one reader of panic payloads
-/// for this crate and the service's job runner.
-pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> &str {
-    payload
-        .downcast_ref::<String>()
-        .map(String::as_str)
-        .or_else(|| payload.downcast_ref::<&str>().copied())
-        .unwrap_or("unknown panic")
 }

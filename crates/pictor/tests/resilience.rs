@@ -3,6 +3,9 @@
 //! own, because cargo runs test binaries one after another, so the restart
 //! cannot disturb the database tests of the `api` binary.
 
+// Tests and benchmarks may unwrap: a failed expectation is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[path = "api/processes.rs"]
 mod processes;
 #[path = "support/skip.rs"]

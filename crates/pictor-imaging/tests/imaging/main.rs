@@ -12,6 +12,9 @@
 //! | `heif` | AVIF (and HEIC) through libheif: probe, render, AVIF previews, damage |
 //! | `bad` | damaged and hostile files give the right error, never a panic |
 
+// Tests and benchmarks may unwrap: a failed expectation is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod bad;
 mod colour;
 mod heif;

@@ -19,6 +19,9 @@
 //! - `web`: the pages over HTTP, CSP, foreign-origin refusal, the JS client's `node --test`.
 //! - `browser`: the pages end to end in headless Chromium, with screenshots.
 
+// Tests and benchmarks may unwrap: a failed expectation is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 /// Runs one test body on both databases, as ripgrep's `rgtest!` reruns
 /// tests per feature: `name::sqlite` and `name::postgres`. The body gets the
 /// [`helpers::Backend`]; on a machine without PostgreSQL the second half
