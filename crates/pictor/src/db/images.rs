@@ -7,7 +7,7 @@ use pictor_client::models::ImageStatus;
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyPool, Executor, Row};
 
-use super::DbResult;
+use super::{DbResult, ImageId};
 use crate::clock::Millis;
 
 const COLUMNS: &str = "id, title, collection, status, checksum, size_bytes, format, width, height, orientation, \
@@ -18,7 +18,7 @@ const COLUMNS: &str = "id, title, collection, status, checksum, size_bytes, form
 #[derive(Debug, Clone, PartialEq)]
 pub struct ImageRecord {
     /// Id (UUID v7).
-    pub id: String,
+    pub id: ImageId,
     /// Title.
     pub title: String,
     /// Collection, if any.
@@ -64,7 +64,7 @@ fn image_from_row(row: &AnyRow) -> Result<ImageRecord, sqlx::Error> {
     let thumbnails = json_map(row.try_get("thumbnails")?)?;
     let previews = json_map(row.try_get("previews")?)?;
     Ok(ImageRecord {
-        id: row.try_get("id")?,
+        id: ImageId::from(row.try_get::<String, _>("id")?),
         title: row.try_get("title")?,
         collection: row.try_get("collection")?,
         status: status.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
@@ -99,7 +99,7 @@ fn json_map<K: Ord + serde::de::DeserializeOwned>(json: Option<String>) -> Resul
 #[derive(Debug, Clone)]
 pub struct NewImage {
     /// Id.
-    pub id: String,
+    pub id: ImageId,
     /// Title.
     pub title: String,
     /// Collection.
@@ -134,7 +134,7 @@ pub async fn insert_ingested<'c, E: Executor<'c, Database = Any>>(
                             orientation, temp_path, created_at, updated_at) \
          VALUES ($1, $2, $3, 'INGESTED', $4, $5, $6, $7, $8, $9, $10, $11, $11)",
     )
-    .bind(&image.id)
+    .bind(image.id.as_str())
     .bind(&image.title)
     .bind(image.collection.as_deref())
     .bind(&image.checksum)
@@ -154,9 +154,9 @@ pub async fn insert_ingested<'c, E: Executor<'c, Database = Any>>(
 ///
 /// # Errors
 /// The database failed.
-pub async fn get<'c, E: Executor<'c, Database = Any>>(exec: E, id: &str) -> DbResult<Option<ImageRecord>> {
+pub async fn get<'c, E: Executor<'c, Database = Any>>(exec: E, id: &ImageId) -> DbResult<Option<ImageRecord>> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM image WHERE id = $1")))
-        .bind(id)
+        .bind(id.as_str())
         .fetch_optional(exec)
         .await?;
     Ok(row.as_ref().map(image_from_row).transpose()?)
@@ -224,7 +224,7 @@ pub async fn collections(pool: &AnyPool) -> DbResult<Vec<(String, i64)>> {
 /// The database failed.
 pub async fn update_details<'c, E: Executor<'c, Database = Any>>(
     exec: E,
-    id: &str,
+    id: &ImageId,
     title: Option<&str>,
     collection: Option<Option<&str>>,
     now: Millis,
@@ -238,7 +238,7 @@ pub async fn update_details<'c, E: Executor<'c, Database = Any>>(
     .bind(i64::from(collection.is_some()))
     .bind(collection.flatten())
     .bind(now.get())
-    .bind(id)
+    .bind(id.as_str())
     .execute(exec)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -248,9 +248,9 @@ pub async fn update_details<'c, E: Executor<'c, Database = Any>>(
 ///
 /// # Errors
 /// The database failed.
-pub async fn delete<'c, E: Executor<'c, Database = Any>>(exec: E, id: &str) -> DbResult<Option<ImageRecord>> {
+pub async fn delete<'c, E: Executor<'c, Database = Any>>(exec: E, id: &ImageId) -> DbResult<Option<ImageRecord>> {
     let row = sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM image WHERE id = $1 RETURNING {COLUMNS}")))
-        .bind(id)
+        .bind(id.as_str())
         .fetch_optional(exec)
         .await?;
     Ok(row.as_ref().map(image_from_row).transpose()?)
@@ -305,7 +305,7 @@ async fn update_returning_complete<'c, E: Executor<'c, Database = Any>>(
 /// The database failed.
 pub async fn set_original<'c, E: Executor<'c, Database = Any>>(
     exec: E,
-    id: &str,
+    id: &ImageId,
     original_path: &str,
     now: Millis,
 ) -> DbResult<bool> {
@@ -316,7 +316,7 @@ pub async fn set_original<'c, E: Executor<'c, Database = Any>>(
     ))
     .bind(original_path)
     .bind(now.get())
-    .bind(id);
+    .bind(id.as_str());
     update_returning_complete(exec, query).await
 }
 
@@ -328,7 +328,7 @@ pub async fn set_original<'c, E: Executor<'c, Database = Any>>(
 /// The database failed.
 pub async fn set_thumbnails<'c, E: Executor<'c, Database = Any>>(
     exec: E,
-    id: &str,
+    id: &ImageId,
     thumbnails: &BTreeMap<u32, String>,
     thumbhash: Option<&str>,
     now: Millis,
@@ -342,7 +342,7 @@ pub async fn set_thumbnails<'c, E: Executor<'c, Database = Any>>(
     .bind(json)
     .bind(thumbhash)
     .bind(now.get())
-    .bind(id);
+    .bind(id.as_str());
     update_returning_complete(exec, query).await
 }
 
@@ -353,7 +353,7 @@ pub async fn set_thumbnails<'c, E: Executor<'c, Database = Any>>(
 /// The database failed.
 pub async fn set_preview<'c, E: Executor<'c, Database = Any>>(
     exec: E,
-    id: &str,
+    id: &ImageId,
     preview_path: &str,
     previews: &BTreeMap<String, String>,
     now: Millis,
@@ -365,7 +365,7 @@ pub async fn set_preview<'c, E: Executor<'c, Database = Any>>(
     .bind(preview_path)
     .bind(json)
     .bind(now.get())
-    .bind(id);
+    .bind(id.as_str());
     update_returning_complete(exec, query).await
 }
 
@@ -376,7 +376,7 @@ pub async fn set_preview<'c, E: Executor<'c, Database = Any>>(
 /// The database failed.
 pub async fn mark_stored_if_complete<'c, E: Executor<'c, Database = Any>>(
     exec: E,
-    id: &str,
+    id: &ImageId,
     now: Millis,
 ) -> DbResult<bool> {
     let done = sqlx::query(concat!(
@@ -384,7 +384,7 @@ pub async fn mark_stored_if_complete<'c, E: Executor<'c, Database = Any>>(
         complete_image!()
     ))
     .bind(now.get())
-    .bind(id)
+    .bind(id.as_str())
     .execute(exec)
     .await?;
     Ok(done.rows_affected() == 1)
@@ -396,14 +396,14 @@ pub async fn mark_stored_if_complete<'c, E: Executor<'c, Database = Any>>(
 /// The database failed.
 pub async fn mark_failed<'c, E: Executor<'c, Database = Any>>(
     exec: E,
-    id: &str,
+    id: &ImageId,
     error: &str,
     now: Millis,
 ) -> DbResult<()> {
     sqlx::query("UPDATE image SET status = 'FAILED', last_error = $1, updated_at = $2 WHERE id = $3")
         .bind(error)
         .bind(now.get())
-        .bind(id)
+        .bind(id.as_str())
         .execute(exec)
         .await?;
     Ok(())
@@ -413,10 +413,10 @@ pub async fn mark_failed<'c, E: Executor<'c, Database = Any>>(
 ///
 /// # Errors
 /// The database failed.
-pub async fn mark_processing<'c, E: Executor<'c, Database = Any>>(exec: E, id: &str, now: Millis) -> DbResult<()> {
+pub async fn mark_processing<'c, E: Executor<'c, Database = Any>>(exec: E, id: &ImageId, now: Millis) -> DbResult<()> {
     sqlx::query("UPDATE image SET status = 'PROCESSING', last_error = NULL, updated_at = $1 WHERE id = $2 AND status = 'FAILED'")
         .bind(now.get())
-        .bind(id)
+        .bind(id.as_str())
         .execute(exec)
         .await?;
     Ok(())

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyConnection, AnyPool, Executor, Row};
 
-use super::{Backend, Db, DbResult, Durability};
+use super::{Backend, Db, DbResult, Durability, ImageId};
 use crate::clock::Millis;
 
 /// A job's id (the `job.id` column).
@@ -42,7 +42,7 @@ pub struct Job {
     /// The card's payload for its kind, as JSON text.
     pub payload: String,
     /// The image it works on.
-    pub image_id: Option<String>,
+    pub image_id: Option<ImageId>,
     /// Higher runs first.
     pub priority: i64,
     /// Attempts started (the claim increments it).
@@ -83,7 +83,7 @@ pub struct NewJob {
     /// The card's payload, serialised.
     pub payload: String,
     /// The image it works on.
-    pub image_id: Option<String>,
+    pub image_id: Option<ImageId>,
     /// Higher runs first.
     pub priority: i64,
     /// Inserting a second job with the same key does nothing, so a re-run
@@ -96,11 +96,11 @@ impl NewJob {
     ///
     /// # Errors
     /// The payload cannot be serialised.
-    pub fn for_image<P: Serialize>(kind: JobKind, image_id: &str, payload: &P) -> Result<Self, serde_json::Error> {
+    pub fn for_image<P: Serialize>(kind: JobKind, image_id: &ImageId, payload: &P) -> Result<Self, serde_json::Error> {
         Ok(Self {
             kind,
             payload: serde_json::to_string(payload)?,
-            image_id: Some(image_id.to_owned()),
+            image_id: Some(image_id.clone()),
             priority: 0,
             dedupe_key: Some(format!("{kind}:{image_id}")),
         })
@@ -166,7 +166,7 @@ fn job_from_row(row: &AnyRow) -> Result<Job, sqlx::Error> {
         kind: kind.parse::<JobKind>().map_err(decode_err)?,
         status: status.parse::<JobStatus>().map_err(decode_err)?,
         payload: row.try_get("payload")?,
-        image_id: row.try_get("image_id")?,
+        image_id: row.try_get::<Option<String>, _>("image_id")?.map(ImageId::from),
         priority: row.try_get("priority")?,
         attempts: row.try_get("attempts")?,
         max_attempts: row.try_get("max_attempts")?,
@@ -212,7 +212,7 @@ pub async fn insert<'c, E: Executor<'c, Database = Any>>(
     let row = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(job.kind.as_str())
         .bind(&job.payload)
-        .bind(job.image_id.as_deref())
+        .bind(job.image_id.as_ref().map(ImageId::as_str))
         .bind(job.dedupe_key.as_deref())
         .bind(job.priority)
         .bind(max_attempts)
@@ -282,7 +282,7 @@ pub async fn insert_many<'c, E: Executor<'c, Database = Any>>(
         .map(|j| BulkRow {
             kind: j.kind.as_str(),
             payload: &j.payload,
-            image_id: j.image_id.as_deref(),
+            image_id: j.image_id.as_ref().map(ImageId::as_str),
             dedupe_key: j.dedupe_key.as_deref(),
             priority: j.priority,
         })
@@ -508,7 +508,7 @@ pub struct Rescued {
     /// What it does.
     pub kind: JobKind,
     /// Its image.
-    pub image_id: Option<String>,
+    pub image_id: Option<ImageId>,
     /// PENDING (will run again) or FAILED (out of attempts).
     pub status: JobStatus,
 }
@@ -543,7 +543,7 @@ pub async fn rescue_expired<'c, E: Executor<'c, Database = Any>>(
             Ok(Rescued {
                 id: JobId(r.try_get("id")?),
                 kind: kind.parse().map_err(decode_err)?,
-                image_id: r.try_get("image_id")?,
+                image_id: r.try_get::<Option<String>, _>("image_id")?.map(ImageId::from),
                 status: status.parse().map_err(decode_err)?,
             })
         })
@@ -623,7 +623,7 @@ pub struct JobFilter {
     /// Only jobs of this kind.
     pub kind: Option<JobKind>,
     /// Only jobs of this image.
-    pub image_id: Option<String>,
+    pub image_id: Option<ImageId>,
 }
 
 /// A page of jobs, newest first, and how many match in all.
@@ -638,7 +638,7 @@ pub async fn list(pool: &AnyPool, filter: &JobFilter, limit: i64, offset: i64) -
     let total: i64 = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) AS n FROM job WHERE {WHERE}")))
         .bind(status)
         .bind(kind)
-        .bind(filter.image_id.as_deref())
+        .bind(filter.image_id.as_ref().map(ImageId::as_str))
         .fetch_one(pool)
         .await?
         .try_get("n")?;
@@ -670,7 +670,7 @@ pub async fn ids_in_status(pool: &AnyPool, status: JobStatus) -> DbResult<Vec<Jo
 ///
 /// # Errors
 /// The database failed.
-pub async fn for_images(pool: &AnyPool, image_ids: &[&str]) -> DbResult<Vec<Job>> {
+pub async fn for_images(pool: &AnyPool, image_ids: &[&ImageId]) -> DbResult<Vec<Job>> {
     if image_ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -678,7 +678,7 @@ pub async fn for_images(pool: &AnyPool, image_ids: &[&str]) -> DbResult<Vec<Job>
     let sql = format!("SELECT {COLUMNS} FROM job WHERE image_id IN ({placeholders}) ORDER BY id");
     let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
     for id in image_ids {
-        query = query.bind(*id);
+        query = query.bind(id.as_str());
     }
     let rows = query.fetch_all(pool).await?;
     Ok(rows.iter().map(job_from_row).collect::<Result<_, _>>()?)
@@ -689,9 +689,11 @@ pub async fn for_images(pool: &AnyPool, image_ids: &[&str]) -> DbResult<Vec<Job>
 ///
 /// # Errors
 /// The database failed.
-pub async fn delete_idle_for_image<'c, E: Executor<'c, Database = Any>>(exec: E, image_id: &str) -> DbResult<u64> {
-    let done =
-        sqlx::query("DELETE FROM job WHERE image_id = $1 AND status <> 'RUNNING'").bind(image_id).execute(exec).await?;
+pub async fn delete_idle_for_image<'c, E: Executor<'c, Database = Any>>(exec: E, image_id: &ImageId) -> DbResult<u64> {
+    let done = sqlx::query("DELETE FROM job WHERE image_id = $1 AND status <> 'RUNNING'")
+        .bind(image_id.as_str())
+        .execute(exec)
+        .await?;
     Ok(done.rows_affected())
 }
 

@@ -221,6 +221,50 @@ pub struct Db {
     url: String,
 }
 
+/// An image's id (the `image.id` column, and `job.image_id`): a UUID v7 that
+/// Pictor makes; an id a client sends is only ever a value to look up.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
+pub struct ImageId(String);
+
+impl ImageId {
+    /// A fresh id, ordered by creation time.
+    pub fn new_v7() -> Self {
+        Self(uuid::Uuid::now_v7().to_string())
+    }
+
+    /// The id's text, as bound to SQL and shown in the API.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for ImageId {
+    fn from(id: String) -> Self {
+        Self(id)
+    }
+}
+
+impl From<&str> for ImageId {
+    fn from(id: &str) -> Self {
+        Self(id.to_owned())
+    }
+}
+
+impl std::ops::Deref for ImageId {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ImageId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A write transaction, as [`Db::begin_write`] opens it.
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
 

@@ -22,6 +22,7 @@ pub use preview::PreviewGeneration;
 pub use shared_decode::{SharedDecodes, Taker};
 pub use thumbnails::ThumbnailGeneration;
 
+use crate::db::ImageId;
 use crate::queue::Job;
 use crate::queue::handler::{HandlerError, Registry};
 use crate::storage::{OriginalKey, Storage, StorageError};
@@ -54,14 +55,14 @@ pub enum ImageEffect {
     /// The original is stored under `original_path`; the image is PROCESSING.
     Original {
         /// The image.
-        image_id: String,
+        image_id: ImageId,
         /// Storage key.
         original_path: String,
     },
     /// The thumbnails exist, by longest edge.
     Thumbnails {
         /// The image.
-        image_id: String,
+        image_id: ImageId,
         /// Storage key per size.
         keys: BTreeMap<u32, String>,
         /// ThumbHash of the image, base64 (absent if it could not be made).
@@ -70,7 +71,7 @@ pub enum ImageEffect {
     /// The preview exists.
     Preview {
         /// The image.
-        image_id: String,
+        image_id: ImageId,
         /// Storage key of the JPEG.
         preview_path: String,
         /// Storage key of each encoding (the JPEG's too), by format name.

@@ -4,6 +4,7 @@
 use pictor_client::models::JobKind;
 use serde::{Deserialize, Serialize};
 
+use crate::db::ImageId;
 use crate::queue::NewJob;
 
 /// The thumbnail sizes (longest edge, px) the card names.
@@ -21,7 +22,7 @@ pub const ASSET_JOB_PRIORITY: i64 = 1;
 #[serde(rename_all = "camelCase")]
 pub struct OffloadPayload {
     /// The image.
-    pub image_id: String,
+    pub image_id: ImageId,
     /// Storage key of the uploaded temp file.
     pub temp_path: String,
     /// SHA-256 of the upload, lowercase hex.
@@ -33,7 +34,7 @@ pub struct OffloadPayload {
 #[serde(rename_all = "camelCase")]
 pub struct ThumbnailPayload {
     /// The image.
-    pub image_id: String,
+    pub image_id: ImageId,
     /// Storage key of the original.
     pub original_path: String,
     /// Longest edges to make, px.
@@ -45,7 +46,7 @@ pub struct ThumbnailPayload {
 #[serde(rename_all = "camelCase")]
 pub struct PreviewPayload {
     /// The image.
-    pub image_id: String,
+    pub image_id: ImageId,
     /// Storage key of the original.
     pub original_path: String,
 }

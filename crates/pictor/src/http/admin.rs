@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::ApiState;
 use crate::api_error::ApiResult;
-use crate::images::{JobFilter, Page, parse_name};
+use crate::images::{ImageId, JobFilter, Page, parse_name};
 use crate::queue::JobId;
 
 /// The admin routes.
@@ -36,7 +36,7 @@ async fn list(State(state): State<ApiState>, Query(q): Query<ListQuery>) -> ApiR
     let page = Page::new(q.limit, q.offset)?;
     let status = parse_name::<JobStatus>(q.status, "invalid_status")?;
     let kind = parse_name::<JobKind>(q.kind, "invalid_type")?;
-    let filter = JobFilter { status, kind, image_id: q.image_id.filter(|s| !s.is_empty()) };
+    let filter = JobFilter { status, kind, image_id: q.image_id.filter(|s| !s.is_empty()).map(ImageId::from) };
     Ok(Json(state.images.jobs(&filter, page).await?))
 }
 

@@ -7,7 +7,7 @@ use super::upload::MAX_TEXT_FIELD_CHARS;
 use super::{Images, ImagesError, ImagesResult, Page, view};
 use sqlx::AnyPool;
 
-use crate::db::{self, DbResult, Durability, images::ImageRecord};
+use crate::db::{self, DbResult, Durability, ImageId, images::ImageRecord};
 use crate::storage::Key;
 
 /// Filters of the image list.
@@ -19,7 +19,7 @@ impl Images {
     /// # Errors
     /// [`ImagesError::NotFound`]; the database failed.
     pub async fn find(&self, id: &str) -> ImagesResult<Image> {
-        let record = db::images::get(&self.db.pool, id).await?.ok_or_else(|| not_found(id))?;
+        let record = db::images::get(&self.db.pool, &ImageId::from(id)).await?.ok_or_else(|| not_found(id))?;
         let mut images = self.with_jobs(std::slice::from_ref(&record)).await?;
         images.pop().ok_or_else(|| not_found(id))
     }
@@ -91,7 +91,7 @@ impl Images {
             }
         }
         let mut conn = self.db.write_connection(Durability::Acknowledged).await?;
-        if !db::images::update_details(&mut *conn, id, title, collection, self.now()).await? {
+        if !db::images::update_details(&mut *conn, &ImageId::from(id), title, collection, self.now()).await? {
             return Err(not_found(id));
         }
         drop(conn);
@@ -106,9 +106,10 @@ impl Images {
     /// # Errors
     /// No such image, or the database or storage failed.
     pub async fn delete(&self, id: &str) -> ImagesResult<()> {
+        let image_id = ImageId::from(id);
         let mut tx = self.db.begin_write(Durability::Acknowledged).await?;
-        let record = db::images::delete(&mut *tx, id).await?.ok_or_else(|| not_found(id))?;
-        db::jobs::delete_idle_for_image(&mut *tx, id).await?;
+        let record = db::images::delete(&mut *tx, &image_id).await?.ok_or_else(|| not_found(id))?;
+        db::jobs::delete_idle_for_image(&mut *tx, &image_id).await?;
         tx.commit().await?;
         self.events.publish(Change::ImageDeleted(id.to_owned()));
         // Files go after the rows: a crash in between leaves unreferenced
@@ -125,12 +126,12 @@ impl Images {
 
 /// Presents images with their jobs (one query for all the jobs).
 pub(super) async fn with_jobs(pool: &AnyPool, records: &[ImageRecord]) -> DbResult<Vec<Image>> {
-    let ids: Vec<&str> = records.iter().map(|r| r.id.as_str()).collect();
+    let ids: Vec<&ImageId> = records.iter().map(|r| &r.id).collect();
     let jobs = db::jobs::for_images(pool, &ids).await?;
     Ok(records
         .iter()
         .map(|r| {
-            let mine: Vec<_> = jobs.iter().filter(|j| j.image_id.as_deref() == Some(r.id.as_str())).collect();
+            let mine: Vec<_> = jobs.iter().filter(|j| j.image_id.as_ref() == Some(&r.id)).collect();
             view::image(r, &mine)
         })
         .collect())

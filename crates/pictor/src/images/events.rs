@@ -14,7 +14,7 @@ use tokio::sync::{Notify, broadcast, watch};
 
 use super::{catalog, view};
 use crate::clock::{Millis, SharedClock};
-use crate::db::{self, Db, DbResult};
+use crate::db::{self, Db, DbResult, ImageId};
 use crate::queue::JobId;
 
 /// How often the poller looks for changed rows while a client listens.
@@ -115,7 +115,7 @@ impl Events {
 #[derive(Debug, Default)]
 struct Seen {
     /// Image id → (updated_at, status).
-    images: HashMap<String, (Millis, String)>,
+    images: HashMap<ImageId, (Millis, String)>,
     /// Job id → (updated_at, status, attempts); a heartbeat moves only updated_at.
     jobs: HashMap<JobId, (Millis, String, i64)>,
 }

@@ -14,6 +14,7 @@ pub mod view;
 
 use std::sync::Arc;
 
+pub use crate::db::ImageId;
 pub use catalog::ImageFilter;
 pub use effects::ImageEffects;
 pub use jobs::{JobCounts, JobFilter};

@@ -9,7 +9,7 @@ use pictor_imaging::Limits;
 
 use super::{Images, ImagesError, ImagesResult};
 use crate::clock::Millis;
-use crate::db::{self, Durability};
+use crate::db::{self, Durability, ImageId};
 use crate::handlers::payload::{OffloadPayload, offload_job};
 use crate::ingest::{self, IngestError, Ingested};
 
@@ -105,7 +105,7 @@ impl Images {
     }
 
     async fn record(&self, ingested: &Ingested, details: UploadDetails) -> ImagesResult<Accepted> {
-        let id = uuid::Uuid::now_v7().to_string();
+        let id = ImageId::new_v7();
         let (width, height) = ingested.info.display_size();
         let image = db::images::NewImage {
             id: id.clone(),
@@ -133,7 +133,7 @@ impl Images {
         tx.commit().await?;
         self.queue.wake();
         Ok(Accepted {
-            image_id: id,
+            image_id: id.to_string(),
             checksum: ingested.checksum.clone(),
             size_bytes: ingested.size_bytes,
             uploaded_at: now,

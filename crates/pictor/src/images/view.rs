@@ -30,7 +30,7 @@ pub fn image(record: &ImageRecord, jobs: &[&Job]) -> Image {
     let thumbnails: BTreeMap<String, String> =
         record.thumbnails.iter().map(|(size, key)| (size.to_string(), asset_url(key))).collect();
     Image {
-        id: record.id.clone(),
+        id: record.id.to_string(),
         title: record.title.clone(),
         collection: record.collection.clone(),
         status: record.status,
@@ -62,7 +62,7 @@ pub fn job_summary(job: &Job) -> JobSummary {
         id: job.id.get(),
         kind: job.kind,
         status: job.status,
-        image_id: job.image_id.clone(),
+        image_id: job.image_id.as_ref().map(ToString::to_string),
         attempts: job.attempts,
         max_attempts: job.max_attempts,
         last_error: job.last_error.clone(),

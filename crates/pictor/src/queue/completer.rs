@@ -223,7 +223,7 @@ impl<F: Effects> Completer<F> {
             if !db::jobs::fail(&mut **tx, job.id, &self.runner, &message, now).await? {
                 return Ok(Ending::LeaseLost);
             }
-            let failed = FailedJob { kind: job.kind, image_id: job.image_id.as_deref(), error: &message };
+            let failed = FailedJob { kind: job.kind, image_id: job.image_id.as_ref(), error: &message };
             self.effects.failed(tx, failed, now).await?;
             return Ok(Ending::Failed);
         }

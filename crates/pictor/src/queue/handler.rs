@@ -12,7 +12,7 @@ use pictor_client::models::JobKind;
 
 use super::{Job, NewJob};
 use crate::clock::Millis;
-use crate::db::{DbResult, Tx};
+use crate::db::{DbResult, ImageId, Tx};
 
 /// Whether a failed attempt may succeed later.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,7 +147,7 @@ pub struct FailedJob<'a> {
     /// What it did.
     pub kind: JobKind,
     /// The image it worked on, if any.
-    pub image_id: Option<&'a str>,
+    pub image_id: Option<&'a ImageId>,
     /// Its last error.
     pub error: &'a str,
 }

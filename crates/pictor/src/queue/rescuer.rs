@@ -53,7 +53,7 @@ pub async fn rescue_once<F: Effects>(queue: &Queue, effects: &F) -> Result<Vec<R
     let mut tx = queue.db.begin_write(Durability::Bookkeeping).await?;
     let rescued = db::jobs::rescue_expired(&mut *tx, LEASE_EXPIRED, now).await?;
     for job in rescued.iter().filter(|j| j.status == JobStatus::Failed) {
-        let failed = FailedJob { kind: job.kind, image_id: job.image_id.as_deref(), error: LEASE_EXPIRED };
+        let failed = FailedJob { kind: job.kind, image_id: job.image_id.as_ref(), error: LEASE_EXPIRED };
         effects.failed(&mut tx, failed, now).await?;
     }
     tx.commit().await.map_err(db::DbError::from)?;

@@ -11,7 +11,7 @@ use pictor::clock::{Clock, ManualClock, Millis};
 use pictor::db::{self, images::NewImage, jobs::Claim};
 use pictor::handlers::payload::{ASSET_JOB_PRIORITY, OffloadPayload};
 use pictor::handlers::{ImageEffect, Outcome};
-use pictor::images::ImageEffects;
+use pictor::images::{ImageEffects, ImageId};
 use pictor::queue::completer::{Completer, Ending, Finished};
 use pictor::queue::handler::{HandlerError, JobHandler};
 use pictor::queue::in_flight::InFlight;
@@ -67,7 +67,7 @@ impl Fixture {
 
     async fn image(&self, id: &str) -> NewImage {
         let image = NewImage {
-            id: id.to_owned(),
+            id: ImageId::from(id),
             title: id.to_owned(),
             collection: None,
             checksum: "00".repeat(32),
@@ -206,7 +206,7 @@ both_backends! {
         f.clock.advance_ms(LEASE_MS + 1);
         f.rescue().await;
         assert_eq!(f.job(id).await.status, JobStatus::Failed);
-        let image = db::images::get(&f.db().pool, "img")
+        let image = db::images::get(&f.db().pool, &ImageId::from("img"))
             .await
             .expect("get")
             .expect("image");
@@ -253,7 +253,7 @@ both_backends! {
             (job.status, job.last_error.as_deref()),
             (JobStatus::Failed, Some("disk full"))
         );
-        let image = db::images::get(&f.db().pool, "img")
+        let image = db::images::get(&f.db().pool, &ImageId::from("img"))
             .await
             .expect("get")
             .expect("image");
@@ -289,7 +289,7 @@ both_backends! {
             temp_path: "tmp/img.upload".into(),
             checksum: "00".repeat(32),
         };
-        let child = |kind| NewJob::for_image(kind, "img", &payload).expect("payload");
+        let child = |kind| NewJob::for_image(kind, &ImageId::from("img"), &payload).expect("payload");
         let outcome = || Outcome {
             effects: vec![],
             children: vec![
@@ -410,7 +410,7 @@ both_backends! {
         let newer_offload = f.enqueue(JobKind::OffloadOriginal, "new").await;
         f.clock.advance_ms(10);
         let payload = OffloadPayload { image_id: "old".into(), temp_path: "tmp/old.upload".into(), checksum: "00".repeat(32) };
-        let thumbnails = NewJob::for_image(JobKind::ThumbnailGeneration, "old", &payload)
+        let thumbnails = NewJob::for_image(JobKind::ThumbnailGeneration, &ImageId::from("old"), &payload)
             .expect("payload")
             .with_priority(ASSET_JOB_PRIORITY);
         let mut writer = f.db().write_connection(db::Durability::Acknowledged).await.expect("writer");
@@ -463,15 +463,15 @@ both_backends! {
 
         for job in &claimed {
             assert_eq!(f.job(job.id).await.status, JobStatus::Completed);
-            let image = db::images::get(&f.db().pool, job.image_id.as_deref().expect("image")).await.expect("get").expect("row");
+            let image = db::images::get(&f.db().pool, job.image_id.as_ref().expect("image")).await.expect("get").expect("row");
             assert!(image.original_path.is_some(), "the effect is written with the completion");
         }
         assert_eq!(f.job(lost.id).await.locked_by.as_deref(), Some("thief"), "a lost lease writes nothing");
-        let lost_image = db::images::get(&f.db().pool, "c").await.expect("get").expect("row");
+        let lost_image = db::images::get(&f.db().pool, &ImageId::from("c")).await.expect("get").expect("row");
         assert!(lost_image.original_path.is_none(), "nor its effect");
         let filter = db::jobs::JobFilter { kind: Some(JobKind::PreviewGeneration), ..Default::default() };
         let (children, _) = db::jobs::list(&f.db().pool, &filter, 100, 0).await.expect("list");
-        let mut parents: Vec<String> = children.iter().filter_map(|j| j.image_id.clone()).collect();
+        let mut parents: Vec<String> = children.iter().filter_map(|j| j.image_id.as_ref().map(ToString::to_string)).collect();
         parents.sort();
         assert_eq!(parents, vec!["a".to_owned(), "b".to_owned()], "children of the completed jobs only");
     }
