@@ -2,7 +2,7 @@
 //! built on it. The changes come from a [`StatusSource`]: polling today; a
 //! server-sent `/api/events` source slots in beside it without changing callers.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::{Stream, StreamExt, stream};
 
@@ -86,6 +86,7 @@ impl Client {
     /// # Errors
     /// [`Error::Timeout`] when it is neither after `timeout`; a request error.
     pub async fn wait_until_settled(&self, id: &str, timeout: Duration) -> Result<Image, Error> {
+        let started = Instant::now();
         let mut last = None;
         let follow = async {
             let mut changes = std::pin::pin!(self.status_changes(id));
@@ -100,7 +101,7 @@ impl Client {
             Err(Error::Timeout {
                 id: id.to_owned(),
                 status: last.unwrap_or(ImageStatus::Uploaded),
-                waited: Duration::ZERO,
+                waited: started.elapsed(),
             })
         };
         match tokio::time::timeout(timeout, follow).await {
@@ -108,7 +109,7 @@ impl Client {
             Err(_) => Err(Error::Timeout {
                 id: id.to_owned(),
                 status: last.unwrap_or(ImageStatus::Uploaded),
-                waited: timeout,
+                waited: started.elapsed(),
             }),
         }
     }

@@ -77,9 +77,13 @@ async fn workers_recover_from_a_postgres_restart_and_every_image_is_stored() {
             .expect("upload");
         assert_eq!(response.status(), 201);
     }
+    let db = pictor::db::Db::connect(&url).await.expect("connect");
+    let pending =
+        count(&db, "SELECT COUNT(*) AS n FROM job WHERE status IN ('PENDING', 'RUNNING')").await.expect("count");
+    eprintln!("jobs unfinished at the restart: {pending}");
+    assert!(pending > 0, "every job had finished before the restart: nothing was tested");
     assert!(restart_postgres(), "pg_ctlcluster restart failed");
 
-    let db = pictor::db::Db::connect(&url).await.expect("reconnect");
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
         // Errors while the server restarts are expected: keep asking.

@@ -1,6 +1,6 @@
 //! Header-only probing: stored sizes, orientation and limits.
 
-use std::io::Cursor;
+use std::io::{Cursor, Seek, SeekFrom};
 
 use pictor_imaging::{ImagingError, Limits, probe};
 
@@ -66,9 +66,24 @@ fn probe_applies_a_configured_pixel_limit() {
 
 #[test]
 fn probe_reads_from_the_current_position_of_a_file() {
-    let file = std::fs::File::open(crate::helpers::testdata().join("png16-bridge.png")).expect("file");
+    // A container whose image starts after other bytes: the probe must read
+    // from where the reader stands, for the magic bytes and the header alike.
+    let junk = b"not an image, just bytes in front of one ".repeat(3);
+    let files = [
+        ("png16-bridge.png", (800, 450)),
+        ("mpl-grace-hopper.jpg", (512, 600)),
+        ("webp-lossy-ladybird.webp", (2560, 1600)),
+        ("gif-animated-skimage.gif", (240, 160)),
+    ];
+    for (name, size) in files {
+        let mut bytes = junk.clone();
+        bytes.extend(read(name));
+        let mut reader = Cursor::new(bytes);
+        reader.seek(SeekFrom::Start(junk.len() as u64)).expect("seek");
 
-    let info = probe(std::io::BufReader::new(file), &Limits::default()).expect("probe");
+        let info = probe(&mut reader, &Limits::default()).expect(name);
 
-    assert_eq!((info.width, info.height), (800, 450));
+        assert_eq!((info.width, info.height), size, "{name}");
+        assert!(reader.stream_position().expect("position") >= junk.len() as u64, "{name}: read before its start");
+    }
 }

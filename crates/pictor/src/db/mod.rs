@@ -411,6 +411,34 @@ fn normalise_url(url: &str) -> Result<(Backend, String), DbError> {
 mod tests {
     use super::*;
 
+    /// The embedded list against the files of each backend's folder: every
+    /// file listed once, in order, with the description its name gives, and
+    /// both backends at the same versions.
+    #[test]
+    fn the_migration_lists_match_the_files_of_both_backends() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let mut versions = Vec::new();
+        for (folder, embedded) in [("sqlite", SQLITE_MIGRATIONS), ("postgres", POSTGRES_MIGRATIONS)] {
+            let mut files: Vec<(i64, String, String)> = std::fs::read_dir(root.join(folder))
+                .expect("migrations folder")
+                .map(|entry| {
+                    let path = entry.expect("entry").path();
+                    let name = path.file_stem().expect("name").to_string_lossy().into_owned();
+                    let (number, words) = name.split_once('_').expect("NNNN_description.sql");
+                    let sql = std::fs::read_to_string(&path).expect("read");
+                    (number.parse().expect("a version number"), words.replace('_', " "), sql)
+                })
+                .collect();
+            files.sort();
+            let listed: Vec<(i64, String, String)> =
+                embedded.iter().map(|(v, d, sql)| (*v, (*d).to_owned(), (*sql).to_owned())).collect();
+            assert_eq!(listed, files, "the {folder} list in db/mod.rs differs from migrations/{folder}/");
+            assert!(files.iter().enumerate().all(|(i, f)| f.0 == i as i64 + 1), "{folder}: versions 1, 2, 3…");
+            versions.push(files.iter().map(|f| (f.0, f.1.clone())).collect::<Vec<_>>());
+        }
+        assert_eq!(versions[0], versions[1], "both backends have the same migrations");
+    }
+
     #[test]
     fn sqlite_urls_with_relative_and_absolute_paths_are_accepted() {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -40,6 +40,7 @@ async fn listen_forever(url: String, wakeup: Wakeup) {
         match sqlx::postgres::PgListener::connect(&url).await {
             Ok(mut listener) => match listener.listen(db::jobs::NOTIFY_CHANNEL).await {
                 Ok(()) => {
+                    tracing::info!(target: "job_runner", channel = db::jobs::NOTIFY_CHANNEL, "listening for new jobs");
                     backoff = std::time::Duration::from_millis(250);
                     // Jobs may have arrived while no one was listening.
                     wakeup.notify();

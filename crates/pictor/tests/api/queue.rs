@@ -131,6 +131,11 @@ both_backends! {
 }
 
 both_backends! {
+    // Claimers interleaved on one pool. On PostgreSQL their statements run at
+    // once in separate server backends, so this is a real race (and the test
+    // below forces its worst case). SQLite has a single writer: its claims are
+    // serialised, so the SQLite half only checks that interleaved claims never
+    // hand out a job twice; it cannot race.
     async fn two_runners_claiming_at_once_never_take_the_same_job(backend) {
         let Some(f) = fixture(backend, 5).await else { return };
         f.image("img").await;
@@ -166,6 +171,41 @@ both_backends! {
             b.len()
         );
     }
+}
+
+/// The claimers' race on PostgreSQL, made deterministic: another
+/// transaction holds row locks on the first jobs in claim order, as a claim
+/// in flight does, and a claim meanwhile takes the other jobs: it neither
+/// takes a held row nor waits for it (`FOR UPDATE SKIP LOCKED`).
+#[tokio::test]
+async fn on_postgres_a_claim_skips_the_rows_a_concurrent_claim_holds() {
+    let Some(f) = fixture(Backend::Postgres, 5).await else { return };
+    f.image("img").await;
+    let mut all = Vec::new();
+    for _ in 0..10 {
+        all.push(f.enqueue(JobKind::PreviewGeneration, "img").await.get());
+    }
+    let mut holder = f.db().pool.begin().await.expect("begin");
+    let held: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM job WHERE status = 'PENDING' ORDER BY priority DESC, run_at, id LIMIT 4 FOR UPDATE",
+    )
+    .fetch_all(&mut *holder)
+    .await
+    .expect("hold rows");
+
+    let claimed = tokio::time::timeout(Duration::from_secs(10), f.claim("b", 100))
+        .await
+        .expect("the claim waited on rows another claim holds");
+
+    let mut claimed: Vec<i64> = claimed.iter().map(|j| j.id.get()).collect();
+    claimed.sort_unstable();
+    let free: Vec<i64> = all.iter().copied().filter(|id| !held.contains(id)).collect();
+    assert_eq!(held.len(), 4);
+    assert_eq!(claimed, free, "exactly the rows nobody holds");
+    holder.rollback().await.expect("release");
+    let mut rest: Vec<i64> = f.claim("c", 100).await.iter().map(|j| j.id.get()).collect();
+    rest.sort_unstable();
+    assert_eq!(rest, held, "the held rows are claimable once released");
 }
 
 both_backends! {

@@ -157,8 +157,12 @@ async fn a_worker_killed_mid_run_has_its_jobs_rescued_and_every_image_stored_onc
 #[tokio::test]
 async fn an_upload_wakes_an_idle_worker_in_another_process_without_waiting_for_its_poll() {
     // A one-minute poll: only LISTEN/NOTIFY can make the worker start within seconds.
-    let Some(cluster) = cluster(1, &[("PICTOR_RUNNER_POLL_INTERVAL_MS", "60000")]).await else { return };
-    tokio::time::sleep(Duration::from_millis(500)).await; // let the worker finish its first, empty claim
+    let Some(mut cluster) = cluster(1, &[("PICTOR_RUNNER_POLL_INTERVAL_MS", "60000")]).await else { return };
+    // Once it listens, the worker makes one claim (for jobs sent before it
+    // listened) and then sleeps for the whole poll: an upload after that
+    // settles can only reach it by NOTIFY.
+    cluster.workers[0].wait_for_log("listening for new jobs", Duration::from_secs(60));
+    tokio::time::sleep(Duration::from_millis(500)).await;
     cluster.upload_many(1).await;
     cluster.wait_all_stored(1, Duration::from_secs(20)).await;
     cluster.shut_down().await;

@@ -119,8 +119,17 @@ async fn a_mutation_from_a_foreign_origin_is_refused_and_a_same_origin_one_passe
 
 #[test]
 fn the_js_client_unit_tests_pass_under_node() {
-    let tests = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/web/js-tests");
-    let output = match std::process::Command::new("node").arg("--test").arg(&tests).output() {
+    // Files, not the folder: `node --test DIR` stopped meaning "the tests in
+    // DIR" in Node 21.
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/web/js-tests");
+    let mut files: Vec<_> = std::fs::read_dir(&folder)
+        .expect("js-tests folder")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|path| path.to_string_lossy().ends_with(".test.mjs"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no *.test.mjs under {}", folder.display());
+    let output = match std::process::Command::new("node").arg("--test").args(&files).output() {
         Ok(output) => output,
         Err(e) => {
             crate::skip::skip("the JS client's node tests", &format!("node not found ({e}): apt-get install nodejs"));
@@ -130,4 +139,10 @@ fn the_js_client_unit_tests_pass_under_node() {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "node --test failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.contains("# fail 0"), "{stdout}");
+    let passed = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("# pass "))
+        .and_then(|n| n.trim().parse::<u32>().ok())
+        .expect("node reports a pass count");
+    assert!(passed > 0, "node ran no test:\n{stdout}");
 }
