@@ -10,7 +10,7 @@ giving the service's overhead (HTTP, queue, storage).
     python3 bench/e2e.py --backend sqlite
     python3 bench/e2e.py --backend postgres --workers 2
 
-Needs release builds: cargo build --release -p pictor -p pictor-imaging.
+Needs release builds: cargo build --release -p pictor -p pictor-imaging -p pictor-bench.
 `--uploader rust` (the default) uploads with the `pictor-e2e-upload` bin.
 Standard library only. Prints a table row per run and a JSON line last.
 """
@@ -181,7 +181,7 @@ def main():
     uploader = os.path.join(a.target_dir, "release", "pictor-e2e-upload")
     for b in (pictor, bench) + ((uploader,) if a.uploader == "rust" else ()):
         if not os.path.exists(b):
-            raise SystemExit(f"missing {b}: cargo build --release -p pictor -p pictor-imaging")
+            raise SystemExit(f"missing {b}: cargo build --release -p pictor -p pictor-imaging -p pictor-bench")
     files = photos()
     blobs = [(p, open(p, "rb").read()) for p in files]
     cores = os.cpu_count() or 1
