@@ -28,6 +28,10 @@ pub enum ApiError {
         /// For a person.
         message: String,
     },
+    /// 421: the request names a host Pictor does not answer (DNS-rebinding
+    /// defence, [`crate::http::hosts`]).
+    #[error("Pictor does not answer to the host {0:?}: add it to PICTOR_ALLOWED_HOSTS")]
+    UnknownHost(String),
     /// 401: the admin token is missing or wrong.
     #[error("this needs the admin token: send `Authorization: Bearer <PICTOR_ADMIN_TOKEN>`")]
     Unauthorized,
@@ -43,6 +47,7 @@ impl ApiError {
         let Self::Images(e) = self else {
             return match self {
                 Self::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
+                Self::UnknownHost(_) => (StatusCode::MISDIRECTED_REQUEST, "unknown_host"),
                 _ => (StatusCode::UNAUTHORIZED, "unauthorized"),
             };
         };

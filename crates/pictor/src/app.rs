@@ -84,6 +84,8 @@ pub struct App {
     pub api_base: String,
     /// Token required for admin endpoints and mutations, once set.
     pub admin_token: Option<crate::config::Secret>,
+    /// Host names answered besides IP literals, localhost and API_BASE's host.
+    pub allowed_hosts: Vec<String>,
 }
 
 /// Builds Pictor from its configuration: opens and migrates the database,
@@ -160,12 +162,13 @@ pub async fn build_with(config: &Config, api_base_default: &str, overrides: Over
         runner,
         api_base: config.api_base.clone().unwrap_or_else(|| api_base_default.to_owned()),
         admin_token: config.admin_token.clone(),
+        allowed_hosts: config.allowed_hosts.clone(),
     })
 }
 
 impl App {
     /// The API and the pages on one router, behind the admin token, the
-    /// cross-origin guard and request tracing.
+    /// cross-origin guard, the host allow-list and request tracing.
     pub fn router(&self) -> Router {
         let api = http::router(http::ApiState { images: self.images.clone(), api_base: self.api_base.clone() });
         let pages =
@@ -173,6 +176,10 @@ impl App {
         api.merge(pages)
             .layer(axum::middleware::from_fn_with_state(self.admin_token.clone(), http::auth::require_token))
             .layer(axum::middleware::from_fn(web::guard::same_origin))
+            .layer(axum::middleware::from_fn_with_state(
+                http::hosts::AllowedHosts::new(&self.allowed_hosts, &self.api_base),
+                http::hosts::known_host,
+            ))
             .layer(TraceLayer::new_for_http())
     }
 }

@@ -23,6 +23,13 @@ pub const DEFAULT_AVIF_QUALITY: u8 = pictor_imaging::DEFAULT_AVIF_QUALITY;
 /// Default thumbnail sizes, as their flag takes them.
 pub const DEFAULT_THUMBNAIL_SIZES: &str = "64,128,256,512";
 
+/// Smallest runner poll interval, ms: below it the runner claims in a busy loop.
+pub const MIN_POLL_INTERVAL_MS: u64 = 10;
+/// Longest job lease, s (one day): a longer one would hide a dead worker's jobs.
+pub const MAX_LOCK_TIMEOUT_SECS: u64 = 86_400;
+/// Most attempts a job may be given.
+pub const MAX_MAX_ATTEMPTS: u32 = 100;
+
 /// The service's settings.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
@@ -85,6 +92,12 @@ pub struct Config {
     /// (`Authorization: Bearer TOKEN`).
     #[arg(long, env = "PICTOR_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<Secret>,
+    /// Host names Pictor answers besides IP addresses, `localhost` and the
+    /// host of API_BASE, comma-separated; other `Host` headers get 421 (the
+    /// defence against DNS rebinding). `*` answers any host: only behind a
+    /// proxy that checks the host itself.
+    #[arg(long, env = "PICTOR_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
 }
 
 /// A value kept out of logs and `Debug` output.
@@ -154,8 +167,17 @@ impl Config {
         if self.runner_concurrency == Some(0) {
             return bad("PICTOR_RUNNER_CONCURRENCY", "must be at least 1");
         }
-        if self.lock_timeout_secs == 0 {
-            return bad("PICTOR_LOCK_TIMEOUT_SECS", "must be at least 1");
+        if self.runner_poll_interval_ms < MIN_POLL_INTERVAL_MS {
+            return bad(
+                "PICTOR_RUNNER_POLL_INTERVAL_MS",
+                "must be at least 10 (less makes the runner claim in a busy loop)",
+            );
+        }
+        if !(1..=MAX_LOCK_TIMEOUT_SECS).contains(&self.lock_timeout_secs) {
+            return bad("PICTOR_LOCK_TIMEOUT_SECS", "must be between 1 and 86400");
+        }
+        if self.max_attempts > MAX_MAX_ATTEMPTS {
+            return bad("PICTOR_MAX_ATTEMPTS", "must be at most 100");
         }
         if self.max_attempts == 0 {
             return bad("PICTOR_MAX_ATTEMPTS", "must be at least 1");
@@ -183,6 +205,9 @@ impl Config {
         }
         if self.admin_token.as_ref().is_some_and(|t| t.expose().len() < 8) {
             return bad("PICTOR_ADMIN_TOKEN", "must be at least 8 characters");
+        }
+        if self.allowed_hosts.iter().any(|h| h.trim().is_empty() || h.contains(['/', ' ', '@'])) {
+            return bad("PICTOR_ALLOWED_HOSTS", "must be host names (or *), comma-separated");
         }
         if self.max_upload_bytes == 0 || self.max_pixels == 0 {
             return bad("PICTOR_MAX_UPLOAD_BYTES/PICTOR_MAX_PIXELS", "must be positive");
@@ -244,6 +269,25 @@ mod tests {
                 assert!(error.contains("PICTOR_PREVIEW_FORMATS") && error.contains("libheif1"), "{error}");
             }
         }
+    }
+
+    #[test]
+    fn queue_settings_out_of_range_are_refused_with_the_variable_name() {
+        let defaults = || Config::defaults().expect("defaults parse");
+        for (config, name) in [
+            (Config { runner_poll_interval_ms: 0, ..defaults() }, "PICTOR_RUNNER_POLL_INTERVAL_MS"),
+            (Config { runner_poll_interval_ms: 9, ..defaults() }, "PICTOR_RUNNER_POLL_INTERVAL_MS"),
+            (Config { lock_timeout_secs: 0, ..defaults() }, "PICTOR_LOCK_TIMEOUT_SECS"),
+            (Config { lock_timeout_secs: 86_401, ..defaults() }, "PICTOR_LOCK_TIMEOUT_SECS"),
+            (Config { max_attempts: 101, ..defaults() }, "PICTOR_MAX_ATTEMPTS"),
+            (Config { allowed_hosts: vec!["http://x".into()], ..defaults() }, "PICTOR_ALLOWED_HOSTS"),
+        ] {
+            let error = config.validate().expect_err(name).to_string();
+            assert!(error.contains(name), "{error}");
+        }
+        Config { runner_poll_interval_ms: 10, lock_timeout_secs: 1, max_attempts: 100, ..defaults() }
+            .validate()
+            .expect("the bounds themselves are valid");
     }
 
     #[test]

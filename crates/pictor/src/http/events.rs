@@ -5,6 +5,7 @@
 
 use std::convert::Infallible;
 
+use axum::Extension;
 use axum::Router;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
@@ -14,6 +15,7 @@ use serde::Serialize;
 use tokio::sync::broadcast;
 
 use super::ApiState;
+use super::auth::Access;
 use crate::images::events::{Change, Subscription};
 
 /// The events route.
@@ -37,18 +39,28 @@ fn to_event(change: &Change) -> Event {
     event.unwrap_or_else(|e| Event::default().event("error").data(e.to_string()))
 }
 
-async fn stream(State(state): State<ApiState>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+/// The stream; without the admin token (once one is set) job events are
+/// left out.
+async fn stream(
+    State(state): State<ApiState>,
+    access: Option<Extension<Access>>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let with_jobs = access.is_none_or(|Extension(access)| access == Access::Full);
     let Subscription { changes, closed } = state.images.events().subscribe();
-    let events = futures_util::stream::unfold((changes, closed), |(mut changes, mut closed)| async move {
-        let next = tokio::select! {
-            _ = closed.wait_for(|c| *c) => None,
-            message = changes.recv() => match message {
+    let events = futures_util::stream::unfold((changes, closed), move |(mut changes, mut closed)| async move {
+        let next = loop {
+            let message = tokio::select! {
+                _ = closed.wait_for(|c| *c) => break None,
+                message = changes.recv() => message,
+            };
+            break match message {
+                Ok(change) if matches!(change, Change::Job(_)) && !with_jobs => continue,
                 Ok(change) => Some(to_event(&change)),
                 Err(broadcast::error::RecvError::Lagged(missed)) => {
                     Some(Event::default().event("lagged").data(missed.to_string()))
                 }
                 Err(broadcast::error::RecvError::Closed) => None,
-            },
+            };
         };
         next.map(|event| (Ok(event), (changes, closed)))
     });

@@ -6,6 +6,7 @@ mod admin;
 mod assets;
 pub mod auth;
 mod events;
+pub mod hosts;
 mod images;
 mod upload;
 

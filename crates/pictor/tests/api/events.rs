@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use pictor::app::Overrides;
+use pictor::config::Secret;
 use pictor_client::models::{Image, ImageStatus, JobStatus, JobSummary};
 
 use crate::helpers::{TestApp, spawn_app_on};
@@ -26,7 +27,16 @@ pub struct EventStream {
 impl EventStream {
     /// Connects to `/api/events`, asserting the SSE content type.
     pub async fn connect(app: &TestApp) -> Self {
-        let response = app.client.get(app.url("/api/events")).send().await.expect("events request");
+        Self::connect_as(app, None).await
+    }
+
+    /// Connects with the admin token, or without any.
+    pub async fn connect_as(app: &TestApp, token: Option<&str>) -> Self {
+        let mut request = app.client.get(app.url("/api/events"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("events request");
         assert_eq!(response.status(), 200);
         let content_type = response.headers()["content-type"].to_str().expect("content type").to_owned();
         assert!(content_type.starts_with("text/event-stream"), "{content_type}");
@@ -145,4 +155,43 @@ async fn a_deleted_image_is_announced_and_open_streams_end_at_shutdown() {
     let stopped = tokio::time::timeout(Duration::from_secs(10), app.stop()).await;
     assert!(stopped.is_ok(), "shutdown waited on the open event stream");
     assert!(events.closes_before(Instant::now() + Duration::from_secs(5)).await, "the stream was closed at shutdown");
+}
+
+/// Names of the events that arrive until the image is STORED (or 60 s).
+async fn event_names_until_stored(events: &mut EventStream, id: &str) -> std::collections::BTreeSet<String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut names = std::collections::BTreeSet::new();
+    while let Some(event) = events.next(deadline).await {
+        names.insert(event.name.clone());
+        if event.name == "image" && event.data.contains(id) && event.data.contains("\"STORED\"") {
+            break;
+        }
+    }
+    names
+}
+
+#[tokio::test]
+async fn with_an_admin_token_only_its_holders_receive_job_events() {
+    // Arrange
+    let token = "s3cret-token";
+    let app =
+        crate::helpers::spawn_app_with(|c| c.admin_token = Some(Secret::new(token)), Overrides::default(), true).await;
+    let mut public = EventStream::connect_as(&app, None).await;
+    let mut admin = EventStream::connect_as(&app, Some(token)).await;
+
+    // Act
+    let bytes = std::fs::read(crate::helpers::testdata("mpl-grace-hopper.jpg")).expect("image");
+    let form = reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(bytes).file_name("a.jpg"));
+    let response =
+        app.client.post(app.url("/api/upload")).bearer_auth(token).multipart(form).send().await.expect("upload");
+    assert_eq!(response.status(), 201);
+    let id = response.json::<serde_json::Value>().await.expect("json")["imageId"].as_str().expect("id").to_owned();
+    let public_names = event_names_until_stored(&mut public, &id).await;
+    let admin_names = event_names_until_stored(&mut admin, &id).await;
+
+    // Assert
+    assert!(public_names.contains("image"), "image events are public: {public_names:?}");
+    assert!(!public_names.contains("job"), "job events need the token: {public_names:?}");
+    assert!(admin_names.contains("job"), "the token holder sees jobs: {admin_names:?}");
+    app.stop().await;
 }

@@ -126,3 +126,49 @@ async fn sqlite_commits_are_fully_synced_by_default_and_normal_when_configured()
         app.stop().await;
     }
 }
+
+/// The DNS-rebinding scenario: a page on another name that resolves to
+/// Pictor's address sends the same-origin headers of its own name. Its
+/// `Host` gives it away, and nothing it asks is answered.
+#[tokio::test]
+async fn a_request_for_an_unknown_host_is_refused_with_421_and_changes_nothing() {
+    let app = spawn_app_with(|c| c.allowed_hosts = vec!["photos.example".into()], Overrides::default(), false).await;
+    let id = app.upload_ok("mpl-grace-hopper.jpg").await;
+    let port = app.base.rsplit(':').next().expect("port").to_owned();
+    let as_host = |method: reqwest::Method, path: &str, host: &str| {
+        let origin = format!("http://{host}");
+        app.client
+            .request(method, app.url(path))
+            .header("host", host)
+            .header("origin", origin)
+            .header("sec-fetch-site", "same-origin")
+    };
+    let evil = format!("evil.example:{port}");
+
+    let deleted = as_host(reqwest::Method::DELETE, &format!("/api/images/{id}"), &evil).send().await.expect("delete");
+    let listed = as_host(reqwest::Method::GET, "/api/images", &evil).send().await.expect("list");
+    let page = as_host(reqwest::Method::GET, "/", &evil).send().await.expect("page");
+
+    assert_eq!(deleted.status(), 421);
+    let body: serde_json::Value = deleted.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "unknown_host", "{body}");
+    assert_eq!((listed.status().as_u16(), page.status().as_u16()), (421, 421));
+    let still_there = app.client.get(app.url(&format!("/api/images/{id}"))).send().await.expect("get");
+    assert_eq!(still_there.status(), 200, "the refused delete changed nothing");
+    for host in [format!("localhost:{port}"), format!("127.0.0.1:{port}"), "photos.example".to_owned()] {
+        let answered = as_host(reqwest::Method::GET, "/api/images", &host).send().await.expect("list");
+        assert_eq!(answered.status(), 200, "{host}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn with_allowed_hosts_star_any_host_is_answered() {
+    let app = spawn_app_with(|c| c.allowed_hosts = vec!["*".into()], Overrides::default(), false).await;
+
+    let answered =
+        app.client.get(app.url("/api/images")).header("host", "anything.example").send().await.expect("list");
+
+    assert_eq!(answered.status(), 200);
+    app.stop().await;
+}
