@@ -64,7 +64,9 @@ impl ApiError {
             | ImagesError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ImagesError::Queue(QueueError::WrongState { .. }) => (StatusCode::CONFLICT, "wrong_state"),
             ImagesError::Queue(QueueError::Db(_))
-            | ImagesError::Storage(StorageError::Io { .. } | StorageError::ChecksumMismatch { .. })
+            | ImagesError::Storage(
+                StorageError::Io { .. } | StorageError::ChecksumMismatch { .. } | StorageError::Lock { .. },
+            )
             | ImagesError::Db(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
     }

@@ -14,7 +14,7 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::db::{Db, DbError};
 use crate::handlers::{self, AssetSettings, CpuPool, HandlerContext, ImageEffect};
-use crate::images::{ImageEffects, Images, UploadLimits};
+use crate::images::{DbOriginalLocks, ImageEffects, Images, UploadLimits};
 use crate::queue::handler::Registry;
 use crate::queue::retry::RetryPolicy;
 use crate::queue::runner::{Runner, RunnerSettings};
@@ -55,6 +55,9 @@ pub enum RunError {
 /// Makes the handlers of a test instead of the standard three.
 pub type RegistryFactory = Box<dyn FnOnce(&Arc<HandlerContext>) -> Registry<ImageEffect> + Send>;
 
+/// Wraps the configured storage for a test (to pause or fail its calls).
+pub type StorageWrapper = Box<dyn FnOnce(Arc<dyn Storage>) -> Arc<dyn Storage> + Send>;
+
 /// Replacements for tests: a hand-turned clock, other handlers, a faster
 /// retry policy.
 #[derive(Default)]
@@ -65,6 +68,8 @@ pub struct Overrides {
     pub registry: Option<RegistryFactory>,
     /// Retry policy instead of the default.
     pub retry: Option<RetryPolicy>,
+    /// A wrapper around the storage every part uses.
+    pub storage: Option<StorageWrapper>,
 }
 
 /// A resolved, migrated Pictor, ready to serve or work.
@@ -76,6 +81,9 @@ pub struct App {
     pub queue: Queue,
     /// The domain the surfaces call.
     pub images: Images,
+    /// What jobs' endings mean for images (the runner's, for tests that
+    /// complete jobs by hand).
+    pub effects: Arc<ImageEffects>,
     /// What the handlers share (storage, CPU pool, asset settings).
     pub handlers: Arc<HandlerContext>,
     /// The job runner.
@@ -115,13 +123,17 @@ pub async fn build_with(config: &Config, api_base_default: &str, overrides: Over
     let db = Db::connect_with(&config.database_url, config.sqlite_synchronous).await?;
     let version = db.migrate().await?;
     tracing::info!(backend = ?db.backend, schema_version = version, "database ready");
-    let storage: Arc<dyn Storage> = Arc::new(LocalStorage::open(&config.storage_dir)?);
+    let mut storage: Arc<dyn Storage> = Arc::new(LocalStorage::open(&config.storage_dir)?);
+    if let Some(wrap) = overrides.storage {
+        storage = wrap(storage);
+    }
 
     let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
     let queue = Queue { db: db.clone(), clock, wakeup: Wakeup::default(), max_attempts: config.max_attempts.into() };
     let cpus = std::thread::available_parallelism().map_or(2, usize::from);
     let handlers = Arc::new(HandlerContext {
         storage: storage.clone(),
+        originals: Arc::new(DbOriginalLocks::new(db.clone())),
         cpu: Arc::new(CpuPool::new(cpus).map_err(StartupError::CpuPool)?),
         assets: Arc::new(AssetSettings {
             thumbnail_sizes: config.thumbnail_sizes.clone(),
@@ -149,13 +161,15 @@ pub async fn build_with(config: &Config, api_base_default: &str, overrides: Over
         Some(make) => make(&handlers),
         None => handlers::registry(&handlers),
     };
-    let runner = Runner::new(queue.clone(), Arc::new(ImageEffects), registry, settings);
+    let effects = Arc::new(ImageEffects::new(storage.clone(), db.backend));
+    let runner = Runner::new(queue.clone(), effects.clone(), registry, settings);
     let limits = UploadLimits { max_upload_bytes: config.max_upload_bytes, max_pixels: config.max_pixels };
     let images = Images::new(db.clone(), storage, queue.clone(), limits);
     Ok(App {
         db,
         queue,
         images,
+        effects,
         handlers,
         runner,
         api_base: config.api_base.clone().unwrap_or_else(|| api_base_default.to_owned()),

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::{AssetKey, Key, ObjectRead, OriginalKey, Promoted, Storage, StorageError, TempKey, UploadWriter};
+use super::{
+    AssetKey, Key, ObjectRead, OriginalKey, OriginalLocks, Promoted, Storage, StorageError, TempKey, UploadWriter,
+};
 
 /// Bytes read at a time when hashing an upload.
 const HASH_BUFFER_BYTES: usize = 256 * 1024;
@@ -94,29 +96,37 @@ fn sha256_of(key: &str, path: &Path) -> Result<Option<String>, StorageError> {
     }
 }
 
-/// Promotes the upload at `src` (synced by its writer) to `dest` on the
-/// same file system, after checking its checksum, and syncs the folder; if
-/// `dest` exists already (same content, by its content-addressed key),
-/// drops `src` instead.
-fn promote_synced(key: &str, src: &Path, dest: &Path, expected: &str) -> Result<Promoted, StorageError> {
+/// Checks that the upload at `src` still has the acknowledged checksum.
+fn verify_upload(key: &str, src: &Path, expected: &str) -> Result<(), StorageError> {
     let Some(actual) = sha256_of(key, src)? else {
         return Err(StorageError::NotFound(key.to_owned()));
     };
     if actual != expected {
         return Err(StorageError::ChecksumMismatch { key: key.to_owned(), actual, expected: expected.to_owned() });
     }
+    Ok(())
+}
+
+/// Moves the upload at `src` (synced by its writer) to `dest` on the same
+/// file system, or drops it if `dest` exists already (same content, by its
+/// content-addressed key). Run under the original's lock; the folder is
+/// synced by the caller.
+fn place(key: &str, src: &Path, dest: &Path) -> Result<Promoted, StorageError> {
     if dest.try_exists().map_err(|e| io(key, e))? {
-        std::fs::remove_file(src).map_err(|e| io(key, e))?;
+        match std::fs::remove_file(src) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StorageError::NotFound(key.to_owned())),
+            other => other.map_err(|e| io(key, e))?,
+        }
         return Ok(Promoted::AlreadyStored);
     }
-    let folder = dest.parent();
-    if let Some(folder) = folder {
+    if let Some(folder) = dest.parent() {
         std::fs::create_dir_all(folder).map_err(|e| io(key, e))?;
     }
     // Same file system: rename is atomic.
-    std::fs::rename(src, dest).map_err(|e| io(key, e))?;
-    folder.map_or(Ok(()), |folder| sync_folder(folder).map_err(|e| io(key, e)))?;
-    Ok(Promoted::Moved)
+    match std::fs::rename(src, dest) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StorageError::NotFound(key.to_owned())),
+        other => other.map(|()| Promoted::Moved).map_err(|e| io(key, e)),
+    }
 }
 
 /// Writes each `(path, key, bytes)` to a part file, syncs them all (their
@@ -243,11 +253,33 @@ impl Storage for LocalStorage {
         Ok(Box::new(LocalUpload { key, path, file: None }))
     }
 
-    async fn promote(&self, upload: &TempKey, original: &OriginalKey, sha256: &str) -> Result<Promoted, StorageError> {
+    /// Hashes the upload outside the original's lock (the slow part, and
+    /// the upload is this job's alone), then checks for the original and
+    /// moves or drops the upload under it, and syncs the folder after it:
+    /// what a delete decides needs the names, not their durability.
+    async fn promote(
+        &self,
+        upload: &TempKey,
+        original: &OriginalKey,
+        sha256: &str,
+        locks: &dyn OriginalLocks,
+    ) -> Result<Promoted, StorageError> {
         let (src, dest) = (self.path_of(upload), self.path_of(original));
         let (key, expected) = (upload.as_str().to_owned(), sha256.to_owned());
-        // One trip to the blocking pool: hash, check, move, sync.
-        blocking(upload.as_str(), move || promote_synced(&key, &src, &dest, &expected)).await
+        let (hashed, k) = (src.clone(), key.clone());
+        blocking(upload.as_str(), move || verify_upload(&k, &hashed, &expected)).await?;
+        let lock = locks.lock(original).await?;
+        let folder = dest.parent().map(Path::to_owned);
+        let placed = blocking(upload.as_str(), move || place(&key, &src, &dest)).await;
+        lock.release().await;
+        if placed? == Promoted::AlreadyStored {
+            return Ok(Promoted::AlreadyStored);
+        }
+        if let Some(folder) = folder {
+            let key = original.as_str().to_owned();
+            blocking(original.as_str(), move || sync_folder(&folder).map_err(|e| io(&key, e))).await?;
+        }
+        Ok(Promoted::Moved)
     }
 
     async fn abort(&self, upload: &TempKey) -> Result<(), StorageError> {
@@ -311,6 +343,24 @@ impl Storage for LocalStorage {
 mod tests {
     use super::*;
 
+    /// Locks that lock nothing: one test, one task.
+    #[derive(Debug)]
+    struct NoLocks;
+
+    struct NoLock;
+
+    #[async_trait::async_trait]
+    impl OriginalLocks for NoLocks {
+        async fn lock(&self, _original: &OriginalKey) -> Result<Box<dyn super::super::HeldLock>, StorageError> {
+            Ok(Box::new(NoLock))
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl super::super::HeldLock for NoLock {
+        async fn release(self: Box<Self>) {}
+    }
+
     fn asset(key: &str) -> AssetKey {
         AssetKey::parse(key).expect("an asset key")
     }
@@ -356,12 +406,15 @@ mod tests {
         let (a, b) = (upload(&storage, b"same").await, upload(&storage, b"same").await);
         assert_eq!(storage.get(&a).await.expect("the upload is readable"), b"same");
 
-        assert_eq!(storage.promote(&a, &original, &sha256(b"same")).await.expect("first"), Promoted::Moved);
-        assert_eq!(storage.promote(&b, &original, &sha256(b"same")).await.expect("second"), Promoted::AlreadyStored);
+        assert_eq!(storage.promote(&a, &original, &sha256(b"same"), &NoLocks).await.expect("first"), Promoted::Moved);
+        assert_eq!(
+            storage.promote(&b, &original, &sha256(b"same"), &NoLocks).await.expect("second"),
+            Promoted::AlreadyStored
+        );
 
         assert!(!storage.exists(&a).await.expect("exists") && !storage.exists(&b).await.expect("exists"));
         assert_eq!(storage.get(&original).await.expect("get"), b"same");
-        let again = storage.promote(&a, &original, &sha256(b"same")).await;
+        let again = storage.promote(&a, &original, &sha256(b"same"), &NoLocks).await;
         assert!(matches!(again, Err(StorageError::NotFound(_))), "{again:?}");
     }
 
@@ -371,7 +424,7 @@ mod tests {
         let storage = LocalStorage::open(dir.path()).expect("open");
         let key = upload(&storage, b"changed").await;
         let original = OriginalKey::for_checksum(&sha256(b"acknowledged")).expect("key");
-        let promoted = storage.promote(&key, &original, &sha256(b"acknowledged")).await;
+        let promoted = storage.promote(&key, &original, &sha256(b"acknowledged"), &NoLocks).await;
         assert!(matches!(promoted, Err(StorageError::ChecksumMismatch { .. })), "{promoted:?}");
         assert!(!storage.exists(&original).await.expect("exists"));
     }
