@@ -14,7 +14,7 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::db::{Db, DbError};
 use crate::handlers::{self, AssetSettings, CpuPool, HandlerContext, ImageEffect};
-use crate::images::{DbOriginalLocks, ImageEffects, Images, UploadLimits};
+use crate::images::{DbOriginalLocks, ImageEffects, Images, TempSweeper, UploadLimits};
 use crate::queue::handler::Registry;
 use crate::queue::retry::RetryPolicy;
 use crate::queue::runner::{Runner, RunnerSettings};
@@ -88,6 +88,8 @@ pub struct App {
     pub handlers: Arc<HandlerContext>,
     /// The job runner.
     pub runner: Runner<ImageEffects>,
+    /// Removes the temp files crashes leave behind, in `serve` and `worker`.
+    pub sweeper: TempSweeper,
     /// Public base URL for absolute links.
     pub api_base: String,
     /// Token required for admin endpoints and mutations, once set.
@@ -165,6 +167,7 @@ pub async fn build_with(config: &Config, api_base_default: &str, overrides: Over
     let runner = Runner::new(queue.clone(), effects.clone(), registry, settings);
     let limits = UploadLimits { max_upload_bytes: config.max_upload_bytes, max_pixels: config.max_pixels };
     let images = Images::new(db.clone(), storage, queue.clone(), limits);
+    let sweeper = TempSweeper::new(images.clone(), Duration::from_secs(config.temp_grace_secs));
     Ok(App {
         db,
         queue,
@@ -172,6 +175,7 @@ pub async fn build_with(config: &Config, api_base_default: &str, overrides: Over
         effects,
         handlers,
         runner,
+        sweeper,
         api_base: config.api_base.clone().unwrap_or_else(|| api_base_default.to_owned()),
         admin_token: config.admin_token.clone(),
     })
@@ -193,6 +197,7 @@ impl App {
 
 /// Serves HTTP on `listener` (and runs the job runner unless `with_runner`
 /// is false) until `shutdown`; in-flight requests and jobs finish first.
+/// The temp sweeper runs beside them.
 ///
 /// # Errors
 /// The listener failed, or the runner could not release its jobs.
@@ -205,21 +210,24 @@ pub async fn serve(listener: TcpListener, app: App, with_runner: bool, shutdown:
         stopping.wait().await;
         events.close();
     });
+    let sweeper = app.sweeper.run(shutdown.clone());
     if with_runner {
-        let (served, worked) = tokio::join!(server, app.runner.run(shutdown));
+        let (served, worked, ()) = tokio::join!(server, app.runner.run(shutdown), sweeper);
         served.map_err(RunError::Serve)?;
         worked?;
     } else {
-        server.await.map_err(RunError::Serve)?;
+        let (served, ()) = tokio::join!(server, sweeper);
+        served.map_err(RunError::Serve)?;
     }
     Ok(())
 }
 
-/// Runs the job runner alone until `shutdown`.
+/// Runs the job runner alone (with the temp sweeper) until `shutdown`.
 ///
 /// # Errors
 /// The runner could not release its jobs at shutdown.
 pub async fn work(app: App, shutdown: Shutdown) -> Result<(), RunError> {
-    app.runner.run(shutdown).await?;
+    let (worked, ()) = tokio::join!(app.runner.run(shutdown.clone()), app.sweeper.run(shutdown));
+    worked?;
     Ok(())
 }

@@ -36,7 +36,9 @@ impl From<StorageError> for HandlerError {
             StorageError::NotFound(_) | StorageError::InvalidKey(_) | StorageError::ChecksumMismatch { .. } => {
                 Self::permanent(e.to_string())
             }
-            StorageError::Io { .. } | StorageError::Lock { .. } => Self::retryable(e.to_string()).caused_by(e),
+            StorageError::Io { .. } | StorageError::Lock { .. } | StorageError::Full { .. } => {
+                Self::retryable(e.to_string()).caused_by(e)
+            }
         }
     }
 }

@@ -10,6 +10,7 @@ mod effects;
 pub mod events;
 mod jobs;
 mod originals;
+mod sweeper;
 mod upload;
 pub mod view;
 
@@ -20,6 +21,7 @@ pub use catalog::ImageFilter;
 pub use effects::ImageEffects;
 pub use jobs::{JobCounts, JobFilter};
 pub use originals::DbOriginalLocks;
+pub use sweeper::{DEFAULT_TEMP_GRACE_SECS, TEMP_SWEEP_INTERVAL, TempSweeper};
 pub use upload::{Accepted, UploadDetails, UploadLimits, text_field as upload_text_field};
 
 use crate::clock::Millis;

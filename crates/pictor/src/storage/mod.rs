@@ -6,10 +6,12 @@
 //! by area ([`keys`]). Whether an original is still needed is decided under
 //! an [`OriginalLocks`] lock, which the caller supplies.
 
+mod durable;
 pub mod keys;
 mod local;
 
 use std::io::{Read, Seek};
+use std::time::SystemTime;
 
 pub use keys::{AssetKey, Key, OriginalKey, TempKey, assets_prefix};
 pub use local::LocalStorage;
@@ -41,6 +43,15 @@ pub enum StorageError {
         /// Why.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The storage is full (no space, or over quota): retry once space is freed.
+    #[error("the storage is full (writing {key:?})")]
+    Full {
+        /// The key being written.
+        key: String,
+        /// The file system's error.
+        #[source]
+        source: std::io::Error,
     },
     /// The file system failed.
     #[error("storage I/O failed on {key:?}")]
@@ -171,6 +182,16 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// # Errors
     /// An image id that makes no key, or I/O.
     async fn delete_assets(&self, image_id: &str) -> Result<(), StorageError>;
+    /// Temporary files last written before `before`, for the temp sweeper:
+    /// everything in the temp area (uploads in flight or abandoned, parts
+    /// of objects being written) and, with `beside_objects`, the `.part`
+    /// files that older versions wrote beside assets and originals and a
+    /// crash left there. Which of them are still needed is the caller's
+    /// question (an upload whose image is not offloaded yet is).
+    ///
+    /// # Errors
+    /// I/O.
+    async fn temp_files_before(&self, before: SystemTime, beside_objects: bool) -> Result<Vec<Key>, StorageError>;
     /// Checks that the storage can be written now (for `/healthz`).
     ///
     /// # Errors

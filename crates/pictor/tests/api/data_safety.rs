@@ -16,6 +16,9 @@ use tokio::sync::oneshot;
 
 use crate::helpers::{Backend, TestApp, count_files, spawn_app_on, testdata};
 
+/// An age past the default grace of the temp sweeper.
+const LONG_AGO: Duration = Duration::from_secs(2 * 3600);
+
 /// One pause of a storage call: the call reports that it got there, then
 /// waits until the test lets it go on.
 struct Gate {
@@ -144,6 +147,14 @@ impl Storage for PausingStorage {
 
     async fn delete_assets(&self, image_id: &str) -> Result<(), StorageError> {
         self.inner.delete_assets(image_id).await
+    }
+
+    async fn temp_files_before(
+        &self,
+        before: std::time::SystemTime,
+        beside_objects: bool,
+    ) -> Result<Vec<Key>, StorageError> {
+        self.inner.temp_files_before(before, beside_objects).await
     }
 
     async fn check_writable(&self) -> Result<(), StorageError> {
@@ -294,4 +305,60 @@ both_backends! {
         assert_eq!(files_left(&app), Vec::<String>::new());
         app.stop().await;
     }
+}
+
+/// Creates `relative` under `root` (and its folders), last written `age` ago.
+fn make_file(root: &std::path::Path, relative: &str, age: Duration) -> std::path::PathBuf {
+    let path = root.join(relative);
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    let file = std::fs::File::create(&path).expect("create");
+    file.set_modified(std::time::SystemTime::now() - age).expect("mtime");
+    path
+}
+
+both_backends! {
+    async fn the_temp_sweeper_removes_old_temp_files_that_no_image_needs_and_keeps_the_rest(backend) {
+        // No runner: the upload stays INGESTED, its temp file needed.
+        let Some(app) = spawn_app_on(backend, |_| {}, Overrides::default(), false).await else { return };
+        upload(&app, photo()).await;
+        let storage = app.dir.path().join("storage");
+        let needed = std::fs::read_dir(storage.join("tmp")).expect("tmp").next().expect("the upload").expect("entry").path();
+        std::fs::File::options().write(true).open(&needed).expect("open").set_modified(std::time::SystemTime::now() - LONG_AGO).expect("mtime");
+        // What kills left: an upload cut off, a job's part files (in the
+        // temp area, and beside assets as older versions wrote them).
+        let cut_off = make_file(&storage, "tmp/0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b.upload", LONG_AGO);
+        let part = make_file(&storage, "tmp/0190a1b2c3d47e5f8a9b0c1d2e3f4a5b.part", LONG_AGO);
+        let beside = make_file(&storage, "assets/0190a1b2-0000-7000-8000-000000000000/preview.0190a1b2c3d4.part", LONG_AGO);
+        let finished = make_file(&storage, "assets/0190a1b2-0000-7000-8000-000000000000/preview.jpg", LONG_AGO);
+        let fresh = make_file(&storage, "tmp/0190a1b2-c3d4-7e5f-8a9b-ffffffffffff.upload", Duration::ZERO);
+
+        let removed = app.app.sweeper.sweep(true).await.expect("sweep");
+
+        assert_eq!(removed, 3);
+        for gone in [&cut_off, &part, &beside] {
+            assert!(!gone.exists(), "{} swept", gone.display());
+        }
+        for kept in [&needed, &finished, &fresh] {
+            assert!(kept.exists(), "{} kept", kept.display());
+        }
+        app.stop().await;
+    }
+}
+
+#[tokio::test]
+async fn the_temp_sweeper_runs_when_pictor_starts() {
+    let storage = tempfile::tempdir().expect("tempdir");
+    let left = make_file(storage.path(), "tmp/0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b.upload", LONG_AGO);
+    let folder = storage.path().to_owned();
+
+    let app = spawn_app_on(Backend::Sqlite, |c| c.storage_dir = folder, Overrides::default(), true)
+        .await
+        .expect("SQLite is always there");
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while left.exists() {
+        assert!(Instant::now() < deadline, "the upload left by a crash is still there");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    app.stop().await;
 }
