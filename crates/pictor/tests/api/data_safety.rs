@@ -69,11 +69,23 @@ struct PausingStorage {
     gates: Arc<Gates>,
 }
 
-/// The armed pauses.
+/// The armed pauses, and a full disk while `full` is set.
 #[derive(Default)]
 struct Gates {
     after_promote: Mutex<Option<Gate>>,
     before_put_assets: Mutex<Vec<Gate>>,
+    /// While set, new uploads and asset writes fail as on a full disk.
+    full: std::sync::atomic::AtomicBool,
+}
+
+impl Gates {
+    fn refuse_if_full(&self, key: &str) -> Result<(), StorageError> {
+        if self.full.load(std::sync::atomic::Ordering::SeqCst) {
+            let source = std::io::Error::from(std::io::ErrorKind::StorageFull);
+            return Err(StorageError::Full { key: key.to_owned(), source });
+        }
+        Ok(())
+    }
 }
 
 impl std::fmt::Debug for Gates {
@@ -99,6 +111,7 @@ impl Gates {
 #[async_trait::async_trait]
 impl Storage for PausingStorage {
     async fn begin_upload(&self) -> Result<Box<dyn UploadWriter>, StorageError> {
+        self.gates.refuse_if_full("tmp")?;
         self.inner.begin_upload().await
     }
 
@@ -130,6 +143,7 @@ impl Storage for PausingStorage {
         if let Some(gate) = gate {
             gate.pass().await;
         }
+        self.gates.refuse_if_full("assets")?;
         self.inner.put_assets(assets).await
     }
 
@@ -168,6 +182,8 @@ async fn pausing_app(backend: Backend) -> Option<(TestApp, Arc<Gates>)> {
     let shared = gates.clone();
     let overrides = Overrides {
         storage: Some(Box::new(move |inner| Arc::new(PausingStorage { inner, gates: shared }) as Arc<dyn Storage>)),
+        // Retries within a test's patience.
+        retry: Some(pictor::queue::retry::RetryPolicy { base_delay_ms: 100, max_delay_ms: 400, jitter: 0.0 }),
         ..Default::default()
     };
     let app = spawn_app_on(backend, |_| {}, overrides, true).await?;
@@ -361,4 +377,51 @@ async fn the_temp_sweeper_runs_when_pictor_starts() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     app.stop().await;
+}
+
+both_backends! {
+    async fn a_full_storage_refuses_uploads_with_507_and_its_jobs_retry_until_space_returns(backend) {
+        let Some((app, gates)) = pausing_app(backend).await else { return };
+        gates.full.store(true, std::sync::atomic::Ordering::SeqCst);
+
+        let refused = app.upload_bytes("photo.jpg", photo(), None, None).await;
+
+        assert_eq!(refused.status(), 507);
+        let body: serde_json::Value = refused.json().await.expect("json");
+        assert_eq!(body["error"]["code"], "insufficient_storage", "{body}");
+        assert_eq!(files_left(&app), Vec::<String>::new(), "nothing half-written is kept");
+
+        gates.full.store(false, std::sync::atomic::Ordering::SeqCst);
+        let mut paused = [gates.arm_before_put_assets(), gates.arm_before_put_assets()];
+        let id = upload(&app, photo()).await;
+        for gate in &mut paused {
+            gate.reached().await;
+        }
+        gates.full.store(true, std::sync::atomic::Ordering::SeqCst);
+        for gate in paused {
+            gate.resume();
+        }
+        // The asset jobs fail for want of space, retryably, saying why.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let image = app.image(&id).await;
+            let mut errors = Vec::new();
+            for job in image.processing_jobs.iter().filter(|j| j.kind.as_str() != "OFFLOAD_ORIGINAL") {
+                errors.extend(app.job(job.id).await.retry_info.last_error);
+            }
+            if errors.len() == 2 {
+                assert!(errors.iter().all(|e| e.contains("storage is full")), "{errors:?}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "the asset jobs did not fail: {image:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_ne!(app.image(&id).await.status, ImageStatus::Failed);
+
+        gates.full.store(false, std::sync::atomic::Ordering::SeqCst);
+
+        let image = app.wait_terminal(&id, Duration::from_secs(60)).await;
+        assert_eq!(image.status, ImageStatus::Stored, "{:?}", image.error);
+        app.stop().await;
+    }
 }
