@@ -17,7 +17,7 @@ use crate::storage::StorageError;
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     /// What the images layer refused or failed: 400, 404, 409, 413, 415,
-    /// 422 by the kind of refusal, else 500.
+    /// 422 by the kind of refusal, 507 when the storage is full, else 500.
     #[error(transparent)]
     Images(#[from] ImagesError),
     /// 400: a request the API cannot parse, with a code and message.
@@ -61,15 +61,23 @@ impl ApiError {
                 IngestError::Corrupt(_) => (StatusCode::UNPROCESSABLE_ENTITY, "corrupt_image"),
                 IngestError::TooManyPixels { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "too_many_pixels"),
                 IngestError::Stream(_) => (StatusCode::BAD_REQUEST, "malformed_upload"),
+                IngestError::Storage(StorageError::Full { .. }) => {
+                    (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage")
+                }
                 IngestError::Io(_) | IngestError::Storage(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
             },
+            ImagesError::Storage(StorageError::Full { .. }) => {
+                (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage")
+            }
             ImagesError::Invalid { code, .. } => (StatusCode::BAD_REQUEST, code),
             ImagesError::Queue(QueueError::NotFound(_))
             | ImagesError::Storage(StorageError::NotFound(_) | StorageError::InvalidKey(_))
             | ImagesError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ImagesError::Queue(QueueError::WrongState { .. }) => (StatusCode::CONFLICT, "wrong_state"),
             ImagesError::Queue(QueueError::Db(_))
-            | ImagesError::Storage(StorageError::Io { .. } | StorageError::ChecksumMismatch { .. })
+            | ImagesError::Storage(
+                StorageError::Io { .. } | StorageError::ChecksumMismatch { .. } | StorageError::Lock { .. },
+            )
             | ImagesError::Db(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
         }
     }
@@ -83,7 +91,10 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        let message = if status.is_server_error() {
+        let message = if status == StatusCode::INSUFFICIENT_STORAGE {
+            tracing::warn!(error = ?self, "storage full");
+            "the storage is full; try again once space is freed".to_owned()
+        } else if status.is_server_error() {
             tracing::error!(error = ?self, "request failed");
             "internal error; the server log has the details".to_owned()
         } else {

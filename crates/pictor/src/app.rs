@@ -14,7 +14,7 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::db::{Db, DbError};
 use crate::handlers::{self, AssetSettings, CpuPool, HandlerContext, ImageEffect};
-use crate::images::{ImageEffects, Images, UploadLimits};
+use crate::images::{DbOriginalLocks, ImageEffects, Images, TempSweeper, UploadLimits};
 use crate::queue::handler::Registry;
 use crate::queue::retry::RetryPolicy;
 use crate::queue::runner::{Runner, RunnerSettings};
@@ -55,6 +55,9 @@ pub enum RunError {
 /// Makes the handlers of a test instead of the standard three.
 pub type RegistryFactory = Box<dyn FnOnce(&Arc<HandlerContext>) -> Registry<ImageEffect> + Send>;
 
+/// Wraps the configured storage for a test (to pause or fail its calls).
+pub type StorageWrapper = Box<dyn FnOnce(Arc<dyn Storage>) -> Arc<dyn Storage> + Send>;
+
 /// Replacements for tests: a hand-turned clock, other handlers, a faster
 /// retry policy.
 #[derive(Default)]
@@ -65,6 +68,8 @@ pub struct Overrides {
     pub registry: Option<RegistryFactory>,
     /// Retry policy instead of the default.
     pub retry: Option<RetryPolicy>,
+    /// A wrapper around the storage every part uses.
+    pub storage: Option<StorageWrapper>,
 }
 
 /// A resolved, migrated Pictor, ready to serve or work.
@@ -76,10 +81,15 @@ pub struct App {
     pub queue: Queue,
     /// The domain the surfaces call.
     pub images: Images,
+    /// What jobs' endings mean for images (the runner's, for tests that
+    /// complete jobs by hand).
+    pub effects: Arc<ImageEffects>,
     /// What the handlers share (storage, CPU pool, asset settings).
     pub handlers: Arc<HandlerContext>,
     /// The job runner.
     pub runner: Runner<ImageEffects>,
+    /// Removes the temp files crashes leave behind, in `serve` and `worker`.
+    pub sweeper: TempSweeper,
     /// Public base URL for absolute links.
     pub api_base: String,
     /// Token required for admin endpoints and mutations, once set.
@@ -117,13 +127,17 @@ pub async fn build_with(config: &Config, api_base_default: &str, overrides: Over
     let db = Db::connect_with(&config.database_url, config.sqlite_synchronous).await?;
     let version = db.migrate().await?;
     tracing::info!(backend = ?db.backend, schema_version = version, "database ready");
-    let storage: Arc<dyn Storage> = Arc::new(LocalStorage::open(&config.storage_dir)?);
+    let mut storage: Arc<dyn Storage> = Arc::new(LocalStorage::open(&config.storage_dir)?);
+    if let Some(wrap) = overrides.storage {
+        storage = wrap(storage);
+    }
 
     let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
     let queue = Queue { db: db.clone(), clock, wakeup: Wakeup::default(), max_attempts: config.max_attempts.into() };
     let cpus = std::thread::available_parallelism().map_or(2, usize::from);
     let handlers = Arc::new(HandlerContext {
         storage: storage.clone(),
+        originals: Arc::new(DbOriginalLocks::new(db.clone())),
         cpu: Arc::new(CpuPool::new(cpus).map_err(StartupError::CpuPool)?),
         assets: Arc::new(AssetSettings {
             thumbnail_sizes: config.thumbnail_sizes.clone(),
@@ -151,15 +165,19 @@ pub async fn build_with(config: &Config, api_base_default: &str, overrides: Over
         Some(make) => make(&handlers),
         None => handlers::registry(&handlers),
     };
-    let runner = Runner::new(queue.clone(), Arc::new(ImageEffects), registry, settings);
+    let effects = Arc::new(ImageEffects::new(storage.clone(), db.backend));
+    let runner = Runner::new(queue.clone(), effects.clone(), registry, settings);
     let limits = UploadLimits { max_upload_bytes: config.max_upload_bytes, max_pixels: config.max_pixels };
     let images = Images::new(db.clone(), storage, queue.clone(), limits);
+    let sweeper = TempSweeper::new(images.clone(), Duration::from_secs(config.temp_grace_secs));
     Ok(App {
         db,
         queue,
         images,
+        effects,
         handlers,
         runner,
+        sweeper,
         api_base: config.api_base.clone().unwrap_or_else(|| api_base_default.to_owned()),
         admin_token: config.admin_token.clone(),
         allowed_hosts: config.allowed_hosts.clone(),
@@ -186,6 +204,7 @@ impl App {
 
 /// Serves HTTP on `listener` (and runs the job runner unless `with_runner`
 /// is false) until `shutdown`; in-flight requests and jobs finish first.
+/// The temp sweeper runs beside them.
 ///
 /// # Errors
 /// The listener failed, or the runner could not release its jobs.
@@ -198,21 +217,24 @@ pub async fn serve(listener: TcpListener, app: App, with_runner: bool, shutdown:
         stopping.wait().await;
         events.close();
     });
+    let sweeper = app.sweeper.run(shutdown.clone());
     if with_runner {
-        let (served, worked) = tokio::join!(server, app.runner.run(shutdown));
+        let (served, worked, ()) = tokio::join!(server, app.runner.run(shutdown), sweeper);
         served.map_err(RunError::Serve)?;
         worked?;
     } else {
-        server.await.map_err(RunError::Serve)?;
+        let (served, ()) = tokio::join!(server, sweeper);
+        served.map_err(RunError::Serve)?;
     }
     Ok(())
 }
 
-/// Runs the job runner alone until `shutdown`.
+/// Runs the job runner alone (with the temp sweeper) until `shutdown`.
 ///
 /// # Errors
 /// The runner could not release its jobs at shutdown.
 pub async fn work(app: App, shutdown: Shutdown) -> Result<(), RunError> {
-    app.runner.run(shutdown).await?;
+    let (worked, ()) = tokio::join!(app.runner.run(shutdown.clone()), app.sweeper.run(shutdown));
+    worked?;
     Ok(())
 }

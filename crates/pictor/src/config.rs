@@ -84,6 +84,11 @@ pub struct Config {
     /// Seconds in-flight jobs get to finish at shutdown.
     #[arg(long, env = "PICTOR_SHUTDOWN_TIMEOUT_SECS", default_value_t = crate::queue::DEFAULT_SHUTDOWN_TIMEOUT_SECS)]
     pub shutdown_timeout_secs: u64,
+    /// Seconds after which a temporary file that no image needs (an upload
+    /// or a part file a crash left behind) is swept; long enough for any
+    /// upload to finish.
+    #[arg(long, env = "PICTOR_TEMP_GRACE_SECS", default_value_t = crate::images::DEFAULT_TEMP_GRACE_SECS)]
+    pub temp_grace_secs: u64,
     /// SQLite commit durability: `full` (every acknowledged upload survives
     /// power loss) or `normal` (faster; survives a crash of Pictor only).
     #[arg(long, env = "PICTOR_SQLITE_SYNCHRONOUS", default_value = "full")]
@@ -230,7 +235,15 @@ mod tests {
         assert_eq!(c.max_upload_bytes, 50 * 1024 * 1024);
         assert_eq!(c.thumbnail_sizes, vec![64, 128, 256, 512]);
         assert_eq!(c.preview_formats, vec![pictor_imaging::AssetFormat::Jpeg]);
+        assert_eq!(c.temp_grace_secs, crate::images::DEFAULT_TEMP_GRACE_SECS);
         c.validate().expect("defaults are valid");
+    }
+
+    #[test]
+    fn the_readme_states_the_temp_grace_default_of_the_code() {
+        let readme = include_str!("../../../README.md");
+        let row = format!("| `PICTOR_TEMP_GRACE_SECS` | `{}` |", crate::images::DEFAULT_TEMP_GRACE_SECS);
+        assert!(readme.contains(&row), "README.md lacks {row}");
     }
 
     #[test]

@@ -24,7 +24,6 @@ use pictor::app::{self, App, Overrides};
 use pictor::config::Config;
 use pictor::db::{Backend, Db, Durability, SqliteSynchronous};
 use pictor::handlers::{ImageEffect, Outcome};
-use pictor::images::ImageEffects;
 use pictor::queue::completer::DEFAULT_COMPLETION_BATCH;
 use pictor::queue::handler::{HandlerError, JobHandler, Registry};
 use pictor::queue::runner::{Runner, RunnerSettings};
@@ -308,7 +307,7 @@ async fn work(
     let start = Instant::now();
     let tasks = (0..runners)
         .map(|_| {
-            let runner = Runner::new(app.queue.clone(), Arc::new(ImageEffects), registry.clone(), settings.clone());
+            let runner = Runner::new(app.queue.clone(), app.effects.clone(), registry.clone(), settings.clone());
             tokio::spawn(runner.run(shutdown.clone()))
         })
         .collect::<Vec<_>>();

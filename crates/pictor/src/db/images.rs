@@ -7,7 +7,7 @@ use pictor_client::models::ImageStatus;
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyPool, Executor, Row};
 
-use super::{DbResult, ImageId};
+use super::{Backend, DbResult, ImageId};
 use crate::clock::Millis;
 
 const COLUMNS: &str = "id, title, collection, status, checksum, size_bytes, format, width, height, orientation, \
@@ -256,16 +256,64 @@ pub async fn delete<'c, E: Executor<'c, Database = Any>>(exec: E, id: &ImageId) 
     Ok(row.as_ref().map(image_from_row).transpose()?)
 }
 
-/// How many images use an original or a temp file under `key`.
+/// How many images have the bytes of this checksum, whatever their state:
+/// each needs the original stored under it, from its upload (the row is
+/// committed before the upload is acknowledged, before its offload can
+/// look for the original) until it is deleted.
 ///
 /// # Errors
 /// The database failed.
-pub async fn count_using<'c, E: Executor<'c, Database = Any>>(exec: E, key: &str) -> DbResult<i64> {
-    Ok(sqlx::query("SELECT COUNT(*) AS n FROM image WHERE original_path = $1 OR temp_path = $1")
-        .bind(key)
+pub async fn count_with_checksum<'c, E: Executor<'c, Database = Any>>(exec: E, checksum: &str) -> DbResult<i64> {
+    Ok(sqlx::query("SELECT COUNT(*) AS n FROM image WHERE checksum = $1")
+        .bind(checksum)
         .fetch_one(exec)
         .await?
         .try_get("n")?)
+}
+
+/// Takes, inside the caller's write transaction, the lock of the original
+/// with this checksum, held until the transaction ends. On SQLite the
+/// transaction itself is the lock (`BEGIN IMMEDIATE` holds the database's
+/// one write lock, across processes); on PostgreSQL a transaction-scoped
+/// advisory lock keyed by the checksum's first 64 bits (a collision only
+/// serialises two originals' decisions).
+///
+/// # Errors
+/// The database failed.
+pub async fn lock_original<'c, E: Executor<'c, Database = Any>>(
+    exec: E,
+    backend: Backend,
+    checksum: &str,
+) -> DbResult<()> {
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(original_lock_key(checksum)).execute(exec).await?;
+    }
+    Ok(())
+}
+
+/// The advisory lock key of an original: its checksum's first 16 hex
+/// digits as a signed 64-bit number.
+fn original_lock_key(checksum: &str) -> i64 {
+    let prefix = checksum.get(..16).unwrap_or(checksum);
+    i64::from_ne_bytes(u64::from_str_radix(prefix, 16).unwrap_or(0).to_ne_bytes())
+}
+
+/// Whether an image still needs the upload under `temp_key` (its offload
+/// has not finished). Only images not STORED can: the offload's
+/// completion clears `temp_path` as it records the original, which STORED
+/// needs; so the status index narrows the search to images in flight.
+///
+/// # Errors
+/// The database failed.
+pub async fn uses_temp<'c, E: Executor<'c, Database = Any>>(exec: E, temp_key: &str) -> DbResult<bool> {
+    let row = sqlx::query(
+        "SELECT 1 AS used FROM image \
+         WHERE status IN ('UPLOADED', 'INGESTED', 'PROCESSING', 'FAILED') AND temp_path = $1 LIMIT 1",
+    )
+    .bind(temp_key)
+    .fetch_optional(exec)
+    .await?;
+    Ok(row.is_some())
 }
 
 /// DESIGN's STORED rule, the one place it is written: an image is complete
@@ -287,19 +335,21 @@ macro_rules! returning_complete {
     };
 }
 
-/// Runs a [`returning_complete`] UPDATE.
+/// Runs a [`returning_complete`] UPDATE: `None` when there is no such
+/// image (it was deleted).
 async fn update_returning_complete<'c, E: Executor<'c, Database = Any>>(
     exec: E,
     query: sqlx::query::Query<'_, Any, sqlx::any::AnyArguments>,
-) -> DbResult<bool> {
+) -> DbResult<Option<bool>> {
     match query.fetch_optional(exec).await? {
-        Some(row) => Ok(row.try_get::<i64, _>("complete")? == 1),
-        None => Ok(false),
+        Some(row) => Ok(Some(row.try_get::<i64, _>("complete")? == 1)),
+        None => Ok(None),
     }
 }
 
-/// Records the offloaded original and moves the image to PROCESSING. True
-/// when the image now has every asset too.
+/// Records the offloaded original and moves the image to PROCESSING.
+/// `Some(true)` when the image now has every asset too, `None` when there
+/// is no such image.
 ///
 /// # Errors
 /// The database failed.
@@ -308,7 +358,7 @@ pub async fn set_original<'c, E: Executor<'c, Database = Any>>(
     id: &ImageId,
     original_path: &str,
     now: Millis,
-) -> DbResult<bool> {
+) -> DbResult<Option<bool>> {
     let query = sqlx::query(returning_complete!(
         "UPDATE image SET original_path = $1, temp_path = NULL, updated_at = $2, \
                           status = CASE WHEN status IN ('UPLOADED', 'INGESTED') THEN 'PROCESSING' ELSE status END \
@@ -321,8 +371,9 @@ pub async fn set_original<'c, E: Executor<'c, Database = Any>>(
 }
 
 /// Records the thumbnails (`thumbnail_path` is the 256 px one, or the
-/// largest when 256 was not made) and the image's ThumbHash. True when the
-/// image now has its original and every asset.
+/// largest when 256 was not made) and the image's ThumbHash. `Some(true)`
+/// when the image now has its original and every asset, `None` when there
+/// is no such image.
 ///
 /// # Errors
 /// The database failed.
@@ -332,7 +383,7 @@ pub async fn set_thumbnails<'c, E: Executor<'c, Database = Any>>(
     thumbnails: &BTreeMap<u32, String>,
     thumbhash: Option<&str>,
     now: Millis,
-) -> DbResult<bool> {
+) -> DbResult<Option<bool>> {
     let main = thumbnails.get(&256).or_else(|| thumbnails.values().next_back());
     let json = serde_json::to_string(thumbnails).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     let query = sqlx::query(returning_complete!(
@@ -347,7 +398,8 @@ pub async fn set_thumbnails<'c, E: Executor<'c, Database = Any>>(
 }
 
 /// Records the preview: its JPEG as `preview_path`, every encoding in
-/// `previews`. True when the image now has its original and every asset.
+/// `previews`. `Some(true)` when the image now has its original and every
+/// asset, `None` when there is no such image.
 ///
 /// # Errors
 /// The database failed.
@@ -357,7 +409,7 @@ pub async fn set_preview<'c, E: Executor<'c, Database = Any>>(
     preview_path: &str,
     previews: &BTreeMap<String, String>,
     now: Millis,
-) -> DbResult<bool> {
+) -> DbResult<Option<bool>> {
     let json = serde_json::to_string(previews).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     let query = sqlx::query(returning_complete!(
         "UPDATE image SET preview_path = $1, previews = $2, updated_at = $3 WHERE id = $4"
@@ -433,4 +485,16 @@ pub async fn changed_since(pool: &AnyPool, since: Millis) -> DbResult<Vec<ImageR
         .fetch_all(pool)
         .await?;
     Ok(rows.iter().map(image_from_row).collect::<Result<_, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_originals_lock_key_is_its_checksums_first_64_bits() {
+        assert_eq!(original_lock_key(&format!("{}{}", "00000000000000ff", "a".repeat(48))), 255);
+        assert_eq!(original_lock_key(&"f".repeat(64)), -1);
+        assert_eq!(original_lock_key("not hex"), 0);
+    }
 }

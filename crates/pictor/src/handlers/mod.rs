@@ -25,7 +25,7 @@ pub use thumbnails::ThumbnailGeneration;
 use crate::db::ImageId;
 use crate::queue::Job;
 use crate::queue::handler::{HandlerError, Registry};
-use crate::storage::{OriginalKey, Storage, StorageError};
+use crate::storage::{OriginalKey, OriginalLocks, Storage, StorageError};
 
 /// A handler's result: image effects and child jobs.
 pub type Outcome = crate::queue::handler::Outcome<ImageEffect>;
@@ -36,7 +36,9 @@ impl From<StorageError> for HandlerError {
             StorageError::NotFound(_) | StorageError::InvalidKey(_) | StorageError::ChecksumMismatch { .. } => {
                 Self::permanent(e.to_string())
             }
-            StorageError::Io { .. } => Self::retryable(e.to_string()).caused_by(e),
+            StorageError::Io { .. } | StorageError::Lock { .. } | StorageError::Full { .. } => {
+                Self::retryable(e.to_string()).caused_by(e)
+            }
         }
     }
 }
@@ -105,6 +107,8 @@ impl AssetSettings {
 pub struct HandlerContext {
     /// Where originals and assets live.
     pub storage: Arc<dyn Storage>,
+    /// The originals' locks, taken by an offload's promotion.
+    pub originals: Arc<dyn OriginalLocks>,
     /// Runs decoding and encoding, one thread per CPU (DESIGN invariant 6).
     pub cpu: Arc<CpuPool>,
     /// Asset sizes and quality.

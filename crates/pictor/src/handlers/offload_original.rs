@@ -30,7 +30,7 @@ impl JobHandler<ImageEffect> for OffloadOriginal {
         let p: OffloadPayload = payload(job)?;
         let upload = TempKey::parse(p.temp_path.as_str())?;
         let original = OriginalKey::for_checksum(&p.checksum)?;
-        match ctx.storage.promote(&upload, &original, &p.checksum).await {
+        match ctx.storage.promote(&upload, &original, &p.checksum, ctx.originals.as_ref()).await {
             Ok(Promoted::Moved | Promoted::AlreadyStored) => {}
             // A re-run after a crash finds the upload already promoted; any
             // other absence means the upload is gone.

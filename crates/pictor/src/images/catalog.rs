@@ -8,7 +8,7 @@ use super::{Images, ImagesError, ImagesResult, Page, view};
 use sqlx::AnyPool;
 
 use crate::db::{self, DbResult, Durability, ImageId, images::ImageRecord};
-use crate::storage::Key;
+use crate::storage::{OriginalKey, TempKey};
 
 /// Filters of the image list.
 pub use crate::db::images::ImageFilter;
@@ -100,8 +100,10 @@ impl Images {
         self.find(id).await
     }
 
-    /// Deletes an image, its idle jobs and its assets, and its original
-    /// when no other image uses it.
+    /// Deletes an image, its idle jobs, its assets and its upload, and its
+    /// original when no other image uses it. A job of the image running
+    /// meanwhile finds it gone when it completes, enqueues nothing and
+    /// removes what it wrote ([`super::ImageEffects`]).
     ///
     /// # Errors
     /// No such image, or the database or storage failed.
@@ -113,13 +115,16 @@ impl Images {
         tx.commit().await?;
         self.events.publish(Change::ImageDeleted(id.to_owned()));
         // Files go after the rows: a crash in between leaves unreferenced
-        // files, never rows that point at nothing.
+        // files, never rows that point at nothing (DESIGN invariant 9).
         self.storage.delete_assets(&record.id).await?;
-        for key in [record.original_path.as_deref(), record.temp_path.as_deref()].into_iter().flatten() {
-            if db::images::count_using(&self.db.pool, key).await? == 0 {
-                self.storage.delete(&Key::parse(key)?).await?;
-            }
+        if let Some(upload) = record.temp_path.as_deref() {
+            // An upload belongs to its image alone.
+            self.storage.abort(&TempKey::parse(upload)?).await?;
         }
+        // The original is the checksum's, whether or not the offload has
+        // recorded it yet: it may have moved the upload there already.
+        let original = OriginalKey::for_checksum(&record.checksum)?;
+        self.originals.remove_if_unused(self.storage.as_ref(), &original).await?;
         Ok(())
     }
 }

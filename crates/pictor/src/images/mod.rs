@@ -9,6 +9,8 @@ mod catalog;
 mod effects;
 pub mod events;
 mod jobs;
+mod originals;
+mod sweeper;
 mod upload;
 pub mod view;
 
@@ -18,6 +20,8 @@ pub use crate::db::ImageId;
 pub use catalog::ImageFilter;
 pub use effects::ImageEffects;
 pub use jobs::{JobCounts, JobFilter};
+pub use originals::DbOriginalLocks;
+pub use sweeper::{DEFAULT_TEMP_GRACE_SECS, TEMP_SWEEP_INTERVAL, TempSweeper};
 pub use upload::{Accepted, UploadDetails, UploadLimits, text_field as upload_text_field};
 
 use crate::clock::Millis;
@@ -132,13 +136,15 @@ pub struct Images {
     queue: Queue,
     events: events::Events,
     limits: UploadLimits,
+    originals: DbOriginalLocks,
 }
 
 impl Images {
     /// The service over these layers.
     pub fn new(db: Db, storage: Arc<dyn Storage>, queue: Queue, limits: UploadLimits) -> Self {
         let events = events::Events::new(db.clone(), queue.clock.clone());
-        Self { db, storage, queue, events, limits }
+        let originals = DbOriginalLocks::new(db.clone());
+        Self { db, storage, queue, events, limits, originals }
     }
 
     /// The change events of images and jobs.

@@ -15,7 +15,7 @@ use sqlx::pool::PoolConnection;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::handler::{Effects, ErrorKind, FailedJob, HandlerError, Outcome};
+use super::handler::{Applied, Effects, ErrorKind, FailedJob, HandlerError, Outcome};
 use super::in_flight::InFlight;
 use super::retry::RetryPolicy;
 use super::{Job, JobId, Queue, QueueError};
@@ -193,7 +193,8 @@ impl<F: Effects> Completer<F> {
         Ok(written?)
     }
 
-    /// Writes a success: the completion, its effects and its children.
+    /// Writes a success: the completion, its effects and its children (none
+    /// when the effects find their subject gone).
     async fn complete(
         &mut self,
         tx: &mut Tx,
@@ -204,7 +205,11 @@ impl<F: Effects> Completer<F> {
         if !db::jobs::complete(&mut **tx, job.id, &self.runner, now).await? {
             return Ok(Ending::LeaseLost);
         }
-        self.effects.apply(tx, &outcome.effects, now).await?;
+        if self.effects.apply(tx, &outcome.effects, now).await? == Applied::SubjectGone {
+            tracing::info!(target: "job_runner", job = %job.id, kind = %job.kind, dropped = outcome.children.len(),
+                "the job's subject was deleted while it ran; its children are not enqueued");
+            return Ok(Ending::Completed { children: 0 });
+        }
         let mut children = 0;
         for child in &outcome.children {
             if self.queue.enqueue_in(tx, child).await?.is_some() {

@@ -152,6 +152,17 @@ pub struct FailedJob<'a> {
     pub error: &'a str,
 }
 
+/// What writing a success's effects found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// The effects are written: the job's children are enqueued.
+    Written,
+    /// What the effects change no longer exists (an image deleted while its
+    /// job ran): nothing was written, the job's children are not enqueued,
+    /// and the effects have removed what the job left behind.
+    SubjectGone,
+}
+
 /// What the queue's endings mean to the domain it serves, written in the
 /// transaction of the ending itself (DESIGN invariant 2: a job's
 /// completion, effects and children commit together or not at all).
@@ -160,8 +171,8 @@ pub trait Effects: Send + Sync + 'static {
     /// What a handler's success changes.
     type Effect: Send + Sync + std::fmt::Debug + 'static;
 
-    /// Writes the effects of one successful job.
-    async fn apply(&self, tx: &mut Tx, effects: &[Self::Effect], now: Millis) -> DbResult<()>;
+    /// Writes the effects of one successful job, or finds their subject gone.
+    async fn apply(&self, tx: &mut Tx, effects: &[Self::Effect], now: Millis) -> DbResult<Applied>;
 
     /// Records that a job ended FAILED for good: its handler gave up, or it
     /// ran out of attempts.

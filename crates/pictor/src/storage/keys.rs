@@ -116,6 +116,11 @@ impl OriginalKey {
         }
         Self::parse(format!("originals/{}/{sha256}", &sha256[..2]))
     }
+
+    /// The checksum the original is stored by: the key's last segment.
+    pub fn checksum(&self) -> &str {
+        self.as_str().rsplit('/').next().unwrap_or_default()
+    }
 }
 
 impl AssetKey {
@@ -169,6 +174,7 @@ mod tests {
     fn own_keys_are_built_valid_and_bad_parts_are_refused() {
         let sum = "ab".repeat(32);
         assert_eq!(OriginalKey::for_checksum(&sum).expect("valid").as_str(), format!("originals/ab/{sum}"));
+        assert_eq!(OriginalKey::for_checksum(&sum).expect("valid").checksum(), sum);
         assert!(OriginalKey::for_checksum("../x").is_err());
         assert_eq!(AssetKey::thumbnail("0190-ab", 64).expect("valid").as_str(), "assets/0190-ab/thumb-64.jpg");
         assert!(AssetKey::thumbnail("../x", 64).is_err());

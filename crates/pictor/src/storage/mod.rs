@@ -3,12 +3,15 @@
 //! upload is written through an [`UploadWriter`] into the temp area, then
 //! [`promoted`](Storage::promote) to its content-addressed original or
 //! [`aborted`](Storage::abort); assets are written in sets. Keys are typed
-//! by area ([`keys`]).
+//! by area ([`keys`]). Whether an original is still needed is decided under
+//! an [`OriginalLocks`] lock, which the caller supplies.
 
+mod durable;
 pub mod keys;
 mod local;
 
 use std::io::{Read, Seek};
+use std::time::SystemTime;
 
 pub use keys::{AssetKey, Key, OriginalKey, TempKey, assets_prefix};
 pub use local::LocalStorage;
@@ -32,6 +35,24 @@ pub enum StorageError {
         /// SHA-256 that was acknowledged.
         expected: String,
     },
+    /// The lock of an original could not be taken (its database failed).
+    #[error("cannot lock the original {key:?}")]
+    Lock {
+        /// The original.
+        key: String,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The storage is full (no space, or over quota): retry once space is freed.
+    #[error("the storage is full (writing {key:?})")]
+    Full {
+        /// The key being written.
+        key: String,
+        /// The file system's error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The file system failed.
     #[error("storage I/O failed on {key:?}")]
     Io {
@@ -51,6 +72,31 @@ pub enum Promoted {
     /// The original existed already (the same bytes uploaded before): the
     /// upload was dropped.
     AlreadyStored,
+}
+
+/// Serialises what is done to one original across every process sharing
+/// the storage: an offload's "is it stored already? then drop my upload"
+/// and a delete's "does any image still use it? then remove it" never
+/// interleave. Originals are shared by content (the same bytes uploaded
+/// twice are stored once), so without it a delete could count no user of
+/// an original just before a concurrent offload of the same bytes relied on
+/// it and dropped its own copy. The images layer implements it on the
+/// database every process shares.
+#[async_trait::async_trait]
+pub trait OriginalLocks: Send + Sync + std::fmt::Debug {
+    /// Waits for the lock of `original` and holds it until the returned
+    /// guard is released.
+    ///
+    /// # Errors
+    /// [`StorageError::Lock`] when the lock cannot be taken.
+    async fn lock(&self, original: &OriginalKey) -> Result<Box<dyn HeldLock>, StorageError>;
+}
+
+/// A held [`OriginalLocks`] lock.
+#[async_trait::async_trait]
+pub trait HeldLock: Send {
+    /// Releases the lock (dropping the guard releases it too, later).
+    async fn release(self: Box<Self>);
 }
 
 /// A blocking reader of a stored object, for work already on a blocking
@@ -87,12 +133,19 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Makes a finished upload the original `original`, after checking that
     /// its bytes still have the acknowledged SHA-256. If the original
     /// exists already (same bytes, by its content-addressed key), drops the
-    /// upload instead.
+    /// upload instead. The check for the original and the move or drop
+    /// happen under the original's lock from `locks`.
     ///
     /// # Errors
     /// [`StorageError::NotFound`] when the upload is gone,
-    /// [`StorageError::ChecksumMismatch`], or I/O.
-    async fn promote(&self, upload: &TempKey, original: &OriginalKey, sha256: &str) -> Result<Promoted, StorageError>;
+    /// [`StorageError::ChecksumMismatch`], [`StorageError::Lock`], or I/O.
+    async fn promote(
+        &self,
+        upload: &TempKey,
+        original: &OriginalKey,
+        sha256: &str,
+        locks: &dyn OriginalLocks,
+    ) -> Result<Promoted, StorageError>;
     /// Discards an upload; a missing one is not an error.
     ///
     /// # Errors
@@ -129,6 +182,16 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// # Errors
     /// An image id that makes no key, or I/O.
     async fn delete_assets(&self, image_id: &str) -> Result<(), StorageError>;
+    /// Temporary files last written before `before`, for the temp sweeper:
+    /// everything in the temp area (uploads in flight or abandoned, parts
+    /// of objects being written) and, with `beside_objects`, the `.part`
+    /// files that older versions wrote beside assets and originals and a
+    /// crash left there. Which of them are still needed is the caller's
+    /// question (an upload whose image is not offloaded yet is).
+    ///
+    /// # Errors
+    /// I/O.
+    async fn temp_files_before(&self, before: SystemTime, beside_objects: bool) -> Result<Vec<Key>, StorageError>;
     /// Checks that the storage can be written now (for `/healthz`).
     ///
     /// # Errors

@@ -15,6 +15,7 @@
 //! - `cli`: the client subcommands of `pictor` as processes (exit codes, output).
 //! - `scale_out`: one API and several worker processes on PostgreSQL; a worker killed mid-run.
 //! - `processes`: starting `pictor` processes for those tests.
+//! - `data_safety`: deletes racing offloads and asset jobs (paused on a gate); nothing left behind.
 //! - `events`: `GET /api/events`, the Server-Sent Events stream.
 //! - `web`: the pages over HTTP, CSP, foreign-origin refusal, the JS client's `node --test`.
 //! - `browser`: the pages end to end in headless Chromium, with screenshots.
@@ -53,6 +54,7 @@ mod bad_input;
 mod browser;
 mod cli;
 mod client;
+mod data_safety;
 mod events;
 mod helpers;
 mod images;

@@ -52,7 +52,7 @@ impl Fixture {
 
     /// A completer writing as `runner`, backing off by `retry`.
     fn completer(&self, runner: &str, retry: RetryPolicy) -> Completer<ImageEffects> {
-        Completer::new(self.app.queue.clone(), Arc::new(ImageEffects), runner.into(), retry, 10)
+        Completer::new(self.app.queue.clone(), self.app.effects.clone(), runner.into(), retry, 10)
     }
 
     /// Writes one attempt's ending as `runner` would.
@@ -62,7 +62,7 @@ impl Fixture {
     }
 
     async fn rescue(&self) -> Vec<db::jobs::Rescued> {
-        rescuer::rescue_once(self.queue(), &ImageEffects).await.expect("rescue")
+        rescuer::rescue_once(self.queue(), &*self.app.effects).await.expect("rescue")
     }
 
     async fn image(&self, id: &str) -> NewImage {
@@ -395,7 +395,7 @@ both_backends! {
         hanging.register(JobKind::OffloadOriginal, Hang);
         let doomed = pictor::queue::runner::Runner::new(
             app.app.queue.clone(),
-            Arc::new(ImageEffects),
+            app.app.effects.clone(),
             hanging,
             pictor::queue::runner::RunnerSettings {
                 lock_timeout: Duration::from_secs(1),

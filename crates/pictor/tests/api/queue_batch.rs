@@ -10,7 +10,6 @@ use std::time::Duration;
 use pictor::clock::{Clock, Millis};
 use pictor::db::{self, jobs::Claim, jobs::JobFilter};
 use pictor::handlers::{ImageEffect, Outcome};
-use pictor::images::ImageEffects;
 use pictor::queue::completer::{Completer, Ending, Finished};
 use pictor::queue::handler::{HandlerError, JobHandler, Registry};
 use pictor::queue::rescuer;
@@ -64,7 +63,7 @@ impl Fixture {
             batch.push(Finished { job: self.job(*id).await, result: Ok(Outcome::default()) });
         }
         let mut completer =
-            Completer::new(self.app.queue.clone(), Arc::new(ImageEffects), runner.into(), RetryPolicy::default(), 10);
+            Completer::new(self.app.queue.clone(), self.app.effects.clone(), runner.into(), RetryPolicy::default(), 10);
         let endings = completer.write(&batch).await.expect("write");
         ids.iter().copied().zip(endings).collect()
     }
@@ -127,7 +126,7 @@ both_backends! {
         assert_eq!(f.claim("runner-a", 1).await, ids);
         // runner-a stalls past its lease; the job is rescued and runner-b takes it.
         f.clock.advance(Duration::from_millis(LEASE_MS.unsigned_abs() + 1));
-        rescuer::rescue_once(&f.app.queue, &ImageEffects).await.expect("rescue");
+        rescuer::rescue_once(&f.app.queue, &*f.app.effects).await.expect("rescue");
         assert_eq!(f.claim("runner-b", 1).await, ids);
         let before = f.job(ids[0]).await;
         // runner-a still holds a second job.
@@ -215,7 +214,7 @@ both_backends! {
         let mut registry = Registry::default();
         registry.register(JobKind::PreviewGeneration, CountingHandler(counting.clone()));
         let settings = RunnerSettings { batch_size: 40, concurrency: 25, completion_batch: 16, ..Default::default() };
-        let runner = Runner::new(queue.clone(), Arc::new(ImageEffects), registry, settings);
+        let runner = Runner::new(queue.clone(), f.app.effects.clone(), registry, settings);
         let (trigger, shutdown) = shutdown::channel();
         let task = tokio::spawn(runner.run(shutdown));
 
