@@ -117,8 +117,12 @@ impl NewJob {
 /// the job is still RUNNING and held by the runner bound as `$1`. A runner
 /// that lost its lease cannot overwrite another runner's result.
 macro_rules! held_by_runner {
-    () => {
+    // Whatever claim the lease came from: only for a runner giving back all it holds.
+    (any) => {
         "status = 'RUNNING' AND locked_by = $1"
+    };
+    () => {
+        held_by_runner!(any)
     };
 }
 
@@ -513,28 +517,59 @@ pub struct Rescued {
     pub status: JobStatus,
 }
 
-/// Returns every RUNNING job whose lease ended before `now` to PENDING, or
-/// to FAILED when it is out of attempts (DESIGN invariant 4).
+/// Gives jobs back to the queue: PENDING to run again, or FAILED when out of
+/// attempts (DESIGN invariant 4), with `error` as their last error. The
+/// attempt they were in counts, however it ended: a job that hangs or
+/// crashes its runner ends FAILED after its attempts, whatever restarts
+/// happen meanwhile.
+macro_rules! give_back {
+    (now: $now:literal, error: $error:literal, which: $which:expr) => {
+        concat!(
+            "UPDATE job SET \
+                status = CASE WHEN attempts >= max_attempts THEN 'FAILED' ELSE 'PENDING' END, \
+                finished_at = CASE WHEN attempts >= max_attempts THEN ",
+            $now,
+            " ELSE NULL END, locked_by = NULL, locked_until = NULL, last_error = ",
+            $error,
+            ", run_at = ",
+            $now,
+            ", updated_at = ",
+            $now,
+            " WHERE ",
+            $which,
+            " RETURNING id, type, image_id, status"
+        )
+    };
+}
+
+/// Which jobs [`give_back`] returns.
+#[derive(Debug, Clone, Copy)]
+pub enum GiveBack<'a> {
+    /// Every RUNNING job whose lease ended before now (the rescuer's).
+    Expired,
+    /// Every job this runner holds (a runner stopping).
+    HeldBy(&'a str),
+}
+
+/// Returns the jobs `which` selects to PENDING, or to FAILED when they are
+/// out of attempts, keeping their attempts; returns what moved where.
 ///
 /// # Errors
 /// The database failed.
-pub async fn rescue_expired<'c, E: Executor<'c, Database = Any>>(
+pub async fn give_back<'c, E: Executor<'c, Database = Any>>(
     exec: E,
+    which: GiveBack<'_>,
     error: &str,
     now: Millis,
 ) -> DbResult<Vec<Rescued>> {
-    let rows = sqlx::query(
-        "UPDATE job SET \
-            status = CASE WHEN attempts >= max_attempts THEN 'FAILED' ELSE 'PENDING' END, \
-            finished_at = CASE WHEN attempts >= max_attempts THEN $1 ELSE NULL END, \
-            locked_by = NULL, locked_until = NULL, last_error = $2, run_at = $1, updated_at = $1 \
-         WHERE status = 'RUNNING' AND locked_until < $1 \
-         RETURNING id, type, image_id, status",
-    )
-    .bind(now.get())
-    .bind(error)
-    .fetch_all(exec)
-    .await?;
+    let query = match which {
+        GiveBack::Expired => sqlx::query(give_back!(now: "$1", error: "$2",
+            which: "status = 'RUNNING' AND locked_until < $1")),
+        GiveBack::HeldBy(runner) => {
+            sqlx::query(give_back!(now: "$2", error: "$3", which: held_by_runner!(any))).bind(runner)
+        }
+    };
+    let rows = query.bind(now.get()).bind(error).fetch_all(exec).await?;
     let rescued = rows
         .iter()
         .map(|r| {
@@ -549,24 +584,6 @@ pub async fn rescue_expired<'c, E: Executor<'c, Database = Any>>(
         })
         .collect::<Result<_, sqlx::Error>>()?;
     Ok(rescued)
-}
-
-/// Gives back the jobs `runner` still holds at shutdown, without counting
-/// the interrupted attempt.
-///
-/// # Errors
-/// The database failed.
-pub async fn release<'c, E: Executor<'c, Database = Any>>(exec: E, runner: &str, now: Millis) -> DbResult<u64> {
-    let done = sqlx::query(concat!(
-        "UPDATE job SET status = 'PENDING', locked_by = NULL, locked_until = NULL, run_at = $2, \
-                        updated_at = $2, attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END WHERE ",
-        held_by_runner!()
-    ))
-    .bind(runner)
-    .bind(now.get())
-    .execute(exec)
-    .await?;
-    Ok(done.rows_affected())
 }
 
 /// Re-queues a FAILED or CANCELLED job with a fresh set of attempts; returns

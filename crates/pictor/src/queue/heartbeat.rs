@@ -1,5 +1,6 @@
 //! Renews the leases of the jobs a runner holds, every third of the lease,
-//! so that a job taking longer than one lease is not rescued from under it.
+//! so that a job taking longer than one lease is not rescued from under it;
+//! never a job running past its deadline (see [`InFlight::renewable`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,7 +45,7 @@ impl Heartbeat {
     /// # Errors
     /// The database failed.
     pub async fn beat(&self) -> Result<u64, QueueError> {
-        let ids = self.in_flight.held();
+        let ids = self.in_flight.renewable(tokio::time::Instant::now());
         if ids.is_empty() {
             return Ok(0);
         }

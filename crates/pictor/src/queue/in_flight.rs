@@ -1,11 +1,13 @@
 //! The jobs a runner holds a lease on, from their claim until their ending
 //! is written: the one record of what is in flight. The heartbeat renews
-//! these leases; the claimer fills the slots of the jobs no longer running.
+//! these leases, except for a job still running past its deadline; the
+//! claimer fills the slots of the jobs no longer running.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::watch;
+use tokio::time::Instant;
 
 use super::JobId;
 
@@ -18,11 +20,19 @@ enum Stage {
     Ending,
 }
 
+/// A held job.
+#[derive(Debug, Clone, Copy)]
+struct Held {
+    stage: Stage,
+    /// When its attempt runs out of time.
+    deadline: Instant,
+}
+
 /// The held jobs, and a count of the running ones that wakes whoever waits
 /// for a slot (or for the last one to finish).
 #[derive(Debug)]
 pub struct InFlight {
-    jobs: Mutex<HashMap<JobId, Stage>>,
+    jobs: Mutex<HashMap<JobId, Held>>,
     running: watch::Sender<usize>,
 }
 
@@ -33,27 +43,27 @@ impl Default for InFlight {
 }
 
 impl InFlight {
-    fn lock(&self) -> MutexGuard<'_, HashMap<JobId, Stage>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<JobId, Held>> {
         self.jobs.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn publish(&self, jobs: &HashMap<JobId, Stage>) {
-        let running = jobs.values().filter(|stage| **stage == Stage::Running).count();
+    fn publish(&self, jobs: &HashMap<JobId, Held>) {
+        let running = jobs.values().filter(|held| held.stage == Stage::Running).count();
         self.running.send_if_modified(|count| std::mem::replace(count, running) != running);
     }
 
-    /// Records freshly claimed jobs as running.
-    pub fn claimed(&self, ids: impl IntoIterator<Item = JobId>) {
+    /// Records freshly claimed jobs as running until `deadline`.
+    pub fn claimed(&self, ids: impl IntoIterator<Item = JobId>, deadline: Instant) {
         let mut jobs = self.lock();
-        jobs.extend(ids.into_iter().map(|id| (id, Stage::Running)));
+        jobs.extend(ids.into_iter().map(|id| (id, Held { stage: Stage::Running, deadline })));
         self.publish(&jobs);
     }
 
     /// A job's handler finished: its slot is free, its lease still held.
     pub fn finished(&self, id: JobId) {
         let mut jobs = self.lock();
-        if let Some(stage) = jobs.get_mut(&id) {
-            *stage = Stage::Ending;
+        if let Some(held) = jobs.get_mut(&id) {
+            held.stage = Stage::Ending;
         }
         self.publish(&jobs);
     }
@@ -67,9 +77,21 @@ impl InFlight {
         self.publish(&jobs);
     }
 
-    /// Every held job, for the heartbeat.
+    /// Every held job.
     pub fn held(&self) -> Vec<JobId> {
         self.lock().keys().copied().collect()
+    }
+
+    /// The held jobs whose leases the heartbeat renews at `now`: all but
+    /// those still running past their deadline. Their executor fails them
+    /// at the deadline; should it not, their leases lapse and the rescuer
+    /// ends their attempt.
+    pub fn renewable(&self, now: Instant) -> Vec<JobId> {
+        self.lock()
+            .iter()
+            .filter(|(_, held)| held.stage == Stage::Ending || held.deadline > now)
+            .map(|(id, _)| *id)
+            .collect()
     }
 
     /// How many handlers run now.
@@ -96,7 +118,7 @@ mod tests {
     #[test]
     fn a_finished_job_frees_its_slot_but_stays_held_until_it_ended() {
         let in_flight = InFlight::default();
-        in_flight.claimed([JobId(1), JobId(2)]);
+        in_flight.claimed([JobId(1), JobId(2)], Instant::now());
         assert_eq!(in_flight.running(), 2);
         in_flight.finished(JobId(1));
         assert_eq!(in_flight.running(), 1);
@@ -105,5 +127,22 @@ mod tests {
         assert_eq!(held, vec![JobId(1), JobId(2)], "its lease is still renewed");
         in_flight.ended([JobId(1)]);
         assert_eq!(in_flight.held(), vec![JobId(2)]);
+    }
+
+    #[test]
+    fn a_job_running_past_its_deadline_is_no_longer_renewed_but_an_ending_one_is() {
+        let in_flight = InFlight::default();
+        let claimed_at = Instant::now();
+        let deadline = claimed_at + std::time::Duration::from_secs(300);
+        in_flight.claimed([JobId(1), JobId(2)], deadline);
+        in_flight.finished(JobId(2));
+        let mut renewed = in_flight.renewable(claimed_at);
+        renewed.sort();
+        assert_eq!(renewed, vec![JobId(1), JobId(2)], "both within the deadline");
+
+        let renewed = in_flight.renewable(deadline);
+
+        assert_eq!(renewed, vec![JobId(2)], "the hung one lapses; the one being written is kept");
+        assert_eq!(in_flight.running(), 1, "its slot stays taken until its executor gives up on it");
     }
 }

@@ -442,7 +442,7 @@ both_backends! {
         assert_eq!(claimed.len(), 2);
 
         let in_flight = Arc::new(InFlight::default());
-        in_flight.claimed(claimed.iter().chain([&lost]).map(|j| j.id));
+        in_flight.claimed(claimed.iter().chain([&lost]).map(|j| j.id), tokio::time::Instant::now() + Duration::from_secs(300));
         let (batch, task) = f.completer("runner", RetryPolicy::default()).start(in_flight.clone());
         for job in claimed.iter().chain([&lost]) {
             let image_id = job.image_id.clone().expect("an image");
