@@ -60,7 +60,7 @@ impl<E: Send + 'static> Executor<E> {
             result = run => result,
             () = hard_stop.wait() => return,
         };
-        in_flight.finished(job.id);
+        in_flight.finished(job.lease());
         // The completer outlives every execution (each holds a sender), so
         // this fails only if it crashed: the job is then released at shutdown.
         let _ = completer.send(Finished { job, result }).await;

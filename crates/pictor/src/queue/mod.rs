@@ -20,7 +20,7 @@ pub mod wakeup;
 use pictor_client::models::JobStatus;
 
 use crate::clock::SharedClock;
-pub use crate::db::jobs::{Job, JobId, NewJob};
+pub use crate::db::jobs::{Job, JobId, Lease, NewJob};
 use crate::db::{self, Db, DbError, Durability, Tx};
 use wakeup::Wakeup;
 

@@ -11,7 +11,7 @@ use pictor_client::models::JobStatus;
 
 use super::handler::{Effects, FailedJob};
 use super::{Queue, QueueError};
-use crate::db::{self, Durability, jobs::GiveBack, jobs::Rescued};
+use crate::db::{self, Durability, leases::GiveBack, leases::Rescued};
 use crate::shutdown::Shutdown;
 
 /// The error a rescued job carries.
@@ -78,7 +78,7 @@ async fn give_back<F: Effects>(
 ) -> Result<Vec<Rescued>, QueueError> {
     let now = queue.clock.now();
     let mut tx = queue.db.begin_write(Durability::Bookkeeping).await?;
-    let returned = db::jobs::give_back(&mut *tx, which, error, now).await?;
+    let returned = db::leases::give_back(&mut *tx, queue.db.backend, which, error, queue.clock.lease_time()).await?;
     for job in returned.iter().filter(|j| j.status == JobStatus::Failed) {
         let failed = FailedJob { kind: job.kind, image_id: job.image_id.as_ref(), error };
         effects.failed(&mut tx, failed, now).await?;

@@ -25,7 +25,7 @@ use super::{
     DEFAULT_BATCH_SIZE, DEFAULT_JOB_TIMEOUT_SECS, DEFAULT_LOCK_TIMEOUT_SECS, DEFAULT_POLL_INTERVAL_MS,
     DEFAULT_SHUTDOWN_TIMEOUT_SECS, Job, Queue, QueueError,
 };
-use crate::db::{self, Durability, jobs::Claim};
+use crate::db::{self, Durability, leases::Claim};
 use crate::shutdown::{self, Shutdown};
 
 /// First wait after a failed claim; doubled after each next failure.
@@ -213,7 +213,7 @@ impl<F: Effects> Runner<F> {
         hard_stop: &Shutdown,
     ) {
         let settings = &self.settings;
-        // The claims' own connection (`db::jobs::claimer`): one round trip per claim.
+        // The claims' own connection (`db::leases::claimer`): one round trip per claim.
         let mut conn = None;
         let mut retry_in = CLAIM_RETRY_FIRST;
         let mut running = in_flight.watch_running();
@@ -229,7 +229,7 @@ impl<F: Effects> Runner<F> {
                         retry_in = CLAIM_RETRY_FIRST;
                         full_batch = claimed.len() == want;
                         let deadline = tokio::time::Instant::now() + settings.job_timeout;
-                        in_flight.claimed(claimed.iter().map(|job| job.id), deadline);
+                        in_flight.claimed(claimed.iter().map(Job::lease), deadline);
                         for job in claimed {
                             let executor = Executor {
                                 handler: self.registry.get(job.kind),
@@ -276,17 +276,17 @@ impl<F: Effects> Runner<F> {
     /// opens a fresh one).
     async fn claim(&self, conn: &mut Option<AnyConnection>, want: usize) -> Result<Vec<Job>, QueueError> {
         let db = &self.queue.db;
-        let now = self.queue.clock.now();
-        let claim = Claim { runner: &self.id, limit: want, now, locked_until: now.after(self.settings.lock_timeout) };
+        let at = self.queue.clock.lease_time();
+        let claim = Claim { runner: &self.id, limit: want, lease: self.settings.lock_timeout, at };
         if !db.may_hold_writer() {
             let mut writer = db.write_connection(Durability::Bookkeeping).await?;
-            return Ok(db::jobs::claim(&mut *writer, db.backend, claim).await?);
+            return Ok(db::leases::claim(&mut *writer, db.backend, claim).await?);
         }
         let held = match conn {
             Some(held) => held,
-            None => conn.insert(db::jobs::claimer(db).await?),
+            None => conn.insert(db::leases::claimer(db).await?),
         };
-        match db::jobs::claim(&mut *held, db.backend, claim).await {
+        match db::leases::claim(&mut *held, db.backend, claim).await {
             Ok(claimed) => Ok(claimed),
             Err(e) => {
                 *conn = None;
