@@ -12,11 +12,14 @@ use pictor_client::models::UploadResponse;
 
 use super::ApiState;
 use crate::api_error::{ApiError, ApiResult};
-use crate::images::{UploadDetails, upload_text_field, view};
+use crate::images::{MAX_TEXT_FIELD_BYTES, UploadDetails, text_field_too_long, upload_text_field, view};
 use crate::ingest::{IngestError, Ingested};
 
 /// Room for the multipart framing and text fields beyond the file itself.
 const MULTIPART_OVERHEAD_BYTES: u64 = 64 * 1024;
+/// Most parts an upload may have: `file`, `title`, `collection` and room
+/// for what browsers add.
+const MAX_PARTS: usize = 16;
 
 /// The upload route, with a body limit just above the upload limit.
 pub fn router(state: &ApiState) -> Router<ApiState> {
@@ -52,7 +55,7 @@ async fn read_fields(
     file: &mut Option<Ingested>,
 ) -> ApiResult<()> {
     let limit = state.images.limits().max_upload_bytes;
-    loop {
+    for _ in 0..MAX_PARTS {
         let field = multipart.next_field().await.map_err(|e| stream_error(e, limit))?;
         let Some(field) = field else { return Ok(()) };
         match field.name() {
@@ -69,6 +72,10 @@ async fn read_fields(
             _ => {} // unknown fields are ignored, as browsers add their own
         }
     }
+    match multipart.next_field().await.map_err(|e| stream_error(e, limit))? {
+        None => Ok(()),
+        Some(_) => Err(ApiError::bad_request("too_many_parts", format!("an upload has at most {MAX_PARTS} parts"))),
+    }
 }
 
 /// A broken or oversized multipart body, as ingest reports it.
@@ -80,12 +87,19 @@ fn stream_error(e: MultipartError, limit: u64) -> IngestError {
     }
 }
 
-/// A text field, trimmed; empty means absent.
-async fn text(field: Field<'_>, name: &'static str) -> ApiResult<Option<String>> {
-    let value = field
-        .text()
-        .await
-        .map_err(|e| ApiError::bad_request("malformed_upload", format!("field `{name}`: {}", e.body_text())))?;
+/// A text field, trimmed; empty means absent. Read chunk by chunk and
+/// refused as soon as it outgrows [`MAX_TEXT_FIELD_BYTES`], so a huge field
+/// is never held in memory.
+async fn text(mut field: Field<'_>, name: &'static str) -> ApiResult<Option<String>> {
+    let malformed = |why: String| ApiError::bad_request("malformed_upload", format!("field `{name}`: {why}"));
+    let mut bytes = Vec::new();
+    while let Some(chunk) = field.chunk().await.map_err(|e| malformed(e.body_text()))? {
+        if bytes.len() + chunk.len() > MAX_TEXT_FIELD_BYTES {
+            return Err(text_field_too_long(name).into());
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    let value = String::from_utf8(bytes).map_err(|_| malformed("not UTF-8 text".to_owned()))?;
     Ok(upload_text_field(name, &value)?)
 }
 

@@ -3,7 +3,7 @@
 use pictor_client::models::{CollectionCount, Image, ImageList, ImageUpdate};
 
 use super::events::Change;
-use super::upload::MAX_TEXT_FIELD_CHARS;
+use super::upload::{MAX_TEXT_FIELD_CHARS, text_field_too_long};
 use super::{Images, ImagesError, ImagesResult, Page, view};
 use sqlx::AnyPool;
 
@@ -84,10 +84,7 @@ impl Images {
         }
         for (name, value) in [("title", title), ("collection", collection.flatten())] {
             if value.is_some_and(|v| v.chars().count() > MAX_TEXT_FIELD_CHARS) {
-                return Err(ImagesError::invalid(
-                    "field_too_long",
-                    format!("`{name}` is longer than {MAX_TEXT_FIELD_CHARS} characters"),
-                ));
+                return Err(text_field_too_long(name));
             }
         }
         let mut conn = self.db.write_connection(Durability::Acknowledged).await?;

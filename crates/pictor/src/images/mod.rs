@@ -22,7 +22,9 @@ pub use effects::ImageEffects;
 pub use jobs::{JobCounts, JobFilter};
 pub use originals::DbOriginalLocks;
 pub use sweeper::{DEFAULT_TEMP_GRACE_SECS, TEMP_SWEEP_INTERVAL, TempSweeper};
-pub use upload::{Accepted, UploadDetails, UploadLimits, text_field as upload_text_field};
+pub use upload::{
+    Accepted, MAX_TEXT_FIELD_BYTES, UploadDetails, UploadLimits, text_field as upload_text_field, text_field_too_long,
+};
 
 use crate::clock::Millis;
 use crate::db::{Db, DbError};

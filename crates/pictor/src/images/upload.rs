@@ -15,6 +15,14 @@ use crate::ingest::{self, IngestError, Ingested};
 
 /// Longest accepted title or collection, in characters.
 pub const MAX_TEXT_FIELD_CHARS: usize = 500;
+/// Most bytes a text field may arrive as, surrounding blanks included: a
+/// surface reading one stops here instead of buffering whatever is sent.
+pub const MAX_TEXT_FIELD_BYTES: usize = MAX_TEXT_FIELD_CHARS * 4 + 1024;
+
+/// The refusal of a title or collection that is too long.
+pub fn text_field_too_long(name: &str) -> ImagesError {
+    ImagesError::invalid("field_too_long", format!("`{name}` is longer than {MAX_TEXT_FIELD_CHARS} characters"))
+}
 
 /// Limits applied to uploads.
 #[derive(Debug, Clone, Copy)]
@@ -58,10 +66,7 @@ pub struct Accepted {
 pub fn text_field(name: &str, value: &str) -> ImagesResult<Option<String>> {
     let value = value.trim();
     if value.chars().count() > MAX_TEXT_FIELD_CHARS {
-        return Err(ImagesError::invalid(
-            "field_too_long",
-            format!("`{name}` is longer than {MAX_TEXT_FIELD_CHARS} characters"),
-        ));
+        return Err(text_field_too_long(name));
     }
     Ok((!value.is_empty()).then(|| value.to_owned()))
 }

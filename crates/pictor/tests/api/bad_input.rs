@@ -110,3 +110,32 @@ async fn a_truncated_jpeg_fails_at_once_with_a_message_a_person_can_act_on() {
     }
     app.stop().await;
 }
+
+/// A text field larger than the whole upload limit is refused as a too-long
+/// field while it is read (a server that read it whole would hit the body
+/// limit first and answer 413), and so is an upload of too many parts; the
+/// file sent with them is not kept.
+#[tokio::test]
+async fn an_oversized_text_field_and_too_many_parts_are_refused_as_they_arrive() {
+    let app = spawn_app_with(|c| c.max_upload_bytes = 1024 * 1024, Overrides::default(), false).await;
+    let photo = std::fs::read(testdata("mpl-grace-hopper.jpg")).expect("photo");
+    let with_file = |form: reqwest::multipart::Form| {
+        form.part("file", reqwest::multipart::Part::bytes(photo.clone()).file_name("a.jpg"))
+    };
+
+    let huge_title = with_file(reqwest::multipart::Form::new()).text("title", "x".repeat(2 * 1024 * 1024));
+    let response = app.client.post(app.url("/api/upload")).multipart(huge_title).send().await.expect("request");
+    let (status, body) = error_of(response).await;
+    assert_eq!((status, body.error.code.as_str()), (400, "field_too_long"), "{}", body.error.message);
+
+    let mut many = with_file(reqwest::multipart::Form::new());
+    for i in 0..20 {
+        many = many.text(format!("extra{i}"), "x");
+    }
+    let response = app.client.post(app.url("/api/upload")).multipart(many).send().await.expect("request");
+    let (status, body) = error_of(response).await;
+    assert_eq!((status, body.error.code.as_str()), (400, "too_many_parts"), "{}", body.error.message);
+
+    assert_eq!(count_files(&app.dir.path().join("storage")), 0, "nothing kept of the refused uploads");
+    app.stop().await;
+}
