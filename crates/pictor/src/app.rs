@@ -44,9 +44,6 @@ pub enum StartupError {
 /// Why a running Pictor stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    /// Serving HTTP failed.
-    #[error("the HTTP server failed")]
-    Serve(#[source] std::io::Error),
     /// The runner could not release its jobs at shutdown.
     #[error(transparent)]
     Queue(#[from] QueueError),
@@ -96,6 +93,8 @@ pub struct App {
     pub admin_token: Option<crate::config::Secret>,
     /// Host names answered besides IP literals, localhost and API_BASE's host.
     pub allowed_hosts: Vec<String>,
+    /// How long HTTP clients get (headers, idle bodies, requests, shutdown).
+    pub deadlines: crate::server::Deadlines,
 }
 
 /// Builds Pictor from its configuration: opens and migrates the database,
@@ -197,6 +196,12 @@ pub async fn build_with(config: &Config, api_base_default: &str, overrides: Over
         api_base: config.api_base.clone().unwrap_or_else(|| api_base_default.to_owned()),
         admin_token: config.admin_token.clone(),
         allowed_hosts: config.allowed_hosts.clone(),
+        deadlines: crate::server::Deadlines {
+            header: Duration::from_secs(config.header_timeout_secs),
+            body_idle: Duration::from_secs(config.body_idle_timeout_secs),
+            request: Duration::from_secs(config.request_timeout_secs),
+            shutdown: Duration::from_secs(config.shutdown_timeout_secs),
+        },
     })
 }
 
@@ -223,24 +228,23 @@ impl App {
 /// The temp sweeper runs beside them.
 ///
 /// # Errors
-/// The listener failed, or the runner could not release its jobs.
+/// The runner could not release its jobs (a failed accept is logged and retried).
 pub async fn serve(listener: TcpListener, app: App, with_runner: bool, shutdown: Shutdown) -> Result<(), RunError> {
     let router = app.router();
     let events = app.images.events().clone();
     let stopping = shutdown.clone();
-    // Open event streams never end on their own: close them, or the graceful shutdown waits forever.
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+    // Open event streams never end on their own: close them, or the graceful shutdown waits for them.
+    let close_events = async move {
         stopping.wait().await;
         events.close();
-    });
+    };
+    let server = crate::server::serve(listener, router, app.deadlines, shutdown.clone());
     let sweeper = app.sweeper.run(shutdown.clone());
     if with_runner {
-        let (served, worked, ()) = tokio::join!(server, app.runner.run(shutdown), sweeper);
-        served.map_err(RunError::Serve)?;
+        let ((), worked, (), ()) = tokio::join!(server, app.runner.run(shutdown), sweeper, close_events);
         worked?;
     } else {
-        let (served, ()) = tokio::join!(server, sweeper);
-        served.map_err(RunError::Serve)?;
+        tokio::join!(server, sweeper, close_events);
     }
     Ok(())
 }

@@ -102,6 +102,15 @@ pub struct Config {
     /// (`Authorization: Bearer TOKEN`).
     #[arg(long, env = "PICTOR_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<Secret>,
+    /// Seconds a client has to send a request's headers (slow clients are cut off).
+    #[arg(long, env = "PICTOR_HEADER_TIMEOUT_SECS", default_value_t = crate::server::DEFAULT_HEADER_TIMEOUT_SECS)]
+    pub header_timeout_secs: u64,
+    /// Seconds a request body may send nothing before it is cut off.
+    #[arg(long, env = "PICTOR_BODY_IDLE_TIMEOUT_SECS", default_value_t = crate::server::DEFAULT_BODY_IDLE_TIMEOUT_SECS)]
+    pub body_idle_timeout_secs: u64,
+    /// Seconds a request other than an upload may take (then 408).
+    #[arg(long, env = "PICTOR_REQUEST_TIMEOUT_SECS", default_value_t = crate::server::DEFAULT_REQUEST_TIMEOUT_SECS)]
+    pub request_timeout_secs: u64,
     /// Host names Pictor answers besides IP addresses, `localhost` and the
     /// host of API_BASE, comma-separated; other `Host` headers get 421 (the
     /// defence against DNS rebinding). `*` answers any host: only behind a
@@ -218,6 +227,15 @@ impl Config {
         }
         if self.admin_token.as_ref().is_some_and(|t| t.expose().len() < 8) {
             return bad("PICTOR_ADMIN_TOKEN", "must be at least 8 characters");
+        }
+        for (name, secs) in [
+            ("PICTOR_HEADER_TIMEOUT_SECS", self.header_timeout_secs),
+            ("PICTOR_BODY_IDLE_TIMEOUT_SECS", self.body_idle_timeout_secs),
+            ("PICTOR_REQUEST_TIMEOUT_SECS", self.request_timeout_secs),
+        ] {
+            if secs == 0 {
+                return bad(name, "must be at least 1");
+            }
         }
         if self.allowed_hosts.iter().any(|h| h.trim().is_empty() || h.contains(['/', ' ', '@'])) {
             return bad("PICTOR_ALLOWED_HOSTS", "must be host names (or *), comma-separated");

@@ -33,6 +33,7 @@ pub mod http;
 pub mod images;
 pub mod ingest;
 pub mod queue;
+pub mod server;
 pub mod shutdown;
 pub mod storage;
 pub mod web;

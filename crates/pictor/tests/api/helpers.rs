@@ -168,10 +168,16 @@ pub async fn spawn_app_on(
 impl TestApp {
     /// Stops the server and runner and waits for them.
     pub async fn stop(self) {
+        self.stop_within(Duration::from_secs(30)).await;
+    }
+
+    /// Stops it; true when the server and runner ended within `limit`.
+    pub async fn stop_within(self, limit: Duration) -> bool {
         self.trigger.trigger();
-        let _ = tokio::time::timeout(Duration::from_secs(30), self.server).await;
+        let ended = tokio::time::timeout(limit, self.server).await.is_ok();
         self.app.db.pool.close().await;
         drop_database(&self.database_url).await;
+        ended
     }
 
     /// Absolute URL of a path.

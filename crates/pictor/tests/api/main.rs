@@ -69,4 +69,5 @@ mod scale_out;
 mod service;
 #[path = "../support/skip.rs"]
 mod skip;
+mod slow_clients;
 mod web;

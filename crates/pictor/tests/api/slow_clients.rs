@@ -1,0 +1,108 @@
+//! Slow and stalled clients: a connection that trickles its headers, an
+//! upload whose body stops, and a graceful shutdown with such clients still
+//! connected all end within their deadlines.
+
+use std::time::{Duration, Instant};
+
+use pictor::app::Overrides;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+use crate::helpers::{TestApp, count_files, spawn_app_with};
+
+async fn connect(app: &TestApp) -> TcpStream {
+    TcpStream::connect(app.base.trim_start_matches("http://")).await.expect("connect")
+}
+
+/// Reads until the server closes the connection or `limit` passes; the
+/// bytes read, or `None` when the connection was still open at the limit.
+async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> Option<String> {
+    let mut bytes = Vec::new();
+    let read = tokio::time::timeout(limit, async {
+        let mut buffer = [0_u8; 4096];
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => bytes.extend_from_slice(&buffer[..n]),
+            }
+        }
+    })
+    .await;
+    read.ok().map(|()| String::from_utf8_lossy(&bytes).into_owned())
+}
+
+#[tokio::test]
+async fn a_client_trickling_its_headers_is_cut_off_at_the_header_deadline() {
+    let app = spawn_app_with(|c| c.header_timeout_secs = 2, Overrides::default(), false).await;
+    let mut stream = connect(&app).await;
+    let started = Instant::now();
+
+    // One header byte a second: the connection never completes a request.
+    let trickle = async {
+        for byte in b"GET /api/images HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaa" {
+            if stream.write_all(&[*byte]).await.is_err() {
+                return started.elapsed();
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        started.elapsed()
+    };
+    let cut_after = tokio::time::timeout(Duration::from_secs(20), trickle).await.expect("the trickle ran on");
+
+    assert!(cut_after < Duration::from_secs(10), "the server let headers trickle for {cut_after:?}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_upload_whose_body_stalls_is_ended_and_leaves_no_file() {
+    let app = spawn_app_with(|c| c.body_idle_timeout_secs = 2, Overrides::default(), false).await;
+    let mut stream = connect(&app).await;
+    let head = "POST /api/upload HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+                Content-Type: multipart/form-data; boundary=XYZ\r\nContent-Length: 1000000\r\n\r\n\
+                --XYZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jpg\"\r\n\r\n";
+    stream.write_all(head.as_bytes()).await.expect("send the start");
+    stream.write_all(&[0xFF, 0xD8, 0xFF, 0xE0]).await.expect("send some bytes");
+
+    // Then nothing more.
+    let answer = read_until_closed(&mut stream, Duration::from_secs(15)).await;
+
+    let answer = answer.expect("the stalled upload was still open after 15 s");
+    assert!(answer.starts_with("HTTP/1.1 4"), "a client error for the stalled body: {answer:?}");
+    assert_eq!(count_files(&app.dir.path().join("storage")), 0, "nothing kept of the stalled upload");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_graceful_shutdown_ends_at_its_deadline_with_a_slow_upload_still_open() {
+    let app = spawn_app_with(
+        |c| {
+            c.shutdown_timeout_secs = 2;
+            c.body_idle_timeout_secs = 60;
+        },
+        Overrides::default(),
+        true,
+    )
+    .await;
+    let mut stream = connect(&app).await;
+    let head = "POST /api/upload HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+                Content-Type: multipart/form-data; boundary=XYZ\r\nContent-Length: 1000000\r\n\r\n\
+                --XYZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jpg\"\r\n\r\n";
+    stream.write_all(head.as_bytes()).await.expect("send the start");
+    let photo = std::fs::read(crate::helpers::testdata("mpl-grace-hopper.jpg")).expect("photo");
+    let trickle = tokio::spawn(async move {
+        // A real photo, a byte a second: far slower than it needs, never idle.
+        for byte in photo {
+            if stream.write_all(&[byte]).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+
+    let started = Instant::now();
+    let ended = app.stop_within(Duration::from_secs(15)).await;
+
+    assert!(ended, "the server still waited for the slow upload 15 s after the shutdown began");
+    assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+    trickle.abort();
+}
