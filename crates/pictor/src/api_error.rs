@@ -70,6 +70,7 @@ impl ApiError {
                 (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage")
             }
             ImagesError::Invalid { code, .. } => (StatusCode::BAD_REQUEST, code),
+            ImagesError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "too_busy"),
             ImagesError::Queue(QueueError::NotFound(_))
             | ImagesError::Storage(StorageError::NotFound(_) | StorageError::InvalidKey(_))
             | ImagesError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
@@ -91,6 +92,11 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
+        if let Self::Images(ImagesError::Busy(why)) = &self {
+            let body = Json(ErrorBody { error: ErrorDetail { code: code.to_owned(), message: why.clone() } });
+            let retry_after = [(axum::http::header::RETRY_AFTER, crate::images::RETRY_AFTER_SECS.to_string())];
+            return (status, retry_after, body).into_response();
+        }
         let message = if status == StatusCode::INSUFFICIENT_STORAGE {
             tracing::warn!(error = ?self, "storage full");
             "the storage is full; try again once space is freed".to_owned()

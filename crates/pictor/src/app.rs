@@ -182,7 +182,12 @@ pub async fn build_with(config: &Config, api_base_default: &str, overrides: Over
     };
     let effects = Arc::new(ImageEffects::new(storage.clone(), db.backend));
     let runner = Runner::new(queue.clone(), effects.clone(), registry, settings);
-    let limits = UploadLimits { max_upload_bytes: config.max_upload_bytes, max_pixels: config.max_pixels };
+    let limits = UploadLimits {
+        max_upload_bytes: config.max_upload_bytes,
+        max_pixels: config.max_pixels,
+        max_concurrent_uploads: config.max_concurrent_uploads,
+        max_temp_bytes: config.max_temp_bytes,
+    };
     let images = Images::new(db.clone(), storage, queue.clone(), limits);
     let sweeper = TempSweeper::new(images.clone(), Duration::from_secs(config.temp_grace_secs));
     Ok(App {

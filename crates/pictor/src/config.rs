@@ -66,6 +66,13 @@ pub struct Config {
     /// Largest accepted upload, bytes.
     #[arg(long, env = "PICTOR_MAX_UPLOAD_BYTES", default_value_t = DEFAULT_MAX_UPLOAD_BYTES)]
     pub max_upload_bytes: u64,
+    /// Most uploads received at once; more get 503 with Retry-After.
+    #[arg(long, env = "PICTOR_MAX_CONCURRENT_UPLOADS", default_value_t = crate::images::DEFAULT_MAX_CONCURRENT_UPLOADS)]
+    pub max_concurrent_uploads: usize,
+    /// Most bytes of uploads being received at once (each counts its declared
+    /// length); past it, 503 with Retry-After.
+    #[arg(long, env = "PICTOR_MAX_TEMP_BYTES", default_value_t = crate::images::DEFAULT_MAX_TEMP_BYTES)]
+    pub max_temp_bytes: u64,
     /// Largest accepted image, pixels (refused from the header, before decoding).
     #[arg(long, env = "PICTOR_MAX_PIXELS", default_value_t = DEFAULT_MAX_PIXELS)]
     pub max_pixels: u64,
@@ -239,6 +246,15 @@ impl Config {
         }
         if self.allowed_hosts.iter().any(|h| h.trim().is_empty() || h.contains(['/', ' ', '@'])) {
             return bad("PICTOR_ALLOWED_HOSTS", "must be host names (or *), comma-separated");
+        }
+        if self.max_concurrent_uploads == 0 {
+            return bad("PICTOR_MAX_CONCURRENT_UPLOADS", "must be at least 1");
+        }
+        if self.max_temp_bytes < self.max_upload_bytes {
+            return bad(
+                "PICTOR_MAX_TEMP_BYTES",
+                "must be at least PICTOR_MAX_UPLOAD_BYTES, or no upload of the largest size could start",
+            );
         }
         if self.max_upload_bytes == 0 || self.max_pixels == 0 {
             return bad("PICTOR_MAX_UPLOAD_BYTES/PICTOR_MAX_PIXELS", "must be positive");

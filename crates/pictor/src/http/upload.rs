@@ -31,8 +31,12 @@ pub fn router(state: &ApiState) -> Router<ApiState> {
 
 async fn upload(
     State(state): State<ApiState>,
+    headers: HeaderMap,
     mut multipart: Multipart,
 ) -> ApiResult<(StatusCode, HeaderMap, Json<UploadResponse>)> {
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    // Held until the answer: the upload's slot and reserved bytes.
+    let _ticket = state.images.admit_upload(declared)?;
     let mut details = UploadDetails::default();
     let mut file: Option<Ingested> = None;
     let read = read_fields(&state, &mut multipart, &mut details, &mut file).await;

@@ -5,6 +5,7 @@
 //! failure means for its image ([`ImageEffects`]), and publishes every
 //! change as an [`events::Change`] for `GET /api/events`.
 
+mod admission;
 mod catalog;
 mod effects;
 pub mod events;
@@ -17,6 +18,9 @@ pub mod view;
 use std::sync::Arc;
 
 pub use crate::db::ImageId;
+pub use admission::{
+    Admission, DEFAULT_MAX_CONCURRENT_UPLOADS, DEFAULT_MAX_TEMP_BYTES, RETRY_AFTER_SECS, UploadTicket,
+};
 pub use catalog::ImageFilter;
 pub use effects::ImageEffects;
 pub use jobs::{JobCounts, JobFilter};
@@ -63,6 +67,9 @@ pub enum ImagesError {
     /// No such image (or job, or asset).
     #[error("{0} not found")]
     NotFound(String),
+    /// Too many uploads in flight: try again after [`RETRY_AFTER_SECS`].
+    #[error("{0}")]
+    Busy(String),
 }
 
 impl ImagesError {
@@ -139,6 +146,7 @@ pub struct Images {
     events: events::Events,
     limits: UploadLimits,
     originals: DbOriginalLocks,
+    admission: Admission,
 }
 
 impl Images {
@@ -146,7 +154,8 @@ impl Images {
     pub fn new(db: Db, storage: Arc<dyn Storage>, queue: Queue, limits: UploadLimits) -> Self {
         let events = events::Events::new(db.clone(), queue.clock.clone());
         let originals = DbOriginalLocks::new(db.clone());
-        Self { db, storage, queue, events, limits, originals }
+        let admission = Admission::new(limits.max_concurrent_uploads, limits.max_temp_bytes);
+        Self { db, storage, queue, events, limits, originals, admission }
     }
 
     /// The change events of images and jobs.

@@ -31,6 +31,10 @@ pub struct UploadLimits {
     pub max_upload_bytes: u64,
     /// Largest image, pixels.
     pub max_pixels: u64,
+    /// Most uploads received at once.
+    pub max_concurrent_uploads: usize,
+    /// Most bytes of uploads in flight.
+    pub max_temp_bytes: u64,
 }
 
 /// What the uploader said of the file besides its bytes.
@@ -72,6 +76,16 @@ pub fn text_field(name: &str, value: &str) -> ImagesResult<Option<String>> {
 }
 
 impl Images {
+    /// Admits an upload that says it is `declared_bytes` long (the upload
+    /// limit when it does not say), before any of it is read.
+    ///
+    /// # Errors
+    /// [`ImagesError::Busy`] while too many uploads are in flight.
+    pub fn admit_upload(&self, declared_bytes: Option<u64>) -> ImagesResult<super::UploadTicket> {
+        let bytes = declared_bytes.unwrap_or(self.limits.max_upload_bytes).min(self.limits.max_upload_bytes);
+        self.admission.admit(bytes)
+    }
+
     /// Streams an upload's bytes to a durable temp file and reads its
     /// header; nothing is recorded yet ([`Images::accept`] does).
     ///

@@ -106,3 +106,68 @@ async fn a_graceful_shutdown_ends_at_its_deadline_with_a_slow_upload_still_open(
     assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
     trickle.abort();
 }
+
+/// Starts an upload declaring `length` bytes and sends only its start.
+async fn stalled_upload(app: &TestApp, length: u64) -> TcpStream {
+    let mut stream = connect(app).await;
+    let head = format!(
+        "POST /api/upload HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+         Content-Type: multipart/form-data; boundary=XYZ\r\nContent-Length: {length}\r\n\r\n\
+         --XYZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jpg\"\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.expect("send the start");
+    stream.write_all(&[0xFF, 0xD8, 0xFF]).await.expect("send some bytes");
+    stream
+}
+
+/// Uploads a photo and asserts a 503 `too_busy` asking to retry later.
+async fn assert_turned_away(app: &TestApp, why: &str) {
+    let response = app.upload_file("mpl-grace-hopper.jpg").await;
+    assert_eq!(response.status(), 503, "{why}");
+    assert_eq!(response.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("5"), "{why}");
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "too_busy", "{why}: {body}");
+}
+
+/// Waits until an upload is admitted again (the stalled one's connection
+/// was closed and its handler ended).
+async fn assert_admitted_again(app: &TestApp) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let response = app.upload_file("mpl-grace-hopper.jpg").await;
+        if response.status() == 201 {
+            return;
+        }
+        assert_eq!(response.status(), 503);
+        assert!(Instant::now() < deadline, "uploads still refused 10 s after the stalled one was dropped");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn past_the_concurrent_upload_cap_uploads_get_503_with_retry_after_until_a_slot_frees() {
+    let app = spawn_app_with(|c| c.max_concurrent_uploads = 1, Overrides::default(), false).await;
+    let stalled = stalled_upload(&app, 500_000).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    assert_turned_away(&app, "the one slot is taken").await;
+
+    drop(stalled);
+    assert_admitted_again(&app).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn past_the_bytes_in_flight_cap_uploads_get_503_until_the_bytes_are_given_back() {
+    let mib = 1024 * 1024;
+    let app =
+        spawn_app_with(|c| (c.max_upload_bytes, c.max_temp_bytes) = (mib, mib), Overrides::default(), false).await;
+    let stalled = stalled_upload(&app, 1_000_000).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    assert_turned_away(&app, "1 MB of the 1 MiB is held").await;
+
+    drop(stalled);
+    assert_admitted_again(&app).await;
+    app.stop().await;
+}
