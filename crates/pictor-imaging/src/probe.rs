@@ -81,6 +81,7 @@ pub fn probe<R: BufRead + Seek>(mut reader: R, limits: &Limits) -> Result<ImageI
         Format::Jpeg => jpeg_header(&mut reader).map_err(|e| truncated(e, "JPEG header"))?,
         Format::Png => png_header(&mut reader).map_err(|e| truncated(e, "PNG header"))?,
         Format::Avif | Format::Heic => heif::header(&mut reader, format, limits)?,
+        Format::Tiff => tiff_header(&mut reader).map_err(|e| truncated(e, "TIFF header"))?,
         _ => generic_header(reader, format)?,
     };
     if width == 0 || height == 0 {
@@ -234,6 +235,84 @@ fn png_header<R: BufRead + Seek>(reader: &mut R) -> std::io::Result<(u32, u32, u
         }
     }
     Ok((width, height, orientation))
+}
+
+/// Most directory entries the TIFF probe reads before giving up: real files
+/// have a few dozen.
+const MAX_TIFF_ENTRIES: u64 = 4096;
+
+/// Walks the first directory (IFD0) of a TIFF or BigTIFF for its width,
+/// height and orientation, entry by entry, allocating nothing: the tiff
+/// crate's decoder reads whole tag arrays (strip offsets and the like) when
+/// it is built, sized by counts the file states, so a hostile count could
+/// make it allocate hundreds of MB before a single pixel. Returns (width,
+/// height, orientation).
+fn tiff_header<R: Read + Seek>(reader: &mut R) -> std::io::Result<(u32, u32, u8)> {
+    let start = reader.stream_position()?;
+    let mut order = [0u8; 2];
+    reader.read_exact(&mut order)?;
+    let little = match &order {
+        b"II" => true,
+        b"MM" => false,
+        _ => return Err(corrupt("no byte order mark")),
+    };
+    let read = |reader: &mut R, len: usize| -> std::io::Result<u64> {
+        let mut bytes = [0u8; 8];
+        reader.read_exact(&mut bytes[..len])?;
+        let mut value = 0u64;
+        for i in 0..len {
+            let byte = u64::from(if little { bytes[len - 1 - i] } else { bytes[i] });
+            value = (value << 8) | byte;
+        }
+        Ok(value)
+    };
+    // Classic TIFF: 2-byte counts, 4-byte offsets, 12-byte entries; BigTIFF: 8, 8, 20.
+    let (count_len, offset_len) = match read(reader, 2)? {
+        42 => (2, 4),
+        43 if read(reader, 2)? == 8 && read(reader, 2)? == 0 => (8, 8),
+        _ => return Err(corrupt("not a TIFF version this reads")),
+    };
+    let first_ifd = read(reader, offset_len)?;
+    reader.seek(SeekFrom::Start(start.checked_add(first_ifd).ok_or_else(|| corrupt("bad IFD offset"))?))?;
+    let entries = read(reader, count_len)?;
+    if entries > MAX_TIFF_ENTRIES {
+        return Err(corrupt("the first directory claims too many entries"));
+    }
+    let (mut width, mut height, mut orientation) = (None, None, 1);
+    for _ in 0..entries {
+        let tag = read(reader, 2)?;
+        let kind = read(reader, 2)?;
+        let count = read(reader, offset_len)?;
+        // A SHORT (3) or LONG (4) single value sits in the entry itself,
+        // left-justified; any other shape is not one these tags take.
+        let value = match (kind, count) {
+            (3, 1) => {
+                let value = read(reader, 2)?;
+                read(reader, offset_len - 2)?;
+                Some(value)
+            }
+            (4, 1) => {
+                let value = read(reader, 4)?;
+                read(reader, offset_len - 4)?;
+                Some(value)
+            }
+            _ => {
+                read(reader, offset_len)?;
+                None
+            }
+        };
+        let as_u32 = |v: Option<u64>| v.and_then(|v| u32::try_from(v).ok());
+        match tag {
+            256 => width = as_u32(value),
+            257 => height = as_u32(value),
+            274 => orientation = value.and_then(|v| u8::try_from(v).ok()).filter(|v| (1..=8).contains(v)).unwrap_or(1),
+            _ => {}
+        }
+    }
+    match (width, height) {
+        (Some(width), Some(height)) => Ok((width, height, orientation)),
+        _ => Err(corrupt("the first directory has no single width and height")),
+    }
 }
 
 /// Dimensions and orientation through the `image` crate's decoders, which

@@ -10,11 +10,13 @@
 //! | `orient` | the eight EXIF orientations look alike once rendered |
 //! | `colour` | ICC, CMYK, 16-bit and alpha handling |
 //! | `heif` | AVIF (and HEIC) through libheif: probe, render, AVIF previews, damage |
+//! | `alloc` | the largest allocation a piece of work asks for (a counting allocator) |
 //! | `bad` | damaged and hostile files give the right error, never a panic |
 
 // Tests and benchmarks may unwrap: a failed expectation is the test failing.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod alloc;
 mod bad;
 mod colour;
 mod heif;

@@ -87,3 +87,46 @@ fn probe_reads_from_the_current_position_of_a_file() {
         assert!(reader.stream_position().expect("position") >= junk.len() as u64, "{name}: read before its start");
     }
 }
+
+/// A 10000x10000 grey TIFF (100 Mpx, within the default pixel limit)
+/// whose strip offsets claim 4 million entries stored past the end of the
+/// file: a decoder that sizes its arrays by the stated count asks for
+/// about 100 MB before reading one.
+fn tiff_with_a_huge_strip_table() -> Vec<u8> {
+    let entries: [(u16, u16, u32, u32); 10] = [
+        (256, 4, 1, 10_000),         // ImageWidth
+        (257, 4, 1, 10_000),         // ImageLength
+        (258, 3, 1, 8),              // BitsPerSample
+        (259, 3, 1, 1),              // Compression: none
+        (262, 3, 1, 1),              // Photometric: BlackIsZero
+        (273, 4, 4_000_000, 0x1000), // StripOffsets: 4M LONGs at 4096
+        (274, 3, 1, 6),              // Orientation: 6
+        (277, 3, 1, 1),              // SamplesPerPixel
+        (278, 3, 1, 16),             // RowsPerStrip
+        (279, 4, 1, 256),            // StripByteCounts
+    ];
+    let mut tiff = b"II*\0".to_vec();
+    tiff.extend(8_u32.to_le_bytes());
+    tiff.extend(u16::try_from(entries.len()).expect("entries").to_le_bytes());
+    for (tag, kind, count, value) in entries {
+        tiff.extend(tag.to_le_bytes());
+        tiff.extend(kind.to_le_bytes());
+        tiff.extend(count.to_le_bytes());
+        tiff.extend(value.to_le_bytes());
+    }
+    tiff.extend(0_u32.to_le_bytes());
+    tiff.resize(200, 0);
+    tiff.extend([128_u8; 256]);
+    tiff
+}
+
+#[test]
+fn a_hostile_tiff_tag_count_cannot_make_the_probe_allocate_much() {
+    let tiff = tiff_with_a_huge_strip_table();
+
+    let (info, largest) = crate::alloc::largest_allocation(|| probe(Cursor::new(&tiff), &Limits::default()));
+
+    assert!(largest <= 2 * 1024 * 1024, "the probe asked for {largest} bytes at once");
+    let info = info.expect("the header itself is fine");
+    assert_eq!((info.width, info.height, info.orientation), (10_000, 10_000, 6));
+}
