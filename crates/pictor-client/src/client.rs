@@ -233,13 +233,21 @@ impl Client {
 
     /// Sends a request and parses its JSON answer.
     pub(crate) async fn json<T: DeserializeOwned>(&self, request: RequestBuilder) -> Result<T, Error> {
-        let response = self.send(request).await?;
+        let response = request.send().await.map_err(|e| self.transport(e))?;
+        self.parse(response).await
+    }
+
+    /// Parses a JSON answer; a 4xx/5xx answer becomes [`Error::Api`].
+    pub(crate) async fn parse<T: DeserializeOwned>(&self, response: reqwest::Response) -> Result<T, Error> {
+        if !response.status().is_success() {
+            return Err(Error::from_response(response).await);
+        }
         let url = response.url().to_string();
         response.json().await.map_err(|source| Error::Decode { url, source })
     }
 
     /// Classifies a failure of the HTTP stack.
-    fn transport(&self, source: reqwest::Error) -> Error {
+    pub(crate) fn transport(&self, source: reqwest::Error) -> Error {
         if source.is_connect() || source.is_timeout() {
             Error::Connect { server: self.base.clone(), source }
         } else {
