@@ -10,6 +10,7 @@ mod effects;
 pub mod events;
 mod jobs;
 mod originals;
+mod readiness;
 mod sweeper;
 mod upload;
 pub mod view;
@@ -21,6 +22,7 @@ pub use catalog::ImageFilter;
 pub use effects::ImageEffects;
 pub use jobs::{JobCounts, JobFilter};
 pub use originals::DbOriginalLocks;
+pub use readiness::{Check, Readiness, STORAGE_CHECK_TTL};
 pub use sweeper::{DEFAULT_TEMP_GRACE_SECS, TEMP_SWEEP_INTERVAL, TempSweeper};
 pub use upload::{Accepted, UploadDetails, UploadLimits, text_field as upload_text_field};
 
@@ -137,6 +139,8 @@ pub struct Images {
     events: events::Events,
     limits: UploadLimits,
     originals: DbOriginalLocks,
+    /// The last storage check, reused by `/readyz` for a few seconds.
+    storage_check: readiness::StorageCheckCache,
 }
 
 impl Images {
@@ -144,7 +148,7 @@ impl Images {
     pub fn new(db: Db, storage: Arc<dyn Storage>, queue: Queue, limits: UploadLimits) -> Self {
         let events = events::Events::new(db.clone(), queue.clock.clone());
         let originals = DbOriginalLocks::new(db.clone());
-        Self { db, storage, queue, events, limits, originals }
+        Self { db, storage, queue, events, limits, originals, storage_check: Arc::default() }
     }
 
     /// The change events of images and jobs.
@@ -169,16 +173,6 @@ impl Images {
     pub async fn asset(&self, key: &str) -> ImagesResult<Vec<u8>> {
         let key = AssetKey::parse(key)?;
         Ok(self.storage.get(&key).await?)
-    }
-
-    /// Whether the database and the storage answer (for `/healthz`).
-    ///
-    /// # Errors
-    /// The first of them that does not.
-    pub async fn check_health(&self) -> ImagesResult<()> {
-        self.db.ping().await?;
-        self.storage.check_writable().await?;
-        Ok(())
     }
 }
 
