@@ -22,6 +22,7 @@ use crate::queue::wakeup::Wakeup;
 use crate::queue::{Queue, QueueError};
 use crate::shutdown::Shutdown;
 use crate::storage::{LocalStorage, Storage, StorageError};
+use crate::telemetry::Telemetry;
 use crate::{http, web};
 
 /// Why Pictor could not start.
@@ -133,7 +134,14 @@ pub async fn build_with(config: &Config, api_base_default: &str, overrides: Over
     }
 
     let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
-    let queue = Queue { db: db.clone(), clock, wakeup: Wakeup::default(), max_attempts: config.max_attempts.into() };
+    let telemetry = Telemetry::new();
+    let queue = Queue {
+        db: db.clone(),
+        clock,
+        wakeup: Wakeup::default(),
+        max_attempts: config.max_attempts.into(),
+        telemetry: telemetry.clone(),
+    };
     let cpus = std::thread::available_parallelism().map_or(2, usize::from);
     let handlers = Arc::new(HandlerContext {
         storage: storage.clone(),
@@ -185,20 +193,50 @@ pub async fn build_with(config: &Config, api_base_default: &str, overrides: Over
 }
 
 impl App {
-    /// The API and the pages on one router, behind the admin token, the
-    /// cross-origin guard, the host allow-list and request tracing.
+    /// The API, the pages and `/metrics` on one router, behind the admin
+    /// token, the cross-origin guard, the host allow-list, request metrics
+    /// and request tracing.
     pub fn router(&self) -> Router {
         let api = http::router(http::ApiState { images: self.images.clone(), api_base: self.api_base.clone() });
         let pages =
             web::router(web::PageState { images: self.images.clone(), admin_token_set: self.admin_token.is_some() });
         api.merge(pages)
+            .merge(self.metrics_routes())
             .layer(axum::middleware::from_fn_with_state(self.admin_token.clone(), http::auth::require_token))
             .layer(axum::middleware::from_fn(web::guard::same_origin))
             .layer(axum::middleware::from_fn_with_state(
                 http::hosts::AllowedHosts::new(&self.allowed_hosts, &self.api_base),
                 http::hosts::known_host,
             ))
+            .layer(axum::middleware::from_fn_with_state(self.telemetry().clone(), http::metrics::track))
             .layer(TraceLayer::new_for_http())
+    }
+
+    /// A worker's own listener: `/metrics`, `/healthz` and `/readyz`,
+    /// behind the admin token and the host allow-list.
+    pub fn worker_router(&self) -> Router {
+        http::health::router()
+            .with_state(self.images.clone())
+            .merge(self.metrics_routes())
+            .layer(axum::middleware::from_fn_with_state(self.admin_token.clone(), http::auth::require_token))
+            .layer(axum::middleware::from_fn_with_state(
+                http::hosts::AllowedHosts::new(&self.allowed_hosts, &self.api_base),
+                http::hosts::known_host,
+            ))
+            .layer(axum::middleware::from_fn_with_state(self.telemetry().clone(), http::metrics::track))
+            .layer(TraceLayer::new_for_http())
+    }
+
+    /// This process's metrics recorder.
+    pub fn telemetry(&self) -> &Telemetry {
+        &self.queue.telemetry
+    }
+
+    fn metrics_routes(&self) -> Router {
+        http::metrics::router(http::metrics::MetricsState {
+            images: self.images.clone(),
+            cpu: self.handlers.cpu.clone(),
+        })
     }
 }
 
@@ -217,24 +255,42 @@ pub async fn serve(listener: TcpListener, app: App, with_runner: bool, shutdown:
         stopping.wait().await;
         events.close();
     });
+    let telemetry = app.telemetry().clone();
+    let upkeep = telemetry.upkeep(shutdown.clone());
     let sweeper = app.sweeper.run(shutdown.clone());
     if with_runner {
-        let (served, worked, ()) = tokio::join!(server, app.runner.run(shutdown), sweeper);
+        let (served, worked, (), ()) = tokio::join!(server, app.runner.run(shutdown), sweeper, upkeep);
         served.map_err(RunError::Serve)?;
         worked?;
     } else {
-        let (served, ()) = tokio::join!(server, sweeper);
+        let (served, (), ()) = tokio::join!(server, sweeper, upkeep);
         served.map_err(RunError::Serve)?;
     }
     Ok(())
 }
 
-/// Runs the job runner alone (with the temp sweeper) until `shutdown`.
+/// Runs the job runner alone (with the temp sweeper) until `shutdown`,
+/// and, given a `metrics` listener, serves [`App::worker_router`] on it.
 ///
 /// # Errors
-/// The runner could not release its jobs at shutdown.
-pub async fn work(app: App, shutdown: Shutdown) -> Result<(), RunError> {
-    let (worked, ()) = tokio::join!(app.runner.run(shutdown.clone()), app.sweeper.run(shutdown));
+/// The runner could not release its jobs at shutdown, or the listener failed.
+pub async fn work(app: App, metrics: Option<TcpListener>, shutdown: Shutdown) -> Result<(), RunError> {
+    let (stopping, router, telemetry) = (shutdown.clone(), app.worker_router(), app.telemetry().clone());
+    let listener = async move {
+        match metrics {
+            Some(listener) => {
+                axum::serve(listener, router).with_graceful_shutdown(stopping.wait()).await.map_err(RunError::Serve)
+            }
+            None => Ok(()),
+        }
+    };
+    let (worked, served, (), ()) = tokio::join!(
+        app.runner.run(shutdown.clone()),
+        listener,
+        app.sweeper.run(shutdown.clone()),
+        telemetry.upkeep(shutdown)
+    );
     worked?;
+    served?;
     Ok(())
 }

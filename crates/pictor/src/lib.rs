@@ -19,7 +19,7 @@
 //!   job actions, what a job's ending means for its image, change events);
 //! - [`handlers`]: one per job kind, bytes in, effects out (→ `pictor-imaging`);
 //! - [`queue`] (jobs, not images), [`ingest`], [`storage`], [`db`];
-//! - [`config`], [`clock`], [`shutdown`].
+//! - [`config`], [`clock`], [`shutdown`], [`telemetry`] (the metrics recorder).
 
 pub mod api_error;
 pub mod app;
@@ -35,4 +35,5 @@ pub mod ingest;
 pub mod queue;
 pub mod shutdown;
 pub mod storage;
+pub mod telemetry;
 pub mod web;

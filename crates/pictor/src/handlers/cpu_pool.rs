@@ -10,6 +10,8 @@
 //! busy thread never waits, and the caller is woken once, with the result.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio::sync::oneshot;
 
@@ -32,6 +34,9 @@ pub enum CpuPoolError {
 #[derive(Debug)]
 pub struct CpuPool {
     queue: flume::Sender<Task>,
+    /// Threads running a task now (for the busy-share metric).
+    busy: Arc<AtomicUsize>,
+    threads: usize,
 }
 
 impl CpuPool {
@@ -41,16 +46,27 @@ impl CpuPool {
     /// A thread could not be started.
     pub fn new(threads: usize) -> std::io::Result<Self> {
         let (queue, tasks) = flume::unbounded::<Task>();
-        for i in 0..threads.max(1) {
-            let tasks = tasks.clone();
+        let threads = threads.max(1);
+        let busy = Arc::new(AtomicUsize::new(0));
+        for i in 0..threads {
+            let (tasks, busy) = (tasks.clone(), busy.clone());
             std::thread::Builder::new().name(format!("pictor-cpu-{i}")).spawn(move || {
                 // Ends when every sender is gone (the pool was dropped).
                 while let Ok(task) = tasks.recv() {
+                    busy.fetch_add(1, Ordering::Relaxed);
+                    // Tasks catch their own panics, so the count always comes back down.
                     task();
+                    busy.fetch_sub(1, Ordering::Relaxed);
                 }
             })?;
         }
-        Ok(Self { queue })
+        Ok(Self { queue, busy, threads })
+    }
+
+    /// The share of the pool's threads running work now, 0 to 1.
+    #[allow(clippy::cast_precision_loss)] // Thread counts are far below 2^52.
+    pub fn busy_share(&self) -> f64 {
+        self.busy.load(Ordering::Relaxed) as f64 / self.threads as f64
     }
 
     /// Runs `work` on the pool once a thread is free and returns its result.

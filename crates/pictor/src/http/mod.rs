@@ -9,6 +9,7 @@ mod events;
 pub mod health;
 pub mod hosts;
 mod images;
+pub mod metrics;
 mod upload;
 
 use axum::Router;

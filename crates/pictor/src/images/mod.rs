@@ -8,6 +8,7 @@
 mod catalog;
 mod effects;
 pub mod events;
+mod gauges;
 mod jobs;
 mod originals;
 mod readiness;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 pub use crate::db::ImageId;
 pub use catalog::ImageFilter;
 pub use effects::ImageEffects;
+pub use gauges::Gauges;
 pub use jobs::{JobCounts, JobFilter};
 pub use originals::DbOriginalLocks;
 pub use readiness::{Check, Readiness, STORAGE_CHECK_TTL};

@@ -58,6 +58,15 @@ pub async fn rescue_once<F: Effects>(queue: &Queue, effects: &F) -> Result<Vec<R
     }
     tx.commit().await.map_err(db::DbError::from)?;
     if !rescued.is_empty() {
+        queue.telemetry.record(|| {
+            for job in &rescued {
+                let kind = job.kind.to_string();
+                metrics::counter!(crate::telemetry::JOB_RESCUES, "type" => kind.clone()).increment(1);
+                if job.status == JobStatus::Failed {
+                    metrics::counter!(crate::telemetry::JOB_FAILURES, "type" => kind).increment(1);
+                }
+            }
+        });
         tracing::warn!(target: "job_runner", count = rescued.len(), "rescued jobs with expired leases");
         queue.wake();
     }

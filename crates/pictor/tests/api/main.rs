@@ -17,6 +17,7 @@
 //! - `processes`: starting `pictor` processes for those tests.
 //! - `data_safety`: deletes racing offloads and asset jobs (paused on a gate); nothing left behind.
 //! - `events`: `GET /api/events`, the Server-Sent Events stream.
+//! - `metrics`: `GET /metrics` on `serve` and on `pictor worker --metrics-bind`.
 //! - `health`: `/healthz` (liveness) and `/readyz` (database, storage, schema).
 //! - `web`: the pages over HTTP, CSP, foreign-origin refusal, the JS client's `node --test`.
 //! - `browser`: the pages end to end in headless Chromium, with screenshots.
@@ -60,6 +61,7 @@ mod events;
 mod health;
 mod helpers;
 mod images;
+mod metrics;
 mod pipeline;
 mod processes;
 mod queue;
