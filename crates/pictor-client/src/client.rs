@@ -114,13 +114,14 @@ impl Client {
         image.preview_path.as_deref().map(|p| self.asset_url(p))
     }
 
-    /// `GET /healthz`: the server answers and its database and storage work.
+    /// `GET /readyz`: the server answers, its database and storage work and
+    /// its schema is current (`/healthz`, liveness, checks none of them).
     ///
     /// # Errors
     /// [`Error::Connect`] when nothing answers; [`Error::Api`] (503) when the
-    /// server is up but unhealthy.
+    /// server is up but not ready.
     pub async fn health(&self) -> Result<(), Error> {
-        self.send(self.request(Method::GET, "/healthz", &[])?).await.map(drop)
+        self.send(self.request(Method::GET, "/readyz", &[])?).await.map(drop)
     }
 
     /// `GET /api/images`: a page of images, newest first, with every

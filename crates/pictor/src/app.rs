@@ -22,6 +22,7 @@ use crate::queue::wakeup::Wakeup;
 use crate::queue::{Queue, QueueError};
 use crate::shutdown::Shutdown;
 use crate::storage::{LocalStorage, Storage, StorageError};
+use crate::telemetry::Telemetry;
 use crate::{http, web};
 
 /// Why Pictor could not start.
@@ -147,7 +148,14 @@ pub async fn build_with(config: &Config, api_base_default: &str, overrides: Over
     }
 
     let clock = overrides.clock.unwrap_or_else(|| Arc::new(SystemClock));
-    let queue = Queue { db: db.clone(), clock, wakeup: Wakeup::default(), max_attempts: config.max_attempts.into() };
+    let telemetry = Telemetry::new();
+    let queue = Queue {
+        db: db.clone(),
+        clock,
+        wakeup: Wakeup::default(),
+        max_attempts: config.max_attempts.into(),
+        telemetry: telemetry.clone(),
+    };
     let cpus = std::thread::available_parallelism().map_or(2, usize::from);
     let handlers = Arc::new(HandlerContext {
         storage: storage.clone(),
@@ -211,20 +219,50 @@ pub async fn build_with(config: &Config, api_base_default: &str, overrides: Over
 }
 
 impl App {
-    /// The API and the pages on one router, behind the admin token, the
-    /// cross-origin guard, the host allow-list and request tracing.
+    /// The API, the pages and `/metrics` on one router, behind the admin
+    /// token, the cross-origin guard, the host allow-list, request metrics
+    /// and request tracing.
     pub fn router(&self) -> Router {
         let api = http::router(http::ApiState { images: self.images.clone(), api_base: self.api_base.clone() });
         let pages =
             web::router(web::PageState { images: self.images.clone(), admin_token_set: self.admin_token.is_some() });
         api.merge(pages)
+            .merge(self.metrics_routes())
             .layer(axum::middleware::from_fn_with_state(self.admin_token.clone(), http::auth::require_token))
             .layer(axum::middleware::from_fn(web::guard::same_origin))
             .layer(axum::middleware::from_fn_with_state(
                 http::hosts::AllowedHosts::new(&self.allowed_hosts, &self.api_base),
                 http::hosts::known_host,
             ))
+            .layer(axum::middleware::from_fn_with_state(self.telemetry().clone(), http::metrics::track))
             .layer(TraceLayer::new_for_http())
+    }
+
+    /// A worker's own listener: `/metrics`, `/healthz` and `/readyz`,
+    /// behind the admin token and the host allow-list.
+    pub fn worker_router(&self) -> Router {
+        http::health::router()
+            .with_state(self.images.clone())
+            .merge(self.metrics_routes())
+            .layer(axum::middleware::from_fn_with_state(self.admin_token.clone(), http::auth::require_token))
+            .layer(axum::middleware::from_fn_with_state(
+                http::hosts::AllowedHosts::new(&self.allowed_hosts, &self.api_base),
+                http::hosts::known_host,
+            ))
+            .layer(axum::middleware::from_fn_with_state(self.telemetry().clone(), http::metrics::track))
+            .layer(TraceLayer::new_for_http())
+    }
+
+    /// This process's metrics recorder.
+    pub fn telemetry(&self) -> &Telemetry {
+        &self.queue.telemetry
+    }
+
+    fn metrics_routes(&self) -> Router {
+        http::metrics::router(http::metrics::MetricsState {
+            images: self.images.clone(),
+            cpu: self.handlers.cpu.clone(),
+        })
     }
 }
 
@@ -244,22 +282,37 @@ pub async fn serve(listener: TcpListener, app: App, with_runner: bool, shutdown:
         events.close();
     };
     let server = crate::server::serve(listener, router, app.deadlines, shutdown.clone());
+    let telemetry = app.telemetry().clone();
+    let upkeep = telemetry.upkeep(shutdown.clone());
     let sweeper = app.sweeper.run(shutdown.clone());
     if with_runner {
-        let ((), worked, (), ()) = tokio::join!(server, app.runner.run(shutdown), sweeper, close_events);
+        let ((), worked, (), (), ()) = tokio::join!(server, app.runner.run(shutdown), sweeper, close_events, upkeep);
         worked?;
     } else {
-        tokio::join!(server, sweeper, close_events);
+        tokio::join!(server, sweeper, close_events, upkeep);
     }
     Ok(())
 }
 
-/// Runs the job runner alone (with the temp sweeper) until `shutdown`.
+/// Runs the job runner alone (with the temp sweeper) until `shutdown`,
+/// and, given a `metrics` listener, serves [`App::worker_router`] on it.
 ///
 /// # Errors
 /// The runner could not release its jobs at shutdown.
-pub async fn work(app: App, shutdown: Shutdown) -> Result<(), RunError> {
-    let (worked, ()) = tokio::join!(app.runner.run(shutdown.clone()), app.sweeper.run(shutdown));
+pub async fn work(app: App, metrics: Option<TcpListener>, shutdown: Shutdown) -> Result<(), RunError> {
+    let (stopping, router, telemetry) = (shutdown.clone(), app.worker_router(), app.telemetry().clone());
+    let deadlines = app.deadlines;
+    let listener = async move {
+        if let Some(listener) = metrics {
+            crate::server::serve(listener, router, deadlines, stopping).await;
+        }
+    };
+    let (worked, (), (), ()) = tokio::join!(
+        app.runner.run(shutdown.clone()),
+        listener,
+        app.sweeper.run(shutdown.clone()),
+        telemetry.upkeep(shutdown)
+    );
     worked?;
     Ok(())
 }

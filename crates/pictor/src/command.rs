@@ -25,7 +25,7 @@ pub struct Cli {
 pub enum Command {
     /// Run the HTTP API and the job runner in one process.
     Serve(ServeArgs),
-    /// Run the job runner alone, without HTTP.
+    /// Run the job runner alone (HTTP only for its metrics, with `--metrics-bind`).
     Worker(WorkerArgs),
     /// Apply the embedded database migrations and print the schema version.
     Migrate(MigrateArgs),
@@ -70,6 +70,10 @@ pub struct ServeArgs {
 /// `pictor worker`.
 #[derive(Debug, Args)]
 pub struct WorkerArgs {
+    /// Address of the worker's own HTTP listener for `/metrics`, `/healthz`
+    /// and `/readyz` (none by default; `/metrics` needs the admin token once set).
+    #[arg(long, env = "PICTOR_METRICS_BIND")]
+    pub metrics_bind: Option<SocketAddr>,
     /// Everything else.
     #[command(flatten)]
     pub config: Config,

@@ -19,7 +19,7 @@
 //!   job actions, what a job's ending means for its image, change events);
 //! - [`handlers`]: one per job kind, bytes in, effects out (→ `pictor-imaging`);
 //! - [`queue`] (jobs, not images), [`ingest`], [`storage`], [`db`];
-//! - [`config`], [`clock`], [`shutdown`].
+//! - [`config`], [`clock`], [`shutdown`], [`telemetry`] (the metrics recorder).
 
 pub mod api_error;
 pub mod app;
@@ -36,4 +36,5 @@ pub mod queue;
 pub mod server;
 pub mod shutdown;
 pub mod storage;
+pub mod telemetry;
 pub mod web;

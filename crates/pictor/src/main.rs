@@ -98,9 +98,22 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(app::serve(listener, app, !args.no_runner, signal_shutdown()).await?)
         }
         Command::Worker(args) => {
+            let metrics = match args.metrics_bind {
+                Some(bind) => Some(
+                    tokio::net::TcpListener::bind(bind)
+                        .await
+                        .with_context(|| format!("cannot listen on {bind} for metrics"))?,
+                ),
+                None => None,
+            };
             let app = app::build(&args.config, "").await?;
-            tracing::info!("pictor worker running");
-            Ok(app::work(app, signal_shutdown()).await?)
+            match &metrics {
+                Some(listener) => {
+                    tracing::info!(address = %listener.local_addr()?, "pictor worker running; metrics served")
+                }
+                None => tracing::info!("pictor worker running"),
+            }
+            Ok(app::work(app, metrics, signal_shutdown()).await?)
         }
         Command::Migrate(args) => {
             let db = Db::connect(&args.database_url).await?;

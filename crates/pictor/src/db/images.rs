@@ -487,6 +487,15 @@ pub async fn changed_since(pool: &AnyPool, since: Millis) -> DbResult<Vec<ImageR
     Ok(rows.iter().map(image_from_row).collect::<Result<_, _>>()?)
 }
 
+/// `(status, count)` of the images, for the metrics.
+///
+/// # Errors
+/// The database failed.
+pub async fn counts_by_status(pool: &AnyPool) -> DbResult<Vec<(String, i64)>> {
+    let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM image GROUP BY status").fetch_all(pool).await?;
+    Ok(rows.iter().map(|r| Ok((r.try_get("status")?, r.try_get("n")?))).collect::<Result<_, sqlx::Error>>()?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

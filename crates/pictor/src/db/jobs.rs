@@ -464,3 +464,17 @@ pub async fn finished_since(pool: &AnyPool, since: Millis) -> DbResult<Vec<(Stri
         .map(|r| Ok((r.try_get("status")?, Millis(r.try_get("finished_at")?))))
         .collect::<Result<_, sqlx::Error>>()?)
 }
+
+/// The `run_at` of the PENDING job that has been due the longest (at
+/// `now`), if any: how far behind the runners are.
+///
+/// # Errors
+/// The database failed.
+pub async fn oldest_due_pending(pool: &AnyPool, now: Millis) -> DbResult<Option<Millis>> {
+    let oldest: Option<i64> =
+        sqlx::query_scalar("SELECT MIN(run_at) FROM job WHERE status = 'PENDING' AND run_at <= $1")
+            .bind(now.get())
+            .fetch_one(pool)
+            .await?;
+    Ok(oldest.map(Millis))
+}

@@ -57,6 +57,61 @@ fn migrator(backend: Backend) -> Migrator {
     Migrator { migrations: Cow::Owned(migrations), ..Migrator::DEFAULT }
 }
 
+/// The last embedded migration's version of a backend.
+fn latest_version(backend: Backend) -> i64 {
+    let embedded = match backend {
+        Backend::Sqlite => SQLITE_MIGRATIONS,
+        Backend::Postgres => POSTGRES_MIGRATIONS,
+    };
+    embedded.iter().map(|(version, _, _)| *version).max().unwrap_or(0)
+}
+
+/// The database's schema against the binary's migrations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SchemaStatus {
+    /// Applied up to the binary's latest version.
+    Current(i64),
+    /// Migrations of this binary are not applied yet (`pictor migrate`).
+    Behind {
+        /// Highest applied version.
+        applied: i64,
+        /// The binary's latest version.
+        latest: i64,
+    },
+    /// A newer binary migrated the database further than this one knows.
+    Ahead {
+        /// Highest applied version.
+        applied: i64,
+        /// The binary's latest version.
+        latest: i64,
+    },
+}
+
+impl SchemaStatus {
+    /// Compares an applied version with the binary's latest.
+    pub fn of(applied: i64, latest: i64) -> Self {
+        match applied.cmp(&latest) {
+            std::cmp::Ordering::Equal => Self::Current(latest),
+            std::cmp::Ordering::Less => Self::Behind { applied, latest },
+            std::cmp::Ordering::Greater => Self::Ahead { applied, latest },
+        }
+    }
+}
+
+impl std::fmt::Display for SchemaStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Current(version) => write!(f, "schema version {version} is current"),
+            Self::Behind { applied, latest } => {
+                write!(f, "schema version {applied} is behind this binary's {latest}: run `pictor migrate`")
+            }
+            Self::Ahead { applied, latest } => {
+                write!(f, "schema version {applied} is ahead of this binary's {latest}: a newer Pictor migrated it")
+            }
+        }
+    }
+}
+
 /// How long a SQLite connection waits for the write lock before giving up.
 const SQLITE_BUSY_TIMEOUT_MS: u64 = 30_000;
 /// Pool size on PostgreSQL (SQLite writes are serialised anyway).
@@ -313,6 +368,23 @@ impl Db {
         let migrator = migrator(self.backend);
         migrator.run(&self.pool).await?;
         Ok(migrator.iter().map(|m| m.version).max().unwrap_or(0))
+    }
+
+    /// The schema version this binary's embedded migrations end at.
+    pub fn latest_version(&self) -> i64 {
+        latest_version(self.backend)
+    }
+
+    /// How the database's applied migrations compare with the binary's
+    /// (for `/readyz`): the highest successfully applied version against
+    /// [`Db::latest_version`].
+    ///
+    /// # Errors
+    /// The database could not be read (or was never migrated).
+    pub async fn schema_status(&self) -> DbResult<SchemaStatus> {
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success").fetch_one(&self.pool).await?;
+        Ok(SchemaStatus::of(applied.unwrap_or(0), self.latest_version()))
     }
 
     /// A connection for writes whose commits are as durable as `durability`

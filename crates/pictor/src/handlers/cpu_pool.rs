@@ -67,6 +67,8 @@ struct Shared {
     started: AtomicUsize,
     /// Threads given up on that still run their work.
     stuck: AtomicUsize,
+    /// Threads running a piece of work now (for the busy-share metric).
+    busy: AtomicUsize,
     /// Most stuck threads tolerated: the pool's size.
     max_stuck: usize,
     on_wedged: OnWedged,
@@ -94,6 +96,7 @@ impl CpuPool {
             tasks,
             started: AtomicUsize::new(0),
             stuck: AtomicUsize::new(0),
+            busy: AtomicUsize::new(0),
             max_stuck: threads,
             on_wedged: Box::new(on_wedged),
         });
@@ -101,6 +104,13 @@ impl CpuPool {
             shared.start_thread()?;
         }
         Ok(Self { queue, shared })
+    }
+
+    /// The share of the pool's threads running work now, 0 to 1 (a stuck
+    /// thread counts until it returns, beside the one that replaced it).
+    #[allow(clippy::cast_precision_loss)] // Thread counts are far below 2^52.
+    pub fn busy_share(&self) -> f64 {
+        (self.shared.busy.load(Ordering::Relaxed) as f64 / self.shared.max_stuck as f64).min(1.0)
     }
 
     /// Threads given up on that still run their work.
@@ -159,7 +169,11 @@ impl Shared {
             // Ends when every sender is gone (the pool was dropped), or once
             // this thread was replaced while it ran a piece of work.
             while let Ok(task) = shared.tasks.recv() {
-                if !task() {
+                shared.busy.fetch_add(1, Ordering::Relaxed);
+                // Tasks catch their own panics, so the count always comes back down.
+                let kept = task();
+                shared.busy.fetch_sub(1, Ordering::Relaxed);
+                if !kept {
                     let stuck = shared.stuck.fetch_sub(1, Ordering::AcqRel) - 1;
                     tracing::info!(target: "job_runner", stuck, "work given up on has returned; its CPU thread ends");
                     return;

@@ -1,5 +1,5 @@
-//! The admin token: once `PICTOR_ADMIN_TOKEN` is set, admin endpoints and
-//! every mutation need `Authorization: Bearer TOKEN`; reads of images and
+//! The admin token: once `PICTOR_ADMIN_TOKEN` is set, admin endpoints,
+//! `/metrics` and every mutation need `Authorization: Bearer TOKEN`; reads of images and
 //! assets stay open, and the event stream sends a caller without the token
 //! image events only (job events carry internals such as `lastError`).
 
@@ -38,7 +38,8 @@ pub async fn require_token(
         Some(_) => Access::Public,
     };
     let read_only = matches!(*request.method(), Method::GET | Method::HEAD);
-    let admin = request.uri().path().starts_with("/api/admin");
+    // The metrics show job counts and routes' traffic: operators' data.
+    let admin = request.uri().path().starts_with("/api/admin") || request.uri().path() == "/metrics";
     if access == Access::Public && (!read_only || admin) {
         return Err(ApiError::Unauthorized);
     }

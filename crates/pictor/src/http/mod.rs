@@ -6,14 +6,14 @@ mod admin;
 mod assets;
 pub mod auth;
 mod events;
+pub mod health;
 pub mod hosts;
 mod images;
+pub mod metrics;
 mod upload;
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::routing::get;
+use axum::extract::FromRef;
 
 use crate::images::Images;
 
@@ -26,6 +26,12 @@ pub struct ApiState {
     pub api_base: String,
 }
 
+impl FromRef<ApiState> for Images {
+    fn from_ref(state: &ApiState) -> Self {
+        state.images.clone()
+    }
+}
+
 /// The whole API.
 pub fn router(state: ApiState) -> Router {
     Router::new()
@@ -34,17 +40,6 @@ pub fn router(state: ApiState) -> Router {
         .merge(admin::router())
         .merge(assets::router())
         .merge(events::router())
-        .route("/healthz", get(healthz))
+        .merge(health::router())
         .with_state(state)
-}
-
-/// 200 when the database and the storage answer, else 503.
-async fn healthz(State(state): State<ApiState>) -> (StatusCode, &'static str) {
-    match state.images.check_health().await {
-        Ok(()) => (StatusCode::OK, "ok\n"),
-        Err(e) => {
-            tracing::error!(error = ?e, "health check failed");
-            (StatusCode::SERVICE_UNAVAILABLE, "database or storage unavailable\n")
-        }
-    }
 }

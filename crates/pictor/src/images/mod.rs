@@ -9,8 +9,10 @@ mod admission;
 mod catalog;
 mod effects;
 pub mod events;
+mod gauges;
 mod jobs;
 mod originals;
+mod readiness;
 mod sweeper;
 mod upload;
 pub mod view;
@@ -23,8 +25,10 @@ pub use admission::{
 };
 pub use catalog::ImageFilter;
 pub use effects::ImageEffects;
+pub use gauges::Gauges;
 pub use jobs::{JobCounts, JobFilter};
 pub use originals::DbOriginalLocks;
+pub use readiness::{Check, Readiness, STORAGE_CHECK_TTL};
 pub use sweeper::{DEFAULT_TEMP_GRACE_SECS, TEMP_SWEEP_INTERVAL, TempSweeper};
 pub use upload::{
     Accepted, MAX_TEXT_FIELD_BYTES, UploadDetails, UploadLimits, text_field as upload_text_field, text_field_too_long,
@@ -147,6 +151,8 @@ pub struct Images {
     limits: UploadLimits,
     originals: DbOriginalLocks,
     admission: Admission,
+    /// The last storage check, reused by `/readyz` for a few seconds.
+    storage_check: readiness::StorageCheckCache,
 }
 
 impl Images {
@@ -155,7 +161,7 @@ impl Images {
         let events = events::Events::new(db.clone(), queue.clock.clone());
         let originals = DbOriginalLocks::new(db.clone());
         let admission = Admission::new(limits.max_concurrent_uploads, limits.max_temp_bytes);
-        Self { db, storage, queue, events, limits, originals, admission }
+        Self { db, storage, queue, events, limits, originals, admission, storage_check: Arc::default() }
     }
 
     /// The change events of images and jobs.
@@ -180,16 +186,6 @@ impl Images {
     pub async fn asset(&self, key: &str) -> ImagesResult<Vec<u8>> {
         let key = AssetKey::parse(key)?;
         Ok(self.storage.get(&key).await?)
-    }
-
-    /// Whether the database and the storage answer (for `/healthz`).
-    ///
-    /// # Errors
-    /// The first of them that does not.
-    pub async fn check_health(&self) -> ImagesResult<()> {
-        self.db.ping().await?;
-        self.storage.check_writable().await?;
-        Ok(())
     }
 }
 

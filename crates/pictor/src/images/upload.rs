@@ -111,6 +111,9 @@ impl Images {
             self.discard(ingested).await;
         }
         let accepted = accepted?;
+        self.queue
+            .telemetry
+            .record(|| metrics::counter!(crate::telemetry::UPLOAD_BYTES).increment(ingested.size_bytes));
         // The poller reads the new row and publishes it.
         self.events.nudge();
         Ok(accepted)

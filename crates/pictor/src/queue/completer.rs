@@ -36,6 +36,8 @@ pub struct Finished<E> {
     pub job: Job,
     /// What its handler returned.
     pub result: Result<Outcome<E>, HandlerError>,
+    /// How long the handler ran.
+    pub elapsed: Duration,
 }
 
 /// How an attempt ended, as written.
@@ -94,6 +96,11 @@ impl<F: Effects> Completer<F> {
             for (finished, ending) in batch.iter().zip(&endings) {
                 log(finished, ending.as_ref());
             }
+            self.queue.telemetry.record(|| {
+                for (finished, ending) in batch.iter().zip(&endings) {
+                    record(finished, ending.as_ref());
+                }
+            });
             in_flight.ended(batch.iter().map(|f| f.job.lease()));
             batch.clear();
         }
@@ -243,6 +250,28 @@ impl<F: Effects> Completer<F> {
 /// How a bare success ended: completed when the statement returned it.
 fn bare_ending(completed: &[JobId], id: JobId) -> Ending {
     if completed.contains(&id) { Ending::Completed { children: 0 } } else { Ending::LeaseLost }
+}
+
+/// Records an attempt's run time by its ending, and retries and failures
+/// (into the current recorder: the completer's `Telemetry::record`).
+fn record<E>(finished: &Finished<E>, ending: Option<&Ending>) {
+    use crate::telemetry::{JOB_DURATION, JOB_FAILURES, JOB_RETRIES};
+    let kind = finished.job.kind.to_string();
+    let outcome = match ending {
+        Some(Ending::Completed { .. }) => "completed",
+        Some(Ending::Retrying { .. }) => "retrying",
+        Some(Ending::Failed) => "failed",
+        Some(Ending::LeaseLost) => "lease_lost",
+        // Not written: the rescuer decides later.
+        None => return,
+    };
+    metrics::histogram!(JOB_DURATION, "type" => kind.clone(), "outcome" => outcome)
+        .record(finished.elapsed.as_secs_f64());
+    match ending {
+        Some(Ending::Retrying { .. }) => metrics::counter!(JOB_RETRIES, "type" => kind).increment(1),
+        Some(Ending::Failed) => metrics::counter!(JOB_FAILURES, "type" => kind).increment(1),
+        _ => {}
+    }
 }
 
 fn log<E>(finished: &Finished<E>, ending: Option<&Ending>) {

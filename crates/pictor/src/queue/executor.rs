@@ -35,6 +35,7 @@ impl<E: Send + 'static> Executor<E> {
     /// Runs `job` and hands its result over.
     pub async fn execute(self, job: Job) {
         let Self { handler, completer, in_flight, hard_stop, timeout } = self;
+        let started = std::time::Instant::now();
         let run = async {
             match &handler {
                 Some(handler) => {
@@ -63,7 +64,7 @@ impl<E: Send + 'static> Executor<E> {
         in_flight.finished(job.lease());
         // The completer outlives every execution (each holds a sender), so
         // this fails only if it crashed: the job is then released at shutdown.
-        let _ = completer.send(Finished { job, result }).await;
+        let _ = completer.send(Finished { job, result, elapsed: started.elapsed() }).await;
     }
 }
 

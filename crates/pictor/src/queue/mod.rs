@@ -73,6 +73,8 @@ pub struct Queue {
     pub wakeup: Wakeup,
     /// Attempts a new job gets.
     pub max_attempts: i64,
+    /// Where the runner, completer and rescuer record job metrics.
+    pub telemetry: crate::telemetry::Telemetry,
 }
 
 impl Queue {

@@ -55,6 +55,15 @@ impl<F: Effects> Rescuer<F> {
 pub async fn rescue_once<F: Effects>(queue: &Queue, effects: &F) -> Result<Vec<Rescued>, QueueError> {
     let rescued = give_back(queue, effects, GiveBack::Expired, LEASE_EXPIRED).await?;
     if !rescued.is_empty() {
+        queue.telemetry.record(|| {
+            for job in &rescued {
+                let kind = job.kind.to_string();
+                metrics::counter!(crate::telemetry::JOB_RESCUES, "type" => kind.clone()).increment(1);
+                if job.status == JobStatus::Failed {
+                    metrics::counter!(crate::telemetry::JOB_FAILURES, "type" => kind).increment(1);
+                }
+            }
+        });
         tracing::warn!(target: "job_runner", count = rescued.len(), "rescued jobs with expired leases");
     }
     Ok(rescued)

@@ -192,7 +192,7 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// # Errors
     /// I/O.
     async fn temp_files_before(&self, before: SystemTime, beside_objects: bool) -> Result<Vec<Key>, StorageError>;
-    /// Checks that the storage can be written now (for `/healthz`).
+    /// Checks that the storage can be written now (for `/readyz`).
     ///
     /// # Errors
     /// It cannot.

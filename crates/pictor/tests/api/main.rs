@@ -19,6 +19,8 @@
 //! - `processes`: starting `pictor` processes for those tests.
 //! - `data_safety`: deletes racing offloads and asset jobs (paused on a gate); nothing left behind.
 //! - `events`: `GET /api/events`, the Server-Sent Events stream.
+//! - `metrics`: `GET /metrics` on `serve` and on `pictor worker --metrics-bind`.
+//! - `health`: `/healthz` (liveness) and `/readyz` (database, storage, schema).
 //! - `web`: the pages over HTTP, CSP, foreign-origin refusal, the JS client's `node --test`.
 //! - `browser`: the pages end to end in headless Chromium, with screenshots.
 
@@ -58,8 +60,10 @@ mod cli;
 mod client;
 mod data_safety;
 mod events;
+mod health;
 mod helpers;
 mod images;
+mod metrics;
 mod pipeline;
 mod processes;
 mod queue;

@@ -58,7 +58,7 @@ impl Fixture {
 
     /// Writes one attempt's ending as `runner` would.
     async fn end(&self, runner: &str, retry: RetryPolicy, job: &Job, result: Result<Outcome, HandlerError>) -> Ending {
-        let finished = Finished { job: job.clone(), result };
+        let finished = Finished { job: job.clone(), result, elapsed: std::time::Duration::ZERO };
         self.completer(runner, retry).write(&[finished]).await.expect("write the ending").remove(0)
     }
 
@@ -496,7 +496,7 @@ both_backends! {
                 children: vec![NewJob::for_image(JobKind::PreviewGeneration, &image_id, &payload).expect("payload")],
             };
             in_flight.finished(job.lease());
-            batch.send(Finished { job: job.clone(), result: Ok(outcome) }).await.expect("running completer");
+            batch.send(Finished { job: job.clone(), result: Ok(outcome), elapsed: std::time::Duration::ZERO }).await.expect("running completer");
         }
         drop(batch);
         task.await.expect("completer task");

@@ -61,7 +61,11 @@ impl Fixture {
     async fn complete_bare(&self, runner: &str, ids: &[JobId]) -> Vec<(JobId, Ending)> {
         let mut batch = Vec::new();
         for id in ids {
-            batch.push(Finished { job: self.job(*id).await, result: Ok(Outcome::default()) });
+            batch.push(Finished {
+                job: self.job(*id).await,
+                result: Ok(Outcome::default()),
+                elapsed: std::time::Duration::ZERO,
+            });
         }
         let mut completer =
             Completer::new(self.app.queue.clone(), self.app.effects.clone(), runner.into(), RetryPolicy::default(), 10);
