@@ -3,6 +3,8 @@
 //! shutdown)`). The service, the runner's parts and the event stream all
 //! stop through it.
 
+use std::time::Duration;
+
 use tokio::sync::watch;
 
 /// Tells everything holding a connected [`Shutdown`] to stop.
@@ -40,5 +42,27 @@ impl Shutdown {
     /// Whether the stop was asked for already.
     pub fn is_triggered(&self) -> bool {
         *self.0.borrow()
+    }
+
+    /// Runs `work` at once and then every `period` until the stop, the
+    /// loop of every periodic task (heartbeat, rescuer, pruner, sweeper,
+    /// metrics upkeep). A round already started finishes; a late round is
+    /// delayed, not run twice to catch up.
+    pub async fn every<F, Fut>(self, period: Duration, mut work: F)
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let stop = self.wait();
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                () = &mut stop => return,
+                _ = tick.tick() => {}
+            }
+            work().await;
+        }
     }
 }

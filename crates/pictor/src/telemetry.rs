@@ -90,16 +90,7 @@ impl Telemetry {
 
     /// Folds histogram samples every [`UPKEEP_INTERVAL`] until `shutdown`.
     pub async fn upkeep(&self, shutdown: Shutdown) {
-        let mut tick = tokio::time::interval(UPKEEP_INTERVAL);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let stop = shutdown.wait();
-        tokio::pin!(stop);
-        loop {
-            tokio::select! {
-                () = &mut stop => return,
-                _ = tick.tick() => self.handle.run_upkeep(),
-            }
-        }
+        shutdown.every(UPKEEP_INTERVAL, || async { self.handle.run_upkeep() }).await;
     }
 }
 

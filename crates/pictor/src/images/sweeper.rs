@@ -35,25 +35,26 @@ impl TempSweeper {
     /// the part files older versions left beside assets and originals
     /// (a walk of every asset folder, so not every few minutes).
     pub async fn run(self, shutdown: Shutdown) {
-        let stop = shutdown.wait();
-        tokio::pin!(stop);
-        let mut beside_objects_at: Option<tokio::time::Instant> = None;
-        loop {
-            let now = tokio::time::Instant::now();
-            let beside_objects = beside_objects_at.is_none_or(|at| now.duration_since(at) >= self.grace);
-            if beside_objects {
-                beside_objects_at = Some(now);
-            }
-            match self.sweep(beside_objects).await {
-                Ok(0) => {}
-                Ok(removed) => tracing::info!(removed, "swept temp files left behind"),
-                Err(e) => tracing::warn!(error = %e, "sweeping temp files failed; trying again later"),
-            }
-            tokio::select! {
-                () = &mut stop => return,
-                () = tokio::time::sleep(TEMP_SWEEP_INTERVAL) => {}
-            }
-        }
+        // When the last walk beside the objects was (the closure's only state).
+        let beside_objects_at = std::sync::Mutex::new(None::<tokio::time::Instant>);
+        shutdown
+            .every(TEMP_SWEEP_INTERVAL, || async {
+                let now = tokio::time::Instant::now();
+                let beside_objects = {
+                    let mut at = beside_objects_at.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let due = at.is_none_or(|at| now.duration_since(at) >= self.grace);
+                    if due {
+                        *at = Some(now);
+                    }
+                    due
+                };
+                match self.sweep(beside_objects).await {
+                    Ok(0) => {}
+                    Ok(removed) => tracing::info!(removed, "swept temp files left behind"),
+                    Err(e) => tracing::warn!(error = %e, "sweeping temp files failed; trying again later"),
+                }
+            })
+            .await;
     }
 
     /// Removes the temp files older than the grace period that no image

@@ -25,19 +25,13 @@ pub struct Heartbeat {
 impl Heartbeat {
     /// Renews every third of a lease until `shutdown`.
     pub async fn run(self, shutdown: Shutdown) {
-        let mut tick = tokio::time::interval((self.lease / 3).max(Duration::from_millis(50)));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let stop = shutdown.wait();
-        tokio::pin!(stop);
-        loop {
-            tokio::select! {
-                () = &mut stop => return,
-                _ = tick.tick() => {}
-            }
-            if let Err(e) = self.beat().await {
-                tracing::warn!(target: "job_runner", error = %e, "heartbeat failed");
-            }
-        }
+        shutdown
+            .every((self.lease / 3).max(Duration::from_millis(50)), || async {
+                if let Err(e) = self.beat().await {
+                    tracing::warn!(target: "job_runner", error = %e, "heartbeat failed");
+                }
+            })
+            .await;
     }
 
     /// Renews the held leases once; returns how many were renewed.

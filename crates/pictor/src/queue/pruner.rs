@@ -23,21 +23,15 @@ pub struct Pruner {
 impl Pruner {
     /// Prunes at once, then every [`PRUNE_EVERY`], until `shutdown`.
     pub async fn run(self, shutdown: Shutdown) {
-        let mut tick = tokio::time::interval(PRUNE_EVERY);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let stop = shutdown.wait();
-        tokio::pin!(stop);
-        loop {
-            tokio::select! {
-                () = &mut stop => return,
-                _ = tick.tick() => {}
-            }
-            match prune_once(&self.queue, self.retention).await {
-                Ok(n) if n > 0 => tracing::info!(target: "job_runner", pruned = n, "pruned finished jobs"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(target: "job_runner", error = %e, "prune failed"),
-            }
-        }
+        shutdown
+            .every(PRUNE_EVERY, || async {
+                match prune_once(&self.queue, self.retention).await {
+                    Ok(n) if n > 0 => tracing::info!(target: "job_runner", pruned = n, "pruned finished jobs"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(target: "job_runner", error = %e, "prune failed"),
+                }
+            })
+            .await;
     }
 }
 

@@ -32,19 +32,13 @@ pub struct Rescuer<F> {
 impl<F: Effects> Rescuer<F> {
     /// Rescues every `every` until `shutdown`.
     pub async fn run(self, shutdown: Shutdown) {
-        let mut tick = tokio::time::interval(self.every.max(Duration::from_millis(50)));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let stop = shutdown.wait();
-        tokio::pin!(stop);
-        loop {
-            tokio::select! {
-                () = &mut stop => return,
-                _ = tick.tick() => {}
-            }
-            if let Err(e) = rescue_once(&self.queue, self.effects.as_ref()).await {
-                tracing::warn!(target: "job_runner", error = %e, "rescue failed");
-            }
-        }
+        shutdown
+            .every(self.every.max(Duration::from_millis(50)), || async {
+                if let Err(e) = rescue_once(&self.queue, self.effects.as_ref()).await {
+                    tracing::warn!(target: "job_runner", error = %e, "rescue failed");
+                }
+            })
+            .await;
     }
 }
 
