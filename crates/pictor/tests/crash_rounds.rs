@@ -38,6 +38,8 @@ const PHOTOS: [&str; 5] =
     ["mpl-grace-hopper.jpg", "sklearn-china.jpg", "grey-grace-hopper.jpg", "skimage-chelsea.png", "skimage-coffee.png"];
 /// Most uploads the trickle beside a round's burst sends.
 const TRICKLE_MAX: usize = 8;
+/// A photo over the upload's 1 MiB write buffer, cut off by a kill.
+const STALLED_PHOTO: &str = "png16-bridge.png";
 /// Assets per image: four thumbnails and the JPEG preview.
 const ASSETS_PER_IMAGE: usize = 5;
 /// Job types every image must have completed exactly once.
@@ -210,6 +212,36 @@ impl Cluster {
         })
     }
 
+    /// Starts an upload of a photo over 1 MiB (the upload's write buffer)
+    /// and sends all but its last bytes, then stalls: returns once its
+    /// first block is in the temp area, with the connection to keep open.
+    async fn stalled_upload(&self) -> tokio::net::TcpStream {
+        use tokio::io::AsyncWriteExt as _;
+        let photo = std::fs::read(testdata(STALLED_PHOTO)).expect("photo");
+        let boundary = "crash-round-boundary";
+        let head = format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"stalled.png\"\r\n\
+             Content-Type: image/png\r\n\r\n"
+        );
+        let tail = format!("\r\n--{boundary}--\r\n");
+        let address = self.base.trim_start_matches("http://");
+        let request = format!(
+            "POST /api/upload HTTP/1.1\r\nHost: {address}\r\n\
+             Content-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}\r\n\r\n{head}",
+            head.len() + photo.len() + tail.len()
+        );
+        let mut stream = tokio::net::TcpStream::connect(address).await.expect("connect");
+        stream.write_all(request.as_bytes()).await.expect("send the head");
+        stream.write_all(&photo[..photo.len() - 1000]).await.expect("send most of the photo");
+        let tmp = self.storage().join("tmp");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !files_under(&tmp).iter().any(|f| f.metadata().is_ok_and(|m| m.len() >= 1 << 20)) {
+            assert!(Instant::now() < deadline, "the stalled upload's first block never reached the temp area");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        stream
+    }
+
     /// One round: a burst, a kill of `victim` at a random moment while it
     /// holds a job, its restart, and a drain. Returns the ids acknowledged.
     async fn round(&mut self, round: usize, rng: &mut fastrand::Rng, tally: &mut Tally) -> Vec<String> {
@@ -224,6 +256,12 @@ impl Cluster {
         // and the count taken again, so that it cannot finish the job
         // between the look and the kill (a commit already sent lands in the
         // pause). Should the other process take every job, another burst.
+        // A `serve` to be killed is in the middle of a large upload too: its
+        // first megabyte is on disk, in the temp area, for the sweep to find.
+        let stalled = match victim {
+            Victim::Serve => Some(self.stalled_upload().await),
+            Victim::Worker => None,
+        };
         let pid = self.process(victim).pid();
         let mut answers = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(60);
@@ -259,6 +297,7 @@ impl Cluster {
             }
         }
         stop_trickle.store(true, Ordering::SeqCst);
+        drop(stalled);
         tally.jobs_held_at_kills += held;
         eprintln!("{:?} round {round}: killed the {victim:?} holding {held} running job(s)", self.backend);
 
