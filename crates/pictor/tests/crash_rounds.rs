@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::Row;
 
-use helpers::{Backend, drop_database, fresh_database, testdata};
+use helpers::{Backend, drop_database, fresh_database, testdata, with_jpeg_comment};
 use processes::{PictorProcess, start};
 
 /// Rounds of a CI run, both backends together (the issue asks for 30).
@@ -455,20 +455,6 @@ impl Cluster {
         self.db.pool.close().await;
         drop_database(&self.database_url).await;
     }
-}
-
-/// `jpeg` with a comment segment (COM) right after its start marker: other
-/// bytes, the same picture.
-fn with_jpeg_comment(jpeg: &[u8], comment: &str) -> Vec<u8> {
-    assert_eq!(&jpeg[..2], &[0xFF, 0xD8], "a JPEG");
-    let length = u16::try_from(comment.len() + 2).expect("a short comment");
-    let mut out = Vec::with_capacity(jpeg.len() + comment.len() + 4);
-    out.extend_from_slice(&jpeg[..2]);
-    out.extend_from_slice(&[0xFF, 0xFE]);
-    out.extend_from_slice(&length.to_be_bytes());
-    out.extend_from_slice(comment.as_bytes());
-    out.extend_from_slice(&jpeg[2..]);
-    out
 }
 
 /// Files under a folder, recursively.

@@ -312,7 +312,7 @@ impl UploadWriter for LocalUpload {
 
     async fn finish(mut self: Box<Self>, last: Vec<u8>) -> Result<TempKey, StorageError> {
         let (fs, path) = (self.fs.clone(), self.path.clone());
-        self.with_file(move |file| {
+        let finished = self.with_file(move |file| {
             file.write_all(&last)?;
             // DESIGN invariant 1: durable, name included, before it is acknowledged.
             fs.sync_file(file, &path)?;
@@ -328,8 +328,16 @@ impl UploadWriter for LocalUpload {
                 Err(std::io::Error::new(std::io::ErrorKind::NotFound, "the upload was swept while it was written"))
             }
         })
-        .await?;
-        Ok(self.key.clone())
+        .await;
+        match finished {
+            Ok(()) => Ok(self.key.clone()),
+            Err(e) => {
+                // A refused upload keeps nothing (a full disk's 507 included):
+                // the file is gone before the refusal is answered.
+                self.abort().await;
+                Err(e)
+            }
+        }
     }
 
     async fn abort(mut self: Box<Self>) {
