@@ -252,16 +252,16 @@ impl Cluster {
         let trickle = self.trickle(rng.fork(), round, stop_trickle.clone());
         tokio::time::sleep(Duration::from_millis(rng.u64(..600))).await;
 
-        // The kill: the victim is frozen (SIGSTOP) as soon as it holds a job,
-        // and the count taken again, so that it cannot finish the job
-        // between the look and the kill (a commit already sent lands in the
-        // pause). Should the other process take every job, another burst.
         // A `serve` to be killed is in the middle of a large upload too: its
         // first megabyte is on disk, in the temp area, for the sweep to find.
         let stalled = match victim {
             Victim::Serve => Some(self.stalled_upload().await),
             Victim::Worker => None,
         };
+        // The kill: the victim is frozen (SIGSTOP) as soon as it holds a job,
+        // and the count taken again, so that it cannot finish the job
+        // between the look and the kill (a commit already sent lands in the
+        // pause). Should the other process take every job, another burst.
         let pid = self.process(victim).pid();
         let mut answers = Vec::new();
         let deadline = Instant::now() + Duration::from_secs(60);
