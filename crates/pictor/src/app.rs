@@ -118,6 +118,21 @@ fn preview_formats(configured: &[pictor_imaging::AssetFormat]) -> Vec<pictor_ima
     formats
 }
 
+/// Exit status of a process whose image work hangs beyond what its CPU pool
+/// replaces (the binary's exit codes).
+pub const EXIT_WEDGED: i32 = 3;
+
+/// Once more CPU threads are stuck in image work than the pool has, work
+/// hangs faster than threads can be replaced: exit, so that the supervisor
+/// (systemd, the container runtime) restarts Pictor with a fresh pool. The
+/// jobs are rescued once their leases expire, their attempts counted, so a
+/// poison image ends FAILED after its attempts (DESIGN invariant 10).
+fn exit_wedged(stuck: usize) {
+    tracing::error!(target: "job_runner", stuck,
+        "more CPU threads are stuck in image work than the pool has; exiting for the supervisor to restart Pictor");
+    std::process::exit(EXIT_WEDGED);
+}
+
 /// [`build`] with test replacements.
 ///
 /// # Errors
@@ -138,7 +153,7 @@ pub async fn build_with(config: &Config, api_base_default: &str, overrides: Over
     let handlers = Arc::new(HandlerContext {
         storage: storage.clone(),
         originals: Arc::new(DbOriginalLocks::new(db.clone())),
-        cpu: Arc::new(CpuPool::new(cpus).map_err(StartupError::CpuPool)?),
+        cpu: Arc::new(CpuPool::new(cpus, exit_wedged).map_err(StartupError::CpuPool)?),
         assets: Arc::new(AssetSettings {
             thumbnail_sizes: config.thumbnail_sizes.clone(),
             preview_max_edge: config.preview_max_edge,
@@ -158,6 +173,7 @@ pub async fn build_with(config: &Config, api_base_default: &str, overrides: Over
         poll_interval: Duration::from_millis(config.runner_poll_interval_ms),
         lock_timeout: Duration::from_secs(config.lock_timeout_secs),
         shutdown_timeout: Duration::from_secs(config.shutdown_timeout_secs),
+        job_timeout: Duration::from_secs(config.job_timeout_secs),
         retry: overrides.retry.unwrap_or_default(),
         ..RunnerSettings::default()
     };

@@ -1,6 +1,7 @@
 //! Time as Pictor records it: [`Millis`] since the Unix epoch, from the
 //! system clock in production and from a hand-turned [`ManualClock`] in
-//! tests of leases and backoff.
+//! tests of leases and backoff. Leases are judged on the database's clock
+//! ([`LeaseTime`]), the one clock every host shares.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -30,10 +31,37 @@ impl Millis {
     }
 }
 
+/// The time a lease is judged at: when one expires, when a job is due
+/// (DESIGN invariant 8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaseTime {
+    /// The database's clock, read by the statement itself: hosts whose
+    /// clocks differ still agree on every lease.
+    Database,
+    /// This time: a test's hand-turned clock, standing for every host's.
+    At(Millis),
+}
+
+impl LeaseTime {
+    /// The time to bind, `None` for the database's clock.
+    pub fn fixed(self) -> Option<Millis> {
+        match self {
+            Self::Database => None,
+            Self::At(at) => Some(at),
+        }
+    }
+}
+
 /// A source of "now".
 pub trait Clock: Send + Sync + std::fmt::Debug {
     /// The current time.
     fn now(&self) -> Millis;
+
+    /// The time leases are judged at: the database's clock, unless this
+    /// clock stands for every host's (a test's).
+    fn lease_time(&self) -> LeaseTime {
+        LeaseTime::Database
+    }
 }
 
 /// The system clock.
@@ -69,6 +97,11 @@ impl ManualClock {
 impl Clock for ManualClock {
     fn now(&self) -> Millis {
         Millis(self.0.load(Ordering::SeqCst))
+    }
+
+    /// Its own time: a test turning it stands for every host's clock.
+    fn lease_time(&self) -> LeaseTime {
+        LeaseTime::At(self.now())
     }
 }
 

@@ -55,6 +55,11 @@ pub struct Config {
     /// Job lease, seconds; renewed while the job runs.
     #[arg(long, env = "PICTOR_LOCK_TIMEOUT_SECS", default_value_t = crate::queue::DEFAULT_LOCK_TIMEOUT_SECS)]
     pub lock_timeout_secs: u64,
+    /// Longest one attempt of a job may run, seconds: past it the attempt
+    /// fails ("timed out after N s") and is retried, or the job ends FAILED
+    /// when out of attempts.
+    #[arg(long, env = "PICTOR_JOB_TIMEOUT_SECS", default_value_t = crate::queue::DEFAULT_JOB_TIMEOUT_SECS)]
+    pub job_timeout_secs: u64,
     /// Attempts before a job ends FAILED.
     #[arg(long, env = "PICTOR_MAX_ATTEMPTS", default_value_t = crate::queue::DEFAULT_MAX_ATTEMPTS)]
     pub max_attempts: u32,
@@ -184,6 +189,9 @@ impl Config {
         if self.max_attempts > MAX_MAX_ATTEMPTS {
             return bad("PICTOR_MAX_ATTEMPTS", "must be at most 100");
         }
+        if self.job_timeout_secs == 0 {
+            return bad("PICTOR_JOB_TIMEOUT_SECS", "must be at least 1");
+        }
         if self.max_attempts == 0 {
             return bad("PICTOR_MAX_ATTEMPTS", "must be at least 1");
         }
@@ -232,6 +240,7 @@ mod tests {
         assert_eq!(c.runner_poll_interval_ms, 5_000);
         assert_eq!(c.lock_timeout_secs, 30);
         assert_eq!(c.max_attempts, 5);
+        assert_eq!(c.job_timeout_secs, 300);
         assert_eq!(c.max_upload_bytes, 50 * 1024 * 1024);
         assert_eq!(c.thumbnail_sizes, vec![64, 128, 256, 512]);
         assert_eq!(c.preview_formats, vec![pictor_imaging::AssetFormat::Jpeg]);

@@ -4,7 +4,9 @@
 //! Exit codes: 0 ok; 1 the service failed, or a client command's items
 //! partly failed (a refused upload, a FAILED image, an unknown id, a failed
 //! doctor check); 2 usage or configuration error, or no server to talk to
-//! (unreachable, invalid address, refused token).
+//! (unreachable, invalid address, refused token); 3 the service's image work
+//! hung on more threads than it could replace (`app::EXIT_WEDGED`): its
+//! supervisor should restart it.
 
 use std::process::ExitCode;
 

@@ -1,15 +1,13 @@
-//! SQL of the `job` table: enqueue (one or many), claim, lease, complete (one
-//! or a batch), retry, fail, rescue, release, and the admin reads. Every state
-//! change of a running job checks the lease (`status = 'RUNNING' AND
-//! locked_by = runner`), so a runner that lost its lease cannot overwrite
-//! another runner's result.
+//! SQL of the `job` table outside of leases: enqueue (one or many), requeue,
+//! cancel, prune, and the admin reads. What happens to a job between its
+//! claim and its ending is in [`super::leases`].
 
 use pictor_client::models::{JobKind, JobStatus};
 use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
-use sqlx::{Any, AnyConnection, AnyPool, Executor, Row};
+use sqlx::{Any, AnyPool, Executor, Row};
 
-use super::{Backend, Db, DbResult, Durability, ImageId};
+use super::{Backend, DbResult, ImageId};
 use crate::clock::Millis;
 
 /// A job's id (the `job.id` column).
@@ -28,6 +26,22 @@ impl std::fmt::Display for JobId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.0.fmt(f)
     }
+}
+
+/// The token of one claim of a job (the `job.lease_id` column): drawn at
+/// random by each claim, so that a re-claimed job, even by the same runner,
+/// never shares its lease with an earlier execution (DESIGN invariant 8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct LeaseId(pub i64);
+
+/// A job as one execution of it holds it: what every write of a running job
+/// checks, beside the runner's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Lease {
+    /// The job.
+    pub job: JobId,
+    /// Its claim's token; `None` (a job never claimed) never passes the check.
+    pub id: Option<LeaseId>,
 }
 
 /// A row of the `job` table.
@@ -55,6 +69,8 @@ pub struct Job {
     pub locked_by: Option<String>,
     /// End of the lease.
     pub locked_until: Option<Millis>,
+    /// The lease of its last claim: a new one at every claim (DESIGN invariant 8).
+    pub lease_id: Option<LeaseId>,
     /// The last attempt's error.
     pub last_error: Option<String>,
     /// Creation time.
@@ -66,6 +82,11 @@ pub struct Job {
 }
 
 impl Job {
+    /// The lease this job was claimed with, as its execution holds it.
+    pub fn lease(&self) -> Lease {
+        Lease { job: self.id, id: self.lease_id }
+    }
+
     /// Parses the payload as the type its kind expects.
     ///
     /// # Errors
@@ -113,52 +134,16 @@ impl NewJob {
     }
 }
 
-/// The lease check of every write to a running job (DESIGN invariant 8):
-/// the job is still RUNNING and held by the runner bound as `$1`. A runner
-/// that lost its lease cannot overwrite another runner's result.
-macro_rules! held_by_runner {
-    () => {
-        "status = 'RUNNING' AND locked_by = $1"
-    };
-}
+/// Every column of a [`Job`], as [`job_from_row`] reads them.
+pub(super) const COLUMNS: &str = "id, type, status, payload, image_id, priority, attempts, max_attempts, run_at, \
+                       locked_by, locked_until, lease_id, last_error, created_at, updated_at, finished_at";
 
-const COLUMNS: &str = "id, type, status, payload, image_id, priority, attempts, max_attempts, run_at, \
-                       locked_by, locked_until, last_error, created_at, updated_at, finished_at";
-
-/// The claim: one statement picks due jobs, marks them RUNNING with a lease,
-/// counts the attempt and returns them. On PostgreSQL `SKIP LOCKED` keeps
-/// concurrent claimers off each other's rows; SQLite has one writer anyway.
-const CLAIM_SQLITE: &str = "UPDATE job SET status = 'RUNNING', attempts = attempts + 1, locked_by = $1, \
-     locked_until = $2, updated_at = $3 \
-     WHERE id IN (SELECT id FROM job WHERE status = 'PENDING' AND run_at <= $3 \
-                  ORDER BY priority DESC, run_at, id LIMIT $4) \
-     RETURNING id, type, status, payload, image_id, priority, attempts, max_attempts, run_at, \
-               locked_by, locked_until, last_error, created_at, updated_at, finished_at";
-/// The PostgreSQL claim, whose own (implicit) transaction does not wait for
-/// its WAL flush: `set_config(..., true)` sets `synchronous_commit = off` for
-/// that transaction only. A claim need not survive a server crash: a lost
-/// claim leaves the job PENDING with its attempt uncounted, and the
-/// completion then finds no lease and writes nothing, so the job just runs
-/// again (at-least-once, DESIGN "The queue"; the rest of the queue's
-/// bookkeeping makes the same choice, [`Durability::Bookkeeping`]). One
-/// round trip, no fsync wait.
-/// The picked ids come as one array (an init plan), so that the plan stays
-/// index scans whatever the backlog, including the generic plan
-/// [`claimer`] makes PostgreSQL keep.
-const CLAIM_POSTGRES: &str = "UPDATE job SET status = 'RUNNING', attempts = attempts + 1, locked_by = $1, \
-     locked_until = $2, updated_at = $3 \
-     WHERE id = ANY(ARRAY(SELECT id FROM job WHERE status = 'PENDING' AND run_at <= $3 \
-                          ORDER BY priority DESC, run_at, id LIMIT $4 FOR UPDATE SKIP LOCKED)) \
-       AND set_config('synchronous_commit', 'off', true) IS NOT NULL \
-     RETURNING id, type, status, payload, image_id, priority, attempts, max_attempts, run_at, \
-               locked_by, locked_until, last_error, created_at, updated_at, finished_at";
-
-fn decode_err(e: impl std::error::Error + Send + Sync + 'static) -> sqlx::Error {
+pub(super) fn decode_err(e: impl std::error::Error + Send + Sync + 'static) -> sqlx::Error {
     sqlx::Error::Decode(Box::new(e))
 }
 
 /// Maps a row selected with [`COLUMNS`].
-fn job_from_row(row: &AnyRow) -> Result<Job, sqlx::Error> {
+pub(super) fn job_from_row(row: &AnyRow) -> Result<Job, sqlx::Error> {
     let kind: String = row.try_get("type")?;
     let status: String = row.try_get("status")?;
     Ok(Job {
@@ -173,6 +158,7 @@ fn job_from_row(row: &AnyRow) -> Result<Job, sqlx::Error> {
         run_at: Millis(row.try_get("run_at")?),
         locked_by: row.try_get("locked_by")?,
         locked_until: row.try_get::<Option<i64>, _>("locked_until")?.map(Millis),
+        lease_id: row.try_get::<Option<i64>, _>("lease_id")?.map(LeaseId),
         last_error: row.try_get("last_error")?,
         created_at: Millis(row.try_get("created_at")?),
         updated_at: Millis(row.try_get("updated_at")?),
@@ -293,279 +279,6 @@ pub async fn insert_many<'c, E: Executor<'c, Database = Any>>(
         Backend::Postgres => INSERT_MANY_POSTGRES,
     };
     let done = sqlx::query(sql).bind(json).bind(max_attempts).bind(now.get()).execute(exec).await?;
-    Ok(done.rows_affected())
-}
-
-/// A write connection of its own for a runner's claims, out of the pool (so
-/// no ping before and after each claim), where [`Db::may_hold_writer`]. On
-/// PostgreSQL it plans the claim once (`plan_cache_mode =
-/// force_generic_plan`): planning it afresh for each limit, as PostgreSQL
-/// otherwise does, costs as much as running it.
-///
-/// # Errors
-/// The database could not be reached.
-pub async fn claimer(db: &Db) -> DbResult<AnyConnection> {
-    let mut conn = db.write_connection(Durability::Bookkeeping).await?.detach();
-    if db.backend == Backend::Postgres {
-        conn.execute("SET plan_cache_mode = force_generic_plan").await?;
-    }
-    Ok(conn)
-}
-
-/// What a claim asks for: who claims, how many jobs at most, and the lease.
-#[derive(Debug, Clone, Copy)]
-pub struct Claim<'a> {
-    /// The claiming runner's name (`locked_by`).
-    pub runner: &'a str,
-    /// Most jobs to take.
-    pub limit: usize,
-    /// The time of the claim: jobs due by then are taken.
-    pub now: Millis,
-    /// End of the lease the claimed jobs get.
-    pub locked_until: Millis,
-}
-
-/// Claims due jobs as `claim` asks, highest priority first. `exec` must not
-/// be inside a transaction (the claim is its own).
-///
-/// # Errors
-/// The database failed.
-pub async fn claim<'c, E: Executor<'c, Database = Any>>(
-    exec: E,
-    backend: Backend,
-    claim: Claim<'_>,
-) -> DbResult<Vec<Job>> {
-    let sql = match backend {
-        Backend::Sqlite => CLAIM_SQLITE,
-        Backend::Postgres => CLAIM_POSTGRES,
-    };
-    // One statement in its own transaction: on SQLite it takes the write
-    // lock when it starts, so it cannot deadlock upgrading a read lock.
-    let rows = sqlx::query(sql)
-        .bind(claim.runner)
-        .bind(claim.locked_until.get())
-        .bind(claim.now.get())
-        .bind(i64::try_from(claim.limit).unwrap_or(i64::MAX))
-        .fetch_all(exec)
-        .await?;
-    let mut jobs = rows.iter().map(job_from_row).collect::<Result<Vec<_>, _>>()?;
-    jobs.sort_by_key(|j| (-j.priority, j.run_at, j.id));
-    Ok(jobs)
-}
-
-/// Extends the lease of the given jobs, where `runner` still holds them;
-/// returns how many. Only jobs still being worked on are extended, so one
-/// whose completion could not be written is left to the rescuer.
-///
-/// # Errors
-/// The database failed.
-pub async fn extend_leases<'c, E: Executor<'c, Database = Any>>(
-    exec: E,
-    runner: &str,
-    ids: &[JobId],
-    locked_until: Millis,
-    now: Millis,
-) -> DbResult<u64> {
-    if ids.is_empty() {
-        return Ok(0);
-    }
-    let placeholders = (4..4 + ids.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
-    let sql = format!(
-        concat!("UPDATE job SET locked_until = $2, updated_at = $3 WHERE ", held_by_runner!(), " AND id IN ({})"),
-        placeholders
-    );
-    let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(runner).bind(locked_until.get()).bind(now.get());
-    for id in ids {
-        query = query.bind(id.get());
-    }
-    Ok(query.execute(exec).await?.rows_affected())
-}
-
-/// Marks a job `runner` holds COMPLETED. False when the lease was lost.
-/// `locked_by` keeps the runner's name, so an operator can see who ran it.
-///
-/// # Errors
-/// The database failed.
-pub async fn complete<'c, E: Executor<'c, Database = Any>>(
-    exec: E,
-    id: JobId,
-    runner: &str,
-    now: Millis,
-) -> DbResult<bool> {
-    let done = sqlx::query(concat!(
-        "UPDATE job SET status = 'COMPLETED', locked_until = NULL, finished_at = $3, updated_at = $3 WHERE ",
-        held_by_runner!(),
-        " AND id = $2"
-    ))
-    .bind(runner)
-    .bind(id.get())
-    .bind(now.get())
-    .execute(exec)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-/// Completes many jobs at once: the ids listed as one bound text value, so
-/// one prepared statement serves every batch size.
-const COMPLETE_MANY_SQLITE: &str = concat!(
-    "UPDATE job SET status = 'COMPLETED', locked_until = NULL, finished_at = $2, updated_at = $2 WHERE ",
-    held_by_runner!(),
-    " AND id IN (SELECT value FROM json_each($3)) RETURNING id"
-);
-/// Bookkeeping, so without waiting for its WAL flush as the claim
-/// ([`Durability::Bookkeeping`]), also when it is a statement on its own.
-const COMPLETE_MANY_POSTGRES: &str = concat!(
-    "UPDATE job SET status = 'COMPLETED', locked_until = NULL, finished_at = $2, updated_at = $2 WHERE ",
-    held_by_runner!(),
-    " AND id = ANY(CAST($3 AS BIGINT[])) AND set_config('synchronous_commit', 'off', true) IS NOT NULL RETURNING id"
-);
-
-/// Marks the listed jobs `runner` still holds COMPLETED, in one statement;
-/// returns the ids it completed. A listed job missing from the result had
-/// lost its lease, and nothing was written for it.
-///
-/// # Errors
-/// The database failed.
-pub async fn complete_many<'c, E: Executor<'c, Database = Any>>(
-    exec: E,
-    backend: Backend,
-    ids: &[JobId],
-    runner: &str,
-    now: Millis,
-) -> DbResult<Vec<JobId>> {
-    if ids.is_empty() {
-        return Ok(Vec::new());
-    }
-    let list = ids.iter().map(ToString::to_string).collect::<Vec<_>>().join(",");
-    let (sql, ids_text) = match backend {
-        Backend::Sqlite => (COMPLETE_MANY_SQLITE, format!("[{list}]")),
-        Backend::Postgres => (COMPLETE_MANY_POSTGRES, format!("{{{list}}}")),
-    };
-    let rows = sqlx::query(sql).bind(runner).bind(now.get()).bind(ids_text).fetch_all(exec).await?;
-    Ok(rows.iter().map(|r| r.try_get::<i64, _>("id").map(JobId)).collect::<Result<_, _>>()?)
-}
-
-/// Puts a job `runner` holds back to PENDING until `run_at`, keeping the
-/// error. False when the lease was lost.
-///
-/// # Errors
-/// The database failed.
-pub async fn retry_later<'c, E: Executor<'c, Database = Any>>(
-    exec: E,
-    id: JobId,
-    runner: &str,
-    error: &str,
-    run_at: Millis,
-    now: Millis,
-) -> DbResult<bool> {
-    let done = sqlx::query(concat!(
-        "UPDATE job SET status = 'PENDING', locked_by = NULL, locked_until = NULL, last_error = $3, \
-                        run_at = $4, updated_at = $5 WHERE ",
-        held_by_runner!(),
-        " AND id = $2"
-    ))
-    .bind(runner)
-    .bind(id.get())
-    .bind(error)
-    .bind(run_at.get())
-    .bind(now.get())
-    .execute(exec)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-/// Ends a job `runner` holds FAILED with its error. False when the lease was lost.
-///
-/// # Errors
-/// The database failed.
-pub async fn fail<'c, E: Executor<'c, Database = Any>>(
-    exec: E,
-    id: JobId,
-    runner: &str,
-    error: &str,
-    now: Millis,
-) -> DbResult<bool> {
-    let done = sqlx::query(concat!(
-        "UPDATE job SET status = 'FAILED', locked_until = NULL, last_error = $3, finished_at = $4, updated_at = $4 \
-         WHERE ",
-        held_by_runner!(),
-        " AND id = $2"
-    ))
-    .bind(runner)
-    .bind(id.get())
-    .bind(error)
-    .bind(now.get())
-    .execute(exec)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
-/// A job the rescuer moved, and where to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rescued {
-    /// The job.
-    pub id: JobId,
-    /// What it does.
-    pub kind: JobKind,
-    /// Its image.
-    pub image_id: Option<ImageId>,
-    /// PENDING (will run again) or FAILED (out of attempts).
-    pub status: JobStatus,
-}
-
-/// Returns every RUNNING job whose lease ended before `now` to PENDING, or
-/// to FAILED when it is out of attempts (DESIGN invariant 4).
-///
-/// # Errors
-/// The database failed.
-pub async fn rescue_expired<'c, E: Executor<'c, Database = Any>>(
-    exec: E,
-    error: &str,
-    now: Millis,
-) -> DbResult<Vec<Rescued>> {
-    let rows = sqlx::query(
-        "UPDATE job SET \
-            status = CASE WHEN attempts >= max_attempts THEN 'FAILED' ELSE 'PENDING' END, \
-            finished_at = CASE WHEN attempts >= max_attempts THEN $1 ELSE NULL END, \
-            locked_by = NULL, locked_until = NULL, last_error = $2, run_at = $1, updated_at = $1 \
-         WHERE status = 'RUNNING' AND locked_until < $1 \
-         RETURNING id, type, image_id, status",
-    )
-    .bind(now.get())
-    .bind(error)
-    .fetch_all(exec)
-    .await?;
-    let rescued = rows
-        .iter()
-        .map(|r| {
-            let kind: String = r.try_get("type")?;
-            let status: String = r.try_get("status")?;
-            Ok(Rescued {
-                id: JobId(r.try_get("id")?),
-                kind: kind.parse().map_err(decode_err)?,
-                image_id: r.try_get::<Option<String>, _>("image_id")?.map(ImageId::from),
-                status: status.parse().map_err(decode_err)?,
-            })
-        })
-        .collect::<Result<_, sqlx::Error>>()?;
-    Ok(rescued)
-}
-
-/// Gives back the jobs `runner` still holds at shutdown, without counting
-/// the interrupted attempt.
-///
-/// # Errors
-/// The database failed.
-pub async fn release<'c, E: Executor<'c, Database = Any>>(exec: E, runner: &str, now: Millis) -> DbResult<u64> {
-    let done = sqlx::query(concat!(
-        "UPDATE job SET status = 'PENDING', locked_by = NULL, locked_until = NULL, run_at = $2, \
-                        updated_at = $2, attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END WHERE ",
-        held_by_runner!()
-    ))
-    .bind(runner)
-    .bind(now.get())
-    .execute(exec)
-    .await?;
     Ok(done.rows_affected())
 }
 

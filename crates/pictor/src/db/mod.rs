@@ -4,6 +4,7 @@
 
 pub mod images;
 pub mod jobs;
+pub mod leases;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -29,6 +30,7 @@ const SQLITE_MIGRATIONS: &[Embedded] = &[
     (3, "narrow job indexes", include_str!("../../migrations/sqlite/0003_narrow_job_indexes.sql")),
     (4, "add image previews", include_str!("../../migrations/sqlite/0004_add_image_previews.sql")),
     (5, "image list indexes", include_str!("../../migrations/sqlite/0005_image_list_indexes.sql")),
+    (6, "add job lease id", include_str!("../../migrations/sqlite/0006_add_job_lease_id.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[Embedded] = &[
     (1, "create image and job", include_str!("../../migrations/postgres/0001_create_image_and_job.sql")),
@@ -36,6 +38,7 @@ const POSTGRES_MIGRATIONS: &[Embedded] = &[
     (3, "narrow job indexes", include_str!("../../migrations/postgres/0003_narrow_job_indexes.sql")),
     (4, "add image previews", include_str!("../../migrations/postgres/0004_add_image_previews.sql")),
     (5, "image list indexes", include_str!("../../migrations/postgres/0005_image_list_indexes.sql")),
+    (6, "add job lease id", include_str!("../../migrations/postgres/0006_add_job_lease_id.sql")),
 ];
 
 /// The migrator of a backend (built at run time, so that sqlx's compile-time

@@ -18,7 +18,7 @@ use tokio::task::JoinHandle;
 use super::handler::{Applied, Effects, ErrorKind, FailedJob, HandlerError, Outcome};
 use super::in_flight::InFlight;
 use super::retry::RetryPolicy;
-use super::{Job, JobId, Queue, QueueError};
+use super::{Job, JobId, Lease, Queue, QueueError};
 use crate::clock::Millis;
 use crate::db::{self, Durability, Tx};
 
@@ -94,7 +94,7 @@ impl<F: Effects> Completer<F> {
             for (finished, ending) in batch.iter().zip(&endings) {
                 log(finished, ending.as_ref());
             }
-            in_flight.ended(batch.iter().map(|f| f.job.id));
+            in_flight.ended(batch.iter().map(|f| f.job.lease()));
             batch.clear();
         }
     }
@@ -150,14 +150,14 @@ impl<F: Effects> Completer<F> {
     /// until written again or rescued.
     pub async fn write(&mut self, batch: &[Finished<F::Effect>]) -> Result<Vec<Ending>, QueueError> {
         let now = self.queue.clock.now();
-        let bare: Vec<JobId> =
-            batch.iter().filter(|f| f.result.as_ref().is_ok_and(Outcome::is_bare)).map(|f| f.job.id).collect();
+        let bare: Vec<Lease> =
+            batch.iter().filter(|f| f.result.as_ref().is_ok_and(Outcome::is_bare)).map(|f| f.job.lease()).collect();
         if bare.len() == batch.len() {
             let completed = self.complete_bare(&bare, now).await?;
-            return Ok(bare.iter().map(|id| bare_ending(&completed, *id)).collect());
+            return Ok(bare.iter().map(|lease| bare_ending(&completed, lease.job)).collect());
         }
         let mut tx = self.queue.db.begin_write(Durability::Bookkeeping).await?;
-        let completed = db::jobs::complete_many(&mut *tx, self.queue.db.backend, &bare, &self.runner, now).await?;
+        let completed = db::leases::complete_many(&mut *tx, self.queue.db.backend, &bare, &self.runner, now).await?;
         let mut endings = Vec::with_capacity(batch.len());
         for finished in batch {
             let ending = match &finished.result {
@@ -176,17 +176,17 @@ impl<F: Effects> Completer<F> {
 
     /// Completes bare successes in one statement, on the completer's own
     /// connection where the backend allows one.
-    async fn complete_bare(&mut self, ids: &[JobId], now: Millis) -> Result<Vec<JobId>, QueueError> {
+    async fn complete_bare(&mut self, leases: &[Lease], now: Millis) -> Result<Vec<JobId>, QueueError> {
         let db = &self.queue.db;
         if !db.may_hold_writer() {
             let mut writer = db.write_connection(Durability::Bookkeeping).await?;
-            return Ok(db::jobs::complete_many(&mut *writer, db.backend, ids, &self.runner, now).await?);
+            return Ok(db::leases::complete_many(&mut *writer, db.backend, leases, &self.runner, now).await?);
         }
         let conn = match &mut self.conn {
             Some(conn) => conn,
             None => self.conn.insert(db.write_connection(Durability::Bookkeeping).await?),
         };
-        let written = db::jobs::complete_many(&mut **conn, db.backend, ids, &self.runner, now).await;
+        let written = db::leases::complete_many(&mut **conn, db.backend, leases, &self.runner, now).await;
         if written.is_err() {
             self.conn = None;
         }
@@ -202,7 +202,7 @@ impl<F: Effects> Completer<F> {
         outcome: &Outcome<F::Effect>,
         now: Millis,
     ) -> Result<Ending, QueueError> {
-        if !db::jobs::complete(&mut **tx, job.id, &self.runner, now).await? {
+        if !db::leases::complete(&mut **tx, job.lease(), &self.runner, now).await? {
             return Ok(Ending::LeaseLost);
         }
         if self.effects.apply(tx, &outcome.effects, now).await? == Applied::SubjectGone {
@@ -225,7 +225,7 @@ impl<F: Effects> Completer<F> {
     async fn fail(&mut self, tx: &mut Tx, job: &Job, error: &HandlerError, now: Millis) -> Result<Ending, QueueError> {
         let message = error.chain();
         if error.kind() == ErrorKind::Permanent || job.attempts >= job.max_attempts {
-            if !db::jobs::fail(&mut **tx, job.id, &self.runner, &message, now).await? {
+            if !db::leases::fail(&mut **tx, job.lease(), &self.runner, &message, now).await? {
                 return Ok(Ending::LeaseLost);
             }
             let failed = FailedJob { kind: job.kind, image_id: job.image_id.as_ref(), error: &message };
@@ -233,7 +233,7 @@ impl<F: Effects> Completer<F> {
             return Ok(Ending::Failed);
         }
         let run_at = now.plus_ms(self.retry.next_delay_ms(job.attempts));
-        if !db::jobs::retry_later(&mut **tx, job.id, &self.runner, &message, run_at, now).await? {
+        if !db::leases::retry_later(&mut **tx, job.lease(), &self.runner, &message, run_at, now).await? {
             return Ok(Ending::LeaseLost);
         }
         Ok(Ending::Retrying { run_at })

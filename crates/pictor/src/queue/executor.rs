@@ -1,11 +1,15 @@
 //! Runs one claimed job: its handler in a task of its own (so that a panic
-//! becomes a permanent error, not a lost job), then hands the result to the
-//! completer, which writes the ending. A hard stop at shutdown abandons the
+//! becomes a permanent error, not a lost job) until the job's deadline, then
+//! hands the result to the completer, which writes the ending. A handler
+//! still running at the deadline is dropped and its attempt fails
+//! retryably: its slot is free again. A hard stop at shutdown abandons the
 //! handler; the runner then releases the job.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 
 use super::Job;
 use super::completer::Finished;
@@ -23,23 +27,30 @@ pub(super) struct Executor<E> {
     pub in_flight: Arc<InFlight>,
     /// Fires when in-flight jobs are out of time at shutdown.
     pub hard_stop: Shutdown,
+    /// Longest the handler may run.
+    pub timeout: Duration,
 }
 
 impl<E: Send + 'static> Executor<E> {
     /// Runs `job` and hands its result over.
     pub async fn execute(self, job: Job) {
-        let Self { handler, completer, in_flight, hard_stop } = self;
+        let Self { handler, completer, in_flight, hard_stop, timeout } = self;
         let run = async {
             match &handler {
                 Some(handler) => {
                     let (handler, job) = (handler.clone(), job.clone());
-                    match tokio::spawn(async move { handler.handle(&job).await }).await {
-                        Ok(result) => result,
-                        Err(e) if e.is_panic() => Err(HandlerError::permanent(format!(
+                    // Dropped at the deadline or a hard stop, the task is
+                    // aborted: its futures are dropped, and work on the CPU
+                    // pool is given up on (the pool replaces its thread).
+                    let mut task = AbortOnDrop(tokio::spawn(async move { handler.handle(&job).await }));
+                    match tokio::time::timeout(timeout, &mut task.0).await {
+                        Ok(Ok(result)) => result,
+                        Ok(Err(e)) if e.is_panic() => Err(HandlerError::permanent(format!(
                             "the handler crashed: {}",
                             pictor_imaging::panic_message(e.into_panic().as_ref())
                         ))),
-                        Err(e) => Err(HandlerError::retryable("the handler was cancelled").caused_by(e)),
+                        Ok(Err(e)) => Err(HandlerError::retryable("the handler was cancelled").caused_by(e)),
+                        Err(_) => Err(HandlerError::retryable(timed_out(timeout))),
                     }
                 }
                 None => Err(HandlerError::permanent(format!("no handler is registered for {}", job.kind))),
@@ -49,9 +60,38 @@ impl<E: Send + 'static> Executor<E> {
             result = run => result,
             () = hard_stop.wait() => return,
         };
-        in_flight.finished(job.id);
+        in_flight.finished(job.lease());
         // The completer outlives every execution (each holds a sender), so
         // this fails only if it crashed: the job is then released at shutdown.
         let _ = completer.send(Finished { job, result }).await;
+    }
+}
+
+/// The error of an attempt that ran out of time, as `last_error` keeps it.
+pub fn timed_out(after: Duration) -> String {
+    if after.subsec_millis() == 0 {
+        format!("timed out after {} s", after.as_secs())
+    } else {
+        format!("timed out after {} ms", after.as_millis())
+    }
+}
+
+/// Aborts a task when dropped.
+pub(super) struct AbortOnDrop<T>(pub JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_timeout_reads_in_whole_seconds_where_it_can() {
+        assert_eq!(timed_out(Duration::from_secs(300)), "timed out after 300 s");
+        assert_eq!(timed_out(Duration::from_millis(1_500)), "timed out after 1500 ms");
     }
 }

@@ -1,5 +1,6 @@
 //! Renews the leases of the jobs a runner holds, every third of the lease,
-//! so that a job taking longer than one lease is not rescued from under it.
+//! so that a job taking longer than one lease is not rescued from under it;
+//! never a job running past its deadline (see [`InFlight::renewable`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,12 +45,12 @@ impl Heartbeat {
     /// # Errors
     /// The database failed.
     pub async fn beat(&self) -> Result<u64, QueueError> {
-        let ids = self.in_flight.held();
-        if ids.is_empty() {
+        let leases = self.in_flight.renewable(tokio::time::Instant::now());
+        if leases.is_empty() {
             return Ok(0);
         }
-        let now = self.queue.clock.now();
-        let mut conn = self.queue.db.write_connection(Durability::Bookkeeping).await?;
-        Ok(db::jobs::extend_leases(&mut *conn, &self.runner, &ids, now.after(self.lease), now).await?)
+        let (db, at) = (&self.queue.db, self.queue.clock.lease_time());
+        let mut conn = db.write_connection(Durability::Bookkeeping).await?;
+        Ok(db::leases::extend_leases(&mut *conn, db.backend, &self.runner, &leases, self.lease, at).await?)
     }
 }

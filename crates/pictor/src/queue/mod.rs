@@ -20,7 +20,7 @@ pub mod wakeup;
 use pictor_client::models::JobStatus;
 
 use crate::clock::SharedClock;
-pub use crate::db::jobs::{Job, JobId, NewJob};
+pub use crate::db::jobs::{Job, JobId, Lease, NewJob};
 use crate::db::{self, Db, DbError, Durability, Tx};
 use wakeup::Wakeup;
 
@@ -32,6 +32,10 @@ pub const DEFAULT_POLL_INTERVAL_MS: u64 = 5_000;
 pub const DEFAULT_LOCK_TIMEOUT_SECS: u64 = 30;
 /// Default time in-flight jobs get to finish at shutdown, seconds.
 pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 30;
+/// Default longest run of one attempt, seconds. Image jobs take well under a
+/// second on ordinary photos; five minutes leaves room for the largest
+/// images on a slow machine and still frees a hung job's slot.
+pub const DEFAULT_JOB_TIMEOUT_SECS: u64 = 300;
 /// Default attempts before a job ends FAILED.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
 

@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::completer::{self, Completer, Finished};
-use super::executor::Executor;
+use super::executor::{AbortOnDrop, Executor};
 use super::handler::{Effects, Registry};
 use super::heartbeat::Heartbeat;
 use super::in_flight::InFlight;
@@ -22,10 +22,10 @@ use super::pruner::{self, Pruner};
 use super::rescuer::Rescuer;
 use super::retry::RetryPolicy;
 use super::{
-    DEFAULT_BATCH_SIZE, DEFAULT_LOCK_TIMEOUT_SECS, DEFAULT_POLL_INTERVAL_MS, DEFAULT_SHUTDOWN_TIMEOUT_SECS, Job, Queue,
-    QueueError,
+    DEFAULT_BATCH_SIZE, DEFAULT_JOB_TIMEOUT_SECS, DEFAULT_LOCK_TIMEOUT_SECS, DEFAULT_POLL_INTERVAL_MS,
+    DEFAULT_SHUTDOWN_TIMEOUT_SECS, Job, Queue, QueueError,
 };
-use crate::db::{self, Durability, jobs::Claim};
+use crate::db::{self, Durability, leases::Claim};
 use crate::shutdown::{self, Shutdown};
 
 /// First wait after a failed claim; doubled after each next failure.
@@ -49,6 +49,9 @@ pub struct RunnerSettings {
     pub lock_timeout: Duration,
     /// Time in-flight jobs get at shutdown before they are released.
     pub shutdown_timeout: Duration,
+    /// Longest one attempt may run: past it the attempt fails (retryably)
+    /// and its lease is no longer renewed.
+    pub job_timeout: Duration,
     /// Backoff between attempts.
     pub retry: RetryPolicy,
     /// Age after which finished jobs are pruned.
@@ -72,6 +75,7 @@ impl Default for RunnerSettings {
             poll_interval: Duration::from_millis(DEFAULT_POLL_INTERVAL_MS),
             lock_timeout: Duration::from_secs(DEFAULT_LOCK_TIMEOUT_SECS),
             shutdown_timeout: Duration::from_secs(DEFAULT_SHUTDOWN_TIMEOUT_SECS),
+            job_timeout: Duration::from_secs(DEFAULT_JOB_TIMEOUT_SECS),
             retry: RetryPolicy::default(),
             retention: pruner::DEFAULT_RETENTION,
         }
@@ -192,10 +196,10 @@ impl<F: Effects> Runner<F> {
         stop_parts.trigger();
         while parts.join_next().await.is_some() {}
 
-        let mut conn = self.queue.db.write_connection(Durability::Bookkeeping).await?;
-        let released = db::jobs::release(&mut *conn, &self.id, self.queue.clock.now()).await?;
-        drop(conn);
-        tracing::info!(target: "job_runner", runner = %self.id, released, "job runner stopped");
+        let released = super::rescuer::release(&self.queue, self.effects.as_ref(), &self.id).await?;
+        let failed = released.iter().filter(|j| j.status == pictor_client::models::JobStatus::Failed).count();
+        tracing::info!(target: "job_runner", runner = %self.id, released = released.len(), failed,
+            "job runner stopped");
         Ok(())
     }
 
@@ -209,7 +213,7 @@ impl<F: Effects> Runner<F> {
         hard_stop: &Shutdown,
     ) {
         let settings = &self.settings;
-        // The claims' own connection (`db::jobs::claimer`): one round trip per claim.
+        // The claims' own connection (`db::leases::claimer`): one round trip per claim.
         let mut conn = None;
         let mut retry_in = CLAIM_RETRY_FIRST;
         let mut running = in_flight.watch_running();
@@ -224,13 +228,15 @@ impl<F: Effects> Runner<F> {
                     Ok(claimed) => {
                         retry_in = CLAIM_RETRY_FIRST;
                         full_batch = claimed.len() == want;
-                        in_flight.claimed(claimed.iter().map(|job| job.id));
+                        let deadline = tokio::time::Instant::now() + settings.job_timeout;
+                        in_flight.claimed(claimed.iter().map(Job::lease), deadline);
                         for job in claimed {
                             let executor = Executor {
                                 handler: self.registry.get(job.kind),
                                 completer: completer.clone(),
                                 in_flight: in_flight.clone(),
                                 hard_stop: hard_stop.clone(),
+                                timeout: settings.job_timeout,
                             };
                             tokio::spawn(executor.execute(job));
                         }
@@ -270,31 +276,22 @@ impl<F: Effects> Runner<F> {
     /// opens a fresh one).
     async fn claim(&self, conn: &mut Option<AnyConnection>, want: usize) -> Result<Vec<Job>, QueueError> {
         let db = &self.queue.db;
-        let now = self.queue.clock.now();
-        let claim = Claim { runner: &self.id, limit: want, now, locked_until: now.after(self.settings.lock_timeout) };
+        let at = self.queue.clock.lease_time();
+        let claim = Claim { runner: &self.id, limit: want, lease: self.settings.lock_timeout, at };
         if !db.may_hold_writer() {
             let mut writer = db.write_connection(Durability::Bookkeeping).await?;
-            return Ok(db::jobs::claim(&mut *writer, db.backend, claim).await?);
+            return Ok(db::leases::claim(&mut *writer, db.backend, claim).await?);
         }
         let held = match conn {
             Some(held) => held,
-            None => conn.insert(db::jobs::claimer(db).await?),
+            None => conn.insert(db::leases::claimer(db).await?),
         };
-        match db::jobs::claim(&mut *held, db.backend, claim).await {
+        match db::leases::claim(&mut *held, db.backend, claim).await {
             Ok(claimed) => Ok(claimed),
             Err(e) => {
                 *conn = None;
                 Err(e.into())
             }
         }
-    }
-}
-
-/// Aborts a task when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
     }
 }

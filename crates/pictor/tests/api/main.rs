@@ -8,6 +8,8 @@
 //! - `images`: list, filters, edit, delete.
 //! - `admin`: job list, detail, retry, cancel.
 //! - `queue`: claim, lease, rescue, backoff, retries, kill test; hand-turned clock.
+//! - `queue_deadline`: jobs that never return: the deadline, the CPU pool's
+//!   replaced threads, attempts kept across restarts.
 //! - `queue_batch`: batch completion (lease-checked per job), bulk enqueue, a
 //!   runner draining effect-free jobs through the batch completer.
 //! - `service`: the `pictor` binary itself (migrate, serve, SIGTERM) and the admin token.
@@ -65,6 +67,7 @@ mod pipeline;
 mod processes;
 mod queue;
 mod queue_batch;
+mod queue_deadline;
 mod scale_out;
 mod service;
 #[path = "../support/skip.rs"]

@@ -7,8 +7,8 @@ use std::time::Duration;
 use std::sync::Arc;
 
 use pictor::app::Overrides;
-use pictor::clock::{Clock, ManualClock, Millis};
-use pictor::db::{self, images::NewImage, jobs::Claim};
+use pictor::clock::{Clock, LeaseTime, ManualClock, Millis};
+use pictor::db::{self, images::NewImage, leases::Claim};
 use pictor::handlers::payload::{ASSET_JOB_PRIORITY, OffloadPayload};
 use pictor::handlers::{ImageEffect, Outcome};
 use pictor::images::{ImageEffects, ImageId};
@@ -25,6 +25,7 @@ use crate::helpers::{Backend, CLOCK_START, ClockedApp, clocked_app, spawn_app_on
 
 const T0: Millis = CLOCK_START;
 const LEASE_MS: i64 = 30_000;
+const LEASE: Duration = Duration::from_millis(30_000);
 
 /// The module's queue helpers over a [`ClockedApp`].
 struct Fixture(ClockedApp);
@@ -61,7 +62,7 @@ impl Fixture {
         self.completer(runner, retry).write(&[finished]).await.expect("write the ending").remove(0)
     }
 
-    async fn rescue(&self) -> Vec<db::jobs::Rescued> {
+    async fn rescue(&self) -> Vec<db::leases::Rescued> {
         rescuer::rescue_once(self.queue(), &*self.app.effects).await.expect("rescue")
     }
 
@@ -92,8 +93,8 @@ impl Fixture {
 
     async fn claim(&self, runner: &str, limit: usize) -> Vec<Job> {
         let now = self.clock.now();
-        let claim = Claim { runner, limit, now, locked_until: now.plus_ms(LEASE_MS) };
-        db::jobs::claim(&self.db().pool, self.db().backend, claim).await.expect("claim")
+        let claim = Claim { runner, limit, lease: LEASE, at: LeaseTime::At(now) };
+        db::leases::claim(&self.db().pool, self.db().backend, claim).await.expect("claim")
     }
 
     async fn job(&self, id: JobId) -> Job {
@@ -149,8 +150,8 @@ both_backends! {
             async move {
                 let mut mine = Vec::new();
                 loop {
-                    let claim = Claim { runner: name, limit: 7, now, locked_until: now.plus_ms(LEASE_MS) };
-                    let batch = db::jobs::claim(&db.pool, db.backend, claim).await.expect("claim");
+                    let claim = Claim { runner: name, limit: 7, lease: LEASE, at: LeaseTime::At(now) };
+                    let batch = db::leases::claim(&db.pool, db.backend, claim).await.expect("claim");
                     if batch.is_empty() {
                         return mine;
                     }
@@ -482,7 +483,7 @@ both_backends! {
         assert_eq!(claimed.len(), 2);
 
         let in_flight = Arc::new(InFlight::default());
-        in_flight.claimed(claimed.iter().chain([&lost]).map(|j| j.id));
+        in_flight.claimed(claimed.iter().chain([&lost]).map(Job::lease), tokio::time::Instant::now() + Duration::from_secs(300));
         let (batch, task) = f.completer("runner", RetryPolicy::default()).start(in_flight.clone());
         for job in claimed.iter().chain([&lost]) {
             let image_id = job.image_id.clone().expect("an image");
@@ -494,7 +495,7 @@ both_backends! {
                 }],
                 children: vec![NewJob::for_image(JobKind::PreviewGeneration, &image_id, &payload).expect("payload")],
             };
-            in_flight.finished(job.id);
+            in_flight.finished(job.lease());
             batch.send(Finished { job: job.clone(), result: Ok(outcome) }).await.expect("running completer");
         }
         drop(batch);
@@ -514,5 +515,85 @@ both_backends! {
         let mut parents: Vec<String> = children.iter().filter_map(|j| j.image_id.as_ref().map(ToString::to_string)).collect();
         parents.sort();
         assert_eq!(parents, vec!["a".to_owned(), "b".to_owned()], "children of the completed jobs only");
+    }
+}
+
+both_backends! {
+    async fn a_runner_that_re_claims_its_own_rescued_job_cannot_end_it_from_the_earlier_execution(backend) {
+        let Some(f) = fixture(backend, 5).await else { return };
+        f.image("img").await;
+        let id = f.enqueue(JobKind::OffloadOriginal, "img").await;
+        let earlier = f.claim("runner", 1).await.remove(0);
+        f.clock.advance_ms(LEASE_MS + 1);
+        f.rescue().await;
+        let later = f.claim("runner", 1).await.remove(0);
+        assert_eq!((later.id, later.locked_by.as_deref()), (id, Some("runner")), "the same runner holds it again");
+        assert_ne!(later.lease_id, earlier.lease_id, "under a new lease");
+
+        // Every ending of the earlier execution is refused: bare, with effects, failed.
+        let original = ImageEffect::Original { image_id: ImageId::from("img"), original_path: "originals/00/img".into() };
+        let with_effects = Outcome { effects: vec![original], children: vec![] };
+        let policy = RetryPolicy::default();
+        let endings = [
+            f.end("runner", policy, &earlier, Ok(Outcome::default())).await,
+            f.end("runner", policy, &earlier, Ok(with_effects)).await,
+            f.end("runner", policy, &earlier, Err(HandlerError::retryable("late"))).await,
+            f.end("runner", policy, &earlier, Err(HandlerError::permanent("late"))).await,
+        ];
+        let renewed = db::leases::extend_leases(&f.db().pool, f.db().backend, "runner", &[earlier.lease()], LEASE, f.clock.lease_time())
+            .await
+            .expect("extend");
+
+        assert_eq!(endings, [Ending::LeaseLost; 4]);
+        assert_eq!(renewed, 0, "nor is its lease renewed");
+        assert_eq!(f.job(id).await, later, "the later execution's job is exactly as claimed");
+        let image = db::images::get(&f.db().pool, &ImageId::from("img")).await.expect("get").expect("image");
+        assert!(image.original_path.is_none(), "no effect of the earlier execution");
+        let ending = f.end("runner", policy, &later, Ok(Outcome::default())).await;
+        assert_eq!(ending, Ending::Completed { children: 0 }, "the later execution ends it");
+    }
+}
+
+/// The system clock, running ahead: a host whose clock is wrong.
+#[derive(Debug)]
+struct Ahead(i64);
+
+impl Clock for Ahead {
+    fn now(&self) -> Millis {
+        pictor::clock::SystemClock.now().plus_ms(self.0)
+    }
+}
+
+both_backends! {
+    async fn a_host_whose_clock_runs_ahead_neither_rescues_live_jobs_nor_lengthens_its_leases(backend) {
+        let Some(app) = spawn_app_on(backend, |_| {}, Overrides::default(), false).await else { return };
+        let honest = app.app.queue.clone();
+        let ahead = pictor::queue::Queue { clock: Arc::new(Ahead(31_000)), ..honest.clone() };
+        let (db, backend) = (&honest.db, honest.db.backend);
+        let job = |i: i64| NewJob { kind: JobKind::PreviewGeneration, payload: format!("{{\"i\":{i}}}"), image_id: None, priority: 0, dedupe_key: None };
+        let live_id = honest.enqueue(&job(1)).await.expect("enqueue").expect("inserted");
+        let claim = |runner, at| Claim { runner, limit: 1, lease: LEASE, at };
+        let live = db::leases::claim(&db.pool, backend, claim("honest", honest.clock.lease_time())).await.expect("claim");
+        assert_eq!(live[0].id, live_id);
+
+        // The host 31 s ahead looks for expired leases while the live one has 30 s left.
+        let rescued = rescuer::rescue_once(&ahead, &*app.app.effects).await.expect("rescue");
+
+        assert!(rescued.is_empty(), "a live job was rescued: {rescued:?}");
+        assert_eq!(db::jobs::get(&db.pool, live_id).await.expect("get").expect("job").status, JobStatus::Running);
+
+        // Its own claims and renewals last 30 s on the database's clock, not 61 s.
+        honest.enqueue(&job(2)).await.expect("enqueue").expect("inserted");
+        let before = pictor::clock::SystemClock.now();
+        let mine = db::leases::claim(&db.pool, backend, claim("ahead", ahead.clock.lease_time())).await.expect("claim").remove(0);
+        let lease_left = |job: &Job| job.locked_until.expect("leased").get() - before.get();
+        assert!((29_000..40_000).contains(&lease_left(&mine)), "lease of {} ms", lease_left(&mine));
+        let in_flight = Arc::new(InFlight::default());
+        in_flight.claimed([mine.lease()], tokio::time::Instant::now() + Duration::from_secs(300));
+        let heartbeat = pictor::queue::heartbeat::Heartbeat { queue: ahead.clone(), runner: "ahead".into(), in_flight, lease: LEASE };
+        assert_eq!(heartbeat.beat().await.expect("beat"), 1);
+        let renewed = db::jobs::get(&db.pool, mine.id).await.expect("get").expect("job");
+        assert!((29_000..40_000).contains(&lease_left(&renewed)), "renewed for {} ms", lease_left(&renewed));
+        app.stop().await;
     }
 }

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use std::time::Duration;
 
-use pictor::clock::{Clock, Millis};
-use pictor::db::{self, jobs::Claim, jobs::JobFilter};
+use pictor::clock::{Clock, LeaseTime, Millis};
+use pictor::db::{self, jobs::JobFilter, leases::Claim};
 use pictor::handlers::{ImageEffect, Outcome};
 use pictor::queue::completer::{Completer, Ending, Finished};
 use pictor::queue::handler::{HandlerError, JobHandler, Registry};
@@ -24,6 +24,7 @@ use crate::helpers::{Backend, CLOCK_START, ClockedApp, clocked_app};
 
 const T0: Millis = CLOCK_START;
 const LEASE_MS: i64 = 30_000;
+const LEASE: Duration = Duration::from_millis(30_000);
 
 /// The module's queue helpers over a [`ClockedApp`].
 struct Fixture(ClockedApp);
@@ -81,8 +82,8 @@ impl Fixture {
 
     async fn claim(&self, runner: &str, limit: usize) -> Vec<JobId> {
         let now = self.clock.now();
-        let claim = Claim { runner, limit, now, locked_until: now.plus_ms(LEASE_MS) };
-        let claimed = db::jobs::claim(&self.db().pool, self.db().backend, claim).await.expect("claim");
+        let claim = Claim { runner, limit, lease: LEASE, at: LeaseTime::At(now) };
+        let claimed = db::leases::claim(&self.db().pool, self.db().backend, claim).await.expect("claim");
         claimed.iter().map(|j| j.id).collect()
     }
 

@@ -1,0 +1,446 @@
+//! SQL of a job's life between its claim and its ending: claim, lease
+//! renewal, completion (one or a batch), retry, failure, and giving jobs
+//! back (rescue, release). Every write to a running job checks the lease in
+//! one place, [`held_by_runner!`]: still RUNNING, held by this runner, under
+//! the token of this execution's claim. Leases are judged on one clock, the
+//! database's (DESIGN invariant 8).
+
+use std::time::Duration;
+
+use sqlx::{Any, AnyConnection, Executor, Row};
+
+use super::jobs::{Job, JobId, Lease, LeaseId, decode_err, job_from_row};
+use super::{Backend, Db, DbResult, Durability, ImageId};
+use crate::clock::{LeaseTime, Millis};
+use pictor_client::models::{JobKind, JobStatus};
+
+/// The lease check of every write to a running job (DESIGN invariant 8):
+/// the job is still RUNNING, held by the runner bound as `$1`, under the
+/// lease token given (a placeholder or a column). A runner that lost its
+/// lease cannot overwrite another execution's result, even its own later
+/// one of the same job.
+macro_rules! held_by_runner {
+    // Whatever claim the lease came from: only for a runner giving back all it holds.
+    (any) => {
+        "status = 'RUNNING' AND locked_by = $1"
+    };
+    ($lease:literal) => {
+        concat!(held_by_runner!(any), " AND lease_id = ", $lease)
+    };
+}
+
+/// Now as leases are judged: the time bound at the placeholder where a
+/// test's hand-turned clock gives one ([`LeaseTime::At`]), else the
+/// database's own clock, the one clock every host shares.
+macro_rules! judged_now {
+    (sqlite, $at:literal) => {
+        concat!("COALESCE(CAST(", $at, " AS BIGINT), CAST(unixepoch('subsec') * 1000 AS INTEGER))")
+    };
+    (postgres, $at:literal) => {
+        concat!("COALESCE(CAST(", $at, " AS BIGINT), CAST(extract(epoch FROM statement_timestamp()) * 1000 AS BIGINT))")
+    };
+}
+
+/// The claim: one statement picks due jobs, marks them RUNNING with a lease
+/// (`$2` ms from now, under the token `$5`), counts the attempt and returns
+/// them. On PostgreSQL `SKIP LOCKED` keeps concurrent claimers off each
+/// other's rows; SQLite has one writer anyway.
+macro_rules! claim_sql {
+    ($backend:ident, pick: $pick:literal, then: $then:literal) => {
+        concat!(
+            "UPDATE job SET status = 'RUNNING', attempts = attempts + 1, locked_by = $1, lease_id = $5, \
+             locked_until = ",
+            judged_now!($backend, "$3"),
+            " + $2, updated_at = ",
+            judged_now!($backend, "$3"),
+            " WHERE id ",
+            $pick,
+            "(SELECT id FROM job WHERE status = 'PENDING' AND run_at <= ",
+            judged_now!($backend, "$3"),
+            " ORDER BY priority DESC, run_at, id LIMIT $4",
+            $then,
+            " RETURNING id, type, status, payload, image_id, priority, attempts, max_attempts, run_at, \
+             locked_by, locked_until, lease_id, last_error, created_at, updated_at, finished_at"
+        )
+    };
+}
+const CLAIM_SQLITE: &str = claim_sql!(sqlite, pick: "IN ", then: ")");
+/// The PostgreSQL claim, whose own (implicit) transaction does not wait for
+/// its WAL flush: `set_config(..., true)` sets `synchronous_commit = off` for
+/// that transaction only. A claim need not survive a server crash: a lost
+/// claim leaves the job PENDING with its attempt uncounted, and the
+/// completion then finds no lease and writes nothing, so the job just runs
+/// again (at-least-once, DESIGN "The queue"; the rest of the queue's
+/// bookkeeping makes the same choice, [`Durability::Bookkeeping`]). One
+/// round trip, no fsync wait.
+/// The picked ids come as one array (an init plan), so that the plan stays
+/// index scans whatever the backlog, including the generic plan
+/// [`claimer`] makes PostgreSQL keep.
+const CLAIM_POSTGRES: &str = claim_sql!(postgres, pick: "= ANY(ARRAY",
+    then: " FOR UPDATE SKIP LOCKED)) AND set_config('synchronous_commit', 'off', true) IS NOT NULL");
+
+/// A write connection of its own for a runner's claims, out of the pool (so
+/// no ping before and after each claim), where [`Db::may_hold_writer`]. On
+/// PostgreSQL it plans the claim once (`plan_cache_mode =
+/// force_generic_plan`): planning it afresh for each limit, as PostgreSQL
+/// otherwise does, costs as much as running it.
+///
+/// # Errors
+/// The database could not be reached.
+pub async fn claimer(db: &Db) -> DbResult<AnyConnection> {
+    let mut conn = db.write_connection(Durability::Bookkeeping).await?.detach();
+    if db.backend == Backend::Postgres {
+        conn.execute("SET plan_cache_mode = force_generic_plan").await?;
+    }
+    Ok(conn)
+}
+
+/// What a claim asks for: who claims, how many jobs at most, and the lease.
+#[derive(Debug, Clone, Copy)]
+pub struct Claim<'a> {
+    /// The claiming runner's name (`locked_by`).
+    pub runner: &'a str,
+    /// Most jobs to take.
+    pub limit: usize,
+    /// How long the lease lasts.
+    pub lease: Duration,
+    /// The clock the claim is judged on: jobs due by then are taken.
+    pub at: LeaseTime,
+}
+
+/// A duration as milliseconds bound to SQL.
+fn ms(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Claims due jobs as `claim` asks, highest priority first, under a fresh
+/// lease token. `exec` must not be inside a transaction (the claim is its
+/// own).
+///
+/// # Errors
+/// The database failed.
+pub async fn claim<'c, E: Executor<'c, Database = Any>>(
+    exec: E,
+    backend: Backend,
+    claim: Claim<'_>,
+) -> DbResult<Vec<Job>> {
+    let sql = match backend {
+        Backend::Sqlite => CLAIM_SQLITE,
+        Backend::Postgres => CLAIM_POSTGRES,
+    };
+    // Random, so that no other claim of these jobs, by any runner, in any
+    // process, before or after a database crash lost some commits, draws it.
+    let lease = LeaseId(fastrand::i64(1..));
+    // One statement in its own transaction: on SQLite it takes the write
+    // lock when it starts, so it cannot deadlock upgrading a read lock.
+    let rows = sqlx::query(sql)
+        .bind(claim.runner)
+        .bind(ms(claim.lease))
+        .bind(claim.at.fixed().map(Millis::get))
+        .bind(i64::try_from(claim.limit).unwrap_or(i64::MAX))
+        .bind(lease.0)
+        .fetch_all(exec)
+        .await?;
+    let mut jobs = rows.iter().map(job_from_row).collect::<Result<Vec<_>, _>>()?;
+    jobs.sort_by_key(|j| (-j.priority, j.run_at, j.id));
+    Ok(jobs)
+}
+
+/// Leases listed as one bound JSON text, `[{"held_job":1,"held_lease":2},…]`,
+/// so that one prepared statement serves every count; the statements join
+/// it as `held(held_job, held_lease)`.
+fn leases_json(leases: &[Lease]) -> String {
+    let rows = leases
+        .iter()
+        .map(|l| match l.id {
+            Some(LeaseId(id)) => format!("{{\"held_job\":{},\"held_lease\":{id}}}", l.job),
+            None => format!("{{\"held_job\":{},\"held_lease\":null}}", l.job),
+        })
+        .collect::<Vec<_>>();
+    format!("[{}]", rows.join(","))
+}
+
+/// The held leases of a bound JSON list (see [`leases_json`]), per backend.
+macro_rules! held_leases {
+    (sqlite, $json:literal) => {
+        concat!(
+            "(SELECT json_extract(value, '$.held_job') AS held_job, json_extract(value, '$.held_lease') AS held_lease \
+             FROM json_each(",
+            $json,
+            ")) AS held"
+        )
+    };
+    (postgres, $json:literal) => {
+        concat!("jsonb_to_recordset(CAST(", $json, " AS JSONB)) AS held(held_job BIGINT, held_lease BIGINT)")
+    };
+}
+
+/// Lease renewal: `$2` ms from now for each listed lease still held.
+macro_rules! extend_sql {
+    ($backend:ident, $then:literal) => {
+        concat!(
+            "UPDATE job SET locked_until = ",
+            judged_now!($backend, "$3"),
+            " + $2, updated_at = ",
+            judged_now!($backend, "$3"),
+            " FROM ",
+            held_leases!($backend, "$4"),
+            " WHERE id = held_job AND ",
+            held_by_runner!("held_lease"),
+            $then
+        )
+    };
+}
+const EXTEND_SQLITE: &str = extend_sql!(sqlite, "");
+const EXTEND_POSTGRES: &str = extend_sql!(postgres, " AND set_config('synchronous_commit', 'off', true) IS NOT NULL");
+
+/// Extends the given leases by `lease`, where `runner` still holds them;
+/// returns how many. Only jobs still being worked on are extended, so one
+/// whose completion could not be written is left to the rescuer.
+///
+/// # Errors
+/// The database failed.
+pub async fn extend_leases<'c, E: Executor<'c, Database = Any>>(
+    exec: E,
+    backend: Backend,
+    runner: &str,
+    leases: &[Lease],
+    lease: Duration,
+    at: LeaseTime,
+) -> DbResult<u64> {
+    if leases.is_empty() {
+        return Ok(0);
+    }
+    let sql = match backend {
+        Backend::Sqlite => EXTEND_SQLITE,
+        Backend::Postgres => EXTEND_POSTGRES,
+    };
+    let done = sqlx::query(sql)
+        .bind(runner)
+        .bind(ms(lease))
+        .bind(at.fixed().map(Millis::get))
+        .bind(leases_json(leases))
+        .execute(exec)
+        .await?;
+    Ok(done.rows_affected())
+}
+
+/// Marks a job `runner` holds under `lease` COMPLETED. False when the lease
+/// was lost. `locked_by` keeps the runner's name, so an operator can see
+/// who ran it.
+///
+/// # Errors
+/// The database failed.
+pub async fn complete<'c, E: Executor<'c, Database = Any>>(
+    exec: E,
+    lease: Lease,
+    runner: &str,
+    now: Millis,
+) -> DbResult<bool> {
+    let done = sqlx::query(concat!(
+        "UPDATE job SET status = 'COMPLETED', locked_until = NULL, finished_at = $4, updated_at = $4 WHERE ",
+        held_by_runner!("$2"),
+        " AND id = $3"
+    ))
+    .bind(runner)
+    .bind(lease.id.map(|l| l.0))
+    .bind(lease.job.get())
+    .bind(now.get())
+    .execute(exec)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Completes many jobs at once, each under its own lease.
+macro_rules! complete_many_sql {
+    ($backend:ident, $then:literal) => {
+        concat!(
+            "UPDATE job SET status = 'COMPLETED', locked_until = NULL, finished_at = $2, updated_at = $2 FROM ",
+            held_leases!($backend, "$3"),
+            " WHERE id = held_job AND ",
+            held_by_runner!("held_lease"),
+            $then,
+            " RETURNING id"
+        )
+    };
+}
+const COMPLETE_MANY_SQLITE: &str = complete_many_sql!(sqlite, "");
+/// Bookkeeping, so without waiting for its WAL flush as the claim
+/// ([`Durability::Bookkeeping`]), also when it is a statement on its own.
+const COMPLETE_MANY_POSTGRES: &str =
+    complete_many_sql!(postgres, " AND set_config('synchronous_commit', 'off', true) IS NOT NULL");
+
+/// Marks the jobs `runner` still holds under the listed leases COMPLETED,
+/// in one statement; returns the ids it completed. A listed job missing
+/// from the result had lost its lease, and nothing was written for it.
+///
+/// # Errors
+/// The database failed.
+pub async fn complete_many<'c, E: Executor<'c, Database = Any>>(
+    exec: E,
+    backend: Backend,
+    leases: &[Lease],
+    runner: &str,
+    now: Millis,
+) -> DbResult<Vec<JobId>> {
+    if leases.is_empty() {
+        return Ok(Vec::new());
+    }
+    let sql = match backend {
+        Backend::Sqlite => COMPLETE_MANY_SQLITE,
+        Backend::Postgres => COMPLETE_MANY_POSTGRES,
+    };
+    let rows = sqlx::query(sql).bind(runner).bind(now.get()).bind(leases_json(leases)).fetch_all(exec).await?;
+    Ok(rows.iter().map(|r| r.try_get::<i64, _>("id").map(JobId)).collect::<Result<_, _>>()?)
+}
+
+/// Puts a job `runner` holds under `lease` back to PENDING until `run_at`,
+/// keeping the error. False when the lease was lost.
+///
+/// # Errors
+/// The database failed.
+pub async fn retry_later<'c, E: Executor<'c, Database = Any>>(
+    exec: E,
+    lease: Lease,
+    runner: &str,
+    error: &str,
+    run_at: Millis,
+    now: Millis,
+) -> DbResult<bool> {
+    let done = sqlx::query(concat!(
+        "UPDATE job SET status = 'PENDING', locked_by = NULL, locked_until = NULL, last_error = $4, \
+                        run_at = $5, updated_at = $6 WHERE ",
+        held_by_runner!("$2"),
+        " AND id = $3"
+    ))
+    .bind(runner)
+    .bind(lease.id.map(|l| l.0))
+    .bind(lease.job.get())
+    .bind(error)
+    .bind(run_at.get())
+    .bind(now.get())
+    .execute(exec)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Ends a job `runner` holds under `lease` FAILED with its error. False
+/// when the lease was lost.
+///
+/// # Errors
+/// The database failed.
+pub async fn fail<'c, E: Executor<'c, Database = Any>>(
+    exec: E,
+    lease: Lease,
+    runner: &str,
+    error: &str,
+    now: Millis,
+) -> DbResult<bool> {
+    let done = sqlx::query(concat!(
+        "UPDATE job SET status = 'FAILED', locked_until = NULL, last_error = $4, finished_at = $5, updated_at = $5 \
+         WHERE ",
+        held_by_runner!("$2"),
+        " AND id = $3"
+    ))
+    .bind(runner)
+    .bind(lease.id.map(|l| l.0))
+    .bind(lease.job.get())
+    .bind(error)
+    .bind(now.get())
+    .execute(exec)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// A job given back to the queue, and where to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rescued {
+    /// The job.
+    pub id: JobId,
+    /// What it does.
+    pub kind: JobKind,
+    /// Its image.
+    pub image_id: Option<ImageId>,
+    /// PENDING (will run again) or FAILED (out of attempts).
+    pub status: JobStatus,
+}
+
+/// Gives jobs back to the queue: PENDING to run again, or FAILED when out of
+/// attempts (DESIGN invariant 4), with the error bound at `error` as their
+/// last error. The attempt they were in counts, however it ended: a job
+/// that hangs or crashes its runner ends FAILED after its attempts, whatever
+/// restarts happen meanwhile.
+macro_rules! give_back_sql {
+    ($backend:ident, error: $error:literal, at: $at:literal, which: $which:expr) => {
+        concat!(
+            "UPDATE job SET \
+                status = CASE WHEN attempts >= max_attempts THEN 'FAILED' ELSE 'PENDING' END, \
+                finished_at = CASE WHEN attempts >= max_attempts THEN ",
+            judged_now!($backend, $at),
+            " ELSE NULL END, locked_by = NULL, locked_until = NULL, last_error = ",
+            $error,
+            ", run_at = ",
+            judged_now!($backend, $at),
+            ", updated_at = ",
+            judged_now!($backend, $at),
+            " WHERE ",
+            $which,
+            " RETURNING id, type, image_id, status"
+        )
+    };
+}
+/// Every RUNNING job whose lease ended.
+macro_rules! rescue_sql {
+    ($backend:ident) => {
+        give_back_sql!($backend, error: "$1", at: "$2",
+            which: concat!("status = 'RUNNING' AND locked_until < ", judged_now!($backend, "$2")))
+    };
+}
+const RESCUE_SQLITE: &str = rescue_sql!(sqlite);
+const RESCUE_POSTGRES: &str = rescue_sql!(postgres);
+const RELEASE_SQLITE: &str = give_back_sql!(sqlite, error: "$2", at: "$3", which: held_by_runner!(any));
+const RELEASE_POSTGRES: &str = give_back_sql!(postgres, error: "$2", at: "$3", which: held_by_runner!(any));
+
+/// Which jobs [`give_back`] returns.
+#[derive(Debug, Clone, Copy)]
+pub enum GiveBack<'a> {
+    /// Every RUNNING job whose lease ended (the rescuer's).
+    Expired,
+    /// Every job this runner holds (a runner stopping).
+    HeldBy(&'a str),
+}
+
+/// Returns the jobs `which` selects to PENDING, or to FAILED when they are
+/// out of attempts, keeping their attempts; returns what moved where.
+///
+/// # Errors
+/// The database failed.
+pub async fn give_back<'c, E: Executor<'c, Database = Any>>(
+    exec: E,
+    backend: Backend,
+    which: GiveBack<'_>,
+    error: &str,
+    at: LeaseTime,
+) -> DbResult<Vec<Rescued>> {
+    let query = match (which, backend) {
+        (GiveBack::Expired, Backend::Sqlite) => sqlx::query(RESCUE_SQLITE),
+        (GiveBack::Expired, Backend::Postgres) => sqlx::query(RESCUE_POSTGRES),
+        (GiveBack::HeldBy(runner), Backend::Sqlite) => sqlx::query(RELEASE_SQLITE).bind(runner),
+        (GiveBack::HeldBy(runner), Backend::Postgres) => sqlx::query(RELEASE_POSTGRES).bind(runner),
+    };
+    let rows = query.bind(error).bind(at.fixed().map(Millis::get)).fetch_all(exec).await?;
+    let rescued = rows
+        .iter()
+        .map(|r| {
+            let kind: String = r.try_get("type")?;
+            let status: String = r.try_get("status")?;
+            Ok(Rescued {
+                id: JobId(r.try_get("id")?),
+                kind: kind.parse().map_err(decode_err)?,
+                image_id: r.try_get::<Option<String>, _>("image_id")?.map(ImageId::from),
+                status: status.parse().map_err(decode_err)?,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()?;
+    Ok(rescued)
+}
