@@ -192,19 +192,24 @@ both_backends! {
         // Space returns: every acknowledged upload is STORED on its own, and
         // new uploads succeed.
         std::fs::remove_file(&filler).expect("free the space");
+        let freed = Instant::now();
         for id in &acknowledged {
             let image = app.wait_terminal(id, Duration::from_secs(120)).await;
             assert_eq!(image.status, pictor_client::models::ImageStatus::Stored, "{id}: {:?}", image.error);
         }
+        let stored_after = freed.elapsed();
         let (status, body) = upload(&app, i + 1).await;
         assert_eq!(status, 201, "{body}");
         let id = body["imageId"].as_str().expect("imageId");
         let image = app.wait_terminal(id, Duration::from_secs(60)).await;
         assert_eq!(image.status, pictor_client::models::ImageStatus::Stored, "{:?}", image.error);
         eprintln!(
-            "full disk on {backend:?}: {} uploads acknowledged before the disk was full, then 507s; jobs while full: {:?}",
+            "full disk on {backend:?}: {} uploads answered 201, then 507 insufficient_storage; {} jobs waited \
+             for space {FULL_FOR:?} with no attempt spent (e.g. {:?}); all STORED {stored_after:.1?} after \
+             space was freed; the next upload 201",
             acknowledged.len(),
-            waiting
+            waiting.len(),
+            waiting[0].3,
         );
         app.stop().await;
         drop(tmpfs);
