@@ -294,8 +294,19 @@ pub async fn complete_many<'c, E: Executor<'c, Database = Any>>(
     Ok(rows.iter().map(|r| r.try_get::<i64, _>("id").map(JobId)).collect::<Result<_, _>>()?)
 }
 
+/// Whether a failed attempt counts against the job's `max_attempts`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Attempt {
+    /// It counts (the claim counted it).
+    Spent,
+    /// It is given back: the job failed for want of something outside it
+    /// (a full disk), not because of itself.
+    GivenBack,
+}
+
 /// Puts a job `runner` holds under `lease` back to PENDING until `run_at`,
-/// keeping the error. False when the lease was lost.
+/// keeping the error, with its attempt spent or given back. False when the
+/// lease was lost.
 ///
 /// # Errors
 /// The database failed.
@@ -306,10 +317,11 @@ pub async fn retry_later<'c, E: Executor<'c, Database = Any>>(
     error: &str,
     run_at: Millis,
     now: Millis,
+    attempt: Attempt,
 ) -> DbResult<bool> {
     let done = sqlx::query(concat!(
         "UPDATE job SET status = 'PENDING', locked_by = NULL, locked_until = NULL, last_error = $4, \
-                        run_at = $5, updated_at = $6 WHERE ",
+                        run_at = $5, updated_at = $6, attempts = attempts - $7 WHERE ",
         held_by_runner!("$2"),
         " AND id = $3"
     ))
@@ -319,6 +331,7 @@ pub async fn retry_later<'c, E: Executor<'c, Database = Any>>(
     .bind(error)
     .bind(run_at.get())
     .bind(now.get())
+    .bind(i64::from(attempt == Attempt::GivenBack))
     .execute(exec)
     .await?;
     Ok(done.rows_affected() == 1)

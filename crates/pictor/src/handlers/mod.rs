@@ -36,9 +36,9 @@ impl From<StorageError> for HandlerError {
             StorageError::NotFound(_) | StorageError::InvalidKey(_) | StorageError::ChecksumMismatch { .. } => {
                 Self::permanent(e.to_string())
             }
-            StorageError::Io { .. } | StorageError::Lock { .. } | StorageError::Full { .. } => {
-                Self::retryable(e.to_string()).caused_by(e)
-            }
+            StorageError::Io { .. } | StorageError::Lock { .. } => Self::retryable(e.to_string()).caused_by(e),
+            // Waiting for space is not the job's fault: it spends no attempt.
+            StorageError::Full { .. } => Self::unavailable(e.to_string()).caused_by(e),
         }
     }
 }
@@ -173,4 +173,20 @@ pub fn registry(ctx: &Arc<HandlerContext>) -> Registry<ImageEffect> {
 /// Parses a job's payload, or fails it for good: a bad payload never heals.
 fn payload<T: for<'de> serde::Deserialize<'de>>(job: &Job) -> Result<T, HandlerError> {
     job.payload_as().map_err(|e| HandlerError::permanent(format!("invalid {} payload: {e}", job.kind)).caused_by(e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::queue::handler::ErrorKind;
+
+    #[test]
+    fn a_full_storage_makes_a_job_wait_without_spending_an_attempt_and_other_io_retry() {
+        let full = StorageError::Full { key: "assets/x".into(), source: std::io::ErrorKind::StorageFull.into() };
+        let io = StorageError::Io { key: "assets/x".into(), source: std::io::Error::other("bad sector") };
+
+        assert_eq!(HandlerError::from(full).kind(), ErrorKind::Unavailable);
+        assert_eq!(HandlerError::from(io).kind(), ErrorKind::Retryable);
+        assert_eq!(HandlerError::from(StorageError::NotFound("x".into())).kind(), ErrorKind::Permanent);
+    }
 }

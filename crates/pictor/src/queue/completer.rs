@@ -1,6 +1,7 @@
 //! Writes every ending of an attempt: a success with its effects and
-//! children, a retry with backoff, a final failure, or nothing when the
-//! lease was lost. Whatever finished while the previous commit ran goes
+//! children, a retry with backoff, a wait for a resource (a full disk: the
+//! attempt given back), a final failure, or nothing when the lease was
+//! lost. Whatever finished while the previous commit ran goes
 //! into the next one (group commit): one commit, one sync, serves many jobs
 //! without delaying any. Bare successes complete many to a statement; the
 //! others each write their ending, effects and children in the group's
@@ -53,6 +54,12 @@ pub enum Ending {
         /// When.
         run_at: Millis,
     },
+    /// Back to PENDING until `run_at` with its attempt given back: it
+    /// failed for want of a resource (a full disk), not of itself.
+    Waiting {
+        /// When it tries again.
+        run_at: Millis,
+    },
     /// FAILED for good; its image too.
     Failed,
     /// Another runner owns the job now: nothing was written.
@@ -70,13 +77,16 @@ pub struct Completer<F: Effects> {
     /// (as the runner's claims have theirs). Only used through `&mut self`:
     /// a connection is `Send` but not `Sync`.
     conn: Option<PoolConnection<Any>>,
+    /// Jobs that failed for want of a resource (a full disk) since this
+    /// completer last completed one: their wait grows with it.
+    waits: i64,
 }
 
 impl<F: Effects> Completer<F> {
     /// A completer for the jobs `runner` holds, writing at most `max_batch`
     /// endings per commit.
     pub fn new(queue: Queue, effects: Arc<F>, runner: Arc<str>, retry: RetryPolicy, max_batch: usize) -> Self {
-        Self { queue, effects, runner, retry, max_batch: max_batch.max(1), conn: None }
+        Self { queue, effects, runner, retry, max_batch: max_batch.max(1), conn: None, waits: 0 }
     }
 
     /// Starts writing what arrives on the returned sender, in groups; each
@@ -93,6 +103,9 @@ impl<F: Effects> Completer<F> {
         let mut batch = Vec::with_capacity(self.max_batch);
         while rx.recv_many(&mut batch, self.max_batch).await > 0 {
             let endings = self.write_or_split(&batch).await;
+            if endings.iter().any(|e| matches!(e, Some(Ending::Completed { .. }))) {
+                self.waits = 0; // work gets done: whatever was missing is back
+            }
             for (finished, ending) in batch.iter().zip(&endings) {
                 log(finished, ending.as_ref());
             }
@@ -231,6 +244,19 @@ impl<F: Effects> Completer<F> {
     /// effects, its image.
     async fn fail(&mut self, tx: &mut Tx, job: &Job, error: &HandlerError, now: Millis) -> Result<Ending, QueueError> {
         let message = error.chain();
+        if error.kind() == ErrorKind::Unavailable {
+            // However long the disk stays full, the job waits for space
+            // rather than fail: its attempt is given back, and its wait
+            // grows while such failures follow each other.
+            self.waits = self.waits.saturating_add(1);
+            let run_at = now.plus_ms(self.retry.next_wait_ms(self.waits));
+            let given_back = db::leases::Attempt::GivenBack;
+            if !db::leases::retry_later(&mut **tx, job.lease(), &self.runner, &message, run_at, now, given_back).await?
+            {
+                return Ok(Ending::LeaseLost);
+            }
+            return Ok(Ending::Waiting { run_at });
+        }
         if error.kind() == ErrorKind::Permanent || job.attempts >= job.max_attempts {
             if !db::leases::fail(&mut **tx, job.lease(), &self.runner, &message, now).await? {
                 return Ok(Ending::LeaseLost);
@@ -240,7 +266,8 @@ impl<F: Effects> Completer<F> {
             return Ok(Ending::Failed);
         }
         let run_at = now.plus_ms(self.retry.next_delay_ms(job.attempts));
-        if !db::leases::retry_later(&mut **tx, job.lease(), &self.runner, &message, run_at, now).await? {
+        let spent = db::leases::Attempt::Spent;
+        if !db::leases::retry_later(&mut **tx, job.lease(), &self.runner, &message, run_at, now, spent).await? {
             return Ok(Ending::LeaseLost);
         }
         Ok(Ending::Retrying { run_at })
@@ -260,6 +287,7 @@ fn record<E>(finished: &Finished<E>, ending: Option<&Ending>) {
     let outcome = match ending {
         Some(Ending::Completed { .. }) => "completed",
         Some(Ending::Retrying { .. }) => "retrying",
+        Some(Ending::Waiting { .. }) => "waiting",
         Some(Ending::Failed) => "failed",
         Some(Ending::LeaseLost) => "lease_lost",
         // Not written: the rescuer decides later.
@@ -283,6 +311,8 @@ fn log<E>(finished: &Finished<E>, ending: Option<&Ending>) {
         }
         Some(Ending::Retrying { run_at }) => tracing::warn!(target: "job_runner", job = %job.id, kind = %job.kind,
             attempt = job.attempts, run_at = run_at.get(), error, "job failed; will retry"),
+        Some(Ending::Waiting { run_at }) => tracing::warn!(target: "job_runner", job = %job.id, kind = %job.kind,
+            run_at = run_at.get(), error, "job waits for a resource; its attempt is given back"),
         Some(Ending::Failed) => tracing::warn!(target: "job_runner", job = %job.id, kind = %job.kind,
             attempt = job.attempts, error, "job failed for good"),
         Some(Ending::LeaseLost) => tracing::warn!(target: "job_runner", job = %job.id, kind = %job.kind,

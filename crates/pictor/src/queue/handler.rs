@@ -21,6 +21,10 @@ pub enum ErrorKind {
     Retryable,
     /// Will never work (corrupt or unsupported input): fails at once.
     Permanent,
+    /// Something the job needs is exhausted for now (a full disk): retried
+    /// with a capped backoff without spending an attempt, so that waiting
+    /// for space never fails a job.
+    Unavailable,
 }
 
 /// Why a handler did not finish: a message for a person, its kind, and the
@@ -41,6 +45,12 @@ impl HandlerError {
         Self { kind: ErrorKind::Retryable, message: message.into(), source: None }
     }
 
+    /// A failure of the surroundings, not of the job (a full disk): the
+    /// attempt is given back and the job waits until the resource returns.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self { kind: ErrorKind::Unavailable, message: message.into(), source: None }
+    }
+
     /// A failure no attempt will mend.
     pub fn permanent(message: impl Into<String>) -> Self {
         Self { kind: ErrorKind::Permanent, message: message.into(), source: None }
@@ -53,7 +63,7 @@ impl HandlerError {
         self
     }
 
-    /// Retryable or permanent.
+    /// Retryable, permanent or unavailable.
     pub fn kind(&self) -> ErrorKind {
         self.kind
     }

@@ -6,6 +6,9 @@ pub const DEFAULT_BASE_DELAY_MS: i64 = 2_000;
 pub const DEFAULT_MAX_DELAY_MS: i64 = 10 * 60 * 1_000;
 /// Jitter as a fraction of the delay, either way.
 pub const DEFAULT_JITTER: f64 = 0.2;
+/// Longest wait of a job for an exhausted resource (a full disk), before
+/// jitter: how late, at most, work resumes once space is freed.
+pub const MAX_WAIT_FOR_RESOURCE_MS: i64 = 30_000;
 
 /// How long a failed job waits before its next attempt.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -41,6 +44,14 @@ impl RetryPolicy {
     pub fn next_delay_ms(&self, attempt: i64) -> i64 {
         self.delay_ms(attempt, fastrand::f64())
     }
+
+    /// The delay of a job waiting for an exhausted resource after `waits`
+    /// such failures in a row: the same backoff, capped at
+    /// [`MAX_WAIT_FOR_RESOURCE_MS`], with fresh randomness.
+    pub fn next_wait_ms(&self, waits: i64) -> i64 {
+        let capped = Self { max_delay_ms: self.max_delay_ms.min(MAX_WAIT_FOR_RESOURCE_MS), ..*self };
+        capped.delay_ms(waits, fastrand::f64())
+    }
 }
 
 #[cfg(test)]
@@ -53,6 +64,15 @@ mod tests {
         let schedule: Vec<i64> = (1..=7).map(|a| policy.delay_ms(a, 0.5)).collect();
         assert_eq!(schedule, vec![1_000, 2_000, 4_000, 8_000, 16_000, 30_000, 30_000]);
         assert_eq!(policy.delay_ms(1_000, 0.5), 30_000, "huge attempt counts do not overflow");
+    }
+
+    #[test]
+    fn waits_for_a_resource_back_off_like_retries_but_stop_at_their_own_cap() {
+        let policy = RetryPolicy { jitter: 0.0, ..RetryPolicy::default() };
+        let waits: Vec<i64> = (1..=6).map(|w| policy.next_wait_ms(w)).collect();
+        assert_eq!(waits, vec![2_000, 4_000, 8_000, 16_000, MAX_WAIT_FOR_RESOURCE_MS, MAX_WAIT_FOR_RESOURCE_MS]);
+        let short = RetryPolicy { base_delay_ms: 100, max_delay_ms: 400, jitter: 0.0 };
+        assert_eq!(short.next_wait_ms(10), 400, "a shorter cap of the policy wins");
     }
 
     #[test]

@@ -312,24 +312,33 @@ impl UploadWriter for LocalUpload {
 
     async fn finish(mut self: Box<Self>, last: Vec<u8>) -> Result<TempKey, StorageError> {
         let (fs, path) = (self.fs.clone(), self.path.clone());
-        self.with_file(move |file| {
-            file.write_all(&last)?;
-            // DESIGN invariant 1: durable, name included, before it is acknowledged.
-            fs.sync_file(file, &path)?;
-            if let Some(folder) = path.parent() {
-                fs.sync_folder(folder)?;
+        let finished = self
+            .with_file(move |file| {
+                file.write_all(&last)?;
+                // DESIGN invariant 1: durable, name included, before it is acknowledged.
+                fs.sync_file(file, &path)?;
+                if let Some(folder) = path.parent() {
+                    fs.sync_folder(folder)?;
+                }
+                // An upload that stalled longer than the temp sweeper's grace
+                // may have been swept meanwhile: refuse it rather than
+                // acknowledge bytes that are gone.
+                if path.try_exists()? {
+                    Ok(())
+                } else {
+                    Err(std::io::Error::new(std::io::ErrorKind::NotFound, "the upload was swept while it was written"))
+                }
+            })
+            .await;
+        match finished {
+            Ok(()) => Ok(self.key.clone()),
+            Err(e) => {
+                // A refused upload keeps nothing (a full disk's 507 included):
+                // the file is gone before the refusal is answered.
+                self.abort().await;
+                Err(e)
             }
-            // An upload that stalled longer than the temp sweeper's grace
-            // may have been swept meanwhile: refuse it rather than
-            // acknowledge bytes that are gone.
-            if path.try_exists()? {
-                Ok(())
-            } else {
-                Err(std::io::Error::new(std::io::ErrorKind::NotFound, "the upload was swept while it was written"))
-            }
-        })
-        .await?;
-        Ok(self.key.clone())
+        }
     }
 
     async fn abort(mut self: Box<Self>) {

@@ -116,6 +116,9 @@ pub trait UploadWriter: Send {
     async fn write(&mut self, block: Vec<u8>) -> Result<Vec<u8>, StorageError>;
     /// Appends the last block and makes the whole upload durable (DESIGN
     /// invariant 1: nothing is acknowledged before this returns).
+    ///
+    /// # Errors
+    /// I/O (a full disk among them); what was written is then discarded.
     async fn finish(self: Box<Self>, last: Vec<u8>) -> Result<TempKey, StorageError>;
     /// Discards what was written.
     async fn abort(self: Box<Self>);

@@ -313,6 +313,20 @@ pub fn mean_abs_diff(a: &image::RgbImage, b: &image::RgbImage) -> f64 {
     sum as f64 / a.as_raw().len() as f64
 }
 
+/// `jpeg` with a comment segment (COM) right after its start marker: other
+/// bytes, the same picture.
+pub fn with_jpeg_comment(jpeg: &[u8], comment: &str) -> Vec<u8> {
+    assert_eq!(&jpeg[..2], &[0xFF, 0xD8], "a JPEG");
+    let length = u16::try_from(comment.len() + 2).expect("a short comment");
+    let mut out = Vec::with_capacity(jpeg.len() + comment.len() + 4);
+    out.extend_from_slice(&jpeg[..2]);
+    out.extend_from_slice(&[0xFF, 0xFE]);
+    out.extend_from_slice(&length.to_be_bytes());
+    out.extend_from_slice(comment.as_bytes());
+    out.extend_from_slice(&jpeg[2..]);
+    out
+}
+
 /// Files under a folder, recursively (0 when it does not exist).
 pub fn count_files(dir: &Path) -> usize {
     std::fs::read_dir(dir)

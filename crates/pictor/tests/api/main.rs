@@ -18,6 +18,8 @@
 //! - `scale_out`: one API and several worker processes on PostgreSQL; a worker killed mid-run.
 //! - `processes`: starting `pictor` processes for those tests.
 //! - `data_safety`: deletes racing offloads and asset jobs (paused on a gate); nothing left behind.
+//! - `full_disk`: a real full disk (a tmpfs mounted as root): 507s, jobs
+//!   waiting for space without spending attempts, STORED once space returns.
 //! - `events`: `GET /api/events`, the Server-Sent Events stream.
 //! - `metrics`: `GET /metrics` on `serve` and on `pictor worker --metrics-bind`.
 //! - `health`: `/healthz` (liveness) and `/readyz` (database, storage, schema).
@@ -60,6 +62,7 @@ mod cli;
 mod client;
 mod data_safety;
 mod events;
+mod full_disk;
 mod health;
 mod helpers;
 mod images;

@@ -309,6 +309,41 @@ both_backends! {
 }
 
 both_backends! {
+    async fn a_job_waiting_for_space_spends_no_attempt_and_its_wait_grows_to_a_cap(backend) {
+        let Some(f) = fixture(backend, 2).await else { return };
+        f.image("img").await;
+        let id = f.enqueue(JobKind::ThumbnailGeneration, "img").await;
+        let policy = RetryPolicy { base_delay_ms: 1_000, max_delay_ms: 60_000, jitter: 0.0 };
+        let mut completer = f.completer("r", policy);
+        let mut waits = Vec::new();
+        // Three times max_attempts: a full disk never fails the job.
+        for _ in 0..6 {
+            let job = f.claim("r", 1).await.pop().expect("claimable once its wait is over");
+            assert_eq!(job.attempts, 1, "every claim finds the attempt given back");
+            let full = HandlerError::unavailable("the storage is full");
+            let finished = Finished { job, result: Err(full), elapsed: Duration::ZERO };
+            match completer.write(&[finished]).await.expect("write").remove(0) {
+                Ending::Waiting { run_at } => {
+                    waits.push(run_at.get() - f.clock.now().get());
+                    assert!(f.claim("r", 1).await.is_empty(), "not due before its wait is over");
+                    f.clock.advance_ms(run_at.get() - f.clock.now().get());
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(waits, vec![1_000, 2_000, 4_000, 8_000, 16_000, pictor::queue::retry::MAX_WAIT_FOR_RESOURCE_MS]);
+        let job = f.job(id).await;
+        assert_eq!((job.status, job.attempts), (JobStatus::Pending, 0));
+        assert_eq!(job.last_error.as_deref(), Some("the storage is full"), "the wait says why");
+
+        let job = f.claim("r", 1).await.pop().expect("claimable");
+        let ending = f.end("r", policy, &job, Ok(Outcome::default())).await;
+        assert_eq!(ending, Ending::Completed { children: 0 });
+        assert_eq!(f.job(id).await.attempts, 1, "the one attempt that did the work");
+    }
+}
+
+both_backends! {
     async fn a_permanent_error_fails_at_once_without_retries(backend) {
         let Some(f) = fixture(backend, 5).await else { return };
         f.image("img").await;
