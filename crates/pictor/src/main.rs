@@ -43,11 +43,16 @@ fn main() -> ExitCode {
         service @ (Command::Serve(_) | Command::Worker(_) | Command::Migrate(_)) => service,
         client => return runtime.block_on(pictor::cli::run(client)),
     };
-    init_tracing(service.log().map_or(LogFormat::Text, |log| log.format));
+    let format = service.log().map_or(LogFormat::Text, |log| log.format);
+    init_tracing(format);
     match runtime.block_on(run(service)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("pictor: {e:#}");
+            // In JSON, the last words are a log line too: a log shipper parses every line.
+            match format {
+                LogFormat::Text => eprintln!("pictor: {e:#}"),
+                LogFormat::Json => tracing::error!(target: "pictor", error = format!("{e:#}"), "pictor stopped"),
+            }
             if e.downcast_ref::<app::StartupError>().is_some_and(|s| matches!(s, app::StartupError::Config(_))) {
                 ExitCode::from(2)
             } else {

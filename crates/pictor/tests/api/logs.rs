@@ -178,3 +178,20 @@ fn a_bad_log_format_exits_2_naming_the_variable() {
         assert!(stderr.contains("PICTOR_LOG_FORMAT"), "{args:?}: {stderr}");
     }
 }
+
+#[test]
+fn in_json_a_start_up_error_is_a_json_line_too() {
+    let dir = tempfile::tempdir().expect("temp dir");
+
+    let out = pictor(dir.path())
+        .args(["worker", "--jpeg-quality", "0"])
+        .env("PICTOR_LOG_FORMAT", "json")
+        .output()
+        .expect("run");
+
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let last: Value = serde_json::from_str(stderr.lines().last().expect("a line")).expect("JSON");
+    assert_eq!(last["level"], "ERROR");
+    assert!(last["error"].as_str().expect("error").contains("PICTOR_JPEG_QUALITY"), "{last}");
+}
