@@ -52,7 +52,7 @@ async fn drop_unsafe_id(mut request: Request, next: Next) -> Response {
 /// line logged inside carries its fields.
 fn request_span(request: &axum::http::Request<Body>) -> tracing::Span {
     let id = request.headers().get(&REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    tracing::info_span!("request", request_id = id, method = %request.method(), uri = %request.uri().path())
+    tracing::info_span!("request", request_id = %id, method = %request.method(), uri = %request.uri().path())
 }
 
 /// Wraps `router` in request ids and request tracing, outermost first: the
