@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use axum::Router;
 use tokio::net::TcpListener;
-use tower_http::trace::TraceLayer;
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, ConfigError};
@@ -220,13 +219,14 @@ pub async fn build_with(config: &Config, api_base_default: &str, overrides: Over
 
 impl App {
     /// The API, the pages and `/metrics` on one router, behind the admin
-    /// token, the cross-origin guard, the host allow-list, request metrics
-    /// and request tracing.
+    /// token, the cross-origin guard, the host allow-list, request metrics,
+    /// request tracing and request ids (`X-Request-Id`).
     pub fn router(&self) -> Router {
         let api = http::router(http::ApiState { images: self.images.clone(), api_base: self.api_base.clone() });
         let pages =
             web::router(web::PageState { images: self.images.clone(), admin_token_set: self.admin_token.is_some() });
-        api.merge(pages)
+        let router = api
+            .merge(pages)
             .merge(self.metrics_routes())
             .layer(axum::middleware::from_fn_with_state(self.admin_token.clone(), http::auth::require_token))
             .layer(axum::middleware::from_fn(web::guard::same_origin))
@@ -234,14 +234,14 @@ impl App {
                 http::hosts::AllowedHosts::new(&self.allowed_hosts, &self.api_base),
                 http::hosts::known_host,
             ))
-            .layer(axum::middleware::from_fn_with_state(self.telemetry().clone(), http::metrics::track))
-            .layer(TraceLayer::new_for_http())
+            .layer(axum::middleware::from_fn_with_state(self.telemetry().clone(), http::metrics::track));
+        http::request_id::traced(router)
     }
 
     /// A worker's own listener: `/metrics`, `/healthz` and `/readyz`,
     /// behind the admin token and the host allow-list.
     pub fn worker_router(&self) -> Router {
-        http::health::router()
+        let router = http::health::router()
             .with_state(self.images.clone())
             .merge(self.metrics_routes())
             .layer(axum::middleware::from_fn_with_state(self.admin_token.clone(), http::auth::require_token))
@@ -249,8 +249,8 @@ impl App {
                 http::hosts::AllowedHosts::new(&self.allowed_hosts, &self.api_base),
                 http::hosts::known_host,
             ))
-            .layer(axum::middleware::from_fn_with_state(self.telemetry().clone(), http::metrics::track))
-            .layer(TraceLayer::new_for_http())
+            .layer(axum::middleware::from_fn_with_state(self.telemetry().clone(), http::metrics::track));
+        http::request_id::traced(router)
     }
 
     /// This process's metrics recorder.

@@ -62,6 +62,9 @@ pub struct ServeArgs {
     /// Run the API without a job runner (run `pictor worker` elsewhere).
     #[arg(long)]
     pub no_runner: bool,
+    /// How log lines are written.
+    #[command(flatten)]
+    pub log: LogArgs,
     /// Everything else.
     #[command(flatten)]
     pub config: Config,
@@ -74,6 +77,9 @@ pub struct WorkerArgs {
     /// and `/readyz` (none by default; `/metrics` needs the admin token once set).
     #[arg(long, env = "PICTOR_METRICS_BIND")]
     pub metrics_bind: Option<SocketAddr>,
+    /// How log lines are written.
+    #[command(flatten)]
+    pub log: LogArgs,
     /// Everything else.
     #[command(flatten)]
     pub config: Config,
@@ -85,4 +91,51 @@ pub struct MigrateArgs {
     /// Database to migrate.
     #[arg(long, env = "DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
     pub database_url: String,
+    /// How log lines are written.
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+impl Command {
+    /// The log settings of a service command; `None` for client commands,
+    /// which print rather than log.
+    pub fn log(&self) -> Option<&LogArgs> {
+        match self {
+            Self::Serve(args) => Some(&args.log),
+            Self::Worker(args) => Some(&args.log),
+            Self::Migrate(args) => Some(&args.log),
+            _ => None,
+        }
+    }
+}
+
+/// How the service commands write their logs (to stderr, one line per event).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines, with spans' fields before the message.
+    #[default]
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, the event's
+    /// fields (`message` among them), and `spans` (outermost first) with their
+    /// fields, such as a job's `job_id`, `job_type` and `image_id` or a
+    /// request's `request_id`.
+    Json,
+}
+
+/// The log settings of the service commands.
+#[derive(Debug, Clone, Args)]
+pub struct LogArgs {
+    /// Log line format: `text` or `json`.
+    #[arg(long = "log-format", env = "PICTOR_LOG_FORMAT", default_value = "text", value_parser = parse_log_format)]
+    pub format: LogFormat,
+}
+
+/// Parses `text` or `json`; the error names the variable, since a bad value
+/// most often comes from the environment.
+fn parse_log_format(value: &str) -> Result<LogFormat, String> {
+    match value {
+        "text" => Ok(LogFormat::Text),
+        "json" => Ok(LogFormat::Json),
+        _ => Err("PICTOR_LOG_FORMAT (or --log-format) must be `text` or `json`".to_owned()),
+    }
 }

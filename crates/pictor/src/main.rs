@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use pictor::app;
-use pictor::command::{Cli, Command};
+use pictor::command::{Cli, Command, LogFormat};
 use pictor::db::Db;
 use pictor::shutdown::{self, Shutdown};
 
@@ -43,11 +43,16 @@ fn main() -> ExitCode {
         service @ (Command::Serve(_) | Command::Worker(_) | Command::Migrate(_)) => service,
         client => return runtime.block_on(pictor::cli::run(client)),
     };
-    init_tracing();
+    let format = service.log().map_or(LogFormat::Text, |log| log.format);
+    init_tracing(format);
     match runtime.block_on(run(service)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("pictor: {e:#}");
+            // In JSON, the last words are a log line too: a log shipper parses every line.
+            match format {
+                LogFormat::Text => eprintln!("pictor: {e:#}"),
+                LogFormat::Json => tracing::error!(target: "pictor", error = format!("{e:#}"), "pictor stopped"),
+            }
             if e.downcast_ref::<app::StartupError>().is_some_and(|s| matches!(s, app::StartupError::Config(_))) {
                 ExitCode::from(2)
             } else {
@@ -74,16 +79,17 @@ fn limit_malloc_arenas() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn limit_malloc_arenas() {}
 
-fn init_tracing() {
+/// Logs to stderr, one line per event, in `format`, filtered by `RUST_LOG`.
+fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=warn"));
-    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(true)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
-        .init();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(true).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
+        // Event fields at the top level; every enclosing span (a job's, a
+        // request's) with its fields in `spans`, so each line stands alone.
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).with_span_list(true).init(),
+    }
 }
 
 async fn run(command: Command) -> anyhow::Result<()> {

@@ -133,7 +133,10 @@ impl CpuPool {
         let (result, receive) = oneshot::channel();
         let state = Arc::new(AtomicU8::new(QUEUED));
         let task_state = state.clone();
+        // Lines logged by the work carry the caller's span (a job's id, type and image id).
+        let span = tracing::Span::current();
         let task: Task = Box::new(move || {
+            let _entered = span.enter();
             if task_state.compare_exchange(QUEUED, RUNNING, Ordering::AcqRel, Ordering::Acquire).is_err() {
                 return true; // given up on while queued
             }

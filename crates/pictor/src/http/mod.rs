@@ -10,6 +10,7 @@ pub mod health;
 pub mod hosts;
 mod images;
 pub mod metrics;
+pub mod request_id;
 mod upload;
 
 use axum::Router;

@@ -226,7 +226,8 @@ impl<F: Effects> Completer<F> {
             return Ok(Ending::LeaseLost);
         }
         if self.effects.apply(tx, &outcome.effects, now).await? == Applied::SubjectGone {
-            tracing::info!(target: "job_runner", job = %job.id, kind = %job.kind, dropped = outcome.children.len(),
+            let _span = super::executor::span(job).entered();
+            tracing::info!(target: "job_runner", dropped = outcome.children.len(),
                 "the job's subject was deleted while it ran; its children are not enqueued");
             return Ok(Ending::Completed { children: 0 });
         }
@@ -302,21 +303,23 @@ fn record<E>(finished: &Finished<E>, ending: Option<&Ending>) {
     }
 }
 
+/// Logs a job's ending inside the job's span (its id, type and image id).
 fn log<E>(finished: &Finished<E>, ending: Option<&Ending>) {
     let job = &finished.job;
+    let _span = super::executor::span(job).entered();
     let error = finished.result.as_ref().err().map(HandlerError::chain);
     match ending {
         Some(Ending::Completed { children }) => {
-            tracing::info!(target: "job_runner", job = %job.id, kind = %job.kind, children, "job completed");
+            tracing::info!(target: "job_runner", children, "job completed");
         }
-        Some(Ending::Retrying { run_at }) => tracing::warn!(target: "job_runner", job = %job.id, kind = %job.kind,
+        Some(Ending::Retrying { run_at }) => tracing::warn!(target: "job_runner",
             attempt = job.attempts, run_at = run_at.get(), error, "job failed; will retry"),
-        Some(Ending::Waiting { run_at }) => tracing::warn!(target: "job_runner", job = %job.id, kind = %job.kind,
-            run_at = run_at.get(), error, "job waits for a resource; its attempt is given back"),
-        Some(Ending::Failed) => tracing::warn!(target: "job_runner", job = %job.id, kind = %job.kind,
-            attempt = job.attempts, error, "job failed for good"),
-        Some(Ending::LeaseLost) => tracing::warn!(target: "job_runner", job = %job.id, kind = %job.kind,
-            "lease lost to another runner; result dropped"),
+        Some(Ending::Waiting { run_at }) => tracing::warn!(target: "job_runner", run_at = run_at.get(), error,
+            "job waits for a resource; its attempt is given back"),
+        Some(Ending::Failed) => {
+            tracing::warn!(target: "job_runner", attempt = job.attempts, error, "job failed for good")
+        }
+        Some(Ending::LeaseLost) => tracing::warn!(target: "job_runner", "lease lost to another runner; result dropped"),
         None => {}
     }
 }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+use tracing::Instrument as _;
 
 use super::Job;
 use super::completer::Finished;
@@ -43,7 +44,9 @@ impl<E: Send + 'static> Executor<E> {
                     // Dropped at the deadline or a hard stop, the task is
                     // aborted: its futures are dropped, and work on the CPU
                     // pool is given up on (the pool replaces its thread).
-                    let mut task = AbortOnDrop(tokio::spawn(async move { handler.handle(&job).await }));
+                    // The handler's task is a new task: it enters the job's span itself.
+                    let mut task =
+                        AbortOnDrop(tokio::spawn(async move { handler.handle(&job).await }.in_current_span()));
                     match tokio::time::timeout(timeout, &mut task.0).await {
                         Ok(Ok(result)) => result,
                         Ok(Err(e)) if e.is_panic() => Err(HandlerError::permanent(format!(
@@ -66,6 +69,17 @@ impl<E: Send + 'static> Executor<E> {
         // this fails only if it crashed: the job is then released at shutdown.
         let _ = completer.send(Finished { job, result, elapsed: started.elapsed() }).await;
     }
+}
+
+/// The span of everything logged about `job`: its execution (the runner
+/// instruments the executor's future with it) and its ending (the completer).
+pub(super) fn span(job: &Job) -> tracing::Span {
+    tracing::info_span!(
+        "job",
+        job_id = %job.id,
+        job_type = %job.kind,
+        image_id = job.image_id.as_ref().map(tracing::field::display)
+    )
 }
 
 /// The error of an attempt that ran out of time, as `last_error` keeps it.

@@ -12,9 +12,10 @@ use std::time::Duration;
 use sqlx::{AnyConnection, Connection as _};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
+use tracing::Instrument as _;
 
 use super::completer::{self, Completer, Finished};
-use super::executor::{AbortOnDrop, Executor};
+use super::executor::{self, AbortOnDrop, Executor};
 use super::handler::{Effects, Registry};
 use super::heartbeat::Heartbeat;
 use super::in_flight::InFlight;
@@ -238,7 +239,8 @@ impl<F: Effects> Runner<F> {
                                 hard_stop: hard_stop.clone(),
                                 timeout: settings.job_timeout,
                             };
-                            tokio::spawn(executor.execute(job));
+                            let span = executor::span(&job);
+                            tokio::spawn(executor.execute(job).instrument(span));
                         }
                     }
                     Err(e) => {

@@ -23,6 +23,7 @@
 //! - `events`: `GET /api/events`, the Server-Sent Events stream.
 //! - `metrics`: `GET /metrics` on `serve` and on `pictor worker --metrics-bind`.
 //! - `health`: `/healthz` (liveness) and `/readyz` (database, storage, schema).
+//! - `logs`: JSON logs from the binary (request ids, job spans), `X-Request-Id`, a bad log format.
 //! - `web`: the pages over HTTP, CSP, foreign-origin refusal, the JS client's `node --test`.
 //! - `browser`: the pages end to end in headless Chromium, with screenshots.
 
@@ -66,6 +67,7 @@ mod full_disk;
 mod health;
 mod helpers;
 mod images;
+mod logs;
 mod metrics;
 mod pipeline;
 mod processes;
