@@ -14,7 +14,7 @@ use sqlx::migrate::Migrate;
 use super::table::Table;
 use super::{Outcome, ServerArgs, out, out_json};
 use crate::config::Config;
-use crate::db::Db;
+use crate::db::{Db, SchemaStatus};
 
 /// Below this much free space the disk check warns.
 const LOW_DISK_BYTES: u64 = 1024 * 1024 * 1024;
@@ -156,7 +156,7 @@ async fn database(url: &str) -> Check {
         let table = &sqlx::migrate::Migrator::DEFAULT.table_name;
         let dirty = conn.dirty_version(table).await;
         let applied = conn.list_applied_migrations(table).await;
-        Ok::<_, crate::db::DbError>((dirty, applied))
+        Ok::<_, crate::db::DbError>((dirty, applied.map(|applied| (applied, db.latest_version()))))
     })
     .await;
     match looked {
@@ -175,9 +175,21 @@ async fn database(url: &str) -> Check {
             format!("migration {version} failed part-way"),
             "restore a backup or repair the schema by hand, then run `pictor migrate`",
         ),
-        Ok(Ok((_, Ok(applied)))) if !applied.is_empty() => {
+        Ok(Ok((_, Ok((applied, latest))))) if !applied.is_empty() => {
             let version = applied.iter().map(|m| m.version).max().unwrap_or(0);
-            Check::ok(NAME, format!("reachable, schema version {version}"))
+            match SchemaStatus::of(version, latest) {
+                SchemaStatus::Current(_) => Check::ok(NAME, format!("reachable, schema version {version} (current)")),
+                SchemaStatus::Behind { applied, latest } => Check::warn(
+                    NAME,
+                    format!("reachable, schema version {applied}, older than this binary's {latest}"),
+                    "run `pictor migrate` (or `pictor serve`, which migrates at start)",
+                ),
+                SchemaStatus::Ahead { applied, latest } => Check::fail(
+                    NAME,
+                    format!("reachable, schema version {applied}, newer than this binary's {latest}"),
+                    "run the newer Pictor that migrated it, or restore a backup from before that upgrade",
+                ),
+            }
         }
         Ok(Ok(_)) => Check::fail(
             NAME,

@@ -250,7 +250,7 @@ async fn usage_errors_and_a_refused_token_exit_2() {
 }
 
 #[tokio::test]
-async fn doctor_passes_on_a_working_setup_and_fails_on_unwritable_storage() {
+async fn doctor_passes_on_a_working_setup_and_fails_on_unwritable_storage_or_a_newer_schema() {
     let app = spawn_app().await;
     let db = app.database_url.clone();
     let storage = app.dir.path().join("storage");
@@ -276,5 +276,23 @@ async fn doctor_passes_on_a_working_setup_and_fails_on_unwritable_storage() {
     let report = stdout(&bad);
     assert!(report.lines().any(|l| l.starts_with("storage") && l.contains("FAIL")), "{report}");
     assert!(report.contains("to fix:") && report.contains("STORAGE_DIR"), "{report}");
+
+    // A database migrated by a newer Pictor than this one.
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+         SELECT 9999, 'from the future', success, checksum, execution_time FROM _sqlx_migrations WHERE version = 1",
+    )
+    .execute(&app.app.db.pool)
+    .await
+    .expect("a future migration");
+    let ahead = pictor_at(
+        &app,
+        &["doctor", "--json", "--database-url", &db, "--storage-dir", storage.to_str().expect("utf-8")],
+    )
+    .await;
+    assert_eq!(ahead.status.code(), Some(1), "{}", stdout(&ahead));
+    let checks: Vec<serde_json::Value> = serde_json::from_slice(&ahead.stdout).expect("doctor --json");
+    assert_eq!(checks[1]["result"], "fail", "{checks:?}");
+    assert!(checks[1]["detail"].as_str().is_some_and(|d| d.contains("9999") && d.contains("newer")), "{checks:?}");
     app.stop().await;
 }
