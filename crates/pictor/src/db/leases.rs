@@ -29,6 +29,25 @@ macro_rules! held_by_runner {
     };
 }
 
+/// An update of the one job `runner` holds under a lease: `SET $set`, the
+/// lease check on `$1`–`$3` ([`on_held_job`] binds them), its own values
+/// from `$4`.
+macro_rules! update_held_job {
+    ($set:literal) => {
+        concat!("UPDATE job SET ", $set, " WHERE ", held_by_runner!("$2"), " AND id = $3")
+    };
+}
+
+/// The query of an [`update_held_job!`] statement with its lease check
+/// bound: the runner, the lease token and the job.
+fn on_held_job<'q>(
+    sql: &'static str,
+    runner: &'q str,
+    lease: Lease,
+) -> sqlx::query::Query<'q, Any, sqlx::any::AnyArguments> {
+    sqlx::query(sql).bind(runner).bind(lease.id.map(|l| l.0)).bind(lease.job.get())
+}
+
 /// Now as leases are judged: the time bound at the placeholder where a
 /// test's hand-turned clock gives one ([`LeaseTime::At`]), else the
 /// database's own clock, the one clock every host shares.
@@ -237,14 +256,11 @@ pub async fn complete<'c, E: Executor<'c, Database = Any>>(
     runner: &str,
     now: Millis,
 ) -> DbResult<bool> {
-    let done = sqlx::query(concat!(
-        "UPDATE job SET status = 'COMPLETED', locked_until = NULL, finished_at = $4, updated_at = $4 WHERE ",
-        held_by_runner!("$2"),
-        " AND id = $3"
-    ))
-    .bind(runner)
-    .bind(lease.id.map(|l| l.0))
-    .bind(lease.job.get())
+    let done = on_held_job(
+        update_held_job!("status = 'COMPLETED', locked_until = NULL, finished_at = $4, updated_at = $4"),
+        runner,
+        lease,
+    )
     .bind(now.get())
     .execute(exec)
     .await?;
@@ -319,15 +335,14 @@ pub async fn retry_later<'c, E: Executor<'c, Database = Any>>(
     now: Millis,
     attempt: Attempt,
 ) -> DbResult<bool> {
-    let done = sqlx::query(concat!(
-        "UPDATE job SET status = 'PENDING', locked_by = NULL, locked_until = NULL, last_error = $4, \
-                        run_at = $5, updated_at = $6, attempts = attempts - $7 WHERE ",
-        held_by_runner!("$2"),
-        " AND id = $3"
-    ))
-    .bind(runner)
-    .bind(lease.id.map(|l| l.0))
-    .bind(lease.job.get())
+    let done = on_held_job(
+        update_held_job!(
+            "status = 'PENDING', locked_by = NULL, locked_until = NULL, last_error = $4, \
+             run_at = $5, updated_at = $6, attempts = attempts - $7"
+        ),
+        runner,
+        lease,
+    )
     .bind(error)
     .bind(run_at.get())
     .bind(now.get())
@@ -349,15 +364,11 @@ pub async fn fail<'c, E: Executor<'c, Database = Any>>(
     error: &str,
     now: Millis,
 ) -> DbResult<bool> {
-    let done = sqlx::query(concat!(
-        "UPDATE job SET status = 'FAILED', locked_until = NULL, last_error = $4, finished_at = $5, updated_at = $5 \
-         WHERE ",
-        held_by_runner!("$2"),
-        " AND id = $3"
-    ))
-    .bind(runner)
-    .bind(lease.id.map(|l| l.0))
-    .bind(lease.job.get())
+    let done = on_held_job(
+        update_held_job!("status = 'FAILED', locked_until = NULL, last_error = $4, finished_at = $5, updated_at = $5"),
+        runner,
+        lease,
+    )
     .bind(error)
     .bind(now.get())
     .execute(exec)
