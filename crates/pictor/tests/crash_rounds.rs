@@ -21,14 +21,14 @@ mod processes;
 mod skip;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use sqlx::Row;
 
-use helpers::{Backend, drop_database, fresh_database, testdata, with_jpeg_comment};
+use helpers::{Backend, drop_database, files_under, fresh_database, testdata, with_jpeg_comment};
 use processes::{PictorProcess, start};
 
 /// Rounds of a CI run, both backends together (the issue asks for 30).
@@ -455,16 +455,6 @@ impl Cluster {
         self.db.pool.close().await;
         drop_database(&self.database_url).await;
     }
-}
-
-/// Files under a folder, recursively.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() { out.extend(files_under(&path)) } else { out.push(path) }
-    }
-    out
 }
 
 /// The rounds of this run for one backend and the seed of its kill

@@ -17,19 +17,9 @@ use crate::helpers::{TestApp, spawn_app, spawn_app_with, testdata, with_breakabl
 async fn pictor(dir: &Path, args: &[&str]) -> Output {
     let dir = dir.to_owned();
     let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    tokio::task::spawn_blocking(move || {
-        std::process::Command::new(env!("CARGO_BIN_EXE_pictor"))
-            .current_dir(dir)
-            .args(args)
-            .env_remove("API_BASE")
-            .env_remove("PICTOR_ADMIN_TOKEN")
-            .env_remove("DATABASE_URL")
-            .env_remove("STORAGE_DIR")
-            .output()
-            .expect("run pictor")
-    })
-    .await
-    .expect("pictor process")
+    tokio::task::spawn_blocking(move || crate::processes::command(&dir).args(args).output().expect("run pictor"))
+        .await
+        .expect("pictor process")
 }
 
 /// `pictor ARGS... --server BASE`.

@@ -4,7 +4,7 @@
 //! space is freed every acknowledged upload is STORED with no operator's
 //! action.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -12,7 +12,7 @@ use pictor::app::Overrides;
 use sha2::Digest as _;
 use sqlx::Row;
 
-use crate::helpers::{TestApp, spawn_app_on, testdata, with_jpeg_comment};
+use crate::helpers::{TestApp, files_under, spawn_app_on, testdata, with_jpeg_comment};
 
 /// Size of the file system under test.
 const TMPFS_SIZE: &str = "4m";
@@ -60,16 +60,6 @@ impl Drop for Tmpfs {
         // Lazy: a file still open somewhere must not keep the mount.
         let _ = Command::new("umount").arg("-l").arg(self.dir.path()).status();
     }
-}
-
-/// Files under a folder, recursively.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() { out.extend(files_under(&path)) } else { out.push(path) }
-    }
-    out
 }
 
 /// Nothing half-written is visible: every original has the bytes its name

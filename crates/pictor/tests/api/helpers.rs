@@ -327,11 +327,19 @@ pub fn with_jpeg_comment(jpeg: &[u8], comment: &str) -> Vec<u8> {
     out
 }
 
-/// Files under a folder, recursively (0 when it does not exist).
+/// Files under a folder, recursively (none when it does not exist).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() { out.extend(files_under(&path)) } else { out.push(path) }
+    }
+    out
+}
+
+/// How many files are under a folder, recursively (0 when it does not exist).
 pub fn count_files(dir: &Path) -> usize {
-    std::fs::read_dir(dir)
-        .map(|entries| entries.flatten().map(|e| if e.path().is_dir() { count_files(&e.path()) } else { 1 }).sum())
-        .unwrap_or(0)
+    files_under(dir).len()
 }
 
 /// Where a [`ClockedApp`]'s clock starts.
@@ -359,6 +367,29 @@ pub async fn clocked_app(backend: Backend, configure: impl FnOnce(&mut Config)) 
     let overrides = Overrides { clock: Some(std::sync::Arc::new(clock.clone())), ..Default::default() };
     let app = app::build_with(&config, "http://test", overrides).await.expect("build");
     Some(ClockedApp { app, clock, database_url, _dir: dir })
+}
+
+impl ClockedApp {
+    /// Records an INGESTED image row `id` (1x1 JPEG, bytes in `tmp/ID.upload`)
+    /// at the clock's time, for queue tests that need a job's image.
+    pub async fn insert_image(&self, id: &str) -> pictor::db::images::NewImage {
+        let image = pictor::db::images::NewImage {
+            id: pictor::db::ImageId::from(id),
+            title: id.to_owned(),
+            collection: None,
+            checksum: "00".repeat(32),
+            size_bytes: 1,
+            format: "jpeg".into(),
+            width: 1,
+            height: 1,
+            orientation: 1,
+            temp_path: format!("tmp/{id}.upload"),
+        };
+        pictor::db::images::insert_ingested(&self.app.db.pool, &image, pictor::clock::Clock::now(&self.clock))
+            .await
+            .expect("insert image");
+        image
+    }
 }
 
 impl Drop for ClockedApp {

@@ -11,18 +11,7 @@ use serde_json::Value;
 
 use crate::helpers::{spawn_app, testdata};
 
-fn pictor(dir: &std::path::Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pictor"));
-    cmd.current_dir(dir)
-        .env_remove("DATABASE_URL")
-        .env_remove("STORAGE_DIR")
-        .env_remove("PICTOR_BIND")
-        .env_remove("PICTOR_ADMIN_TOKEN")
-        .env_remove("PICTOR_LOG_FORMAT")
-        // tower_http at info: the response lines of the request spans too.
-        .env("RUST_LOG", "info,sqlx=warn");
-    cmd
-}
+use crate::processes::command as pictor;
 
 /// Sends every line of `stream` to `tx`, tagged with the stream's name.
 fn forward(

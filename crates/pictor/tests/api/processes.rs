@@ -16,17 +16,24 @@ pub struct PictorProcess {
     pub seen: Vec<String>,
 }
 
+/// The `pictor` binary in `dir`, with none of the settings a test must give
+/// itself taken from the environment, logging at info.
+pub fn command(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pictor"));
+    cmd.current_dir(dir).env("RUST_LOG", "info,sqlx=warn");
+    for name in ["DATABASE_URL", "STORAGE_DIR", "API_BASE", "PICTOR_BIND", "PICTOR_ADMIN_TOKEN", "PICTOR_LOG_FORMAT"] {
+        cmd.env_remove(name);
+    }
+    cmd
+}
+
 /// Starts `pictor ARGS` in `dir` on `database_url`, with storage in `dir/storage`
 /// and extra environment variables.
 pub fn start(dir: &Path, database_url: &str, args: &[&str], env: &[(&str, &str)]) -> PictorProcess {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pictor"));
-    cmd.current_dir(dir)
-        .args(args)
+    let mut cmd = command(dir);
+    cmd.args(args)
         .env("DATABASE_URL", database_url)
         .env("STORAGE_DIR", dir.join("storage"))
-        .env("RUST_LOG", "info,sqlx=warn")
-        .env_remove("PICTOR_BIND")
-        .env_remove("PICTOR_ADMIN_TOKEN")
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     for (k, v) in env {

@@ -67,20 +67,7 @@ impl Fixture {
     }
 
     async fn image(&self, id: &str) -> NewImage {
-        let image = NewImage {
-            id: ImageId::from(id),
-            title: id.to_owned(),
-            collection: None,
-            checksum: "00".repeat(32),
-            size_bytes: 1,
-            format: "jpeg".into(),
-            width: 1,
-            height: 1,
-            orientation: 1,
-            temp_path: format!("tmp/{id}.upload"),
-        };
-        db::images::insert_ingested(&self.db().pool, &image, self.clock.now()).await.expect("insert image");
-        image
+        self.0.insert_image(id).await
     }
 
     async fn enqueue(&self, kind: JobKind, image_id: &str) -> JobId {

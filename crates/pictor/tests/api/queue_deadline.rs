@@ -8,8 +8,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use pictor::app::Overrides;
-use pictor::clock::Clock;
-use pictor::db::{self, images::NewImage};
+use pictor::db;
 use pictor::handlers::{CpuPool, HandlerContext, ImageEffect, OffloadOriginal, Outcome};
 use pictor::images::ImageId;
 use pictor::queue::handler::{HandlerError, JobHandler, Registry};
@@ -142,19 +141,7 @@ both_backends! {
     async fn a_hung_job_released_at_every_shutdown_still_ends_failed_after_its_attempts(backend) {
         let Some(f) = clocked_app(backend, |c| c.max_attempts = 3).await else { return };
         let queue = &f.app.queue;
-        let image = NewImage {
-            id: ImageId::from("img"),
-            title: "img".into(),
-            collection: None,
-            checksum: "00".repeat(32),
-            size_bytes: 1,
-            format: "jpeg".into(),
-            width: 1,
-            height: 1,
-            orientation: 1,
-            temp_path: "tmp/img.upload".into(),
-        };
-        db::images::insert_ingested(&f.app.db.pool, &image, f.clock.now()).await.expect("image");
+        f.insert_image("img").await;
         let job = NewJob { kind: JobKind::OffloadOriginal, payload: "{}".into(), image_id: Some("img".into()), priority: 0, dedupe_key: None };
         let id = queue.enqueue(&job).await.expect("enqueue").expect("inserted");
         let started = Arc::new(Notify::new());

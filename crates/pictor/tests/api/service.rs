@@ -10,16 +10,7 @@ use pictor::config::Secret;
 
 use crate::helpers::{spawn_app_with, testdata};
 
-fn pictor(dir: &std::path::Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pictor"));
-    cmd.current_dir(dir)
-        .env_remove("DATABASE_URL")
-        .env_remove("STORAGE_DIR")
-        .env_remove("PICTOR_BIND")
-        .env_remove("PICTOR_ADMIN_TOKEN")
-        .env("RUST_LOG", "info");
-    cmd
-}
+use crate::processes::command as pictor;
 
 #[test]
 fn migrate_creates_the_default_database_and_reports_the_schema_version_twice() {
