@@ -32,6 +32,9 @@ pub enum ApiError {
     /// defence, [`crate::http::hosts`]).
     #[error("Pictor does not answer to the host {0:?}: add it to PICTOR_ALLOWED_HOSTS")]
     UnknownHost(String),
+    /// 408: a request other than an upload outlived its deadline (seconds).
+    #[error("the request took longer than {0} s")]
+    Timeout(u64),
     /// 401: the admin token is missing or wrong.
     #[error("this needs the admin token: send `Authorization: Bearer <PICTOR_ADMIN_TOKEN>`")]
     Unauthorized,
@@ -48,6 +51,7 @@ impl ApiError {
             return match self {
                 Self::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
                 Self::UnknownHost(_) => (StatusCode::MISDIRECTED_REQUEST, "unknown_host"),
+                Self::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
                 _ => (StatusCode::UNAUTHORIZED, "unauthorized"),
             };
         };

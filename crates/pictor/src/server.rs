@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::Request;
-use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use hyper::server::conn::http1;
@@ -22,6 +21,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
+use crate::api_error::ApiError;
 use crate::shutdown::Shutdown;
 
 /// Default time a client has to send a request's headers, seconds.
@@ -94,12 +94,6 @@ async fn whole_request_deadline(deadline: Duration, request: Request, next: Next
     }
     match tokio::time::timeout(deadline, next.run(request)).await {
         Ok(response) => response,
-        Err(_elapsed) => {
-            let error = pictor_client::models::ErrorDetail {
-                code: "request_timeout".to_owned(),
-                message: format!("the request took longer than {} s", deadline.as_secs()),
-            };
-            (StatusCode::REQUEST_TIMEOUT, axum::Json(pictor_client::models::ErrorBody { error })).into_response()
-        }
+        Err(_elapsed) => ApiError::Timeout(deadline.as_secs()).into_response(),
     }
 }
