@@ -279,7 +279,7 @@ async fn an_upload_turned_away_as_too_busy_is_sent_again_after_retry_after() {
                 Content-Type: multipart/form-data; boundary=XYZ\r\nContent-Length: 100000\r\n\r\n\
                 --XYZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jpg\"\r\n\r\n";
     stalled.write_all(head.as_bytes()).await.expect("start the stalled upload");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let busy = app.upload_file("mpl-grace-hopper.jpg").await;
     assert_eq!(busy.status(), 503, "the slot is taken");
 

@@ -171,3 +171,56 @@ async fn past_the_bytes_in_flight_cap_uploads_get_503_until_the_bytes_are_given_
     assert_admitted_again(&app).await;
     app.stop().await;
 }
+
+/// Sends a whole multipart upload of `body_bytes` bytes before reading
+/// anything, as simple clients do, then reads the answer: the write must go
+/// through and the answer must arrive, even when the server refuses the
+/// upload without reading its body.
+async fn upload_all_then_read(app: &TestApp, body_bytes: usize) -> String {
+    let mut stream = connect(app).await;
+    let start = "--XYZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jpg\"\r\n\r\n";
+    let end = "\r\n--XYZ--\r\n";
+    let length = start.len() + body_bytes + end.len();
+    let head = format!(
+        "POST /api/upload HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+         Content-Type: multipart/form-data; boundary=XYZ\r\nContent-Length: {length}\r\n\r\n{start}"
+    );
+    let mut request = head.into_bytes();
+    request.extend_from_slice(&[0xFF, 0xD8, 0xFF, 0xE0]);
+    request.resize(request.len() + body_bytes - 4, b'x');
+    request.extend_from_slice(end.as_bytes());
+    stream.write_all(&request).await.expect("the whole request is taken, refused or not");
+    read_until_closed(&mut stream, Duration::from_secs(15)).await.expect("the connection closes after the answer")
+}
+
+#[tokio::test]
+async fn a_client_that_sends_its_whole_upload_before_reading_gets_the_busy_answer() {
+    let app = spawn_app_with(|c| c.max_concurrent_uploads = 1, Overrides::default(), false).await;
+    let mut stalled = connect(&app).await;
+    let head = "POST /api/upload HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+                Content-Type: multipart/form-data; boundary=XYZ\r\nContent-Length: 100000\r\n\r\n\
+                --XYZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jpg\"\r\n\r\n";
+    stalled.write_all(head.as_bytes()).await.expect("take the one upload slot");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // 8 MiB: far more than the socket buffers hold, so without a lingering
+    // close the server's close resets the connection under the client.
+    let answer = upload_all_then_read(&app, 8 << 20).await;
+
+    assert!(answer.starts_with("HTTP/1.1 503"), "{:?}", &answer[..answer.len().min(200)]);
+    assert!(answer.contains("too_busy"), "{answer:?}");
+    drop(stalled);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_that_sends_a_too_large_upload_before_reading_gets_the_413() {
+    let app = spawn_app_with(|c| c.max_upload_bytes = 1 << 20, Overrides::default(), false).await;
+
+    let answer = upload_all_then_read(&app, 8 << 20).await;
+
+    assert!(answer.starts_with("HTTP/1.1 413"), "{:?}", &answer[..answer.len().min(200)]);
+    assert!(answer.contains("file_too_large"), "{answer:?}");
+    assert_eq!(count_files(&app.dir.path().join("storage")), 0, "nothing kept of the refused upload");
+    app.stop().await;
+}
