@@ -89,8 +89,8 @@ pub struct App {
     pub sweeper: TempSweeper,
     /// Public base URL for absolute links.
     pub api_base: String,
-    /// Token required for admin endpoints and mutations, once set.
-    pub admin_token: Option<crate::config::Secret>,
+    /// Who may see what: the admin token, its browser sessions, public reads.
+    pub gate: http::auth::Gate,
     /// Host names answered besides IP literals, localhost and API_BASE's host.
     pub allowed_hosts: Vec<String>,
     /// How long HTTP clients get (headers, idle bodies, requests, shutdown).
@@ -206,7 +206,13 @@ pub async fn build_with(config: &Config, api_base_default: &str, overrides: Over
         runner,
         sweeper,
         api_base: config.api_base.clone().unwrap_or_else(|| api_base_default.to_owned()),
-        admin_token: config.admin_token.clone(),
+        gate: http::auth::Gate {
+            sessions: config.admin_token.clone().map(|token| {
+                let public_https = config.api_base.as_deref().is_some_and(|base| base.starts_with("https://"));
+                crate::sessions::Sessions::new(token, public_https)
+            }),
+            public_read: config.public_read,
+        },
         allowed_hosts: config.allowed_hosts.clone(),
         deadlines: crate::server::Deadlines {
             header: Duration::from_secs(config.header_timeout_secs),
@@ -223,12 +229,15 @@ impl App {
     /// request tracing and request ids (`X-Request-Id`).
     pub fn router(&self) -> Router {
         let api = http::router(http::ApiState { images: self.images.clone(), api_base: self.api_base.clone() });
-        let pages =
-            web::router(web::PageState { images: self.images.clone(), admin_token_set: self.admin_token.is_some() });
+        let pages = web::router(web::PageState {
+            images: self.images.clone(),
+            sessions: self.gate.sessions.clone(),
+            public_read: self.gate.public_read,
+        });
         let router = api
             .merge(pages)
             .merge(self.metrics_routes())
-            .layer(axum::middleware::from_fn_with_state(self.admin_token.clone(), http::auth::require_token))
+            .layer(axum::middleware::from_fn_with_state(self.gate.clone(), http::auth::require_token))
             .layer(axum::middleware::from_fn(web::guard::same_origin))
             .layer(axum::middleware::from_fn_with_state(
                 http::hosts::AllowedHosts::new(&self.allowed_hosts, &self.api_base),
@@ -244,7 +253,7 @@ impl App {
         let router = http::health::router()
             .with_state(self.images.clone())
             .merge(self.metrics_routes())
-            .layer(axum::middleware::from_fn_with_state(self.admin_token.clone(), http::auth::require_token))
+            .layer(axum::middleware::from_fn_with_state(self.gate.clone(), http::auth::require_token))
             .layer(axum::middleware::from_fn_with_state(
                 http::hosts::AllowedHosts::new(&self.allowed_hosts, &self.api_base),
                 http::hosts::known_host,

@@ -109,6 +109,11 @@ pub struct Config {
     /// (`Authorization: Bearer TOKEN`).
     #[arg(long, env = "PICTOR_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<Secret>,
+    /// Whether images, pages and assets can be read without the admin token
+    /// (`false` needs `PICTOR_ADMIN_TOKEN`: API clients send it, browsers
+    /// log in).
+    #[arg(long, env = "PICTOR_PUBLIC_READ", default_value_t = true, action = clap::ArgAction::Set)]
+    pub public_read: bool,
     /// Seconds a client has to send a request's headers (slow clients are cut off).
     #[arg(long, env = "PICTOR_HEADER_TIMEOUT_SECS", default_value_t = crate::server::DEFAULT_HEADER_TIMEOUT_SECS)]
     pub header_timeout_secs: u64,
@@ -234,6 +239,9 @@ impl Config {
         }
         if self.admin_token.as_ref().is_some_and(|t| t.expose().len() < 8) {
             return bad("PICTOR_ADMIN_TOKEN", "must be at least 8 characters");
+        }
+        if !self.public_read && self.admin_token.is_none() {
+            return bad("PICTOR_PUBLIC_READ", "false needs PICTOR_ADMIN_TOKEN, or nobody could read anything");
         }
         for (name, secs) in [
             ("PICTOR_HEADER_TIMEOUT_SECS", self.header_timeout_secs),

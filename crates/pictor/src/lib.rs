@@ -19,7 +19,8 @@
 //!   job actions, what a job's ending means for its image, change events);
 //! - [`handlers`]: one per job kind, bytes in, effects out (→ `pictor-imaging`);
 //! - [`queue`] (jobs, not images), [`ingest`], [`storage`], [`db`];
-//! - [`config`], [`clock`], [`shutdown`], [`telemetry`] (the metrics recorder).
+//! - [`config`], [`clock`], [`shutdown`], [`telemetry`] (the metrics recorder),
+//!   [`sessions`] (the admin token and the browser sessions it signs).
 
 pub mod api_error;
 pub mod app;
@@ -34,6 +35,7 @@ pub mod images;
 pub mod ingest;
 pub mod queue;
 pub mod server;
+pub mod sessions;
 pub mod shutdown;
 pub mod storage;
 pub mod telemetry;

@@ -1,16 +1,26 @@
-//! The admin token: once `PICTOR_ADMIN_TOKEN` is set, admin endpoints,
-//! `/metrics` and every mutation need `Authorization: Bearer TOKEN`; reads of images and
-//! assets stay open, and the event stream sends a caller without the token
-//! image events only (job events carry internals such as `lastError`).
+//! The gate in front of every route once `PICTOR_ADMIN_TOKEN` is set: admin
+//! endpoints and pages, `/metrics` and every mutation need the token, sent as
+//! `Authorization: Bearer TOKEN` or through a browser session opened on the
+//! login page ([`crate::sessions`]). Reads of images, pages and assets stay
+//! open unless `PICTOR_PUBLIC_READ=false`; health checks, static files and
+//! the login page are always open. The event stream sends a caller without
+//! the token image events only (job events carry internals such as
+//! `lastError`).
+
+use std::time::SystemTime;
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
-use axum::response::Response;
-use subtle::ConstantTimeEq as _;
+use axum::response::{IntoResponse as _, Redirect, Response};
 
 use crate::api_error::ApiError;
-use crate::config::Secret;
+use crate::sessions::{Sessions, session_cookie};
+
+/// The login page, where a page needing the token sends a browser.
+pub const LOGIN_PATH: &str = "/admin/login";
+/// Ends a browser session.
+pub const LOGOUT_PATH: &str = "/admin/logout";
 
 /// What a request may see, set on every request by [`require_token`] as an
 /// extension: everything when no token is configured or it sent the token.
@@ -22,39 +32,82 @@ pub enum Access {
     Public,
 }
 
-/// Lets a request through when no token is configured, when it only reads
-/// public data, or when it carries the token; records its [`Access`].
+/// The gate's settings.
+#[derive(Debug, Clone)]
+pub struct Gate {
+    /// The token and its sessions; `None` leaves everything open.
+    pub sessions: Option<Sessions>,
+    /// Whether images, pages and assets can be read without the token.
+    pub public_read: bool,
+}
+
+/// What a route needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Need {
+    /// Nothing: health checks, static files, login and logout.
+    Nothing,
+    /// To read public data.
+    Read,
+    /// The token.
+    Token,
+}
+
+fn need(method: &Method, path: &str) -> Need {
+    let open = matches!(path, "/healthz" | "/readyz" | LOGIN_PATH | LOGOUT_PATH) || path.starts_with("/static/");
+    let admin = path.starts_with("/api/admin") || path == "/metrics" || path.starts_with("/admin/");
+    match () {
+        () if open => Need::Nothing,
+        () if admin => Need::Token,
+        () if matches!(*method, Method::GET | Method::HEAD) => Need::Read,
+        () => Need::Token,
+    }
+}
+
+/// Lets a request through when it may have what it asks for, and records
+/// its [`Access`]. A page refused for want of the token is sent to the login
+/// page instead of an error.
 ///
 /// # Errors
-/// [`ApiError::Unauthorized`] otherwise.
-pub async fn require_token(
-    State(token): State<Option<Secret>>,
-    mut request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    let access = match &token {
+/// [`ApiError::Unauthorized`] for an API request without the token it needs.
+pub async fn require_token(State(gate): State<Gate>, mut request: Request, next: Next) -> Result<Response, ApiError> {
+    let access = match &gate.sessions {
         None => Access::Full,
-        Some(token) if sent_token_matches(request.headers(), token) => Access::Full,
+        Some(sessions) if holds_token(request.headers(), sessions) => Access::Full,
         Some(_) => Access::Public,
     };
-    let read_only = matches!(*request.method(), Method::GET | Method::HEAD);
-    // The metrics show job counts and routes' traffic: operators' data.
-    let admin = request.uri().path().starts_with("/api/admin") || request.uri().path() == "/metrics";
-    if access == Access::Public && (!read_only || admin) {
+    let path = request.uri().path();
+    let allowed = match need(request.method(), path) {
+        Need::Nothing => true,
+        Need::Read => access == Access::Full || gate.public_read,
+        Need::Token => access == Access::Full,
+    };
+    if !allowed {
+        let page = *request.method() == Method::GET && !path.starts_with("/api/") && !path.starts_with("/assets/");
+        if page && path != "/metrics" {
+            let back = request.uri().path_and_query().map_or(path, |p| p.as_str());
+            let query = serde_urlencoded::to_string([("next", back)]).unwrap_or_default();
+            return Ok(Redirect::to(&format!("{LOGIN_PATH}?{query}")).into_response());
+        }
         return Err(ApiError::Unauthorized);
     }
     request.extensions_mut().insert(access);
     Ok(next.run(request).await)
 }
 
-/// Whether `Authorization: Bearer` holds the token, compared in constant
-/// time so that timing does not reveal how much of a guess was right.
-fn sent_token_matches(headers: &HeaderMap, token: &Secret) -> bool {
+/// Whether the request carries the token as a bearer or an open session.
+fn holds_token(headers: &HeaderMap, sessions: &Sessions) -> bool {
+    let text = |name| headers.get(name).and_then(|v: &axum::http::HeaderValue| v.to_str().ok());
+    let bearer = text(header::AUTHORIZATION).and_then(|v| v.strip_prefix("Bearer "));
+    if bearer.is_some_and(|sent| sessions.is_token(sent)) {
+        return true;
+    }
+    let now = SystemTime::now();
     headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|sent| bool::from(sent.as_bytes().ct_eq(token.expose().as_bytes())))
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(session_cookie)
+        .any(|session| sessions.is_open(session, now))
 }
 
 #[cfg(test)]
@@ -62,20 +115,41 @@ mod tests {
     use axum::http::HeaderValue;
 
     use super::*;
+    use crate::config::Secret;
 
-    fn bearer(value: &'static str) -> HeaderMap {
+    fn sessions() -> Sessions {
+        Sessions::new(Secret::new("secret-token"), false)
+    }
+
+    fn with(name: header::HeaderName, value: &str) -> HeaderMap {
         let mut headers = HeaderMap::new();
-        headers.insert(header::AUTHORIZATION, HeaderValue::from_static(value));
+        headers.insert(name, HeaderValue::from_str(value).expect("header"));
         headers
     }
 
     #[test]
-    fn tokens_match_only_when_equal() {
-        let token = Secret::new("secret-token");
-        assert!(sent_token_matches(&bearer("Bearer secret-token"), &token));
-        assert!(!sent_token_matches(&bearer("Bearer secret-tokeN"), &token));
-        assert!(!sent_token_matches(&bearer("Bearer secret"), &token));
-        assert!(!sent_token_matches(&bearer("secret-token"), &token));
-        assert!(!sent_token_matches(&HeaderMap::new(), &token));
+    fn the_bearer_token_or_an_open_session_holds_the_token() {
+        let session = sessions().open(SystemTime::now());
+        assert!(holds_token(&with(header::AUTHORIZATION, "Bearer secret-token"), &sessions()));
+        assert!(!holds_token(&with(header::AUTHORIZATION, "Bearer secret-tokeN"), &sessions()));
+        assert!(!holds_token(&with(header::AUTHORIZATION, "secret-token"), &sessions()));
+        assert!(!holds_token(&HeaderMap::new(), &sessions()));
+        assert!(holds_token(&with(header::COOKIE, &format!("x=1; pictor_session={session}")), &sessions()));
+        assert!(!holds_token(&with(header::COOKIE, "pictor_session=secret-token"), &sessions()));
+    }
+
+    #[test]
+    fn routes_need_what_they_expose() {
+        assert_eq!(need(&Method::GET, "/healthz"), Need::Nothing);
+        assert_eq!(need(&Method::POST, LOGIN_PATH), Need::Nothing);
+        assert_eq!(need(&Method::GET, "/static/app.css"), Need::Nothing);
+        assert_eq!(need(&Method::GET, "/api/images"), Need::Read);
+        assert_eq!(need(&Method::GET, "/assets/x/thumb_64.jpg"), Need::Read);
+        assert_eq!(need(&Method::GET, "/"), Need::Read);
+        assert_eq!(need(&Method::GET, "/admin/jobs"), Need::Token);
+        assert_eq!(need(&Method::GET, "/api/admin/jobs"), Need::Token);
+        assert_eq!(need(&Method::GET, "/metrics"), Need::Token);
+        assert_eq!(need(&Method::POST, "/api/upload"), Need::Token);
+        assert_eq!(need(&Method::DELETE, "/api/images/x"), Need::Token);
     }
 }

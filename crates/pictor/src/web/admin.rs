@@ -4,25 +4,15 @@
 use askama::Template;
 use askama_web::WebTemplate;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use pictor_client::models::{JobDetail, JobKind, JobStatus};
 use serde::Deserialize;
 
-use super::pages::{not_found, notice};
+use super::pages::not_found;
 use super::{Choice, JOBS_PAGE_SIZE, PageState, Pager, chart, page_number, query};
 use crate::api_error::ApiResult;
 use crate::images::{ImagesError, JobFilter, Page, parse_name};
 use crate::queue::JobId;
-
-/// The admin pages need the token once one is set, and a browser page cannot
-/// send it: they are off then, and the API remains.
-fn token_notice(state: &PageState) -> Option<Response> {
-    state.admin_token_set.then(|| {
-        let text = "PICTOR_ADMIN_TOKEN is set, so the admin pages are off; use the admin API with the token.";
-        notice(StatusCode::FORBIDDEN, "Admin pages are off", text.to_owned())
-    })
-}
 
 /// One row of the counts table: a job type and its count per status.
 #[derive(Debug)]
@@ -70,6 +60,8 @@ fn short(text: &str) -> String {
 #[template(path = "jobs.html", config = "src/web/askama.toml")]
 struct JobsPage {
     active: &'static str,
+    /// A token is set: offer to end the browser session.
+    logout: bool,
     statuses_head: Vec<&'static str>,
     counts: Vec<CountRow>,
     status_totals: Vec<i64>,
@@ -97,9 +89,6 @@ pub struct JobsQuery {
 /// # Errors
 /// An unknown status or type (400), or a database failure.
 pub async fn jobs(State(state): State<PageState>, Query(q): Query<JobsQuery>) -> ApiResult<Response> {
-    if let Some(page) = token_notice(&state) {
-        return Ok(page);
-    }
     let status = parse_name::<JobStatus>(q.status, "invalid_status")?;
     let kind = parse_name::<JobKind>(q.kind, "invalid_type")?;
     let page = page_number(q.page.as_deref());
@@ -155,6 +144,7 @@ pub async fn jobs(State(state): State<PageState>, Query(q): Query<JobsQuery>) ->
     kinds.extend(JobKind::ALL.iter().map(|k| Choice::new(k.as_str(), k.as_str(), kind_text)));
     let pairs = [("status", status_text.to_owned()), ("type", kind_text.to_owned())];
     let page = JobsPage {
+        logout: state.sessions.is_some(),
         active: "jobs",
         statuses_head: JobStatus::ALL.iter().map(|s| s.as_str()).collect(),
         counts,
@@ -175,6 +165,8 @@ pub async fn jobs(State(state): State<PageState>, Query(q): Query<JobsQuery>) ->
 #[template(path = "job.html", config = "src/web/askama.toml")]
 struct JobPage {
     active: &'static str,
+    /// A token is set: offer to end the browser session.
+    logout: bool,
     job: JobDetail,
     status_class: String,
     payload: String,
@@ -187,9 +179,6 @@ struct JobPage {
 /// # Errors
 /// A database failure (an unknown job gets a 404 page).
 pub async fn job(State(state): State<PageState>, Path(id): Path<String>) -> ApiResult<Response> {
-    if let Some(page) = token_notice(&state) {
-        return Ok(page);
-    }
     let Ok(number) = id.parse::<i64>() else {
         return Ok(not_found(format!("Job {id}")));
     };
@@ -200,6 +189,7 @@ pub async fn job(State(state): State<PageState>, Path(id): Path<String>) -> ApiR
     };
     let payload = serde_json::to_string_pretty(&detail.payload).unwrap_or_else(|_| detail.payload.to_string());
     let page = JobPage {
+        logout: state.sessions.is_some(),
         active: "jobs",
         status_class: detail.status.as_str().to_ascii_lowercase(),
         can_retry: can_retry(detail.status),

@@ -6,6 +6,7 @@ mod admin;
 mod assets;
 mod chart;
 pub mod guard;
+mod login;
 mod pages;
 
 use axum::Router;
@@ -18,9 +19,11 @@ use crate::images::Images;
 pub struct PageState {
     /// The domain.
     pub images: Images,
-    /// Whether `PICTOR_ADMIN_TOKEN` is set: the admin pages are off then,
-    /// as a browser page cannot send the token.
-    pub admin_token_set: bool,
+    /// The admin token's sessions, when one is set: the login page opens
+    /// them (the gate in front of the pages checks them).
+    pub sessions: Option<crate::sessions::Sessions>,
+    /// Whether pages can be read without the token.
+    pub public_read: bool,
 }
 
 /// Images per gallery page.
@@ -36,6 +39,7 @@ pub fn router(state: PageState) -> Router {
         .route("/images/{id}", get(pages::image))
         .route("/admin/jobs", get(admin::jobs))
         .route("/admin/jobs/{id}", get(admin::job))
+        .merge(login::router())
         .layer(axum::middleware::from_fn(guard::page_headers));
     pages.merge(assets::router()).with_state(state)
 }

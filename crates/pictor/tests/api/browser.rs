@@ -318,3 +318,96 @@ async fn a_failed_job_is_retried_from_the_admin_page_and_its_state_changes() {
     browser.quit().await;
     app.stop().await;
 }
+
+/// With `PICTOR_ADMIN_TOKEN` set, the admin page sends the browser to the
+/// login page; typing the token there opens a session in which Retry works.
+#[tokio::test]
+async fn with_a_token_set_the_admin_logs_in_through_the_page_and_retries_a_failed_job() {
+    let Some(driver) = chromedriver() else { return };
+    let _one = ONE_BROWSER.lock().await;
+    let token = "browser-admin-token";
+    let app = crate::helpers::spawn_app_with(
+        |c| c.admin_token = Some(pictor::config::Secret::new(token)),
+        pictor::app::Overrides::default(),
+        true,
+    )
+    .await;
+    let bytes = std::fs::read(testdata("bad-truncated-bridge.jpg")).expect("test image");
+    let form = reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(bytes).file_name("t.jpg"));
+    let uploaded = app.client.post(app.url("/api/upload")).bearer_auth(token).multipart(form).send().await;
+    assert_eq!(uploaded.expect("upload").status(), 201);
+    let deadline = Instant::now() + PAGE_TIMEOUT;
+    let job = loop {
+        let failed: Value = app
+            .client
+            .get(app.url("/api/admin/jobs?status=FAILED"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("jobs")
+            .json()
+            .await
+            .expect("json");
+        if let Some(id) = failed["jobs"][0]["id"].as_i64() {
+            break id;
+        }
+        assert!(Instant::now() < deadline, "the truncated photo's job never failed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let job_detail = || async {
+        let answer = app.client.get(app.url(&format!("/api/admin/jobs/{job}"))).bearer_auth(token).send().await;
+        answer.expect("job").json::<Value>().await.expect("json")
+    };
+    let before = job_detail().await;
+    let browser = Browser::start(&driver).await;
+
+    browser.goto(&app.url(&format!("/admin/jobs/{job}"))).await;
+    browser
+        .wait_for(
+            "the login form",
+            "return !!document.querySelector('#login-form');",
+            "return document.body.innerText;",
+        )
+        .await;
+    browser.type_into("#token", "a-wrong-token").await;
+    browser.click("#login-button").await;
+    browser
+        .wait_for("the refusal", "return !!document.querySelector('#login-error');", "return document.body.innerText;")
+        .await;
+    browser.type_into("#token", token).await;
+    browser.click("#login-button").await;
+    browser
+        .wait_for(
+            "the job page",
+            "return !!document.querySelector('#retry-button');",
+            "return document.body.innerText;",
+        )
+        .await;
+    browser.screenshot("admin-job-after-login").await;
+    let cookie_visible = browser.eval("return document.cookie;", json!([])).await;
+    assert_eq!(cookie_visible, json!(""), "the session cookie is HttpOnly");
+    browser.click("#retry-button").await;
+    browser
+        .wait_for(
+            "the retry",
+            "return /retried/.test(document.getElementById('admin-message').textContent);",
+            "return document.getElementById('admin-message').textContent;",
+        )
+        .await;
+    let after = job_detail().await;
+    assert_eq!(before["status"], "FAILED");
+    assert_ne!(after["updatedAt"], before["updatedAt"], "the retry changed the job: {before} → {after}");
+
+    browser.click("#logout-button").await;
+    browser.goto(&app.url("/admin/jobs")).await;
+    browser
+        .wait_for(
+            "the login form again",
+            "return !!document.querySelector('#login-form');",
+            "return document.body.innerText;",
+        )
+        .await;
+
+    browser.quit().await;
+    app.stop().await;
+}

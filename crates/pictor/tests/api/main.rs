@@ -13,6 +13,7 @@
 //! - `queue_batch`: batch completion (lease-checked per job), bulk enqueue, a
 //!   runner draining effect-free jobs through the batch completer.
 //! - `service`: the `pictor` binary itself (migrate, serve, SIGTERM) and the admin token.
+//! - `login`: browser sessions opened with the admin token; `PICTOR_PUBLIC_READ=false`.
 //! - `client`: `pictor_client::Client`, every call against a spawned server.
 //! - `cli`: the client subcommands of `pictor` as processes (exit codes, output).
 //! - `scale_out`: one API and several worker processes on PostgreSQL; a worker killed mid-run.
@@ -67,6 +68,7 @@ mod full_disk;
 mod health;
 mod helpers;
 mod images;
+mod login;
 mod logs;
 mod metrics;
 mod pipeline;

@@ -32,6 +32,9 @@ fn a_bad_setting_exits_2_with_the_variable_named() {
     let out = pictor(dir.path()).args(["worker", "--jpeg-quality", "0"]).output().expect("run");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("PICTOR_JPEG_QUALITY"));
+    let closed = pictor(dir.path()).args(["worker"]).env("PICTOR_PUBLIC_READ", "false").output().expect("run");
+    assert_eq!(closed.status.code(), Some(2), "closed reads without a token would shut everyone out");
+    assert!(String::from_utf8_lossy(&closed.stderr).contains("PICTOR_PUBLIC_READ"));
 }
 
 #[tokio::test]
