@@ -36,7 +36,7 @@ pub enum ApiError {
     #[error("the request took longer than {0} s")]
     Timeout(u64),
     /// 401: the admin token is missing or wrong.
-    #[error("this needs the admin token: send `Authorization: Bearer <PICTOR_ADMIN_TOKEN>`")]
+    #[error("this needs the admin token: send `Authorization: Bearer <PICTOR_ADMIN_TOKEN>`, or log in at /admin/login")]
     Unauthorized,
 }
 

@@ -86,7 +86,7 @@ const ERROR_WORDS = {
   malformed_upload: 'The upload was cut off or malformed; try again.',
   field_too_long: 'The title or collection is too long.',
   foreign_origin: 'Pictor refused a change coming from another site.',
-  unauthorized: 'This needs the admin token.',
+  unauthorized: 'This needs the admin token: log in at /admin/login.',
   not_found: 'It no longer exists.',
   wrong_state: 'The job is not in a state that allows this.',
   network: 'The connection to Pictor failed; check that it is running and try again.',
