@@ -5,9 +5,12 @@
 use axum::Router;
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderName, HeaderValue};
+use std::time::Duration;
+
+use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
+use tower_http::classify::ServerErrorsFailureClass;
 use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
@@ -55,6 +58,23 @@ fn request_span(request: &axum::http::Request<Body>) -> tracing::Span {
     tracing::info_span!("request", request_id = %id, method = %request.method(), uri = %request.uri().path())
 }
 
+/// A 5xx or a failed response body. The deliberate 503 of an upload turned
+/// away under load is expected (its INFO response line and the metrics
+/// count it): logged at DEBUG, so a flood of them does not bury real errors.
+/// A 507 (storage full) needs an operator: WARN. Anything else: ERROR.
+fn log_failure(failure: ServerErrorsFailureClass, latency: Duration, _span: &tracing::Span) {
+    let latency_ms = latency.as_millis();
+    match failure {
+        ServerErrorsFailureClass::StatusCode(StatusCode::SERVICE_UNAVAILABLE) => {
+            tracing::debug!(%failure, latency_ms, "request turned away");
+        }
+        ServerErrorsFailureClass::StatusCode(StatusCode::INSUFFICIENT_STORAGE) => {
+            tracing::warn!(%failure, latency_ms, "the storage is full");
+        }
+        _ => tracing::error!(%failure, latency_ms, "request failed"),
+    }
+}
+
 /// Wraps `router` in request ids and request tracing, outermost first: the
 /// unsafe-id filter, the id maker, the echo onto the response, the span.
 pub fn traced(router: Router) -> Router {
@@ -62,7 +82,8 @@ pub fn traced(router: Router) -> Router {
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
-                .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO)),
+                .on_response(tower_http::trace::DefaultOnResponse::new().level(tracing::Level::INFO))
+                .on_failure(log_failure),
         )
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuidV7))

@@ -184,3 +184,45 @@ fn in_json_a_start_up_error_is_a_json_line_too() {
     assert_eq!(last["level"], "ERROR");
     assert!(last["error"].as_str().expect("error").contains("PICTOR_JPEG_QUALITY"), "{last}");
 }
+
+/// An upload turned away under load (503 `too_busy`) is an expected answer:
+/// its response line is INFO, and no ERROR line buries real failures.
+#[tokio::test]
+async fn a_deliberate_503_is_logged_without_an_error_line() {
+    use tokio::io::AsyncWriteExt as _;
+
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut child = pictor(dir.path())
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .env("PICTOR_LOG_FORMAT", "json")
+        .env("PICTOR_MAX_CONCURRENT_UPLOADS", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start pictor serve");
+    let (tx, rx) = channel();
+    forward(child.stdout.take().expect("stdout"), "stdout", tx.clone());
+    forward(child.stderr.take().expect("stderr"), "stderr", tx);
+    let mut seen = Vec::new();
+    let address = wait_for_address(&rx, &mut seen);
+    let mut stalled = tokio::net::TcpStream::connect(&address).await.expect("connect");
+    let head = "POST /api/upload HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+                Content-Type: multipart/form-data; boundary=XYZ\r\nContent-Length: 100000\r\n\r\n--XYZ\r\n";
+    stalled.write_all(head.as_bytes()).await.expect("take the one upload slot");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let bytes = std::fs::read(testdata("mpl-grace-hopper.jpg")).expect("image");
+    let form = reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(bytes).file_name("a.jpg"));
+    let busy = reqwest::Client::new().post(format!("http://{address}/api/upload")).multipart(form).send().await;
+    assert_eq!(busy.expect("answered").status(), 503);
+    drop(stalled);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop(&mut child);
+    seen.extend(rx.try_iter());
+
+    let lines: Vec<Value> = seen.iter().filter_map(|(_, l)| serde_json::from_str(l).ok()).collect();
+    let answered_503 = lines.iter().any(|l| l["level"] == "INFO" && l["status"].as_u64() == Some(503));
+    assert!(answered_503, "the 503's response line: {seen:?}");
+    let errors: Vec<&Value> = lines.iter().filter(|l| l["level"] == "ERROR").collect();
+    assert!(errors.is_empty(), "no ERROR line for a deliberate 503: {errors:?}");
+}
