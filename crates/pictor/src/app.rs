@@ -20,7 +20,7 @@ use crate::queue::runner::{Runner, RunnerSettings};
 use crate::queue::wakeup::Wakeup;
 use crate::queue::{Queue, QueueError};
 use crate::shutdown::Shutdown;
-use crate::storage::{LocalStorage, Storage, StorageError};
+use crate::storage::{LocalStorage, ObjectSettings, ObjectStorage, Storage, StorageError};
 use crate::telemetry::Telemetry;
 use crate::{http, web};
 
@@ -33,8 +33,8 @@ pub enum StartupError {
     /// The database could not be opened or migrated.
     #[error(transparent)]
     Db(#[from] DbError),
-    /// The storage folder could not be created.
-    #[error("cannot open the storage folder")]
+    /// The storage folder could not be created, or the bucket's URL is bad.
+    #[error("cannot open the storage")]
     Storage(#[from] StorageError),
     /// The CPU pool's threads could not be started.
     #[error("cannot start the CPU pool's threads")]
@@ -132,6 +132,30 @@ fn exit_wedged(stuck: usize) {
     std::process::exit(EXIT_WEDGED);
 }
 
+/// The configured storage: the bucket of `STORAGE_URL`, else the folder
+/// `STORAGE_DIR`.
+///
+/// # Errors
+/// A bad URL, or the folder cannot be created.
+pub fn open_storage(config: &Config) -> Result<Arc<dyn Storage>, StorageError> {
+    let Some(url) = &config.storage_url else {
+        return Ok(Arc::new(LocalStorage::open(&config.storage_dir)?));
+    };
+    let timeout = Duration::from_secs(config.s3_timeout_secs.max(1));
+    Ok(Arc::new(ObjectStorage::open(&ObjectSettings {
+        url: url.clone(),
+        endpoint: config.s3_endpoint.clone(),
+        region: config.s3_region.clone(),
+        credentials: config.s3_access_key_id.clone().zip(config.s3_secret_access_key.clone()),
+        allow_http: config.s3_allow_http,
+        timeout,
+        connect_timeout: timeout.min(Duration::from_secs(5)),
+        max_retries: config.s3_max_retries,
+        retry_timeout: timeout * 2,
+        scratch_dir: config.scratch_dir.clone().unwrap_or_else(std::env::temp_dir),
+    })?))
+}
+
 /// [`build`] with test replacements.
 ///
 /// # Errors
@@ -141,7 +165,7 @@ pub async fn build_with(config: &Config, api_base_default: &str, overrides: Over
     let db = Db::connect_with(&config.database_url, config.sqlite_synchronous).await?;
     let version = db.migrate().await?;
     tracing::info!(backend = ?db.backend, schema_version = version, "database ready");
-    let mut storage: Arc<dyn Storage> = Arc::new(LocalStorage::open(&config.storage_dir)?);
+    let mut storage = open_storage(config)?;
     if let Some(wrap) = overrides.storage {
         storage = wrap(storage);
     }

@@ -23,6 +23,11 @@ pub const DEFAULT_AVIF_QUALITY: u8 = pictor_imaging::DEFAULT_AVIF_QUALITY;
 /// Default thumbnail sizes, as their flag takes them.
 pub const DEFAULT_THUMBNAIL_SIZES: &str = "64,128,256,512";
 
+/// Default longest object-store request, seconds.
+pub const DEFAULT_S3_TIMEOUT_SECS: u64 = 30;
+/// Default retries of one object-store request.
+pub const DEFAULT_S3_MAX_RETRIES: usize = 3;
+
 /// Smallest runner poll interval, ms: below it the runner claims in a busy loop.
 pub const MIN_POLL_INTERVAL_MS: u64 = 10;
 /// Longest job lease, s (one day): a longer one would hide a dead worker's jobs.
@@ -39,6 +44,39 @@ pub struct Config {
     /// Folder for uploads in flight, originals and assets.
     #[arg(long, env = "STORAGE_DIR", default_value = DEFAULT_STORAGE_DIR)]
     pub storage_dir: PathBuf,
+    /// Object storage instead of `STORAGE_DIR`: `s3://bucket/prefix`
+    /// (endpoint, region and credentials from the `AWS_*` variables).
+    #[arg(long, env = "STORAGE_URL")]
+    pub storage_url: Option<String>,
+    /// Endpoint of an S3-compatible service (default: AWS for the region).
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    pub s3_endpoint: Option<String>,
+    /// Region of the bucket.
+    #[arg(long, env = "AWS_REGION")]
+    pub s3_region: Option<String>,
+    /// Access key of the bucket (else the usual AWS credential sources).
+    #[arg(long, env = "AWS_ACCESS_KEY_ID")]
+    pub s3_access_key_id: Option<String>,
+    /// Secret key of the bucket.
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub s3_secret_access_key: Option<String>,
+    /// Allows a plain-http endpoint (a local S3 server).
+    #[arg(long, env = "AWS_ALLOW_HTTP", default_value_t = false, action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub s3_allow_http: bool,
+    /// Folder where each process makes its own scratch folder for the
+    /// originals it downloads from object storage (default: the system's
+    /// temp folder).
+    #[arg(long, env = "PICTOR_SCRATCH_DIR")]
+    pub scratch_dir: Option<PathBuf>,
+    /// Longest one object-store request may take, seconds.
+    #[arg(long, env = "PICTOR_S3_TIMEOUT_SECS", default_value_t = DEFAULT_S3_TIMEOUT_SECS)]
+    pub s3_timeout_secs: u64,
+    /// Retries of a failed object-store request (with backoff, within
+    /// PICTOR_S3_TIMEOUT_SECS × 2 in all) before the job or upload fails
+    /// retryably.
+    #[arg(long, env = "PICTOR_S3_MAX_RETRIES", default_value_t = DEFAULT_S3_MAX_RETRIES)]
+    pub s3_max_retries: usize,
     /// Public base URL, used in absolute links (default: the bind address).
     #[arg(long, env = "API_BASE")]
     pub api_base: Option<String>,

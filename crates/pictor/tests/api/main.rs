@@ -20,6 +20,9 @@
 //! - `data_safety`: deletes racing offloads and asset jobs (paused on a gate); nothing left behind.
 //! - `full_disk`: a real full disk (a tmpfs mounted as root): 507s, jobs
 //!   waiting for space without spending attempts, STORED once space returns.
+//! - `s3`: object storage against moto's S3 server (`moto`): the pipeline,
+//!   delete safety, two workers sharing only PostgreSQL and the bucket, a
+//!   bucket that stops answering.
 //! - `events`: `GET /api/events`, the Server-Sent Events stream.
 //! - `metrics`: `GET /metrics` on `serve` and on `pictor worker --metrics-bind`.
 //! - `health`: `/healthz` (liveness) and `/readyz` (database, storage, schema).
@@ -69,11 +72,13 @@ mod helpers;
 mod images;
 mod logs;
 mod metrics;
+mod moto;
 mod pipeline;
 mod processes;
 mod queue;
 mod queue_batch;
 mod queue_deadline;
+mod s3;
 mod scale_out;
 mod service;
 #[path = "../support/skip.rs"]
