@@ -13,8 +13,9 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::db::{Db, DbError};
 use crate::handlers::{self, AssetSettings, CpuPool, HandlerContext, ImageEffect};
-use crate::images::{DbOriginalLocks, ImageEffects, Images, TempSweeper, UploadLimits};
+use crate::images::{DbOriginalLocks, Gc, ImageEffects, Images, TempSweeper, UploadLimits};
 use crate::queue::handler::Registry;
+use crate::queue::pruner::Retention;
 use crate::queue::retry::RetryPolicy;
 use crate::queue::runner::{Runner, RunnerSettings};
 use crate::queue::wakeup::Wakeup;
@@ -87,6 +88,10 @@ pub struct App {
     pub runner: Runner<ImageEffects>,
     /// Removes the temp files crashes leave behind, in `serve` and `worker`.
     pub sweeper: TempSweeper,
+    /// The storage's garbage collector (`pictor gc`).
+    pub gc: Gc,
+    /// How often `serve` runs it; never when `None`.
+    pub gc_interval: Option<Duration>,
     /// Public base URL for absolute links.
     pub api_base: String,
     /// Token required for admin endpoints and mutations, once set.
@@ -205,6 +210,10 @@ pub async fn build_with(config: &Config, api_base_default: &str, overrides: Over
         shutdown_timeout: Duration::from_secs(config.shutdown_timeout_secs),
         job_timeout: Duration::from_secs(config.job_timeout_secs),
         retry: overrides.retry.unwrap_or_default(),
+        retention: Retention {
+            completed: Duration::from_secs(config.completed_retention_secs),
+            failed: Duration::from_secs(config.failed_retention_secs),
+        },
         ..RunnerSettings::default()
     };
     let registry = match overrides.registry {
@@ -221,6 +230,8 @@ pub async fn build_with(config: &Config, api_base_default: &str, overrides: Over
     };
     let images = Images::new(db.clone(), storage, queue.clone(), limits);
     let sweeper = TempSweeper::new(images.clone(), Duration::from_secs(config.temp_grace_secs));
+    let gc = Gc::new(images.clone(), Duration::from_secs(config.temp_grace_secs));
+    let gc_interval = config.gc_interval.map(|secs| Duration::from_secs(secs.max(1)));
     Ok(App {
         db,
         queue,
@@ -229,6 +240,8 @@ pub async fn build_with(config: &Config, api_base_default: &str, overrides: Over
         handlers,
         runner,
         sweeper,
+        gc,
+        gc_interval,
         api_base: config.api_base.clone().unwrap_or_else(|| api_base_default.to_owned()),
         admin_token: config.admin_token.clone(),
         allowed_hosts: config.allowed_hosts.clone(),
@@ -309,6 +322,13 @@ pub async fn serve(listener: TcpListener, app: App, with_runner: bool, shutdown:
     let telemetry = app.telemetry().clone();
     let upkeep = telemetry.upkeep(shutdown.clone());
     let sweeper = app.sweeper.run(shutdown.clone());
+    let (gc, gc_stop) = (app.gc.clone(), shutdown.clone());
+    let sweeper = async move {
+        match app.gc_interval {
+            Some(interval) => tokio::join!(sweeper, gc.run_every(interval, gc_stop)).0,
+            None => sweeper.await,
+        }
+    };
     if with_runner {
         let ((), worked, (), (), ()) = tokio::join!(server, app.runner.run(shutdown), sweeper, close_events, upkeep);
         worked?;

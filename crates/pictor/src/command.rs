@@ -29,6 +29,9 @@ pub enum Command {
     Worker(WorkerArgs),
     /// Apply the embedded database migrations and print the schema version.
     Migrate(MigrateArgs),
+    /// Remove originals and assets no image references and old temp objects
+    /// from the storage (local folder or bucket); list them with --dry-run.
+    Gc(GcArgs),
     /// Upload files and folders of images, with progress bars and a summary.
     Upload(crate::cli::upload::UploadArgs),
     /// List images, newest first.
@@ -85,6 +88,20 @@ pub struct WorkerArgs {
     pub config: Config,
 }
 
+/// `pictor gc`.
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// List what would be removed and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// How log lines are written.
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// The database and storage to clean (and every other setting).
+    #[command(flatten)]
+    pub config: Config,
+}
+
 /// `pictor migrate`.
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
@@ -104,6 +121,7 @@ impl Command {
             Self::Serve(args) => Some(&args.log),
             Self::Worker(args) => Some(&args.log),
             Self::Migrate(args) => Some(&args.log),
+            Self::Gc(args) => Some(&args.log),
             _ => None,
         }
     }

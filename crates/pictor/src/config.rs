@@ -139,6 +139,16 @@ pub struct Config {
     /// upload to finish.
     #[arg(long, env = "PICTOR_TEMP_GRACE_SECS", default_value_t = crate::images::DEFAULT_TEMP_GRACE_SECS)]
     pub temp_grace_secs: u64,
+    /// Seconds between storage garbage collections in `serve` (unreferenced
+    /// originals and assets, old temp objects; see `pictor gc`); unset, none.
+    #[arg(long, env = "PICTOR_GC_INTERVAL")]
+    pub gc_interval: Option<u64>,
+    /// Seconds a COMPLETED or CANCELLED job is kept before it is pruned.
+    #[arg(long, env = "PICTOR_COMPLETED_RETENTION_SECS", default_value_t = crate::queue::pruner::DEFAULT_COMPLETED_RETENTION_SECS)]
+    pub completed_retention_secs: u64,
+    /// Seconds a FAILED job is kept before it is pruned.
+    #[arg(long, env = "PICTOR_FAILED_RETENTION_SECS", default_value_t = crate::queue::pruner::DEFAULT_FAILED_RETENTION_SECS)]
+    pub failed_retention_secs: u64,
     /// SQLite commit durability: `full` (every acknowledged upload survives
     /// power loss) or `normal` (faster; survives a crash of Pictor only).
     #[arg(long, env = "PICTOR_SQLITE_SYNCHRONOUS", default_value = "full")]

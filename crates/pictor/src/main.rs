@@ -40,7 +40,7 @@ fn main() -> ExitCode {
         }
     };
     let service = match cli.command {
-        service @ (Command::Serve(_) | Command::Worker(_) | Command::Migrate(_)) => service,
+        service @ (Command::Serve(_) | Command::Worker(_) | Command::Migrate(_) | Command::Gc(_)) => service,
         client => return runtime.block_on(pictor::cli::run(client)),
     };
     let format = service.log().map_or(LogFormat::Text, |log| log.format);
@@ -125,6 +125,16 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let db = Db::connect(&args.database_url).await?;
             let version = db.migrate().await?;
             println!("database migrated: schema version {version} ({:?})", db.backend);
+            Ok(())
+        }
+        Command::Gc(args) => {
+            let app = app::build(&args.config, "").await?;
+            let garbage = app.gc.collect(args.dry_run).await?;
+            let verb = if args.dry_run { "would remove" } else { "removed" };
+            for key in &garbage {
+                println!("{verb} {key}");
+            }
+            println!("{verb} {} object(s)", garbage.len());
             Ok(())
         }
         _ => anyhow::bail!("not a service command"),

@@ -10,6 +10,7 @@ mod catalog;
 mod effects;
 pub mod events;
 mod gauges;
+mod gc;
 mod jobs;
 mod originals;
 mod readiness;
@@ -26,6 +27,7 @@ pub use admission::{
 pub use catalog::ImageFilter;
 pub use effects::ImageEffects;
 pub use gauges::Gauges;
+pub use gc::Gc;
 pub use jobs::{JobCounts, JobFilter};
 pub use originals::DbOriginalLocks;
 pub use readiness::{Check, Readiness, STORAGE_CHECK_TTL};

@@ -23,6 +23,8 @@
 //! - `s3`: object storage against moto's S3 server (`moto`): the pipeline,
 //!   delete safety, two workers sharing only PostgreSQL and the bucket, a
 //!   bucket that stops answering.
+//! - `gc`: `pictor gc` on the folder and on a bucket (planted orphans), and
+//!   the retention of finished jobs.
 //! - `events`: `GET /api/events`, the Server-Sent Events stream.
 //! - `metrics`: `GET /metrics` on `serve` and on `pictor worker --metrics-bind`.
 //! - `health`: `/healthz` (liveness) and `/readyz` (database, storage, schema).
@@ -67,6 +69,7 @@ mod client;
 mod data_safety;
 mod events;
 mod full_disk;
+mod gc;
 mod health;
 mod helpers;
 mod images;
