@@ -143,12 +143,24 @@ fn exit_wedged(stuck: usize) {
 /// # Errors
 /// A bad URL, or the folder cannot be created.
 pub fn open_storage(config: &Config) -> Result<Arc<dyn Storage>, StorageError> {
-    let Some(url) = &config.storage_url else {
-        return Ok(Arc::new(LocalStorage::open(&config.storage_dir)?));
-    };
+    match &config.storage_url {
+        Some(url) => open_storage_at(config, url),
+        None => Ok(Arc::new(LocalStorage::open(&config.storage_dir)?)),
+    }
+}
+
+/// The storage at `url`: `s3://bucket/prefix` (with the config's `AWS_*`
+/// settings), else a local folder path.
+///
+/// # Errors
+/// A bad URL, or the folder cannot be created.
+pub fn open_storage_at(config: &Config, url: &str) -> Result<Arc<dyn Storage>, StorageError> {
+    if !url.starts_with("s3://") {
+        return Ok(Arc::new(LocalStorage::open(url)?));
+    }
     let timeout = Duration::from_secs(config.s3_timeout_secs.max(1));
     Ok(Arc::new(ObjectStorage::open(&ObjectSettings {
-        url: url.clone(),
+        url: url.to_owned(),
         endpoint: config.s3_endpoint.clone(),
         region: config.s3_region.clone(),
         credentials: config.s3_access_key_id.clone().zip(config.s3_secret_access_key.clone()),

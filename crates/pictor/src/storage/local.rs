@@ -434,6 +434,12 @@ impl Storage for LocalStorage {
         blocking("assets", move || write_synced(&fs, &tmp, targets)).await
     }
 
+    async fn put(&self, key: &Key, bytes: Vec<u8>) -> Result<(), StorageError> {
+        let targets = vec![(self.path_of(key), key.to_string(), bytes)];
+        let (fs, tmp) = (self.fs.clone(), self.root.join("tmp"));
+        blocking(key.as_str(), move || write_synced(&fs, &tmp, targets)).await
+    }
+
     async fn get(&self, key: &Key) -> Result<Vec<u8>, StorageError> {
         match tokio::fs::read(self.path_of(key)).await {
             Ok(bytes) => Ok(bytes),

@@ -9,6 +9,7 @@
 mod durable;
 pub mod keys;
 mod local;
+pub mod migrate;
 mod object;
 
 use std::io::{Read, Seek};
@@ -227,6 +228,12 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// # Errors
     /// I/O; no partial object is left.
     async fn put_assets(&self, assets: Vec<(AssetKey, Vec<u8>)>) -> Result<(), StorageError>;
+    /// Stores one object whole under `key` (any area), replacing what was
+    /// there; durable when this returns (`pictor storage migrate`).
+    ///
+    /// # Errors
+    /// I/O; no partial object is left.
+    async fn put(&self, key: &Key, bytes: Vec<u8>) -> Result<(), StorageError>;
     /// Reads a whole object.
     ///
     /// # Errors

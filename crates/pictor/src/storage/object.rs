@@ -364,6 +364,16 @@ impl Storage for ObjectStorage {
         futures_util::future::try_join_all(puts).await.map(drop)
     }
 
+    async fn put(&self, key: &Key, bytes: Vec<u8>) -> Result<(), StorageError> {
+        let mut options = PutOptions::default();
+        if let Ok(asset) = AssetKey::parse(key.as_str()) {
+            options.attributes.insert(Attribute::ContentType, asset.content_type().into());
+            options.attributes.insert(Attribute::CacheControl, super::ASSET_CACHE_CONTROL.into());
+        }
+        let put = self.store.put_opts(&self.path(key), PutPayload::from(bytes), options).await;
+        put.map(drop).map_err(|e| remote(key.as_str(), e))
+    }
+
     async fn get(&self, key: &Key) -> Result<Vec<u8>, StorageError> {
         let got = self.store.get(&self.path(key)).await.map_err(|e| remote(key.as_str(), e))?;
         Ok(got.bytes().await.map_err(|e| remote(key.as_str(), e))?.to_vec())

@@ -152,6 +152,10 @@ impl Storage for PausingStorage {
         self.inner.get(key).await
     }
 
+    async fn put(&self, key: &Key, bytes: Vec<u8>) -> Result<(), StorageError> {
+        self.inner.put(key, bytes).await
+    }
+
     async fn stat(&self, key: &Key) -> Result<ObjectInfo, StorageError> {
         self.inner.stat(key).await
     }

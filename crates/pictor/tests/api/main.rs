@@ -25,6 +25,8 @@
 //!   bucket that stops answering.
 //! - `gc`: `pictor gc` on the folder and on a bucket (planted orphans), and
 //!   the retention of finished jobs.
+//! - `storage_migrate`: `pictor storage migrate` folder → bucket (interrupted,
+//!   resumed) → folder, verified.
 //! - `events`: `GET /api/events`, the Server-Sent Events stream.
 //! - `metrics`: `GET /metrics` on `serve` and on `pictor worker --metrics-bind`.
 //! - `health`: `/healthz` (liveness) and `/readyz` (database, storage, schema).
@@ -87,4 +89,5 @@ mod service;
 #[path = "../support/skip.rs"]
 mod skip;
 mod slow_clients;
+mod storage_migrate;
 mod web;
