@@ -94,6 +94,8 @@ pub struct App {
     pub gc_interval: Option<Duration>,
     /// Public base URL for absolute links.
     pub api_base: String,
+    /// Whether assets are answered with a redirect to the bucket.
+    pub asset_redirect: Option<crate::storage::AssetRedirect>,
     /// Token required for admin endpoints and mutations, once set.
     pub admin_token: Option<crate::config::Secret>,
     /// Host names answered besides IP literals, localhost and API_BASE's host.
@@ -255,6 +257,7 @@ pub async fn build_with(config: &Config, api_base_default: &str, overrides: Over
         gc,
         gc_interval,
         api_base: config.api_base.clone().unwrap_or_else(|| api_base_default.to_owned()),
+        asset_redirect: config.asset_redirect,
         admin_token: config.admin_token.clone(),
         allowed_hosts: config.allowed_hosts.clone(),
         deadlines: crate::server::Deadlines {
@@ -271,7 +274,11 @@ impl App {
     /// token, the cross-origin guard, the host allow-list, request metrics,
     /// request tracing and request ids (`X-Request-Id`).
     pub fn router(&self) -> Router {
-        let api = http::router(http::ApiState { images: self.images.clone(), api_base: self.api_base.clone() });
+        let api = http::router(http::ApiState {
+            images: self.images.clone(),
+            api_base: self.api_base.clone(),
+            asset_redirect: self.asset_redirect,
+        });
         let pages =
             web::router(web::PageState { images: self.images.clone(), admin_token_set: self.admin_token.is_some() });
         let router = api

@@ -64,6 +64,11 @@ pub struct Config {
     #[arg(long, env = "AWS_ALLOW_HTTP", default_value_t = false, action = clap::ArgAction::Set,
           value_parser = clap::builder::BoolishValueParser::new())]
     pub s3_allow_http: bool,
+    /// Answer asset requests with a redirect to the bucket instead of
+    /// streaming them: `presigned` (a signed URL valid one hour) or `public`
+    /// (the object's plain URL). Needs STORAGE_URL.
+    #[arg(long, env = "PICTOR_ASSET_REDIRECT", value_enum)]
+    pub asset_redirect: Option<crate::storage::AssetRedirect>,
     /// Folder where each process makes its own scratch folder for the
     /// originals it downloads from object storage (default: the system's
     /// temp folder).
@@ -235,6 +240,9 @@ impl Config {
     /// The first setting out of range.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |name, why: &str| Err(ConfigError { name, why: why.to_owned() });
+        if self.asset_redirect.is_some() && self.storage_url.is_none() {
+            return bad("PICTOR_ASSET_REDIRECT", "needs STORAGE_URL (a local folder's assets are served by Pictor)");
+        }
         if self.runner_batch_size == 0 {
             return bad("PICTOR_RUNNER_BATCH_SIZE", "must be at least 1");
         }

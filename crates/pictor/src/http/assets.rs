@@ -1,4 +1,5 @@
-//! `GET /assets/...`: thumbnails and previews (JPEG, WebP, AVIF), streamed
+//! `GET /assets/...`: thumbnails and previews (JPEG, WebP, AVIF), answered
+//! with a redirect to the bucket when `PICTOR_ASSET_REDIRECT` says so, else streamed
 //! from the storage, with the storage's strong ETag, one byte range
 //! (`Range: bytes=…`, 206) and immutable caching (an asset's URL never
 //! changes content).
@@ -14,7 +15,7 @@ use axum::routing::get;
 
 use super::ApiState;
 use crate::api_error::ApiResult;
-use crate::storage::ASSET_CACHE_CONTROL;
+use crate::storage::{ASSET_CACHE_CONTROL, AssetRedirect};
 
 /// The asset route.
 pub fn router() -> Router<ApiState> {
@@ -22,7 +23,19 @@ pub fn router() -> Router<ApiState> {
 }
 
 async fn asset(State(state): State<ApiState>, Path(key): Path<String>, headers: HeaderMap) -> ApiResult<Response> {
-    let (key, info) = state.images.asset(&format!("assets/{key}")).await?;
+    let key = format!("assets/{key}");
+    if let Some(how) = state.asset_redirect
+        && let Some(url) = state.images.asset_url(&key, how).await?
+        && let Ok(location) = HeaderValue::from_str(&url)
+    {
+        // A presigned URL expires: the redirect is cached for a fraction of its life.
+        let cache = match how {
+            AssetRedirect::Presigned => HeaderValue::from_static("private, max-age=600"),
+            AssetRedirect::Public => HeaderValue::from_static("public, max-age=3600"),
+        };
+        return Ok((StatusCode::FOUND, [(header::LOCATION, location), (header::CACHE_CONTROL, cache)]).into_response());
+    }
+    let (key, info) = state.images.asset(&key).await?;
     let cache = HeaderValue::from_static(ASSET_CACHE_CONTROL);
     let etag = HeaderValue::from_str(&info.etag).unwrap_or(HeaderValue::from_static("\"0\""));
     let matches = headers

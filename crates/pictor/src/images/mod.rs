@@ -40,7 +40,7 @@ use crate::clock::Millis;
 use crate::db::{Db, DbError};
 use crate::ingest::IngestError;
 use crate::queue::{Queue, QueueError};
-use crate::storage::{AssetKey, ByteStream, ObjectInfo, Storage, StorageError};
+use crate::storage::{AssetKey, AssetRedirect, ByteStream, ObjectInfo, Storage, StorageError};
 
 /// Default page size of a list.
 pub const DEFAULT_PAGE_SIZE: i64 = 50;
@@ -190,6 +190,16 @@ impl Images {
         let key = AssetKey::parse(key)?;
         let info = self.storage.stat(&key).await?;
         Ok((key, info))
+    }
+
+    /// A URL to fetch an asset from the store directly, by the key its URL
+    /// names, or `None` when the storage has none.
+    ///
+    /// # Errors
+    /// Not an asset key Pictor makes, or the URL cannot be signed.
+    pub async fn asset_url(&self, key: &str, how: AssetRedirect) -> ImagesResult<Option<String>> {
+        let key = AssetKey::parse(key)?;
+        Ok(self.storage.direct_url(&key, how).await?)
     }
 
     /// Streams the bytes `range` of an asset found by [`Images::asset`].

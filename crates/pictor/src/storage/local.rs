@@ -499,6 +499,10 @@ impl Storage for LocalStorage {
         .await
     }
 
+    async fn direct_url(&self, _key: &Key, _how: super::AssetRedirect) -> Result<Option<String>, StorageError> {
+        Ok(None)
+    }
+
     async fn exists(&self, key: &Key) -> Result<bool, StorageError> {
         tokio::fs::try_exists(self.path_of(key)).await.map_err(|e| io(key.as_str(), e))
     }

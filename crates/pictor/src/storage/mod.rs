@@ -24,6 +24,19 @@ pub use object::{ObjectSettings, ObjectStorage};
 /// `Cache-Control` of every asset: its URL never changes content.
 pub const ASSET_CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
 
+/// How asset requests may be answered by a redirect to the store itself
+/// (`PICTOR_ASSET_REDIRECT`) instead of bytes streamed through Pictor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AssetRedirect {
+    /// A presigned GET URL, valid for [`PRESIGNED_URL_SECS`].
+    Presigned,
+    /// The object's plain URL (the bucket or a CDN in front of it must allow public reads).
+    Public,
+}
+
+/// How long a presigned asset URL is valid, seconds.
+pub const PRESIGNED_URL_SECS: u64 = 3600;
+
 /// A stream of an object's bytes.
 pub type ByteStream = futures_util::stream::BoxStream<'static, Result<bytes::Bytes, StorageError>>;
 
@@ -260,6 +273,12 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// # Errors
     /// I/O.
     async fn list(&self, area: &str) -> Result<Vec<Listed>, StorageError>;
+    /// A URL the client may fetch the object from directly, or `None` when
+    /// this storage has none (a local folder: assets are served by Pictor).
+    ///
+    /// # Errors
+    /// The URL cannot be signed.
+    async fn direct_url(&self, key: &Key, how: AssetRedirect) -> Result<Option<String>, StorageError>;
     /// Whether `key` exists.
     ///
     /// # Errors

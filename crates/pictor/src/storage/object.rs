@@ -17,8 +17,9 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use futures_util::{StreamExt as _, TryStreamExt as _};
-use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
+use object_store::aws::{AmazonS3, AmazonS3Builder, AmazonS3ConfigKey};
 use object_store::path::Path;
+use object_store::signer::{Method, Signer as _};
 use object_store::{
     Attribute, Attributes, ClientConfigKey, GetOptions, GetRange, ObjectStore, ObjectStoreExt as _, PutOptions,
     PutPayload, RetryConfig, WriteMultipart,
@@ -66,6 +67,8 @@ pub struct ObjectSettings {
 #[derive(Debug, Clone)]
 pub struct ObjectStorage {
     store: Arc<dyn ObjectStore>,
+    /// The same client, for presigned URLs.
+    signer: Arc<AmazonS3>,
     /// `""` or `"prefix/"`.
     prefix: String,
     /// This process's own scratch folder.
@@ -142,7 +145,8 @@ impl ObjectStorage {
             .map_err(|e| remote(&settings.url, e))?;
         let scratch = settings.scratch_dir.join(format!("pictor-{}", uuid::Uuid::now_v7().simple()));
         std::fs::create_dir_all(&scratch).map_err(|e| local_io("scratch", e))?;
-        Ok(Self { store: Arc::new(store), prefix, scratch })
+        let signer = Arc::new(store);
+        Ok(Self { store: signer.clone(), signer, prefix, scratch })
     }
 
     /// This process's scratch folder.
@@ -418,6 +422,18 @@ impl Storage for ObjectStorage {
                 Some(Listed { key: Key::parse(name).ok()?, modified: SystemTime::from(meta.last_modified) })
             })
             .collect())
+    }
+
+    /// A presigned GET URL; the public URL is the same without its
+    /// signature (whatever the endpoint's addressing style).
+    async fn direct_url(&self, key: &Key, how: super::AssetRedirect) -> Result<Option<String>, StorageError> {
+        let expires = Duration::from_secs(super::PRESIGNED_URL_SECS);
+        let signed = self.signer.signed_url(Method::GET, &self.path(key), expires).await;
+        let mut url = signed.map_err(|e| remote(key.as_str(), e))?;
+        if how == super::AssetRedirect::Public {
+            url.set_query(None);
+        }
+        Ok(Some(url.to_string()))
     }
 
     async fn exists(&self, key: &Key) -> Result<bool, StorageError> {

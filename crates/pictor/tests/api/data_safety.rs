@@ -152,6 +152,10 @@ impl Storage for PausingStorage {
         self.inner.get(key).await
     }
 
+    async fn direct_url(&self, key: &Key, how: pictor::storage::AssetRedirect) -> Result<Option<String>, StorageError> {
+        self.inner.direct_url(key, how).await
+    }
+
     async fn put(&self, key: &Key, bytes: Vec<u8>) -> Result<(), StorageError> {
         self.inner.put(key, bytes).await
     }

@@ -110,6 +110,25 @@ impl Moto {
         keys
     }
 
+    /// Makes the bucket's objects readable by anyone (a bucket policy), as
+    /// `PICTOR_ASSET_REDIRECT=public` needs.
+    pub async fn allow_public_reads(&self) {
+        let policy = serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+                "Resource": format!("arn:aws:s3:::{BUCKET}/*"),
+            }],
+        });
+        let response = reqwest::Client::new()
+            .put(format!("{}/{BUCKET}?policy", self.endpoint))
+            .body(policy.to_string())
+            .send()
+            .await
+            .expect("put the bucket policy");
+        assert!(response.status().is_success(), "bucket policy: {}", response.status());
+    }
+
     /// Freezes the server (SIGSTOP): connections hang, as to a bucket that
     /// stopped answering.
     pub fn freeze(&self) {

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 
 use crate::helpers::{Backend, TestApp, drop_database, files_under, fresh_database, spawn_app_on, testdata};
-use crate::moto::{Moto, PREFIX};
+use crate::moto::{BUCKET, Moto, PREFIX};
 use crate::processes::start;
 
 const PHOTO: &str = "mpl-grace-hopper.jpg";
@@ -303,4 +303,49 @@ async fn an_api_and_two_workers_sharing_only_postgres_and_the_bucket_store_30_ph
     assert!(api.stop(), "the API exits cleanly on SIGTERM");
     db.pool.close().await;
     drop_database(&database_url).await;
+}
+
+both_backends! {
+    async fn with_asset_redirect_assets_answer_with_a_presigned_or_public_url_that_fetches_them(backend) {
+        let Some(moto) = Moto::start("s3::with_asset_redirect").await else { return };
+        let scratch = tempfile::tempdir().expect("scratch");
+        let presigned = |c: &mut pictor::config::Config| c.asset_redirect = Some(pictor::storage::AssetRedirect::Presigned);
+        let Some(app) = s3_app(backend, &moto, scratch.path(), presigned, Overrides::default()).await else { return };
+        let id = app.upload_ok(PHOTO).await;
+        let image = app.wait_terminal(&id, Duration::from_secs(120)).await;
+        assert_eq!(image.status, ImageStatus::Stored, "{:?}", image.error);
+        let url = image.preview_path.clone().expect("preview");
+        let stored = moto.store().get(&format!("{PREFIX}{url}").as_str().into()).await.expect("in the bucket");
+        let stored = stored.bytes().await.expect("bytes");
+
+        let direct = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+        let response = direct.get(app.url(&url)).send().await.expect("asset");
+        assert_eq!(response.status(), 302);
+        let location = response.headers()["location"].to_str().expect("location").to_owned();
+        assert!(location.starts_with(&moto.endpoint) && location.contains("X-Amz-Signature="), "{location}");
+        let fetched = reqwest::get(&location).await.expect("presigned URL");
+        assert_eq!(fetched.status(), 200);
+        assert_eq!(fetched.bytes().await.expect("bytes"), stored, "the presigned URL fetches the asset");
+        app.stop().await;
+
+        // The public URL: the object's own, unsigned (moto, like a public bucket, serves it).
+        let public = |c: &mut pictor::config::Config| c.asset_redirect = Some(pictor::storage::AssetRedirect::Public);
+        let Some(app) = s3_app(backend, &moto, scratch.path(), public, Overrides::default()).await else { return };
+        let response = direct.get(app.url(&url)).send().await.expect("asset");
+        assert_eq!(response.status(), 302);
+        let location = response.headers()["location"].to_str().expect("location").to_owned();
+        assert_eq!(location, format!("{}/{BUCKET}/{PREFIX}{url}", moto.endpoint));
+        moto.allow_public_reads().await;
+        let fetched = reqwest::get(&location).await.expect("public URL");
+        assert_eq!(fetched.status(), 200, "{location}");
+        assert_eq!(fetched.bytes().await.expect("bytes"), stored, "the public URL fetches the asset");
+        app.stop().await;
+
+        let mut config = crate::helpers::test_config(scratch.path());
+        config.asset_redirect = Some(pictor::storage::AssetRedirect::Public);
+        let refused = config.validate().expect_err("a redirect without a bucket is refused");
+        assert!(refused.to_string().contains("PICTOR_ASSET_REDIRECT"), "{refused}");
+        moto.configure(&mut config);
+        config.validate().expect("with a bucket it is valid");
+    }
 }
