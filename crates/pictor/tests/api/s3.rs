@@ -349,3 +349,35 @@ both_backends! {
         config.validate().expect("with a bucket it is valid");
     }
 }
+
+#[tokio::test]
+async fn a_12_mib_upload_streams_into_a_multipart_upload_and_its_header_is_probed_from_the_bucket() {
+    let Some(moto) = Moto::start("s3::a_12_mib_upload_streams_into_a_multipart_upload").await else { return };
+    let scratch = tempfile::tempdir().expect("scratch");
+    let Some(app) = s3_app(Backend::Sqlite, &moto, scratch.path(), |_| {}, Overrides::default()).await else {
+        return;
+    };
+    // 200 comments of 60 kB before the frame: three 5 MiB parts and a
+    // header that lies 12 MiB into the file, read from the bucket by ranges.
+    let mut big = std::fs::read(testdata("bridge-klootwijk.jpg")).expect("photo");
+    let padding = "p".repeat(60_000);
+    for _ in 0..200 {
+        big = crate::helpers::with_jpeg_comment(&big, &padding);
+    }
+    assert!(big.len() > 12 * 1024 * 1024);
+    let response = app.upload_bytes("big.jpg", big.clone(), None, None).await;
+    let status = response.status();
+    let body: serde_json::Value = response.json().await.expect("json");
+    assert_eq!(status, 201, "{body}");
+    let id = body["imageId"].as_str().expect("id").to_owned();
+    let image = app.wait_terminal(&id, Duration::from_secs(120)).await;
+    assert_eq!(image.status, ImageStatus::Stored, "{:?}", image.error);
+    let edges = (image.width.min(image.height), image.width.max(image.height));
+    assert_eq!(edges, (2448, 4352), "the header probed through the bucket");
+    let mut expected = keys_of(&id, &sha256(&big));
+    expected.sort();
+    assert_eq!(moto.keys().await, expected);
+    let original = moto.store().get(&format!("{PREFIX}/{}", expected.last().expect("original")).as_str().into()).await;
+    assert_eq!(sha256(&original.expect("original").bytes().await.expect("bytes")), sha256(&big), "stored whole");
+    app.stop().await;
+}
