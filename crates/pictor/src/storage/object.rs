@@ -72,7 +72,18 @@ pub struct ObjectStorage {
     /// `""` or `"prefix/"`.
     prefix: String,
     /// This process's own scratch folder.
-    scratch: PathBuf,
+    scratch: Arc<Scratch>,
+}
+
+/// A process's scratch folder, removed when the storage is dropped (a
+/// killed process leaves an empty or nearly empty one behind).
+#[derive(Debug)]
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// The bucket and the prefix of an `s3://bucket/prefix` URL.
@@ -146,12 +157,12 @@ impl ObjectStorage {
         let scratch = settings.scratch_dir.join(format!("pictor-{}", uuid::Uuid::now_v7().simple()));
         std::fs::create_dir_all(&scratch).map_err(|e| local_io("scratch", e))?;
         let signer = Arc::new(store);
-        Ok(Self { store: signer.clone(), signer, prefix, scratch })
+        Ok(Self { store: signer.clone(), signer, prefix, scratch: Arc::new(Scratch(scratch)) })
     }
 
     /// This process's scratch folder.
     pub fn scratch(&self) -> &std::path::Path {
-        &self.scratch
+        &self.scratch.0
     }
 
     fn path(&self, key: &Key) -> Path {
@@ -400,8 +411,10 @@ impl Storage for ObjectStorage {
 
     async fn local_copy(&self, key: &Key) -> Result<LocalCopy, StorageError> {
         let got = self.store.get(&self.path(key)).await.map_err(|e| remote(key.as_str(), e))?;
-        let copy =
-            LocalCopy { path: self.scratch.join(format!("{}.download", uuid::Uuid::now_v7().simple())), scratch: true };
+        let copy = LocalCopy {
+            path: self.scratch.0.join(format!("{}.download", uuid::Uuid::now_v7().simple())),
+            scratch: true,
+        };
         let mut file = tokio::fs::File::create(copy.path()).await.map_err(|e| local_io(key.as_str(), e))?;
         let mut stream = got.into_stream();
         while let Some(chunk) = stream.next().await {
