@@ -68,8 +68,14 @@ impl ApiError {
                 IngestError::Storage(StorageError::Full { .. }) => {
                     (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage")
                 }
+                IngestError::Storage(StorageError::Unavailable { .. }) => {
+                    (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable")
+                }
                 IngestError::Io(_) | IngestError::Storage(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
             },
+            ImagesError::Storage(StorageError::Unavailable { .. }) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "storage_unavailable")
+            }
             ImagesError::Storage(StorageError::Full { .. }) => {
                 (StatusCode::INSUFFICIENT_STORAGE, "insufficient_storage")
             }
@@ -98,6 +104,13 @@ impl IntoResponse for ApiError {
         let (status, code) = self.status_and_code();
         if let Self::Images(ImagesError::Busy(why)) = &self {
             let body = Json(ErrorBody { error: ErrorDetail { code: code.to_owned(), message: why.clone() } });
+            let retry_after = [(axum::http::header::RETRY_AFTER, crate::images::RETRY_AFTER_SECS.to_string())];
+            return (status, retry_after, body).into_response();
+        }
+        if code == "storage_unavailable" {
+            tracing::warn!(error = ?self, "the object store is unavailable");
+            let message = "the storage cannot be reached; try again shortly".to_owned();
+            let body = Json(ErrorBody { error: ErrorDetail { code: code.to_owned(), message } });
             let retry_after = [(axum::http::header::RETRY_AFTER, crate::images::RETRY_AFTER_SECS.to_string())];
             return (status, retry_after, body).into_response();
         }

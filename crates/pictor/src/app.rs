@@ -13,14 +13,15 @@ use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::db::{Db, DbError};
 use crate::handlers::{self, AssetSettings, CpuPool, HandlerContext, ImageEffect};
-use crate::images::{DbOriginalLocks, ImageEffects, Images, TempSweeper, UploadLimits};
+use crate::images::{DbOriginalLocks, Gc, ImageEffects, Images, TempSweeper, UploadLimits};
 use crate::queue::handler::Registry;
+use crate::queue::pruner::Retention;
 use crate::queue::retry::RetryPolicy;
 use crate::queue::runner::{Runner, RunnerSettings};
 use crate::queue::wakeup::Wakeup;
 use crate::queue::{Queue, QueueError};
 use crate::shutdown::Shutdown;
-use crate::storage::{LocalStorage, Storage, StorageError};
+use crate::storage::{LocalStorage, ObjectSettings, ObjectStorage, Storage, StorageError};
 use crate::telemetry::Telemetry;
 use crate::{http, web};
 
@@ -33,8 +34,8 @@ pub enum StartupError {
     /// The database could not be opened or migrated.
     #[error(transparent)]
     Db(#[from] DbError),
-    /// The storage folder could not be created.
-    #[error("cannot open the storage folder")]
+    /// The storage folder could not be created, or the bucket's URL is bad.
+    #[error("cannot open the storage")]
     Storage(#[from] StorageError),
     /// The CPU pool's threads could not be started.
     #[error("cannot start the CPU pool's threads")]
@@ -87,8 +88,14 @@ pub struct App {
     pub runner: Runner<ImageEffects>,
     /// Removes the temp files crashes leave behind, in `serve` and `worker`.
     pub sweeper: TempSweeper,
+    /// The storage's garbage collector (`pictor gc`).
+    pub gc: Gc,
+    /// How often `serve` runs it; never when `None`.
+    pub gc_interval: Option<Duration>,
     /// Public base URL for absolute links.
     pub api_base: String,
+    /// Whether assets are answered with a redirect to the bucket.
+    pub asset_redirect: Option<crate::storage::AssetRedirect>,
     /// Who may see what: the admin token, its browser sessions, public reads.
     pub gate: http::auth::Gate,
     /// Host names answered besides IP literals, localhost and API_BASE's host.
@@ -132,6 +139,42 @@ fn exit_wedged(stuck: usize) {
     std::process::exit(EXIT_WEDGED);
 }
 
+/// The configured storage: the bucket of `STORAGE_URL`, else the folder
+/// `STORAGE_DIR`.
+///
+/// # Errors
+/// A bad URL, or the folder cannot be created.
+pub fn open_storage(config: &Config) -> Result<Arc<dyn Storage>, StorageError> {
+    match &config.storage_url {
+        Some(url) => open_storage_at(config, url),
+        None => Ok(Arc::new(LocalStorage::open(&config.storage_dir)?)),
+    }
+}
+
+/// The storage at `url`: `s3://bucket/prefix` (with the config's `AWS_*`
+/// settings), else a local folder path.
+///
+/// # Errors
+/// A bad URL, or the folder cannot be created.
+pub fn open_storage_at(config: &Config, url: &str) -> Result<Arc<dyn Storage>, StorageError> {
+    if !url.starts_with("s3://") {
+        return Ok(Arc::new(LocalStorage::open(url)?));
+    }
+    let timeout = Duration::from_secs(config.s3_timeout_secs.max(1));
+    Ok(Arc::new(ObjectStorage::open(&ObjectSettings {
+        url: url.to_owned(),
+        endpoint: config.s3_endpoint.clone(),
+        region: config.s3_region.clone(),
+        credentials: config.s3_access_key_id.clone().zip(config.s3_secret_access_key.clone()),
+        allow_http: config.s3_allow_http,
+        timeout,
+        connect_timeout: timeout.min(Duration::from_secs(5)),
+        max_retries: config.s3_max_retries,
+        retry_timeout: timeout * 2,
+        scratch_dir: config.scratch_dir.clone().unwrap_or_else(std::env::temp_dir),
+    })?))
+}
+
 /// [`build`] with test replacements.
 ///
 /// # Errors
@@ -141,7 +184,7 @@ pub async fn build_with(config: &Config, api_base_default: &str, overrides: Over
     let db = Db::connect_with(&config.database_url, config.sqlite_synchronous).await?;
     let version = db.migrate().await?;
     tracing::info!(backend = ?db.backend, schema_version = version, "database ready");
-    let mut storage: Arc<dyn Storage> = Arc::new(LocalStorage::open(&config.storage_dir)?);
+    let mut storage = open_storage(config)?;
     if let Some(wrap) = overrides.storage {
         storage = wrap(storage);
     }
@@ -181,6 +224,10 @@ pub async fn build_with(config: &Config, api_base_default: &str, overrides: Over
         shutdown_timeout: Duration::from_secs(config.shutdown_timeout_secs),
         job_timeout: Duration::from_secs(config.job_timeout_secs),
         retry: overrides.retry.unwrap_or_default(),
+        retention: Retention {
+            completed: Duration::from_secs(config.completed_retention_secs),
+            failed: Duration::from_secs(config.failed_retention_secs),
+        },
         ..RunnerSettings::default()
     };
     let registry = match overrides.registry {
@@ -197,6 +244,8 @@ pub async fn build_with(config: &Config, api_base_default: &str, overrides: Over
     };
     let images = Images::new(db.clone(), storage, queue.clone(), limits);
     let sweeper = TempSweeper::new(images.clone(), Duration::from_secs(config.temp_grace_secs));
+    let gc = Gc::new(images.clone(), Duration::from_secs(config.temp_grace_secs));
+    let gc_interval = config.gc_interval.map(|secs| Duration::from_secs(secs.max(1)));
     Ok(App {
         db,
         queue,
@@ -205,7 +254,10 @@ pub async fn build_with(config: &Config, api_base_default: &str, overrides: Over
         handlers,
         runner,
         sweeper,
+        gc,
+        gc_interval,
         api_base: config.api_base.clone().unwrap_or_else(|| api_base_default.to_owned()),
+        asset_redirect: config.asset_redirect,
         gate: http::auth::Gate {
             sessions: config.admin_token.clone().map(|token| {
                 let public_https = config.api_base.as_deref().is_some_and(|base| base.starts_with("https://"));
@@ -228,7 +280,11 @@ impl App {
     /// token, the cross-origin guard, the host allow-list, request metrics,
     /// request tracing and request ids (`X-Request-Id`).
     pub fn router(&self) -> Router {
-        let api = http::router(http::ApiState { images: self.images.clone(), api_base: self.api_base.clone() });
+        let api = http::router(http::ApiState {
+            images: self.images.clone(),
+            api_base: self.api_base.clone(),
+            asset_redirect: self.asset_redirect,
+        });
         let pages = web::router(web::PageState {
             images: self.images.clone(),
             sessions: self.gate.sessions.clone(),
@@ -294,6 +350,13 @@ pub async fn serve(listener: TcpListener, app: App, with_runner: bool, shutdown:
     let telemetry = app.telemetry().clone();
     let upkeep = telemetry.upkeep(shutdown.clone());
     let sweeper = app.sweeper.run(shutdown.clone());
+    let (gc, gc_stop) = (app.gc.clone(), shutdown.clone());
+    let sweeper = async move {
+        match app.gc_interval {
+            Some(interval) => tokio::join!(sweeper, gc.run_every(interval, gc_stop)).0,
+            None => sweeper.await,
+        }
+    };
     if with_runner {
         let ((), worked, (), (), ()) = tokio::join!(server, app.runner.run(shutdown), sweeper, close_events, upkeep);
         worked?;

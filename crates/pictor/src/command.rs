@@ -29,6 +29,12 @@ pub enum Command {
     Worker(WorkerArgs),
     /// Apply the embedded database migrations and print the schema version.
     Migrate(MigrateArgs),
+    /// Remove originals and assets no image references and old temp objects
+    /// from the storage (local folder or bucket); list them with --dry-run.
+    Gc(GcArgs),
+    /// Storage operations: `pictor storage migrate --to URL`.
+    #[command(subcommand)]
+    Storage(StorageCommand),
     /// Upload files and folders of images, with progress bars and a summary.
     Upload(crate::cli::upload::UploadArgs),
     /// List images, newest first.
@@ -85,6 +91,42 @@ pub struct WorkerArgs {
     pub config: Config,
 }
 
+/// `pictor gc`.
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// List what would be removed and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// How log lines are written.
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// The database and storage to clean (and every other setting).
+    #[command(flatten)]
+    pub config: Config,
+}
+
+/// `pictor storage …`.
+#[derive(Debug, clap::Subcommand)]
+pub enum StorageCommand {
+    /// Copy every original and asset of the configured storage to another
+    /// (verified by SHA-256; re-running copies only what is missing).
+    Migrate(StorageMigrateArgs),
+}
+
+/// `pictor storage migrate`.
+#[derive(Debug, Args)]
+pub struct StorageMigrateArgs {
+    /// Destination: `s3://bucket/prefix` (with the AWS_* settings) or a folder.
+    #[arg(long)]
+    pub to: String,
+    /// How log lines are written.
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// The source storage (STORAGE_URL or STORAGE_DIR) and every other setting.
+    #[command(flatten)]
+    pub config: Config,
+}
+
 /// `pictor migrate`.
 #[derive(Debug, Args)]
 pub struct MigrateArgs {
@@ -104,6 +146,8 @@ impl Command {
             Self::Serve(args) => Some(&args.log),
             Self::Worker(args) => Some(&args.log),
             Self::Migrate(args) => Some(&args.log),
+            Self::Gc(args) => Some(&args.log),
+            Self::Storage(StorageCommand::Migrate(args)) => Some(&args.log),
             _ => None,
         }
     }

@@ -23,6 +23,11 @@ pub const DEFAULT_AVIF_QUALITY: u8 = pictor_imaging::DEFAULT_AVIF_QUALITY;
 /// Default thumbnail sizes, as their flag takes them.
 pub const DEFAULT_THUMBNAIL_SIZES: &str = "64,128,256,512";
 
+/// Default longest object-store request, seconds.
+pub const DEFAULT_S3_TIMEOUT_SECS: u64 = 30;
+/// Default retries of one object-store request.
+pub const DEFAULT_S3_MAX_RETRIES: usize = 3;
+
 /// Smallest runner poll interval, ms: below it the runner claims in a busy loop.
 pub const MIN_POLL_INTERVAL_MS: u64 = 10;
 /// Longest job lease, s (one day): a longer one would hide a dead worker's jobs.
@@ -39,6 +44,44 @@ pub struct Config {
     /// Folder for uploads in flight, originals and assets.
     #[arg(long, env = "STORAGE_DIR", default_value = DEFAULT_STORAGE_DIR)]
     pub storage_dir: PathBuf,
+    /// Object storage instead of `STORAGE_DIR`: `s3://bucket/prefix`
+    /// (endpoint, region and credentials from the `AWS_*` variables).
+    #[arg(long, env = "STORAGE_URL")]
+    pub storage_url: Option<String>,
+    /// Endpoint of an S3-compatible service (default: AWS for the region).
+    #[arg(long, env = "AWS_ENDPOINT_URL")]
+    pub s3_endpoint: Option<String>,
+    /// Region of the bucket.
+    #[arg(long, env = "AWS_REGION")]
+    pub s3_region: Option<String>,
+    /// Access key of the bucket (else the usual AWS credential sources).
+    #[arg(long, env = "AWS_ACCESS_KEY_ID")]
+    pub s3_access_key_id: Option<String>,
+    /// Secret key of the bucket.
+    #[arg(long, env = "AWS_SECRET_ACCESS_KEY", hide_env_values = true)]
+    pub s3_secret_access_key: Option<String>,
+    /// Allows a plain-http endpoint (a local S3 server).
+    #[arg(long, env = "AWS_ALLOW_HTTP", default_value_t = false, action = clap::ArgAction::Set,
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub s3_allow_http: bool,
+    /// Answer asset requests with a redirect to the bucket instead of
+    /// streaming them: `presigned` (a signed URL valid one hour) or `public`
+    /// (the object's plain URL). Needs STORAGE_URL.
+    #[arg(long, env = "PICTOR_ASSET_REDIRECT", value_enum)]
+    pub asset_redirect: Option<crate::storage::AssetRedirect>,
+    /// Folder where each process makes its own scratch folder for the
+    /// originals it downloads from object storage (default: the system's
+    /// temp folder).
+    #[arg(long, env = "PICTOR_SCRATCH_DIR")]
+    pub scratch_dir: Option<PathBuf>,
+    /// Longest one object-store request may take, seconds.
+    #[arg(long, env = "PICTOR_S3_TIMEOUT_SECS", default_value_t = DEFAULT_S3_TIMEOUT_SECS)]
+    pub s3_timeout_secs: u64,
+    /// Retries of a failed object-store request (with backoff, within
+    /// PICTOR_S3_TIMEOUT_SECS × 2 in all) before the job or upload fails
+    /// retryably.
+    #[arg(long, env = "PICTOR_S3_MAX_RETRIES", default_value_t = DEFAULT_S3_MAX_RETRIES)]
+    pub s3_max_retries: usize,
     /// Public base URL, used in absolute links (default: the bind address).
     #[arg(long, env = "API_BASE")]
     pub api_base: Option<String>,
@@ -101,6 +144,16 @@ pub struct Config {
     /// upload to finish.
     #[arg(long, env = "PICTOR_TEMP_GRACE_SECS", default_value_t = crate::images::DEFAULT_TEMP_GRACE_SECS)]
     pub temp_grace_secs: u64,
+    /// Seconds between storage garbage collections in `serve` (unreferenced
+    /// originals and assets, old temp objects; see `pictor gc`); unset, none.
+    #[arg(long, env = "PICTOR_GC_INTERVAL")]
+    pub gc_interval: Option<u64>,
+    /// Seconds a COMPLETED or CANCELLED job is kept before it is pruned.
+    #[arg(long, env = "PICTOR_COMPLETED_RETENTION_SECS", default_value_t = crate::queue::pruner::DEFAULT_COMPLETED_RETENTION_SECS)]
+    pub completed_retention_secs: u64,
+    /// Seconds a FAILED job is kept before it is pruned.
+    #[arg(long, env = "PICTOR_FAILED_RETENTION_SECS", default_value_t = crate::queue::pruner::DEFAULT_FAILED_RETENTION_SECS)]
+    pub failed_retention_secs: u64,
     /// SQLite commit durability: `full` (every acknowledged upload survives
     /// power loss) or `normal` (faster; survives a crash of Pictor only).
     #[arg(long, env = "PICTOR_SQLITE_SYNCHRONOUS", default_value = "full")]
@@ -192,6 +245,9 @@ impl Config {
     /// The first setting out of range.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let bad = |name, why: &str| Err(ConfigError { name, why: why.to_owned() });
+        if self.asset_redirect.is_some() && self.storage_url.is_none() {
+            return bad("PICTOR_ASSET_REDIRECT", "needs STORAGE_URL (a local folder's assets are served by Pictor)");
+        }
         if self.runner_batch_size == 0 {
             return bad("PICTOR_RUNNER_BATCH_SIZE", "must be at least 1");
         }

@@ -13,9 +13,10 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::Parser;
 use pictor::app;
-use pictor::command::{Cli, Command, LogFormat};
+use pictor::command::{Cli, Command, LogFormat, StorageCommand};
 use pictor::db::Db;
 use pictor::shutdown::{self, Shutdown};
+use pictor::storage::migrate;
 
 /// glibc malloc arenas of a service process, unless `MALLOC_ARENA_MAX` or
 /// `GLIBC_TUNABLES` says otherwise. glibc's default (8 per core) gives each
@@ -40,7 +41,11 @@ fn main() -> ExitCode {
         }
     };
     let service = match cli.command {
-        service @ (Command::Serve(_) | Command::Worker(_) | Command::Migrate(_)) => service,
+        service @ (Command::Serve(_)
+        | Command::Worker(_)
+        | Command::Migrate(_)
+        | Command::Gc(_)
+        | Command::Storage(_)) => service,
         client => return runtime.block_on(pictor::cli::run(client)),
     };
     let format = service.log().map_or(LogFormat::Text, |log| log.format);
@@ -125,6 +130,38 @@ async fn run(command: Command) -> anyhow::Result<()> {
             let db = Db::connect(&args.database_url).await?;
             let version = db.migrate().await?;
             println!("database migrated: schema version {version} ({:?})", db.backend);
+            Ok(())
+        }
+        Command::Gc(args) => {
+            let app = app::build(&args.config, "").await?;
+            let garbage = app.gc.collect(args.dry_run).await?;
+            let verb = if args.dry_run { "would remove" } else { "removed" };
+            for key in &garbage {
+                println!("{verb} {key}");
+            }
+            println!("{verb} {} object(s)", garbage.len());
+            Ok(())
+        }
+        Command::Storage(StorageCommand::Migrate(args)) => {
+            let from = app::open_storage(&args.config)?;
+            let to = app::open_storage_at(&args.config, &args.to)?;
+            let bar = indicatif::ProgressBar::new(0).with_style(
+                indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} objects {msg}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            let done = migrate::migrate(from.as_ref(), to.as_ref(), |step| {
+                bar.set_length(step.total as u64);
+                bar.set_position(step.done as u64);
+                bar.set_message(step.key.to_string());
+                std::ops::ControlFlow::Continue(())
+            })
+            .await;
+            bar.finish_and_clear();
+            let done = done.with_context(|| format!("migrating to {} stopped; run it again to resume", args.to))?;
+            println!(
+                "{} object(s): {} copied and verified, {} already there; {} holds every original and asset",
+                done.total, done.copied, done.skipped, args.to
+            );
             Ok(())
         }
         _ => anyhow::bail!("not a service command"),

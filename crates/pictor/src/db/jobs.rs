@@ -410,15 +410,24 @@ pub async fn delete_idle_for_image<'c, E: Executor<'c, Database = Any>>(exec: E,
     Ok(done.rows_affected())
 }
 
-/// Deletes COMPLETED and CANCELLED jobs that ended before `before`.
+/// Deletes COMPLETED and CANCELLED jobs that ended before
+/// `completed_before`, and FAILED ones that ended before `failed_before`.
 ///
 /// # Errors
 /// The database failed.
-pub async fn prune_finished<'c, E: Executor<'c, Database = Any>>(exec: E, before: Millis) -> DbResult<u64> {
-    let done = sqlx::query("DELETE FROM job WHERE status IN ('COMPLETED', 'CANCELLED') AND finished_at < $1")
-        .bind(before.get())
-        .execute(exec)
-        .await?;
+pub async fn prune_finished<'c, E: Executor<'c, Database = Any>>(
+    exec: E,
+    completed_before: Millis,
+    failed_before: Millis,
+) -> DbResult<u64> {
+    let done = sqlx::query(
+        "DELETE FROM job WHERE (status IN ('COMPLETED', 'CANCELLED') AND finished_at < $1) \
+         OR (status = 'FAILED' AND finished_at < $2)",
+    )
+    .bind(completed_before.get())
+    .bind(failed_before.get())
+    .execute(exec)
+    .await?;
     Ok(done.rows_affected())
 }
 

@@ -36,7 +36,9 @@ impl From<StorageError> for HandlerError {
             StorageError::NotFound(_) | StorageError::InvalidKey(_) | StorageError::ChecksumMismatch { .. } => {
                 Self::permanent(e.to_string())
             }
-            StorageError::Io { .. } | StorageError::Lock { .. } => Self::retryable(e.to_string()).caused_by(e),
+            StorageError::Io { .. } | StorageError::Lock { .. } | StorageError::Unavailable { .. } => {
+                Self::retryable(e.to_string()).caused_by(e)
+            }
             // Waiting for space is not the job's fault: it spends no attempt.
             StorageError::Full { .. } => Self::unavailable(e.to_string()).caused_by(e),
         }
@@ -155,9 +157,18 @@ impl HandlerContext {
     /// # Errors
     /// Reading the original, or decoding it.
     pub async fn prepare_original(&self, original_path: &str, edge: u32) -> Result<Arc<Prepared>, HandlerError> {
-        let data = self.storage.get(&*OriginalKey::parse(original_path)?).await?;
+        // A local file: the original itself, or a download into this
+        // process's scratch folder (removed once decoded).
+        let copy = self.storage.local_copy(&*OriginalKey::parse(original_path)?).await?;
         let options = self.assets.render.clone();
-        self.run_cpu(move || Ok(Arc::new(pictor_imaging::prepare(&data, edge, &options)?))).await
+        self.run_cpu(move || {
+            let data = std::fs::read(copy.path()).map_err(|e| {
+                HandlerError::retryable(format!("cannot read {}: {e}", copy.path().display())).caused_by(e)
+            })?;
+            drop(copy);
+            Ok(Arc::new(pictor_imaging::prepare(&data, edge, &options)?))
+        })
+        .await
     }
 }
 

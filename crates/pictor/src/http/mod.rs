@@ -25,6 +25,8 @@ pub struct ApiState {
     pub images: Images,
     /// Public base URL for absolute links (the upload's `Location`).
     pub api_base: String,
+    /// Answer asset requests with a redirect to the bucket (`PICTOR_ASSET_REDIRECT`).
+    pub asset_redirect: Option<crate::storage::AssetRedirect>,
 }
 
 impl FromRef<ApiState> for Images {

@@ -10,6 +10,7 @@ mod catalog;
 mod effects;
 pub mod events;
 mod gauges;
+mod gc;
 mod jobs;
 mod originals;
 mod readiness;
@@ -26,6 +27,7 @@ pub use admission::{
 pub use catalog::ImageFilter;
 pub use effects::ImageEffects;
 pub use gauges::Gauges;
+pub use gc::Gc;
 pub use jobs::{JobCounts, JobFilter};
 pub use originals::DbOriginalLocks;
 pub use readiness::{Check, Readiness, STORAGE_CHECK_TTL};
@@ -38,7 +40,7 @@ use crate::clock::Millis;
 use crate::db::{Db, DbError};
 use crate::ingest::IngestError;
 use crate::queue::{Queue, QueueError};
-use crate::storage::{AssetKey, Storage, StorageError};
+use crate::storage::{AssetKey, AssetRedirect, ByteStream, ObjectInfo, Storage, StorageError};
 
 /// Default page size of a list.
 pub const DEFAULT_PAGE_SIZE: i64 = 50;
@@ -179,13 +181,33 @@ impl Images {
         self.queue.clock.now()
     }
 
-    /// The bytes of an asset, by the key its URL names (`assets/...`).
+    /// An asset's key, size and entity tag, by the key its URL names
+    /// (`assets/...`), without reading it.
     ///
     /// # Errors
     /// Not an asset key Pictor makes, nothing stored under it, or storage failed.
-    pub async fn asset(&self, key: &str) -> ImagesResult<Vec<u8>> {
+    pub async fn asset(&self, key: &str) -> ImagesResult<(AssetKey, ObjectInfo)> {
         let key = AssetKey::parse(key)?;
-        Ok(self.storage.get(&key).await?)
+        let info = self.storage.stat(&key).await?;
+        Ok((key, info))
+    }
+
+    /// A URL to fetch an asset from the store directly, by the key its URL
+    /// names, or `None` when the storage has none.
+    ///
+    /// # Errors
+    /// Not an asset key Pictor makes, or the URL cannot be signed.
+    pub async fn asset_url(&self, key: &str, how: AssetRedirect) -> ImagesResult<Option<String>> {
+        let key = AssetKey::parse(key)?;
+        Ok(self.storage.direct_url(&key, how).await?)
+    }
+
+    /// Streams the bytes `range` of an asset found by [`Images::asset`].
+    ///
+    /// # Errors
+    /// The asset is gone, or storage failed.
+    pub async fn asset_bytes(&self, key: &AssetKey, range: std::ops::Range<u64>) -> ImagesResult<ByteStream> {
+        Ok(self.storage.read_range(key, range).await?)
     }
 }
 

@@ -43,6 +43,18 @@ impl DbOriginalLocks {
         Ok(tx)
     }
 
+    /// Whether no image uses `original`, asked under its lock (for a dry
+    /// run: by the time the answer is read, it may have changed).
+    ///
+    /// # Errors
+    /// The database failed.
+    pub async fn is_unused(&self, original: &OriginalKey) -> Result<bool, StorageError> {
+        let mut tx = self.acquire(original).await.map_err(|e| lock_error(original, e))?;
+        let unused = unused_in(&mut tx, self.db.backend, original).await.map_err(|e| lock_error(original, e));
+        let _ = tx.rollback().await;
+        unused
+    }
+
     /// Removes `original` from `storage` if no image uses it, under its
     /// lock. True when it was removed.
     ///

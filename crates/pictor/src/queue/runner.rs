@@ -56,7 +56,7 @@ pub struct RunnerSettings {
     /// Backoff between attempts.
     pub retry: RetryPolicy,
     /// Age after which finished jobs are pruned.
-    pub retention: Duration,
+    pub retention: pruner::Retention,
 }
 
 /// Jobs in flight by default: 4 per CPU. Image work itself is bounded to the
@@ -78,7 +78,7 @@ impl Default for RunnerSettings {
             shutdown_timeout: Duration::from_secs(DEFAULT_SHUTDOWN_TIMEOUT_SECS),
             job_timeout: Duration::from_secs(DEFAULT_JOB_TIMEOUT_SECS),
             retry: RetryPolicy::default(),
-            retention: pruner::DEFAULT_RETENTION,
+            retention: pruner::Retention::default(),
         }
     }
 }

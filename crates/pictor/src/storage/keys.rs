@@ -141,6 +141,18 @@ impl AssetKey {
     }
 }
 
+impl AssetKey {
+    /// The media type of the asset, from the extension Pictor gave its key.
+    pub fn content_type(&self) -> &'static str {
+        let extension = self.as_str().rsplit_once('.').map_or("", |(_, extension)| extension);
+        [pictor_imaging::AssetFormat::Webp, pictor_imaging::AssetFormat::Avif]
+            .into_iter()
+            .find(|format| format.extension() == extension)
+            .unwrap_or(pictor_imaging::AssetFormat::Jpeg)
+            .mime()
+    }
+}
+
 /// The prefix of all of an image's assets (`assets/<image id>`).
 ///
 /// # Errors
@@ -179,5 +191,13 @@ mod tests {
         assert_eq!(AssetKey::thumbnail("0190-ab", 64).expect("valid").as_str(), "assets/0190-ab/thumb-64.jpg");
         assert!(AssetKey::thumbnail("../x", 64).is_err());
         assert!(assets_prefix("a/b").is_err());
+    }
+
+    #[test]
+    fn each_asset_extension_has_its_media_type() {
+        let media = |key: &str| AssetKey::parse(key).expect("asset").content_type();
+        assert_eq!(media("assets/x/thumb-64.jpg"), "image/jpeg");
+        assert_eq!(media("assets/x/preview.webp"), "image/webp");
+        assert_eq!(media("assets/x/preview.avif"), "image/avif");
     }
 }

@@ -27,8 +27,12 @@ use sha2::{Digest, Sha256};
 
 use super::durable::DurableFs;
 use super::{
-    AssetKey, Key, ObjectRead, OriginalKey, OriginalLocks, Promoted, Storage, StorageError, TempKey, UploadWriter,
+    AssetKey, ByteStream, Key, Listed, LocalCopy, ObjectInfo, ObjectRead, OriginalKey, OriginalLocks, Promoted,
+    Storage, StorageError, TempKey, UploadWriter,
 };
+
+/// Bytes read at a time when streaming an object.
+const STREAM_CHUNK_BYTES: usize = 64 * 1024;
 
 /// Tries at removing an image's asset folder while a job writes into it.
 const DELETE_FOLDER_TRIES: usize = 3;
@@ -243,6 +247,27 @@ fn files_before(folder: &Path, prefix: &str, suffix: Option<&str>, before: Syste
     Ok(keys)
 }
 
+/// Every file under `folder` (recursively), as keys under `prefix`, with
+/// their modification times; none when it does not exist.
+fn walk(folder: &Path, prefix: &str, out: &mut Vec<Listed>) -> std::io::Result<()> {
+    let entries = match std::fs::read_dir(folder) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let Ok(meta) = entry.metadata() else { continue };
+        let Some(name) = entry.file_name().to_str().map(|name| format!("{prefix}/{name}")) else { continue };
+        if meta.is_dir() {
+            walk(&entry.path(), &name, out)?;
+        } else if let (true, Ok(key), Ok(modified)) = (meta.is_file(), Key::parse(name), meta.modified()) {
+            out.push(Listed { key, modified });
+        }
+    }
+    Ok(())
+}
+
 /// Folders directly under `folder` (none when it does not exist).
 fn subfolders(folder: &Path) -> std::io::Result<Vec<String>> {
     let entries = match std::fs::read_dir(folder) {
@@ -409,12 +434,73 @@ impl Storage for LocalStorage {
         blocking("assets", move || write_synced(&fs, &tmp, targets)).await
     }
 
+    async fn put(&self, key: &Key, bytes: Vec<u8>) -> Result<(), StorageError> {
+        let targets = vec![(self.path_of(key), key.to_string(), bytes)];
+        let (fs, tmp) = (self.fs.clone(), self.root.join("tmp"));
+        blocking(key.as_str(), move || write_synced(&fs, &tmp, targets)).await
+    }
+
     async fn get(&self, key: &Key) -> Result<Vec<u8>, StorageError> {
         match tokio::fs::read(self.path_of(key)).await {
             Ok(bytes) => Ok(bytes),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StorageError::NotFound(key.to_string())),
             Err(e) => Err(io(key.as_str(), e)),
         }
+    }
+
+    /// The entity tag is the file's size and modification time (an asset
+    /// is rewritten whole, under a new name then renamed, so either changes
+    /// with its content).
+    async fn stat(&self, key: &Key) -> Result<ObjectInfo, StorageError> {
+        let meta = match tokio::fs::metadata(self.path_of(key)).await {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StorageError::NotFound(key.to_string())),
+            Err(e) => return Err(io(key.as_str(), e)),
+        };
+        let modified = meta.modified().map_err(|e| io(key.as_str(), e))?;
+        let nanos = modified.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        Ok(ObjectInfo { size: meta.len(), etag: format!("\"{:x}-{nanos:x}\"", meta.len()) })
+    }
+
+    async fn read_range(&self, key: &Key, range: std::ops::Range<u64>) -> Result<ByteStream, StorageError> {
+        use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
+        let name = key.to_string();
+        let mut file = match tokio::fs::File::open(self.path_of(key)).await {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(StorageError::NotFound(name)),
+            Err(e) => return Err(io(&name, e)),
+        };
+        file.seek(std::io::SeekFrom::Start(range.start)).await.map_err(|e| io(&name, e))?;
+        let left = range.end.saturating_sub(range.start);
+        let stream = futures_util::stream::try_unfold((file.take(left), name), |(mut file, name)| async move {
+            let mut chunk = bytes::BytesMut::with_capacity(STREAM_CHUNK_BYTES);
+            let n = file.read_buf(&mut chunk).await.map_err(|e| io(&name, e))?;
+            Ok((n > 0).then(|| (chunk.freeze(), (file, name))))
+        });
+        Ok(Box::pin(stream))
+    }
+
+    async fn local_copy(&self, key: &Key) -> Result<LocalCopy, StorageError> {
+        let path = self.path_of(key);
+        match tokio::fs::try_exists(&path).await {
+            Ok(true) => Ok(LocalCopy { path, scratch: false }),
+            Ok(false) => Err(StorageError::NotFound(key.to_string())),
+            Err(e) => Err(io(key.as_str(), e)),
+        }
+    }
+
+    async fn list(&self, area: &str) -> Result<Vec<Listed>, StorageError> {
+        let (folder, area) = (self.root.join(area), area.to_owned());
+        blocking("list", move || {
+            let mut out = Vec::new();
+            walk(&folder, &area, &mut out).map_err(|e| io(&area, e))?;
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn direct_url(&self, _key: &Key, _how: super::AssetRedirect) -> Result<Option<String>, StorageError> {
+        Ok(None)
     }
 
     async fn exists(&self, key: &Key) -> Result<bool, StorageError> {

@@ -9,12 +9,78 @@
 mod durable;
 pub mod keys;
 mod local;
+pub mod migrate;
+mod object;
 
 use std::io::{Read, Seek};
+use std::ops::Range;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 pub use keys::{AssetKey, Key, OriginalKey, TempKey, assets_prefix};
 pub use local::LocalStorage;
+pub use object::{ObjectSettings, ObjectStorage};
+
+/// `Cache-Control` of every asset: its URL never changes content.
+pub const ASSET_CACHE_CONTROL: &str = "public, max-age=31536000, immutable";
+
+/// How asset requests may be answered by a redirect to the store itself
+/// (`PICTOR_ASSET_REDIRECT`) instead of bytes streamed through Pictor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AssetRedirect {
+    /// A presigned GET URL, valid for [`PRESIGNED_URL_SECS`].
+    Presigned,
+    /// The object's plain URL (the bucket or a CDN in front of it must allow public reads).
+    Public,
+}
+
+/// How long a presigned asset URL is valid, seconds.
+pub const PRESIGNED_URL_SECS: u64 = 3600;
+
+/// A stream of an object's bytes.
+pub type ByteStream = futures_util::stream::BoxStream<'static, Result<bytes::Bytes, StorageError>>;
+
+/// Size and entity tag of a stored object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// Bytes.
+    pub size: u64,
+    /// A strong entity tag, quoted (changes whenever the content does).
+    pub etag: String,
+}
+
+/// An object listed by [`Storage::list`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// Its key.
+    pub key: Key,
+    /// When it was last written.
+    pub modified: SystemTime,
+}
+
+/// A local file holding an object's bytes, for decoding: the object's own
+/// file on local storage, or a copy in the process's scratch folder
+/// (removed when this is dropped) on an object store.
+#[derive(Debug)]
+pub struct LocalCopy {
+    path: PathBuf,
+    scratch: bool,
+}
+
+impl LocalCopy {
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for LocalCopy {
+    fn drop(&mut self) {
+        if self.scratch {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
 
 /// Errors of the storage layer.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +118,16 @@ pub enum StorageError {
         /// The file system's error.
         #[source]
         source: std::io::Error,
+    },
+    /// The object store failed or could not be reached (after its own
+    /// retries): retry later.
+    #[error("the object store failed on {key:?}: {source}")]
+    Unavailable {
+        /// The key.
+        key: String,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The file system failed.
     #[error("storage I/O failed on {key:?}")]
@@ -165,11 +241,44 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// # Errors
     /// I/O; no partial object is left.
     async fn put_assets(&self, assets: Vec<(AssetKey, Vec<u8>)>) -> Result<(), StorageError>;
+    /// Stores one object whole under `key` (any area), replacing what was
+    /// there; durable when this returns (`pictor storage migrate`).
+    ///
+    /// # Errors
+    /// I/O; no partial object is left.
+    async fn put(&self, key: &Key, bytes: Vec<u8>) -> Result<(), StorageError>;
     /// Reads a whole object.
     ///
     /// # Errors
     /// Nothing stored under the key, or I/O.
     async fn get(&self, key: &Key) -> Result<Vec<u8>, StorageError>;
+    /// Size and entity tag of an object, without reading it.
+    ///
+    /// # Errors
+    /// Nothing stored under the key, or I/O.
+    async fn stat(&self, key: &Key) -> Result<ObjectInfo, StorageError>;
+    /// Streams the bytes `range` of an object (within its size).
+    ///
+    /// # Errors
+    /// Nothing stored under the key, or I/O.
+    async fn read_range(&self, key: &Key, range: Range<u64>) -> Result<ByteStream, StorageError>;
+    /// A local file with an object's bytes, for decoding: the file itself,
+    /// or a download into this process's scratch folder.
+    ///
+    /// # Errors
+    /// Nothing stored under the key, or I/O.
+    async fn local_copy(&self, key: &Key) -> Result<LocalCopy, StorageError>;
+    /// Every object under an area (`originals`, `assets`, `tmp`).
+    ///
+    /// # Errors
+    /// I/O.
+    async fn list(&self, area: &str) -> Result<Vec<Listed>, StorageError>;
+    /// A URL the client may fetch the object from directly, or `None` when
+    /// this storage has none (a local folder: assets are served by Pictor).
+    ///
+    /// # Errors
+    /// The URL cannot be signed.
+    async fn direct_url(&self, key: &Key, how: AssetRedirect) -> Result<Option<String>, StorageError>;
     /// Whether `key` exists.
     ///
     /// # Errors

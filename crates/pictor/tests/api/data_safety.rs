@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use pictor::app::Overrides;
 use pictor::storage::{
-    AssetKey, Key, ObjectRead, OriginalKey, OriginalLocks, Promoted, Storage, StorageError, TempKey, UploadWriter,
+    AssetKey, ByteStream, Key, Listed, LocalCopy, ObjectInfo, ObjectRead, OriginalKey, OriginalLocks, Promoted,
+    Storage, StorageError, TempKey, UploadWriter,
 };
 use pictor_client::models::ImageStatus;
 use tokio::sync::oneshot;
@@ -149,6 +150,30 @@ impl Storage for PausingStorage {
 
     async fn get(&self, key: &Key) -> Result<Vec<u8>, StorageError> {
         self.inner.get(key).await
+    }
+
+    async fn direct_url(&self, key: &Key, how: pictor::storage::AssetRedirect) -> Result<Option<String>, StorageError> {
+        self.inner.direct_url(key, how).await
+    }
+
+    async fn put(&self, key: &Key, bytes: Vec<u8>) -> Result<(), StorageError> {
+        self.inner.put(key, bytes).await
+    }
+
+    async fn stat(&self, key: &Key) -> Result<ObjectInfo, StorageError> {
+        self.inner.stat(key).await
+    }
+
+    async fn read_range(&self, key: &Key, range: std::ops::Range<u64>) -> Result<ByteStream, StorageError> {
+        self.inner.read_range(key, range).await
+    }
+
+    async fn local_copy(&self, key: &Key) -> Result<LocalCopy, StorageError> {
+        self.inner.local_copy(key).await
+    }
+
+    async fn list(&self, area: &str) -> Result<Vec<Listed>, StorageError> {
+        self.inner.list(area).await
     }
 
     async fn exists(&self, key: &Key) -> Result<bool, StorageError> {

@@ -21,6 +21,13 @@
 //! - `data_safety`: deletes racing offloads and asset jobs (paused on a gate); nothing left behind.
 //! - `full_disk`: a real full disk (a tmpfs mounted as root): 507s, jobs
 //!   waiting for space without spending attempts, STORED once space returns.
+//! - `s3`: object storage against moto's S3 server (`moto`): the pipeline,
+//!   delete safety, two workers sharing only PostgreSQL and the bucket, a
+//!   bucket that stops answering.
+//! - `gc`: `pictor gc` on the folder and on a bucket (planted orphans), and
+//!   the retention of finished jobs.
+//! - `storage_migrate`: `pictor storage migrate` folder → bucket (interrupted,
+//!   resumed) → folder, verified.
 //! - `events`: `GET /api/events`, the Server-Sent Events stream.
 //! - `metrics`: `GET /metrics` on `serve` and on `pictor worker --metrics-bind`.
 //! - `health`: `/healthz` (liveness) and `/readyz` (database, storage, schema).
@@ -65,20 +72,24 @@ mod client;
 mod data_safety;
 mod events;
 mod full_disk;
+mod gc;
 mod health;
 mod helpers;
 mod images;
 mod login;
 mod logs;
 mod metrics;
+mod moto;
 mod pipeline;
 mod processes;
 mod queue;
 mod queue_batch;
 mod queue_deadline;
+mod s3;
 mod scale_out;
 mod service;
 #[path = "../support/skip.rs"]
 mod skip;
 mod slow_clients;
+mod storage_migrate;
 mod web;
