@@ -2,7 +2,7 @@
 //! strong ETag and immutable caching (an asset's URL never changes content).
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -10,6 +10,7 @@ use pictor_imaging::AssetFormat;
 use sha2::{Digest, Sha256};
 
 use super::ApiState;
+use super::extract::Path;
 use crate::api_error::ApiResult;
 
 /// The asset route.
@@ -17,6 +18,16 @@ pub fn router() -> Router<ApiState> {
     Router::new().route("/assets/{*key}", get(asset))
 }
 
+/// A thumbnail or preview (`thumb-64.jpg` … `thumb-512.jpg`, `preview.jpg`, `preview.webp`, `preview.avif`):
+/// the image's `thumbnails` and `previews` URLs. (The route matches any path under `/assets/`.)
+#[utoipa::path(get, path = "/assets/{imageId}/{file}", operation_id = "getAsset", tag = "assets",
+    params(("imageId" = String, Path), ("file" = String, Path),
+        ("If-None-Match" = Option<String>, Header, description = "an ETag seen before")),
+    responses(
+        (status = 200, description = "the asset", content((Vec<u8> = "image/jpeg"), (Vec<u8> = "image/webp"), (Vec<u8> = "image/avif")),
+            headers(("ETag" = String), ("Cache-Control" = String))),
+        (status = 304, description = "unchanged (If-None-Match)", headers(("ETag" = String), ("Cache-Control" = String))),
+        (status = 404, description = "no such asset", body = pictor_client::models::ErrorBody)))]
 async fn asset(State(state): State<ApiState>, Path(key): Path<String>, headers: HeaderMap) -> ApiResult<Response> {
     let key = format!("assets/{key}");
     let bytes = state.images.asset(&key).await?;
