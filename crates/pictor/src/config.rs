@@ -49,7 +49,7 @@ pub struct Config {
     /// Fallback poll interval of the runner, ms (an enqueue wakes it at once).
     #[arg(long, env = "PICTOR_RUNNER_POLL_INTERVAL_MS", default_value_t = crate::queue::DEFAULT_POLL_INTERVAL_MS)]
     pub runner_poll_interval_ms: u64,
-    /// Most jobs one runner works on at once (default: twice the CPUs).
+    /// Most jobs one runner works on at once (default: four times the CPUs).
     #[arg(long, env = "PICTOR_RUNNER_CONCURRENCY")]
     pub runner_concurrency: Option<usize>,
     /// Job lease, seconds; renewed while the job runs.

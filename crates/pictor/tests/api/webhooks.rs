@@ -107,7 +107,12 @@ both_backends! {
         assert_eq!(event["image"]["title"], "mpl-grace-hopper");
 
         // One event per change: the failed image's two failed jobs make one image.failed.
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        // Once no job is left to run, every event has been delivered.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !(app.jobs("status=PENDING").await.jobs.is_empty() && app.jobs("status=RUNNING").await.jobs.is_empty()) {
+            assert!(Instant::now() < deadline, "jobs still waiting: {:?}", app.jobs("").await.jobs);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         let all = events(&received);
         assert_eq!(all.len(), 3, "{all:#?}");
         // Deliveries are jobs of the queue, visible to operators, and none of an image's own jobs.
@@ -118,7 +123,10 @@ both_backends! {
         assert!(image.processing_jobs.iter().all(|j| j.kind != JobKind::WebhookDelivery));
         let page = app.client.get(app.url("/admin/jobs?type=WEBHOOK_DELIVERY")).send().await.unwrap();
         assert_eq!(page.status(), 200);
-        assert!(page.text().await.unwrap().contains("WEBHOOK_DELIVERY"));
+        let page = page.text().await.unwrap();
+        for job in &jobs {
+            assert!(page.contains(&format!("data-job-id=\"{}\" data-status=\"COMPLETED\"", job.id)), "job {} not listed", job.id);
+        }
         app.stop().await;
     }
 }
