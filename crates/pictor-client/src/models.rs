@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 /// Where an image is in its life: `UPLOADED → INGESTED → PROCESSING → STORED`, or `FAILED`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ImageStatus {
     /// Bytes are arriving.
@@ -25,6 +26,7 @@ pub enum ImageStatus {
 
 /// What a queued job does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum JobKind {
     /// Move the uploaded temp file to permanent, content-addressed storage.
@@ -33,10 +35,13 @@ pub enum JobKind {
     ThumbnailGeneration,
     /// Make the web-optimised progressive JPEG preview.
     PreviewGeneration,
+    /// POST an image event to `PICTOR_WEBHOOK_URL` (no image of its own: the event is its payload).
+    WebhookDelivery,
 }
 
 /// Where a job is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum JobStatus {
     /// Waiting for `run_at`, then for a runner.
@@ -91,7 +96,7 @@ card_names!(ImageStatus,
     Stored => "STORED", Failed => "FAILED");
 card_names!(JobKind,
     OffloadOriginal => "OFFLOAD_ORIGINAL", ThumbnailGeneration => "THUMBNAIL_GENERATION",
-    PreviewGeneration => "PREVIEW_GENERATION");
+    PreviewGeneration => "PREVIEW_GENERATION", WebhookDelivery => "WEBHOOK_DELIVERY");
 card_names!(JobStatus,
     Pending => "PENDING", Running => "RUNNING", Completed => "COMPLETED",
     Failed => "FAILED", Cancelled => "CANCELLED");
@@ -117,6 +122,7 @@ impl std::error::Error for UnknownName {}
 
 /// `201` answer to `POST /api/upload`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct UploadResponse {
     /// The new image's id.
@@ -133,6 +139,7 @@ pub struct UploadResponse {
 
 /// One of an image's jobs, as listed on the image.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ProcessingJob {
     /// Job id.
@@ -148,6 +155,7 @@ pub struct ProcessingJob {
 
 /// An image as `GET /api/images` and `GET /api/images/:id` show it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Image {
     /// Image id.
@@ -198,6 +206,7 @@ pub struct Image {
 
 /// A collection name with the number of images in it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct CollectionCount {
     /// Collection name.
@@ -208,6 +217,7 @@ pub struct CollectionCount {
 
 /// `GET /api/images` answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ImageList {
     /// The page of images, newest first.
@@ -222,6 +232,7 @@ pub struct ImageList {
 
 /// `PATCH /api/images/:id` body: fields left out are kept; a `null` collection clears it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ImageUpdate {
     /// New title.
@@ -229,6 +240,7 @@ pub struct ImageUpdate {
     pub title: Option<String>,
     /// New collection: absent keeps it, `null` or `""` clears it.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "double_option")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub collection: Option<Option<String>>,
 }
 
@@ -247,6 +259,7 @@ mod double_option {
 
 /// Paging of a list answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Pagination {
     /// Items matching the filters in all.
@@ -261,6 +274,7 @@ pub struct Pagination {
 
 /// A job as `GET /api/admin/jobs` lists it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct JobSummary {
     /// Job id.
@@ -290,6 +304,7 @@ pub struct JobSummary {
 
 /// `GET /api/admin/jobs` answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct JobList {
     /// The page of jobs, newest first.
@@ -300,6 +315,7 @@ pub struct JobList {
 
 /// When and how a job is retried.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct RetryInfo {
     /// Attempts started so far.
@@ -314,6 +330,7 @@ pub struct RetryInfo {
 
 /// `GET /api/admin/jobs/:id` answer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct JobDetail {
     /// Job id.
@@ -328,6 +345,7 @@ pub struct JobDetail {
     /// Attempts allowed.
     pub max_attempts: i64,
     /// The job's payload, as the card defines it per type.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub payload: serde_json::Value,
     /// True while a runner holds an unexpired lease on it.
     pub locked: bool,
@@ -349,6 +367,7 @@ pub struct JobDetail {
 
 /// `POST /api/admin/jobs/retry-failed` answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Retried {
     /// How many FAILED jobs were put back to PENDING.
@@ -357,6 +376,7 @@ pub struct Retried {
 
 /// Every 4xx/5xx answer: `{"error": {"code", "message"}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// The error.
     pub error: ErrorDetail,
@@ -364,6 +384,7 @@ pub struct ErrorBody {
 
 /// The error inside an [`ErrorBody`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorDetail {
     /// Stable machine-readable code (`file_too_large`, `unsupported_format`, ...).
     pub code: String,

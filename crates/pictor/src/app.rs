@@ -7,12 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use pictor_client::models::JobKind;
 use tokio::net::TcpListener;
 
 use crate::clock::{SharedClock, SystemClock};
 use crate::config::{Config, ConfigError};
 use crate::db::{Db, DbError};
 use crate::handlers::{self, AssetSettings, CpuPool, HandlerContext, ImageEffect};
+use crate::images::webhooks::Webhooks;
 use crate::images::{DbOriginalLocks, Gc, ImageEffects, Images, TempSweeper, UploadLimits};
 use crate::queue::handler::Registry;
 use crate::queue::pruner::Retention;
@@ -100,6 +102,8 @@ pub struct App {
     pub gate: http::auth::Gate,
     /// Host names answered besides IP literals, localhost and API_BASE's host.
     pub allowed_hosts: Vec<String>,
+    /// Origins whose pages may use the API (CORS).
+    pub cors_origins: Vec<String>,
     /// How long HTTP clients get (headers, idle bodies, requests, shutdown).
     pub deadlines: crate::server::Deadlines,
 }
@@ -230,11 +234,18 @@ pub async fn build_with(config: &Config, api_base_default: &str, overrides: Over
         },
         ..RunnerSettings::default()
     };
-    let registry = match overrides.registry {
+    let mut registry = match overrides.registry {
         Some(make) => make(&handlers),
         None => handlers::registry(&handlers),
     };
-    let effects = Arc::new(ImageEffects::new(storage.clone(), db.backend));
+    let target = config.webhook_url.as_ref().map(|url| handlers::WebhookTarget {
+        url: url.clone(),
+        secret: config.webhook_secret.as_ref().map(|s| s.expose().to_owned()),
+    });
+    let webhooks = Webhooks::new(target.is_some(), config.max_attempts.into());
+    // Registered even when unset: deliveries queued before it was unset then fail, saying why.
+    registry.register(JobKind::WebhookDelivery, handlers::WebhookDelivery::new(target));
+    let effects = Arc::new(ImageEffects::new(storage.clone(), db.backend).with_webhooks(webhooks));
     let runner = Runner::new(queue.clone(), effects.clone(), registry, settings);
     let limits = UploadLimits {
         max_upload_bytes: config.max_upload_bytes,
@@ -242,7 +253,7 @@ pub async fn build_with(config: &Config, api_base_default: &str, overrides: Over
         max_concurrent_uploads: config.max_concurrent_uploads,
         max_temp_bytes: config.max_temp_bytes,
     };
-    let images = Images::new(db.clone(), storage, queue.clone(), limits);
+    let images = Images::new(db.clone(), storage, queue.clone(), limits).with_webhooks(webhooks);
     let sweeper = TempSweeper::new(images.clone(), Duration::from_secs(config.temp_grace_secs));
     let gc = Gc::new(images.clone(), Duration::from_secs(config.temp_grace_secs));
     let gc_interval = config.gc_interval.map(|secs| Duration::from_secs(secs.max(1)));
@@ -266,6 +277,7 @@ pub async fn build_with(config: &Config, api_base_default: &str, overrides: Over
             public_read: config.public_read,
         },
         allowed_hosts: config.allowed_hosts.clone(),
+        cors_origins: config.cors_origins.clone(),
         deadlines: crate::server::Deadlines {
             header: Duration::from_secs(config.header_timeout_secs),
             body_idle: Duration::from_secs(config.body_idle_timeout_secs),
@@ -277,8 +289,9 @@ pub async fn build_with(config: &Config, api_base_default: &str, overrides: Over
 
 impl App {
     /// The API, the pages and `/metrics` on one router, behind the admin
-    /// token, the cross-origin guard, the host allow-list, request metrics,
-    /// request tracing and request ids (`X-Request-Id`).
+    /// token, the cross-origin guard, CORS (once origins are configured),
+    /// the host allow-list, request metrics, request tracing and request
+    /// ids (`X-Request-Id`).
     pub fn router(&self) -> Router {
         let api = http::router(http::ApiState {
             images: self.images.clone(),
@@ -290,11 +303,18 @@ impl App {
             sessions: self.gate.sessions.clone(),
             public_read: self.gate.public_read,
         });
+        let trusted = web::guard::TrustedOrigins::new(&self.cors_origins);
         let router = api
             .merge(pages)
             .merge(self.metrics_routes())
             .layer(axum::middleware::from_fn_with_state(self.gate.clone(), http::auth::require_token))
-            .layer(axum::middleware::from_fn(web::guard::same_origin))
+            .layer(axum::middleware::from_fn_with_state(trusted, web::guard::same_origin));
+        // Outside the token and the guard: a preflight carries neither credentials nor a same origin.
+        let router = match http::cors::layer(&self.cors_origins) {
+            Some(cors) => router.layer(cors).layer(axum::middleware::map_response(http::cors::only_for_listed)),
+            None => router,
+        };
+        let router = router
             .layer(axum::middleware::from_fn_with_state(
                 http::hosts::AllowedHosts::new(&self.allowed_hosts, &self.api_base),
                 http::hosts::known_host,

@@ -183,3 +183,107 @@ fn parse_log_format(value: &str) -> Result<LogFormat, String> {
         _ => Err("PICTOR_LOG_FORMAT (or --log-format) must be `text` or `json`".to_owned()),
     }
 }
+
+#[cfg(test)]
+mod reference {
+    //! `docs/configuration.md` is generated from this command line: every
+    //! command's flags with their variables, defaults and help. The test
+    //! fails when the file differs; `PICTOR_WRITE_CONFIG_REFERENCE=1 cargo
+    //! test -p pictor --lib configuration_reference` rewrites it.
+
+    use std::fmt::Write as _;
+
+    use clap::CommandFactory as _;
+
+    use super::Cli;
+
+    /// A table cell: one line, pipes escaped.
+    fn cell(text: &str) -> String {
+        text.split_whitespace().collect::<Vec<_>>().join(" ").replace('|', "\\|")
+    }
+
+    /// The reference, rendered from clap's command definition.
+    fn render() -> String {
+        let mut out = String::from(
+            "# Configuration reference\n\n\
+             Generated from the code (`crates/pictor/src/command.rs`, the test `configuration_reference`\n\
+             fails when this file differs from the command line: rewrite it with\n\
+             `PICTOR_WRITE_CONFIG_REFERENCE=1 cargo test -p pictor --lib configuration_reference`).\n\
+             Every variable can also be set in a `.env` file in the working directory; a flag wins over\n\
+             its variable. The README's [Configuration](../README.md#configuration) explains the settings.\n",
+        );
+        let cli = Cli::command();
+        for command in cli.get_subcommands() {
+            let args: Vec<_> =
+                command.get_arguments().filter(|a| !a.is_positional() && a.get_long().is_some()).collect();
+            let _ = write!(
+                out,
+                "\n## `pictor {}`\n\n{}\n",
+                command.get_name(),
+                cell(&command.get_about().map(|a| a.to_string()).unwrap_or_default())
+            );
+            let positionals: Vec<_> = command
+                .get_arguments()
+                .filter(|a| a.is_positional())
+                .map(|a| a.get_id().to_string().to_uppercase())
+                .collect();
+            if !positionals.is_empty() {
+                let _ = writeln!(
+                    out,
+                    "\nArguments: {}.",
+                    positionals.iter().map(|p| format!("`{p}`")).collect::<Vec<_>>().join(", ")
+                );
+            }
+            if args.is_empty() {
+                continue;
+            }
+            out.push_str("\n| flag | variable | default | meaning |\n|---|---|---|---|\n");
+            for arg in args {
+                let flag = format!("`--{}`", arg.get_long().unwrap_or_default());
+                let env = arg.get_env().map_or_else(|| "-".to_owned(), |e| format!("`{}`", e.to_string_lossy()));
+                let defaults: Vec<String> =
+                    arg.get_default_values().iter().map(|v| v.to_string_lossy().into_owned()).collect();
+                let takes_value = arg.get_action().takes_values();
+                let default = match (defaults.is_empty(), takes_value) {
+                    (false, true) => format!("`{}`", defaults.join(",")),
+                    (_, false) => "off".to_owned(),
+                    (true, true) => "unset".to_owned(),
+                };
+                let help = cell(&arg.get_help().map(|h| h.to_string()).unwrap_or_default());
+                let _ = writeln!(out, "| {flag} | {env} | {default} | {help} |");
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn configuration_reference() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/configuration.md");
+        let rendered = render();
+        if std::env::var_os("PICTOR_WRITE_CONFIG_REFERENCE").is_some() {
+            std::fs::write(&path, &rendered).expect("write docs/configuration.md");
+        }
+        let written = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            written == rendered,
+            "docs/configuration.md differs from the command line: rewrite it with \
+             PICTOR_WRITE_CONFIG_REFERENCE=1 cargo test -p pictor --lib configuration_reference"
+        );
+    }
+
+    #[test]
+    fn every_setting_of_the_service_is_in_the_reference() {
+        let rendered = render();
+        for name in [
+            "DATABASE_URL",
+            "PICTOR_CORS_ORIGINS",
+            "PICTOR_WEBHOOK_URL",
+            "PICTOR_WEBHOOK_SECRET",
+            "PICTOR_METRICS_BIND",
+            "--no-runner",
+        ] {
+            assert!(rendered.contains(&format!("`{name}`")), "{name} is missing");
+        }
+        assert!(rendered.contains("| `--max-attempts` | `PICTOR_MAX_ATTEMPTS` | `5` |"), "{rendered}");
+    }
+}

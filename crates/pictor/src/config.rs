@@ -92,7 +92,7 @@ pub struct Config {
     /// Fallback poll interval of the runner, ms (an enqueue wakes it at once).
     #[arg(long, env = "PICTOR_RUNNER_POLL_INTERVAL_MS", default_value_t = crate::queue::DEFAULT_POLL_INTERVAL_MS)]
     pub runner_poll_interval_ms: u64,
-    /// Most jobs one runner works on at once (default: twice the CPUs).
+    /// Most jobs one runner works on at once (default: four times the CPUs).
     #[arg(long, env = "PICTOR_RUNNER_CONCURRENCY")]
     pub runner_concurrency: Option<usize>,
     /// Job lease, seconds; renewed while the job runs.
@@ -182,6 +182,27 @@ pub struct Config {
     /// proxy that checks the host itself.
     #[arg(long, env = "PICTOR_ALLOWED_HOSTS", value_delimiter = ',')]
     pub allowed_hosts: Vec<String>,
+    /// Origins (`https://host[:port]`, comma-separated) whose pages may use
+    /// the API and `/static/pictor-client.js` (CORS); none by default.
+    #[arg(long, env = "PICTOR_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+    /// URL that gets a POST when an image becomes STORED or FAILED or is
+    /// deleted (`https://` needs a build with the `rustls` feature).
+    #[arg(long, env = "PICTOR_WEBHOOK_URL")]
+    pub webhook_url: Option<String>,
+    /// Key of the webhook body's HMAC-SHA256 signature (`X-Pictor-Signature`).
+    #[arg(long, env = "PICTOR_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<Secret>,
+}
+
+/// Whether `text` is an origin as a browser sends it: `http(s)://host[:port]`
+/// with no path (a trailing `/` aside), user or wildcard.
+fn is_origin(text: &str) -> bool {
+    let text = text.trim().trim_end_matches('/');
+    let host = text.strip_prefix("https://").or_else(|| text.strip_prefix("http://"));
+    host.is_some_and(|h| {
+        !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+    })
 }
 
 /// A value kept out of logs and `Debug` output.
@@ -311,6 +332,21 @@ impl Config {
         if self.allowed_hosts.iter().any(|h| h.trim().is_empty() || h.contains(['/', ' ', '@'])) {
             return bad("PICTOR_ALLOWED_HOSTS", "must be host names (or *), comma-separated");
         }
+        if self.cors_origins.iter().any(|o| !is_origin(o)) {
+            return bad("PICTOR_CORS_ORIGINS", "must be origins such as https://app.example:8443, comma-separated");
+        }
+        if let Some(url) = &self.webhook_url {
+            let https = url.starts_with("https://");
+            if !(https || url.starts_with("http://")) || url.len() <= "https://".len() {
+                return bad("PICTOR_WEBHOOK_URL", "must be an http:// or https:// URL");
+            }
+            if https && !cfg!(feature = "rustls") {
+                return bad("PICTOR_WEBHOOK_URL", "https:// needs Pictor built with `--features rustls`");
+            }
+        }
+        if self.webhook_secret.is_some() && self.webhook_url.is_none() {
+            return bad("PICTOR_WEBHOOK_SECRET", "is set but PICTOR_WEBHOOK_URL is not");
+        }
         if self.max_concurrent_uploads == 0 {
             return bad("PICTOR_MAX_CONCURRENT_UPLOADS", "must be at least 1");
         }
@@ -401,6 +437,11 @@ mod tests {
             (Config { lock_timeout_secs: 86_401, ..defaults() }, "PICTOR_LOCK_TIMEOUT_SECS"),
             (Config { max_attempts: 101, ..defaults() }, "PICTOR_MAX_ATTEMPTS"),
             (Config { allowed_hosts: vec!["http://x".into()], ..defaults() }, "PICTOR_ALLOWED_HOSTS"),
+            (Config { cors_origins: vec!["*".into()], ..defaults() }, "PICTOR_CORS_ORIGINS"),
+            (Config { webhook_url: Some("receiver.example/hook".into()), ..defaults() }, "PICTOR_WEBHOOK_URL"),
+            (Config { webhook_secret: Some(Secret::new("s")), ..defaults() }, "PICTOR_WEBHOOK_SECRET"),
+            (Config { cors_origins: vec!["app.example".into()], ..defaults() }, "PICTOR_CORS_ORIGINS"),
+            (Config { cors_origins: vec!["https://app.example/x".into()], ..defaults() }, "PICTOR_CORS_ORIGINS"),
         ] {
             let error = config.validate().expect_err(name).to_string();
             assert!(error.contains(name), "{error}");

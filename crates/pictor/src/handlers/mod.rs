@@ -9,6 +9,7 @@ pub mod payload;
 mod preview;
 pub mod shared_decode;
 mod thumbnails;
+pub mod webhook;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ pub use offload_original::OffloadOriginal;
 pub use preview::PreviewGeneration;
 pub use shared_decode::{SharedDecodes, Taker};
 pub use thumbnails::ThumbnailGeneration;
+pub use webhook::{WebhookDelivery, WebhookTarget};
 
 use crate::db::ImageId;
 use crate::queue::Job;

@@ -8,12 +8,13 @@ use std::ops::Range;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use super::ApiState;
+use super::extract::Path;
 use crate::api_error::ApiResult;
 use crate::storage::{ASSET_CACHE_CONTROL, AssetRedirect};
 
@@ -22,6 +23,16 @@ pub fn router() -> Router<ApiState> {
     Router::new().route("/assets/{*key}", get(asset))
 }
 
+/// A thumbnail or preview (`thumb-64.jpg` … `thumb-512.jpg`, `preview.jpg`, `preview.webp`, `preview.avif`):
+/// the image's `thumbnails` and `previews` URLs. (The route matches any path under `/assets/`.)
+#[utoipa::path(get, path = "/assets/{imageId}/{file}", operation_id = "getAsset", tag = "assets",
+    params(("imageId" = String, Path), ("file" = String, Path),
+        ("If-None-Match" = Option<String>, Header, description = "an ETag seen before")),
+    responses(
+        (status = 200, description = "the asset", content((Vec<u8> = "image/jpeg"), (Vec<u8> = "image/webp"), (Vec<u8> = "image/avif")),
+            headers(("ETag" = String), ("Cache-Control" = String))),
+        (status = 304, description = "unchanged (If-None-Match)", headers(("ETag" = String), ("Cache-Control" = String))),
+        (status = 404, description = "no such asset", body = pictor_client::models::ErrorBody)))]
 async fn asset(State(state): State<ApiState>, Path(key): Path<String>, headers: HeaderMap) -> ApiResult<Response> {
     let key = format!("assets/{key}");
     if let Some(how) = state.asset_redirect

@@ -39,6 +39,9 @@ fn to_event(change: &Change) -> Event {
     event.unwrap_or_else(|e| Event::default().event("error").data(e.to_string()))
 }
 
+/// Server-Sent Events: `image` (an Image), `job` (a job as the admin list shows it), `image-deleted` (`{"id"}`).
+#[utoipa::path(get, path = "/api/events", operation_id = "events", tag = "images",
+    responses((status = 200, description = "an endless event stream", content_type = "text/event-stream", body = String)))]
 /// The stream; without the admin token (once one is set) job events are
 /// left out.
 async fn stream(

@@ -21,11 +21,15 @@ where
 }
 
 /// 200 while the process serves requests at all.
+#[utoipa::path(get, path = "/healthz", operation_id = "healthz", tag = "operations",
+    responses((status = 200, description = "alive", content_type = "text/plain", body = String)))]
 async fn healthz() -> &'static str {
     "ok\n"
 }
 
 /// 200 with every check when ready, else 503 with the same body.
+#[utoipa::path(get, path = "/readyz", operation_id = "readyz", tag = "operations",
+    responses((status = 200, description = "ready", body = Readiness), (status = 503, description = "a check failed", body = Readiness)))]
 async fn readyz(State(images): State<Images>) -> (StatusCode, Json<Readiness>) {
     let readiness = images.readiness().await;
     let status = if readiness.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };

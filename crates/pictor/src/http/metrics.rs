@@ -33,6 +33,8 @@ pub fn router(state: MetricsState) -> Router {
 }
 
 /// Refreshes the scrape-time gauges, then renders everything.
+#[utoipa::path(get, path = "/metrics", operation_id = "metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain; version=0.0.4; charset=utf-8", body = String)))]
 async fn scrape(State(state): State<MetricsState>) -> Result<Response, ApiError> {
     let gauges = state.images.gauges().await?;
     let telemetry = state.images.telemetry();

@@ -5,11 +5,14 @@
 mod admin;
 mod assets;
 pub mod auth;
+pub mod cors;
 mod events;
+mod extract;
 pub mod health;
 pub mod hosts;
 mod images;
 pub mod metrics;
+pub mod openapi;
 pub mod request_id;
 mod upload;
 
@@ -44,5 +47,6 @@ pub fn router(state: ApiState) -> Router {
         .merge(assets::router())
         .merge(events::router())
         .merge(health::router())
+        .merge(openapi::router())
         .with_state(state)
 }

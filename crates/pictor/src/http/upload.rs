@@ -8,9 +8,10 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::routing::post;
 use axum::{Json, Router};
 use futures_util::TryStreamExt as _;
-use pictor_client::models::UploadResponse;
+use pictor_client::models::{ErrorBody, UploadResponse};
 
 use super::ApiState;
+use super::extract;
 use crate::api_error::{ApiError, ApiResult};
 use crate::images::{MAX_TEXT_FIELD_BYTES, UploadDetails, text_field_too_long, upload_text_field, view};
 use crate::ingest::{IngestError, Ingested};
@@ -29,10 +30,37 @@ pub fn router(state: &ApiState) -> Router<ApiState> {
         .layer(DefaultBodyLimit::max(usize::try_from(body_limit).unwrap_or(usize::MAX)))
 }
 
+/// The upload form, for the OpenAPI document (the handler reads the body as a stream).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // Only its schema is used.
+pub(super) struct UploadForm {
+    /// The image; its format is recognised by content, never by name.
+    #[schema(value_type = String, format = Binary)]
+    file: Vec<u8>,
+    /// Title (default: the file name without its extension); at most 500 characters.
+    title: Option<String>,
+    /// Collection; at most 500 characters.
+    collection: Option<String>,
+}
+
+/// Uploads one image; it is durable, with its first job queued, before the 201.
+#[utoipa::path(post, path = "/api/upload", operation_id = "uploadImage", tag = "images",
+    request_body(content = UploadForm, content_type = "multipart/form-data"),
+    responses(
+        (status = 201, body = UploadResponse,
+            headers(("Location" = String, description = "the new image's URL"))),
+        (status = 400, description = "no `file`, a broken multipart body, too many parts or files, a field too long",
+            body = ErrorBody),
+        (status = 413, description = "over PICTOR_MAX_UPLOAD_BYTES", body = ErrorBody),
+        (status = 415, description = "not an image Pictor reads, or empty", body = ErrorBody),
+        (status = 422, description = "over PICTOR_MAX_PIXELS, or a damaged header", body = ErrorBody),
+        (status = 503, description = "too many uploads in flight",  body = ErrorBody,
+            headers(("Retry-After" = u32, description = "seconds to wait"))),
+        (status = 507, description = "the storage is full", body = ErrorBody)))]
 async fn upload(
     State(state): State<ApiState>,
     headers: HeaderMap,
-    mut multipart: Multipart,
+    extract::Multipart(mut multipart): extract::Multipart,
 ) -> ApiResult<(StatusCode, HeaderMap, Json<UploadResponse>)> {
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     // Held until the answer: the upload's slot and reserved bytes.

@@ -4,6 +4,7 @@ use pictor_client::models::{CollectionCount, Image, ImageList, ImageUpdate};
 
 use super::events::Change;
 use super::upload::{MAX_TEXT_FIELD_CHARS, text_field_too_long};
+use super::webhooks::Event;
 use super::{Images, ImagesError, ImagesResult, Page, view};
 use sqlx::AnyPool;
 
@@ -109,7 +110,11 @@ impl Images {
         let mut tx = self.db.begin_write(Durability::Acknowledged).await?;
         let record = db::images::delete(&mut *tx, &image_id).await?.ok_or_else(|| not_found(id))?;
         db::jobs::delete_idle_for_image(&mut *tx, &image_id).await?;
+        self.webhooks.queue(&mut tx, self.db.backend, Event::Deleted, &record, self.now()).await?;
         tx.commit().await?;
+        if self.webhooks.enabled() {
+            self.queue.wake();
+        }
         self.events.publish(Change::ImageDeleted(id.to_owned()));
         // Files go after the rows: a crash in between leaves unreferenced
         // files, never rows that point at nothing (DESIGN invariant 9).

@@ -8,8 +8,10 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use pictor_client::models::ImageStatus;
 
 use super::originals;
+use super::webhooks::{Event, Webhooks};
 use crate::clock::Millis;
 use crate::db::{self, Backend, DbResult, Tx};
 use crate::handlers::ImageEffect;
@@ -23,12 +25,20 @@ pub struct ImageEffects {
     storage: Arc<dyn Storage>,
     /// The backend of the transactions it writes in (for the originals' lock).
     backend: Backend,
+    /// Whether STORED and FAILED queue webhook events.
+    webhooks: Webhooks,
 }
 
 impl ImageEffects {
     /// Effects on the images of a database of `backend`, whose files are in `storage`.
     pub fn new(storage: Arc<dyn Storage>, backend: Backend) -> Self {
-        Self { storage, backend }
+        Self { storage, backend, webhooks: Webhooks::default() }
+    }
+
+    /// The same effects, queuing webhook events as `webhooks` says.
+    #[must_use]
+    pub fn with_webhooks(self, webhooks: Webhooks) -> Self {
+        Self { webhooks, ..self }
     }
 
     /// Removes what a job of a deleted image wrote: its assets, or the
@@ -83,7 +93,9 @@ impl Effects for ImageEffects {
                     applied = Applied::SubjectGone;
                 }
                 Some(true) => {
-                    db::images::mark_stored_if_complete(&mut **tx, image_id, now).await?;
+                    if db::images::mark_stored_if_complete(&mut **tx, image_id, now).await? {
+                        self.webhooks.queue_for(tx, self.backend, Event::Stored, image_id, now).await?;
+                    }
                 }
                 Some(false) => {}
             }
@@ -93,8 +105,14 @@ impl Effects for ImageEffects {
 
     async fn failed(&self, tx: &mut Tx, job: FailedJob<'_>, now: Millis) -> DbResult<()> {
         if let Some(image_id) = job.image_id {
+            // One event per failure of the image, not one per failed job of it.
+            let was_failed = self.webhooks.enabled()
+                && db::images::get(&mut **tx, image_id).await?.is_some_and(|r| r.status == ImageStatus::Failed);
             let for_person = format!("{} failed: {}", job.kind, job.error);
             db::images::mark_failed(&mut **tx, image_id, &for_person, now).await?;
+            if !was_failed {
+                self.webhooks.queue_for(tx, self.backend, Event::Failed, image_id, now).await?;
+            }
         }
         Ok(())
     }

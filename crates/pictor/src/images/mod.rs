@@ -17,6 +17,7 @@ mod readiness;
 mod sweeper;
 mod upload;
 pub mod view;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -153,6 +154,8 @@ pub struct Images {
     limits: UploadLimits,
     originals: DbOriginalLocks,
     admission: Admission,
+    /// Whether deletions queue webhook events.
+    webhooks: webhooks::Webhooks,
     /// The last storage check, reused by `/readyz` for a few seconds.
     storage_check: readiness::StorageCheckCache,
 }
@@ -163,7 +166,14 @@ impl Images {
         let events = events::Events::new(db.clone(), queue.clock.clone());
         let originals = DbOriginalLocks::new(db.clone());
         let admission = Admission::new(limits.max_concurrent_uploads, limits.max_temp_bytes);
-        Self { db, storage, queue, events, limits, originals, admission, storage_check: Arc::default() }
+        let webhooks = webhooks::Webhooks::default();
+        Self { db, storage, queue, events, limits, originals, admission, webhooks, storage_check: Arc::default() }
+    }
+
+    /// The same service, queuing webhook events for deletions as `webhooks` says.
+    #[must_use]
+    pub fn with_webhooks(self, webhooks: webhooks::Webhooks) -> Self {
+        Self { webhooks, ..self }
     }
 
     /// The change events of images and jobs.

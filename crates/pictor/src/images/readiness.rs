@@ -19,9 +19,10 @@ pub const STORAGE_CHECK_TTL: Duration = Duration::from_secs(5);
 pub(super) type StorageCheckCache = Arc<tokio::sync::Mutex<Option<(Millis, Result<(), String>)>>>;
 
 /// One check's outcome.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Check {
     /// `database`, `storage` or `migrations`.
+    #[schema(value_type = String)]
     pub name: &'static str,
     /// Whether it passed.
     pub ok: bool,
@@ -31,7 +32,7 @@ pub struct Check {
 }
 
 /// Every check, in a fixed order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Readiness {
     /// Whether every check passed.
     pub ready: bool,

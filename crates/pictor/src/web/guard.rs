@@ -3,7 +3,9 @@
 //! reach Pictor; and every page gets a Content-Security-Policy.
 
 use axum::Json;
-use axum::extract::Request;
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -15,11 +17,12 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'
      img-src 'self' data: blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
      form-action 'self'; frame-ancestors 'none'";
 
-/// Refuses a mutation whose `Sec-Fetch-Site` or `Origin` shows another site;
-/// requests with neither (curl, the CLI) and same-origin ones pass.
-pub async fn same_origin(request: Request, next: Next) -> Response {
+/// Refuses a mutation whose `Sec-Fetch-Site` or `Origin` shows another site,
+/// unless that origin is one of `trusted` (`PICTOR_CORS_ORIGINS`); requests
+/// with neither header (curl, the CLI) and same-origin ones pass.
+pub async fn same_origin(State(trusted): State<TrustedOrigins>, request: Request, next: Next) -> Response {
     let safe = matches!(*request.method(), Method::GET | Method::HEAD | Method::OPTIONS);
-    if safe || is_same_origin(request.headers()) {
+    if safe || is_same_origin(request.headers()) || trusted.sent_by(request.headers()) {
         return next.run(request).await;
     }
     let detail = ErrorDetail {
@@ -27,6 +30,24 @@ pub async fn same_origin(request: Request, next: Next) -> Response {
         message: "changes are accepted only from Pictor's own pages".to_owned(),
     };
     (StatusCode::FORBIDDEN, Json(ErrorBody { error: detail })).into_response()
+}
+
+/// Origins whose pages may change things (the CORS origins), exactly as
+/// browsers send them in `Origin` (`scheme://host[:port]`).
+#[derive(Debug, Clone, Default)]
+pub struct TrustedOrigins(Arc<[String]>);
+
+impl TrustedOrigins {
+    /// The origins of `PICTOR_CORS_ORIGINS`.
+    pub fn new(origins: &[String]) -> Self {
+        Self(origins.iter().map(|o| o.trim().trim_end_matches('/').to_ascii_lowercase()).collect())
+    }
+
+    /// Whether the request's `Origin` is one of them.
+    fn sent_by(&self, headers: &HeaderMap) -> bool {
+        let origin = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok());
+        origin.is_some_and(|origin| self.0.iter().any(|o| o.eq_ignore_ascii_case(origin)))
+    }
 }
 
 /// True unless the headers show the request comes from another origin.
@@ -72,6 +93,16 @@ mod tests {
         assert!(is_same_origin(&headers(&[("host", "127.0.0.1:3000"), ("origin", "http://127.0.0.1:3000")])));
         assert!(!is_same_origin(&headers(&[("host", "127.0.0.1:3000"), ("origin", "https://evil.example")])));
         assert!(!is_same_origin(&headers(&[("host", "127.0.0.1:3000"), ("origin", "null")])));
+    }
+
+    #[test]
+    fn a_trusted_origin_is_known_by_its_origin_header() {
+        let trusted = TrustedOrigins::new(&["https://app.example/".to_owned()]);
+        assert!(trusted.sent_by(&headers(&[("sec-fetch-site", "cross-site"), ("origin", "https://APP.example")])));
+        assert!(
+            !trusted.sent_by(&headers(&[("sec-fetch-site", "cross-site"), ("origin", "https://app.example:8443")]))
+        );
+        assert!(!trusted.sent_by(&headers(&[("sec-fetch-site", "cross-site")])));
     }
 
     #[test]

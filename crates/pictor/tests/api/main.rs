@@ -32,6 +32,9 @@
 //! - `metrics`: `GET /metrics` on `serve` and on `pictor worker --metrics-bind`.
 //! - `health`: `/healthz` (liveness) and `/readyz` (database, storage, schema).
 //! - `logs`: JSON logs from the binary (request ids, job spans), `X-Request-Id`, a bad log format.
+//! - `openapi`: `GET /api/openapi.json` against real answers of every operation (jsonschema).
+//! - `cors`: `PICTOR_CORS_ORIGINS`: preflight and response headers for a listed origin, none for another.
+//! - `webhooks`: `PICTOR_WEBHOOK_URL`: signed events to a receiver in the test; a dead receiver's deliveries.
 //! - `web`: the pages over HTTP, CSP, foreign-origin refusal, the JS client's `node --test`.
 //! - `browser`: the pages end to end in headless Chromium, with screenshots.
 
@@ -69,6 +72,7 @@ mod bad_input;
 mod browser;
 mod cli;
 mod client;
+mod cors;
 mod data_safety;
 mod events;
 mod full_disk;
@@ -80,6 +84,7 @@ mod login;
 mod logs;
 mod metrics;
 mod moto;
+mod openapi;
 mod pipeline;
 mod processes;
 mod queue;
@@ -93,3 +98,4 @@ mod skip;
 mod slow_clients;
 mod storage_migrate;
 mod web;
+mod webhooks;
