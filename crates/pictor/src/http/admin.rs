@@ -30,10 +30,11 @@ struct ListQuery {
     image_id: Option<String>,
     limit: Option<i64>,
     offset: Option<i64>,
+    cursor: Option<String>,
 }
 
 async fn list(State(state): State<ApiState>, Query(q): Query<ListQuery>) -> ApiResult<Json<JobList>> {
-    let page = Page::new(q.limit, q.offset)?;
+    let page = Page::new(q.limit, q.offset)?.after(q.cursor);
     let status = parse_name::<JobStatus>(q.status, "invalid_status")?;
     let kind = parse_name::<JobKind>(q.kind, "invalid_type")?;
     let filter = JobFilter { status, kind, image_id: q.image_id.filter(|s| !s.is_empty()).map(ImageId::from) };

@@ -22,10 +22,11 @@ struct ListQuery {
     status: Option<String>,
     limit: Option<i64>,
     offset: Option<i64>,
+    cursor: Option<String>,
 }
 
 async fn list(State(state): State<ApiState>, Query(q): Query<ListQuery>) -> ApiResult<Json<ImageList>> {
-    let page = Page::new(q.limit, q.offset)?;
+    let page = Page::new(q.limit, q.offset)?.after(q.cursor);
     let status = parse_name::<ImageStatus>(q.status, "invalid_status")?;
     let filter = ImageFilter { collection: q.collection.filter(|c| !c.is_empty()), status };
     Ok(Json(state.images.list(&filter, page).await?))

@@ -1,7 +1,10 @@
 //! Drops COMPLETED and CANCELLED jobs older than the retention, so the job
-//! table stays small. FAILED jobs stay until an operator acts on them.
+//! table stays small. FAILED jobs stay until an operator acts on them. It
+//! deletes in small batches, each its own short transaction, so that it
+//! never holds the writer (SQLite's one write lock) for long, and then
+//! folds the job and image counts of connections that ended.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{Queue, QueueError};
 use crate::db::{self, Durability};
@@ -11,6 +14,9 @@ use crate::shutdown::Shutdown;
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 /// How often old jobs are pruned.
 pub const PRUNE_EVERY: Duration = Duration::from_secs(3_600);
+/// Jobs deleted per statement: a few milliseconds of the writer each
+/// (BENCHMARKS.md, "Scale"), so uploads and completions wait at most that.
+pub const PRUNE_BATCH: i64 = 500;
 
 /// Prunes periodically.
 pub struct Pruner {
@@ -26,7 +32,8 @@ impl Pruner {
         shutdown
             .every(PRUNE_EVERY, || async {
                 match prune_once(&self.queue, self.retention).await {
-                    Ok(n) if n > 0 => tracing::info!(target: "job_runner", pruned = n, "pruned finished jobs"),
+                    Ok(p) if p.deleted > 0 => tracing::info!(target: "job_runner", pruned = p.deleted,
+                        batches = p.batches, longest_ms = p.longest.as_millis(), "pruned finished jobs"),
                     Ok(_) => {}
                     Err(e) => tracing::warn!(target: "job_runner", error = %e, "prune failed"),
                 }
@@ -35,12 +42,40 @@ impl Pruner {
     }
 }
 
-/// Prunes once; returns how many jobs were deleted.
+/// What one pruning did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Jobs deleted.
+    pub deleted: u64,
+    /// Statements (each its own transaction).
+    pub batches: u64,
+    /// The longest statement, from taking the writer to releasing it.
+    pub longest: Duration,
+}
+
+/// Prunes once, [`PRUNE_BATCH`] jobs at a time until none is left; the
+/// writer is given back between batches.
 ///
 /// # Errors
 /// The database failed.
-pub async fn prune_once(queue: &Queue, retention: Duration) -> Result<u64, QueueError> {
+pub async fn prune_once(queue: &Queue, retention: Duration) -> Result<Pruned, QueueError> {
     let before = queue.clock.now().plus_ms(-i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
+    let mut pruned = Pruned::default();
+    loop {
+        let mut conn = queue.db.write_connection(Durability::Bookkeeping).await?;
+        let start = Instant::now();
+        let deleted = db::jobs::prune_finished(&mut *conn, before, PRUNE_BATCH).await?;
+        drop(conn);
+        pruned.longest = pruned.longest.max(start.elapsed());
+        pruned.batches += 1;
+        pruned.deleted += deleted;
+        if deleted < PRUNE_BATCH.unsigned_abs() {
+            break;
+        }
+        // Let writers queued behind this batch have the writer first.
+        tokio::task::yield_now().await;
+    }
     let mut conn = queue.db.write_connection(Durability::Bookkeeping).await?;
-    Ok(db::jobs::prune_finished(&mut *conn, before).await?)
+    db::jobs::fold_counts(&mut *conn, queue.db.backend).await?;
+    Ok(pruned)
 }

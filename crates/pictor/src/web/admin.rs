@@ -10,9 +10,9 @@ use pictor_client::models::{JobDetail, JobKind, JobStatus};
 use serde::Deserialize;
 
 use super::pages::{not_found, notice};
-use super::{Choice, JOBS_PAGE_SIZE, PageState, Pager, chart, page_number, query};
+use super::{Choice, JOBS_PAGE_SIZE, PageState, Pager, chart, numbered_page, page_number, query};
 use crate::api_error::ApiResult;
-use crate::images::{ImagesError, JobFilter, Page, parse_name};
+use crate::images::{ImagesError, JobFilter, parse_name};
 use crate::queue::JobId;
 
 /// The admin pages need the token once one is set, and a browser page cannot
@@ -90,6 +90,8 @@ pub struct JobsQuery {
     #[serde(rename = "type")]
     kind: Option<String>,
     page: Option<String>,
+    /// The last job of the page before (its next link's cursor).
+    after: Option<String>,
 }
 
 /// `GET /admin/jobs`: counts, chart, the filtered table.
@@ -129,7 +131,7 @@ pub async fn jobs(State(state): State<PageState>, Query(q): Query<JobsQuery>) ->
     let (completed, failed) = chart::per_minute(&state.images).await?;
 
     let filter = JobFilter { status, kind, image_id: None };
-    let listed = state.images.jobs(&filter, Page::numbered(page, JOBS_PAGE_SIZE)).await?;
+    let listed = state.images.jobs(&filter, numbered_page(page, JOBS_PAGE_SIZE, q.after)).await?;
     let total = i64::try_from(listed.pagination.total).unwrap_or(i64::MAX);
     let jobs = listed
         .jobs
@@ -166,7 +168,7 @@ pub async fn jobs(State(state): State<PageState>, Query(q): Query<JobsQuery>) ->
         kinds,
         jobs,
         total,
-        pager: Pager::new("/admin/jobs", &pairs, page, JOBS_PAGE_SIZE, total),
+        pager: Pager::new("/admin/jobs", &pairs, page, JOBS_PAGE_SIZE, total, listed.pagination.next_cursor.clone()),
     };
     Ok(page.into_response())
 }

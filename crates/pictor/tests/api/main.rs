@@ -20,6 +20,8 @@
 //! - `data_safety`: deletes racing offloads and asset jobs (paused on a gate); nothing left behind.
 //! - `full_disk`: a real full disk (a tmpfs mounted as root): 507s, jobs
 //!   waiting for space without spending attempts, STORED once space returns.
+//! - `scale`: the kept job and image counts against `COUNT(*)` through every
+//!   kind of write; keyset and deep-offset pages against the list's order.
 //! - `events`: `GET /api/events`, the Server-Sent Events stream.
 //! - `metrics`: `GET /metrics` on `serve` and on `pictor worker --metrics-bind`.
 //! - `health`: `/healthz` (liveness) and `/readyz` (database, storage, schema).
@@ -74,6 +76,7 @@ mod processes;
 mod queue;
 mod queue_batch;
 mod queue_deadline;
+mod scale;
 mod scale_out;
 mod service;
 #[path = "../support/skip.rs"]
