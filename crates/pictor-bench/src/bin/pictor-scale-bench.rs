@@ -72,7 +72,7 @@ enum BackendArg {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt().with_env_filter("warn").with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt().with_env_filter("warn,sqlx::query=error").with_writer(std::io::stderr).init();
     let args = Args::parse();
     match run(&args).await {
         Ok(()) => ExitCode::SUCCESS,

@@ -155,12 +155,14 @@ both_backends! {
             // Counts written by a connection that ended are folded into a
             // live one's by the next pruning.
             let other = pictor::db::Db::connect(&app.database_url).await.expect("connect");
-            let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&other.pool).await.expect("pid");
+            let mut conn = other.pool.acquire().await.expect("connection");
+            let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut *conn).await.expect("pid");
             sqlx::query("UPDATE image SET collection = 'c' WHERE id = $1")
                 .bind(&ids[3])
-                .execute(&other.pool)
+                .execute(&mut *conn)
                 .await
                 .expect("update");
+            drop(conn);
             other.pool.close().await;
             for _ in 0..100 {
                 let alive: Option<i32> = sqlx::query_scalar("SELECT pid FROM pg_stat_activity WHERE pid = $1")
