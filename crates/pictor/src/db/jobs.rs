@@ -437,22 +437,34 @@ pub async fn delete_idle_for_image<'c, E: Executor<'c, Database = Any>>(exec: E,
     Ok(done.rows_affected())
 }
 
-/// Deletes up to `batch` COMPLETED and CANCELLED jobs that ended before
-/// `before`, oldest first (found through `job_finished`, so the statement
-/// costs the batch, not the table); returns how many it deleted.
+/// Deletes up to `batch` COMPLETED and CANCELLED jobs that ended in
+/// `[from, before)`, oldest first (found through `job_finished`, so the
+/// statement costs the batch, not the table). Returns how many it deleted
+/// and the latest end among them: the next batch starts there, so that it
+/// does not walk again the index entries this one left behind (PostgreSQL
+/// keeps them until a vacuum).
 ///
 /// # Errors
 /// The database failed.
-pub async fn prune_finished<'c, E: Executor<'c, Database = Any>>(exec: E, before: Millis, batch: i64) -> DbResult<u64> {
-    let done = sqlx::query(
-        "DELETE FROM job WHERE id IN (SELECT id FROM job WHERE finished_at < $1 AND status IN ('COMPLETED', 'CANCELLED') \
-                                      ORDER BY finished_at LIMIT $2)",
+pub async fn prune_finished<'c, E: Executor<'c, Database = Any>>(
+    exec: E,
+    from: Millis,
+    before: Millis,
+    batch: i64,
+) -> DbResult<(u64, Option<Millis>)> {
+    let rows = sqlx::query(
+        "DELETE FROM job WHERE id IN (SELECT id FROM job WHERE finished_at >= $1 AND finished_at < $2 \
+                                        AND status IN ('COMPLETED', 'CANCELLED') ORDER BY finished_at LIMIT $3) \
+         RETURNING finished_at",
     )
+    .bind(from.get())
     .bind(before.get())
     .bind(batch)
-    .execute(exec)
+    .fetch_all(exec)
     .await?;
-    Ok(done.rows_affected())
+    let latest =
+        rows.iter().map(|r| r.try_get::<i64, _>("finished_at")).collect::<Result<Vec<_>, _>>()?.into_iter().max();
+    Ok((rows.len() as u64, latest.map(Millis)))
 }
 
 /// On PostgreSQL, moves the counts of connections that ended into this

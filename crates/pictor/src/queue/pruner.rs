@@ -7,6 +7,7 @@
 use std::time::{Duration, Instant};
 
 use super::{Queue, QueueError};
+use crate::clock::Millis;
 use crate::db::{self, Durability};
 use crate::shutdown::Shutdown;
 
@@ -16,7 +17,7 @@ pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 pub const PRUNE_EVERY: Duration = Duration::from_secs(3_600);
 /// Jobs deleted per statement: a few milliseconds of the writer each
 /// (BENCHMARKS.md, "Scale"), so uploads and completions wait at most that.
-pub const PRUNE_BATCH: i64 = 500;
+pub const PRUNE_BATCH: i64 = 250;
 
 /// Prunes periodically.
 pub struct Pruner {
@@ -61,16 +62,18 @@ pub struct Pruned {
 pub async fn prune_once(queue: &Queue, retention: Duration) -> Result<Pruned, QueueError> {
     let before = queue.clock.now().plus_ms(-i64::try_from(retention.as_millis()).unwrap_or(i64::MAX));
     let mut pruned = Pruned::default();
+    let mut from = Millis(i64::MIN);
     loop {
         let mut conn = queue.db.write_connection(Durability::Bookkeeping).await?;
         let start = Instant::now();
-        let deleted = db::jobs::prune_finished(&mut *conn, before, PRUNE_BATCH).await?;
+        let (deleted, latest) = db::jobs::prune_finished(&mut *conn, from, before, PRUNE_BATCH).await?;
         drop(conn);
         pruned.longest = pruned.longest.max(start.elapsed());
         pruned.batches += 1;
         pruned.deleted += deleted;
-        if deleted < PRUNE_BATCH.unsigned_abs() {
-            break;
+        match latest {
+            Some(latest) if deleted >= PRUNE_BATCH.unsigned_abs() => from = latest,
+            _ => break,
         }
         // Let writers queued behind this batch have the writer first.
         tokio::task::yield_now().await;

@@ -315,3 +315,66 @@ both_backends! {
         assert_eq!(list.pagination.total, 53 * 3, "every job is PENDING, as the kept count says");
     }
 }
+
+both_backends! {
+    async fn the_pruner_deletes_every_old_finished_job_in_batches_and_keeps_the_rest(backend) {
+        let Some(clocked) = clocked_app(backend, |_| {}).await else { return };
+        let app = &clocked.app;
+        let jobs: Vec<NewJob> = (0..700)
+            .map(|i| NewJob {
+                kind: JobKind::PreviewGeneration,
+                payload: json!({ "i": i }).to_string(),
+                image_id: None,
+                priority: 0,
+                dedupe_key: None,
+            })
+            .collect();
+        let mut tx = app.db.begin_write(pictor::db::Durability::Acknowledged).await.expect("begin");
+        app.queue.enqueue_many_in(&mut tx, &jobs).await.expect("enqueue");
+        tx.commit().await.expect("commit");
+        let now = clocked.clock.now().get();
+        // Ends shared by many jobs (ties across batches); every tenth job
+        // FAILED and every seventh ended after the cut: both are kept.
+        sqlx::query(
+            "UPDATE job SET status = CASE WHEN id % 10 = 0 THEN 'FAILED' WHEN id % 3 = 0 THEN 'CANCELLED' \
+                                          ELSE 'COMPLETED' END, \
+                            finished_at = CASE WHEN id % 7 = 0 THEN $1 + 1 ELSE $1 - 1000 - id % 5 END",
+        )
+        .bind(now)
+        .execute(&app.db.pool)
+        .await
+        .expect("finish");
+        let doomed: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM job WHERE status IN ('COMPLETED', 'CANCELLED') AND finished_at < $1",
+        )
+        .bind(now)
+        .fetch_one(&app.db.pool)
+        .await
+        .expect("count");
+        assert!(doomed > 2 * pictor::queue::pruner::PRUNE_BATCH, "enough for several batches: {doomed}");
+        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM job").fetch_one(&app.db.pool).await.expect("count");
+
+        let pruned = prune_once(&app.queue, Duration::ZERO).await.expect("prune");
+        assert_eq!(pruned.deleted, doomed.unsigned_abs(), "{pruned:?}");
+        assert!(pruned.batches >= 3, "{pruned:?}");
+        let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM job").fetch_one(&app.db.pool).await.expect("count");
+        assert_eq!(left, total - doomed);
+        let old_left: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM job WHERE status IN ('COMPLETED', 'CANCELLED') AND finished_at < $1",
+        )
+        .bind(now)
+        .fetch_one(&app.db.pool)
+        .await
+        .expect("count");
+        assert_eq!(old_left, 0);
+        let kept = grouped(app, "SELECT status, type, COUNT(*) FROM job GROUP BY status, type").await;
+        let counted: BTreeMap<_, _> = pictor::db::jobs::counts_by_status_and_type(&app.db.pool)
+            .await
+            .expect("kept counts")
+            .into_iter()
+            .filter(|(_, _, n)| *n != 0)
+            .map(|(s, t, n)| ((s, t), n))
+            .collect();
+        assert_eq!(counted, kept, "the kept counts follow the batches");
+    }
+}
