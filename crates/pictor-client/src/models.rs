@@ -258,7 +258,7 @@ mod double_option {
 }
 
 /// Paging of a list answer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct Pagination {
@@ -270,6 +270,10 @@ pub struct Pagination {
     pub offset: u64,
     /// True when items follow this page.
     pub has_more: bool,
+    /// Pass as `cursor` to get the page after this one (keyset paging, as
+    /// fast at any depth); absent on the last page. Not in the card.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 /// A job as `GET /api/admin/jobs` lists it.

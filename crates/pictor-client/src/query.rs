@@ -13,6 +13,8 @@ pub struct ImageQuery {
     pub limit: Option<u64>,
     /// Images to skip.
     pub offset: Option<u64>,
+    /// Start after this `nextCursor` of a previous page (keyset paging).
+    pub cursor: Option<String>,
 }
 
 /// Filters and page of `GET /api/admin/jobs`; `None` leaves the server's default.
@@ -28,14 +30,17 @@ pub struct JobQuery {
     pub limit: Option<u64>,
     /// Jobs to skip.
     pub offset: Option<u64>,
+    /// Start after this `nextCursor` of a previous page (keyset paging).
+    pub cursor: Option<String>,
 }
 
 /// A query string's pairs, in order.
 pub(crate) type Pairs = Vec<(&'static str, String)>;
 
-fn paging(pairs: &mut Pairs, limit: Option<u64>, offset: Option<u64>) {
+fn paging(pairs: &mut Pairs, limit: Option<u64>, offset: Option<u64>, cursor: Option<&String>) {
     pairs.extend(limit.map(|l| ("limit", l.to_string())));
     pairs.extend(offset.map(|o| ("offset", o.to_string())));
+    pairs.extend(cursor.map(|c| ("cursor", c.clone())));
 }
 
 impl ImageQuery {
@@ -43,7 +48,7 @@ impl ImageQuery {
         let mut pairs = Pairs::new();
         pairs.extend(self.collection.clone().map(|c| ("collection", c)));
         pairs.extend(self.status.map(|s| ("status", s.as_str().to_owned())));
-        paging(&mut pairs, self.limit, self.offset);
+        paging(&mut pairs, self.limit, self.offset, self.cursor.as_ref());
         pairs
     }
 }
@@ -54,7 +59,7 @@ impl JobQuery {
         pairs.extend(self.status.map(|s| ("status", s.as_str().to_owned())));
         pairs.extend(self.kind.map(|k| ("type", k.as_str().to_owned())));
         pairs.extend(self.image_id.clone().map(|id| ("imageId", id)));
-        paging(&mut pairs, self.limit, self.offset);
+        paging(&mut pairs, self.limit, self.offset, self.cursor.as_ref());
         pairs
     }
 }

@@ -40,6 +40,7 @@ pub async fn run(args: ImagesArgs) -> anyhow::Result<Outcome> {
             status: args.status,
             limit: Some(args.limit),
             offset: Some(args.offset),
+            cursor: None,
         })
         .await?;
     if args.server.json {

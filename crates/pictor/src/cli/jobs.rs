@@ -43,6 +43,7 @@ pub async fn run(args: JobsArgs) -> anyhow::Result<Outcome> {
             image_id: args.image,
             limit: Some(args.limit),
             offset: Some(args.offset),
+            cursor: None,
         })
         .await?;
     if args.server.json {

@@ -183,7 +183,8 @@ mod tests {
 
     #[test]
     fn the_page_footer_points_at_the_next_page() {
-        let pagination = pictor_client::models::Pagination { total: 120, limit: 50, offset: 50, has_more: true };
+        let pagination =
+            pictor_client::models::Pagination { total: 120, limit: 50, offset: 50, has_more: true, next_cursor: None };
 
         assert_eq!(page_footer("jobs", 50, &pagination), "jobs 51–100 of 120; next page: --offset 100\n");
         assert_eq!(short_time("2026-11-29T20:52:29.123Z"), "2026-11-29 20:52:29");

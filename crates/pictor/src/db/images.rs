@@ -7,7 +7,7 @@ use pictor_client::models::ImageStatus;
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyPool, Executor, Row};
 
-use super::{Backend, DbResult, ImageId};
+use super::{Backend, DbResult, ImageId, Listed, Window, where_clause};
 use crate::clock::Millis;
 
 const COLUMNS: &str = "id, title, collection, status, checksum, size_bytes, format, width, height, orientation, \
@@ -171,11 +171,31 @@ pub struct ImageFilter {
     pub status: Option<ImageStatus>,
 }
 
-/// A page of images, newest first, and how many match in all.
+/// Where an image sits in the list's order (newest first): the keyset
+/// cursor of a page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageKey {
+    /// Upload time.
+    pub created_at: Millis,
+    /// Id, which breaks ties of upload time.
+    pub id: ImageId,
+}
+
+impl ImageRecord {
+    /// This image's place in the list, for the cursor of the page it ends.
+    pub fn key(&self) -> ImageKey {
+        ImageKey { created_at: self.created_at, id: self.id.clone() }
+    }
+}
+
+/// A page of images, newest first, and how many match in all (from
+/// `image_count`, not counted). A page after a cursor seeks to it in the
+/// index of its filter; one past the middle, without a cursor, is read
+/// from the oldest end (see [`Window`]).
 ///
 /// # Errors
 /// The database failed.
-pub async fn list(pool: &AnyPool, filter: &ImageFilter, limit: i64, offset: i64) -> DbResult<(Vec<ImageRecord>, i64)> {
+pub async fn list(pool: &AnyPool, filter: &ImageFilter, window: &Window<ImageKey>) -> DbResult<Listed<ImageRecord>> {
     // Only the filters given, so that the planner can read the index of
     // each (a `$1 IS NULL OR ...` form would scan the table).
     let status = filter.status.map(ImageStatus::as_str);
@@ -183,34 +203,46 @@ pub async fn list(pool: &AnyPool, filter: &ImageFilter, limit: i64, offset: i64)
         .into_iter()
         .filter_map(|(column, value)| value.map(|v| (column, v)))
         .collect();
-    let conditions: Vec<String> =
+    let mut conditions: Vec<String> =
         given.iter().enumerate().map(|(i, (column, _))| format!("{column} = ${}", i + 1)).collect();
-    let where_clause =
-        if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) };
-    let mut count = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) AS n FROM image{where_clause}")));
+    let mut count = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) AS n FROM image_count{}",
+        where_clause(&conditions)
+    )));
     for (_, value) in &given {
         count = count.bind(*value);
     }
     let total: i64 = count.fetch_one(pool).await?.try_get("n")?;
+    if window.after.is_some() {
+        conditions.push(format!("(created_at, id) < (${}, ${})", given.len() + 1, given.len() + 2));
+    }
+    let plan = window.plan(total);
+    let order = plan.order("created_at DESC, id DESC", "created_at, id");
     let mut page = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM image{where_clause} ORDER BY created_at DESC, id DESC LIMIT ${} OFFSET ${}",
-        given.len() + 1,
-        given.len() + 2
+        "SELECT {COLUMNS} FROM image{} ORDER BY {order} LIMIT {} OFFSET {}",
+        where_clause(&conditions),
+        plan.limit,
+        plan.offset
     )));
     for (_, value) in &given {
         page = page.bind(*value);
     }
-    let rows = page.bind(limit).bind(offset).fetch_all(pool).await?;
-    Ok((rows.iter().map(image_from_row).collect::<Result<_, _>>()?, total))
+    if let Some(after) = &window.after {
+        page = page.bind(after.created_at.get()).bind(after.id.as_str());
+    }
+    let rows = page.fetch_all(pool).await?;
+    let records = rows.iter().map(image_from_row).collect::<Result<Vec<_>, _>>()?;
+    Ok(plan.listed(records, total))
 }
 
-/// Every collection with its image count, by name.
+/// Every collection with its image count, by name (from `image_count`).
 ///
 /// # Errors
 /// The database failed.
 pub async fn collections(pool: &AnyPool) -> DbResult<Vec<(String, i64)>> {
     let rows = sqlx::query(
-        "SELECT collection, COUNT(*) AS n FROM image WHERE collection IS NOT NULL GROUP BY collection ORDER BY collection",
+        "SELECT collection, CAST(SUM(n) AS BIGINT) AS n FROM image_count WHERE collection <> '' \
+         GROUP BY collection HAVING SUM(n) > 0 ORDER BY collection",
     )
     .fetch_all(pool)
     .await?;
@@ -487,12 +519,14 @@ pub async fn changed_since(pool: &AnyPool, since: Millis) -> DbResult<Vec<ImageR
     Ok(rows.iter().map(image_from_row).collect::<Result<_, _>>()?)
 }
 
-/// `(status, count)` of the images, for the metrics.
+/// `(status, count)` of the images, for the metrics (from `image_count`).
 ///
 /// # Errors
 /// The database failed.
 pub async fn counts_by_status(pool: &AnyPool) -> DbResult<Vec<(String, i64)>> {
-    let rows = sqlx::query("SELECT status, COUNT(*) AS n FROM image GROUP BY status").fetch_all(pool).await?;
+    let rows = sqlx::query("SELECT status, CAST(SUM(n) AS BIGINT) AS n FROM image_count GROUP BY status")
+        .fetch_all(pool)
+        .await?;
     Ok(rows.iter().map(|r| Ok((r.try_get("status")?, r.try_get("n")?))).collect::<Result<_, sqlx::Error>>()?)
 }
 

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use sqlx::any::AnyRow;
 use sqlx::{Any, AnyPool, Executor, Row};
 
-use super::{Backend, DbResult, ImageId};
+use super::{Backend, DbResult, ImageId, Listed, Window, where_clause};
 use crate::clock::Millis;
 
 /// A job's id (the `job.id` column).
@@ -339,33 +339,60 @@ pub struct JobFilter {
     pub image_id: Option<ImageId>,
 }
 
-/// A page of jobs, newest first, and how many match in all.
+/// A page of jobs, newest first (by id), and how many match in all.
+///
+/// The total of a status and/or type filter comes from `job_count`; an
+/// image's jobs are counted from its index. A page after a cursor (the id
+/// of the last job of the page before) seeks to it in the primary key; a
+/// page past the middle of the list, without a cursor, is read from the
+/// other end (`ORDER BY id` with the mirrored offset), so the last pages
+/// cost what the first ones do.
 ///
 /// # Errors
 /// The database failed.
-pub async fn list(pool: &AnyPool, filter: &JobFilter, limit: i64, offset: i64) -> DbResult<(Vec<Job>, i64)> {
-    // Absent filters bind NULL, so one statement serves every combination.
-    const WHERE: &str = "($1 IS NULL OR status = $1) AND ($2 IS NULL OR type = $2) AND ($3 IS NULL OR image_id = $3)";
-    let status = filter.status.map(JobStatus::as_str);
-    let kind = filter.kind.map(JobKind::as_str);
-    let total: i64 = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) AS n FROM job WHERE {WHERE}")))
-        .bind(status)
-        .bind(kind)
-        .bind(filter.image_id.as_ref().map(ImageId::as_str))
-        .fetch_one(pool)
-        .await?
-        .try_get("n")?;
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {COLUMNS} FROM job WHERE {WHERE} ORDER BY id DESC LIMIT $4 OFFSET $5"
-    )))
-    .bind(status)
-    .bind(kind)
-    .bind(filter.image_id.as_deref())
-    .bind(limit)
-    .bind(offset)
-    .fetch_all(pool)
-    .await?;
-    Ok((rows.iter().map(job_from_row).collect::<Result<_, _>>()?, total))
+pub async fn list(pool: &AnyPool, filter: &JobFilter, window: &Window<JobId>) -> DbResult<Listed<Job>> {
+    // Only the filters given. A status or type is written into the SQL (a
+    // card name from the enum, never a client's text), so that PostgreSQL's
+    // cached generic plan still sees `status = 'FAILED'` and reads the
+    // partial index of that status, not the whole primary key.
+    let mut conditions: Vec<String> =
+        [("status", filter.status.map(JobStatus::as_str)), ("type", filter.kind.map(JobKind::as_str))]
+            .into_iter()
+            .filter_map(|(column, value)| value.map(|v| format!("{column} = '{v}'")))
+            .collect();
+    let image = filter.image_id.as_ref().map(ImageId::as_str);
+    let total: i64 = if let Some(image) = image {
+        // An image has a handful of jobs: counted from its index.
+        conditions.push("image_id = $1".to_owned());
+        let sql = format!("SELECT COUNT(*) AS n FROM job{}", where_clause(&conditions));
+        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(image).fetch_one(pool).await?.try_get("n")?
+    } else {
+        let sql =
+            format!("SELECT CAST(COALESCE(SUM(n), 0) AS BIGINT) AS n FROM job_count{}", where_clause(&conditions));
+        sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_one(pool).await?.try_get("n")?
+    };
+    let bound = usize::from(image.is_some());
+    if window.after.is_some() {
+        conditions.push(format!("id < ${}", bound + 1));
+    }
+    let plan = window.plan(total);
+    let sql = format!(
+        "SELECT {COLUMNS} FROM job{} ORDER BY id {} LIMIT {} OFFSET {}",
+        where_clause(&conditions),
+        plan.order("DESC", "ASC"),
+        plan.limit,
+        plan.offset
+    );
+    let mut page = sqlx::query(sqlx::AssertSqlSafe(sql));
+    if let Some(image) = image {
+        page = page.bind(image);
+    }
+    if let Some(after) = window.after {
+        page = page.bind(after.get());
+    }
+    let rows = page.fetch_all(pool).await?;
+    let jobs = rows.iter().map(job_from_row).collect::<Result<Vec<_>, _>>()?;
+    Ok(plan.listed(jobs, total))
 }
 
 /// The ids of every job in `status`, oldest first (a snapshot, so that a
@@ -410,67 +437,135 @@ pub async fn delete_idle_for_image<'c, E: Executor<'c, Database = Any>>(exec: E,
     Ok(done.rows_affected())
 }
 
-/// Deletes COMPLETED and CANCELLED jobs that ended before
-/// `completed_before`, and FAILED ones that ended before `failed_before`.
+/// How the jobs a pruning pass deletes ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// COMPLETED or CANCELLED.
+    CompletedOrCancelled,
+    /// FAILED.
+    Failed,
+}
+
+impl Ended {
+    /// The statuses, as SQL literals (a literal keeps PostgreSQL's cached
+    /// plan on the `job_finished` index).
+    fn statuses(self) -> &'static str {
+        match self {
+            Ended::CompletedOrCancelled => "('COMPLETED', 'CANCELLED')",
+            Ended::Failed => "('FAILED')",
+        }
+    }
+}
+
+/// Deletes up to `batch` jobs that ended as `ended` in `[from, before)`,
+/// oldest first (found through `job_finished`, so the statement costs the
+/// batch, not the table). Returns how many it deleted and the latest end
+/// among them: the next batch starts there, so that it does not walk again
+/// the index entries this one left behind (PostgreSQL keeps them until a
+/// vacuum).
 ///
 /// # Errors
 /// The database failed.
 pub async fn prune_finished<'c, E: Executor<'c, Database = Any>>(
     exec: E,
-    completed_before: Millis,
-    failed_before: Millis,
-) -> DbResult<u64> {
-    let done = sqlx::query(
-        "DELETE FROM job WHERE (status IN ('COMPLETED', 'CANCELLED') AND finished_at < $1) \
-         OR (status = 'FAILED' AND finished_at < $2)",
-    )
-    .bind(completed_before.get())
-    .bind(failed_before.get())
-    .execute(exec)
-    .await?;
-    Ok(done.rows_affected())
+    ended: Ended,
+    from: Millis,
+    before: Millis,
+    batch: i64,
+) -> DbResult<(u64, Option<Millis>)> {
+    let sql = format!(
+        "DELETE FROM job WHERE id IN (SELECT id FROM job WHERE finished_at >= $1 AND finished_at < $2 \
+                                        AND status IN {} ORDER BY finished_at LIMIT $3) \
+         RETURNING finished_at",
+        ended.statuses()
+    );
+    let rows =
+        sqlx::query(sqlx::AssertSqlSafe(sql)).bind(from.get()).bind(before.get()).bind(batch).fetch_all(exec).await?;
+    let latest =
+        rows.iter().map(|r| r.try_get::<i64, _>("finished_at")).collect::<Result<Vec<_>, _>>()?.into_iter().max();
+    Ok((rows.len() as u64, latest.map(Millis)))
 }
 
-/// Every job changed after `since`, for the event stream's poll.
+/// On PostgreSQL, moves the counts of connections that ended into this
+/// connection's own rows (`job_count` and `image_count` keep one row per
+/// connection, so that writers never wait on each other's counters), so
+/// that the tables stay as small as the pool; nothing on SQLite (one slot).
+///
+/// # Errors
+/// The database failed.
+pub async fn fold_counts<'c, E: Executor<'c, Database = Any>>(exec: E, backend: Backend) -> DbResult<()> {
+    if backend == Backend::Postgres {
+        sqlx::query(
+            "WITH gone_jobs AS (DELETE FROM job_count WHERE slot <> pg_backend_pid() \
+                                  AND slot NOT IN (SELECT pid FROM pg_stat_activity WHERE pid IS NOT NULL) \
+                                RETURNING status, type, n), \
+                  kept_jobs AS (INSERT INTO job_count AS c (status, type, slot, n) \
+                                SELECT status, type, pg_backend_pid(), SUM(n) FROM gone_jobs GROUP BY status, type \
+                                ON CONFLICT (status, type, slot) DO UPDATE SET n = c.n + EXCLUDED.n RETURNING 1), \
+                  gone_images AS (DELETE FROM image_count WHERE slot <> pg_backend_pid() \
+                                  AND slot NOT IN (SELECT pid FROM pg_stat_activity WHERE pid IS NOT NULL) \
+                                  RETURNING collection, status, n) \
+             INSERT INTO image_count AS c (collection, status, slot, n) \
+             SELECT collection, status, pg_backend_pid(), SUM(n) FROM gone_images GROUP BY collection, status \
+             ON CONFLICT (collection, status, slot) DO UPDATE SET n = c.n + EXCLUDED.n",
+        )
+        .execute(exec)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Every job changed after `since`, for the event stream's poll. A job
+/// that changes is PENDING or RUNNING after the change, or has just ended
+/// (`finished_at` is set with every ending and cleared by every return to
+/// the queue): three index ranges, none growing with the finished jobs kept.
 ///
 /// # Errors
 /// The database failed.
 pub async fn changed_since(pool: &AnyPool, since: Millis) -> DbResult<Vec<Job>> {
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM job WHERE updated_at > $1")))
-        .bind(since.get())
-        .fetch_all(pool)
-        .await?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM job WHERE status = 'PENDING' AND updated_at > $1 \
+         UNION ALL SELECT {COLUMNS} FROM job WHERE status = 'RUNNING' AND updated_at > $1 \
+         UNION ALL SELECT {COLUMNS} FROM job WHERE finished_at > $1 AND updated_at > $1"
+    )))
+    .bind(since.get())
+    .fetch_all(pool)
+    .await?;
     Ok(rows.iter().map(job_from_row).collect::<Result<_, _>>()?)
 }
 
-/// `(status, type, count)` of every job, for the admin page's counts.
+/// `(status, type, count)` of every job, for the admin page's counts and
+/// the metrics: read from `job_count`, not counted.
 ///
 /// # Errors
 /// The database failed.
 pub async fn counts_by_status_and_type(pool: &AnyPool) -> DbResult<Vec<(String, String, i64)>> {
-    let rows = sqlx::query("SELECT status, type, COUNT(*) AS n FROM job GROUP BY status, type").fetch_all(pool).await?;
+    let rows = sqlx::query("SELECT status, type, CAST(SUM(n) AS BIGINT) AS n FROM job_count GROUP BY status, type")
+        .fetch_all(pool)
+        .await?;
     Ok(rows
         .iter()
         .map(|r| Ok((r.try_get("status")?, r.try_get("type")?, r.try_get("n")?)))
         .collect::<Result<_, sqlx::Error>>()?)
 }
 
-/// `(status, finished_at)` of the jobs that ended COMPLETED or FAILED after
-/// `since`, for the admin page's chart.
+/// How many jobs ended COMPLETED or FAILED in each minute since `since`:
+/// `(minute, status, count)`, minute 0 starting at `since`, for the admin
+/// page's chart. Read from `job_finished` alone (the last hour's entries).
 ///
 /// # Errors
 /// The database failed.
-pub async fn finished_since(pool: &AnyPool, since: Millis) -> DbResult<Vec<(String, Millis)>> {
+pub async fn finished_per_minute(pool: &AnyPool, since: Millis) -> DbResult<Vec<(i64, String, i64)>> {
     let rows = sqlx::query(
-        "SELECT status, finished_at FROM job \
-         WHERE finished_at IS NOT NULL AND finished_at > $1 AND status IN ('COMPLETED', 'FAILED')",
+        "SELECT (finished_at - $1) / 60000 AS minute, status, COUNT(*) AS n FROM job \
+         WHERE finished_at > $1 AND status IN ('COMPLETED', 'FAILED') GROUP BY 1, 2",
     )
     .bind(since.get())
     .fetch_all(pool)
     .await?;
     Ok(rows
         .iter()
-        .map(|r| Ok((r.try_get("status")?, Millis(r.try_get("finished_at")?))))
+        .map(|r| Ok((r.try_get("minute")?, r.try_get("status")?, r.try_get("n")?)))
         .collect::<Result<_, sqlx::Error>>()?)
 }
 

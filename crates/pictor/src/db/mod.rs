@@ -31,6 +31,7 @@ const SQLITE_MIGRATIONS: &[Embedded] = &[
     (4, "add image previews", include_str!("../../migrations/sqlite/0004_add_image_previews.sql")),
     (5, "image list indexes", include_str!("../../migrations/sqlite/0005_image_list_indexes.sql")),
     (6, "add job lease id", include_str!("../../migrations/sqlite/0006_add_job_lease_id.sql")),
+    (7, "counts and scale indexes", include_str!("../../migrations/sqlite/0007_counts_and_scale_indexes.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[Embedded] = &[
     (1, "create image and job", include_str!("../../migrations/postgres/0001_create_image_and_job.sql")),
@@ -39,6 +40,7 @@ const POSTGRES_MIGRATIONS: &[Embedded] = &[
     (4, "add image previews", include_str!("../../migrations/postgres/0004_add_image_previews.sql")),
     (5, "image list indexes", include_str!("../../migrations/postgres/0005_image_list_indexes.sql")),
     (6, "add job lease id", include_str!("../../migrations/postgres/0006_add_job_lease_id.sql")),
+    (7, "counts and scale indexes", include_str!("../../migrations/postgres/0007_counts_and_scale_indexes.sql")),
 ];
 
 /// The migrator of a backend (built at run time, so that sqlx's compile-time
@@ -323,6 +325,84 @@ impl std::fmt::Display for ImageId {
     }
 }
 
+/// Which rows of a list to read, newest first: those after `after` (the
+/// key of the last row of the page before, a keyset cursor), skipping
+/// `offset` of them, at most `limit`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Window<K> {
+    /// The key the page starts after; `None` from the newest.
+    pub after: Option<K>,
+    /// Most rows.
+    pub limit: i64,
+    /// Rows skipped (after `after`).
+    pub offset: i64,
+}
+
+/// A page of a list, how many rows match in all, and whether more follow.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listed<T> {
+    /// The page, newest first.
+    pub rows: Vec<T>,
+    /// Rows matching the filters in all.
+    pub total: i64,
+    /// True when rows follow the page.
+    pub has_more: bool,
+}
+
+/// How a [`Window`] is read: newest first with one row more than asked
+/// (which says whether more follow), or, for an offset past the middle of
+/// the list without a cursor, oldest first from the other end with the
+/// mirrored offset, reversed afterwards.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Plan {
+    /// Reading oldest first (the mirrored offset).
+    from_oldest: bool,
+    /// Rows the page wants.
+    wanted: i64,
+    /// `LIMIT` of the statement.
+    limit: i64,
+    /// `OFFSET` of the statement.
+    offset: i64,
+}
+
+impl<K> Window<K> {
+    /// How to read this window of a list of `total` rows.
+    fn plan(&self, total: i64) -> Plan {
+        let wanted = self.limit.max(0);
+        if self.after.is_none() && self.offset > 0 && self.offset.saturating_mul(2) > total {
+            let end = total.saturating_sub(self.offset).max(0);
+            let start = end.saturating_sub(wanted).max(0);
+            return Plan { from_oldest: true, wanted, limit: end - start, offset: start };
+        }
+        Plan { from_oldest: false, wanted, limit: wanted.saturating_add(1), offset: self.offset.max(0) }
+    }
+}
+
+impl Plan {
+    /// `newest` for a newest-first read, else `oldest`.
+    fn order<'a>(&self, newest: &'a str, oldest: &'a str) -> &'a str {
+        if self.from_oldest { oldest } else { newest }
+    }
+
+    /// The page from the rows read.
+    fn listed<T>(&self, mut rows: Vec<T>, total: i64) -> Listed<T> {
+        let has_more = if self.from_oldest {
+            rows.reverse();
+            self.offset > 0
+        } else {
+            let more = i64::try_from(rows.len()).unwrap_or(i64::MAX) > self.wanted;
+            rows.truncate(usize::try_from(self.wanted).unwrap_or(0));
+            more
+        };
+        Listed { rows, total, has_more }
+    }
+}
+
+/// ` WHERE a AND b` of some conditions, `""` for none.
+fn where_clause(conditions: &[String]) -> String {
+    if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) }
+}
+
 /// A write transaction, as [`Db::begin_write`] opens it.
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
 
@@ -552,6 +632,27 @@ mod tests {
         let relaxed = Db::connect_with(&url, SqliteSynchronous::Normal).await.expect("connect");
         let mut acknowledged = relaxed.write_connection(Durability::Acknowledged).await.expect("writer");
         assert_eq!(synchronous_of(&mut acknowledged).await, NORMAL, "PICTOR_SQLITE_SYNCHRONOUS=normal syncs nothing");
+    }
+
+    #[test]
+    fn offsets_past_the_middle_are_read_from_the_oldest_end() {
+        let window = |offset| Window::<i64> { after: None, limit: 10, offset };
+        assert_eq!(window(0).plan(100), Plan { from_oldest: false, wanted: 10, limit: 11, offset: 0 });
+        assert_eq!(window(40).plan(100), Plan { from_oldest: false, wanted: 10, limit: 11, offset: 40 });
+        // Rows 60..70 newest first are rows 30..40 oldest first.
+        assert_eq!(window(60).plan(100), Plan { from_oldest: true, wanted: 10, limit: 10, offset: 30 });
+        // The last, partial page and a page past the end.
+        assert_eq!(window(95).plan(100), Plan { from_oldest: true, wanted: 10, limit: 5, offset: 0 });
+        assert_eq!(window(120).plan(100), Plan { from_oldest: true, wanted: 10, limit: 0, offset: 0 });
+        let after = Window { after: Some(5_i64), limit: 10, offset: 60 };
+        assert!(!after.plan(100).from_oldest, "a cursor's page is read from its cursor");
+
+        let reversed = window(60).plan(100).listed(vec![30, 31, 32], 100);
+        assert_eq!((reversed.rows, reversed.has_more), (vec![32, 31, 30], true));
+        let last = window(95).plan(100).listed(vec![0, 1], 100);
+        assert!(!last.has_more);
+        let first = window(0).plan(100).listed((0..11).collect(), 100);
+        assert_eq!((first.rows.len(), first.has_more), (10, true));
     }
 
     #[test]

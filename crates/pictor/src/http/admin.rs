@@ -43,13 +43,14 @@ pub(super) struct ListQuery {
     /// Jobs skipped.
     #[param(minimum = 0, default = 0)]
     offset: Option<i64>,
+    cursor: Option<String>,
 }
 
 /// The jobs, newest first, filtered and paged.
 #[utoipa::path(get, path = "/api/admin/jobs", operation_id = "listJobs", tag = "admin", params(ListQuery),
     responses((status = 200, body = JobList), (status = 400, description = "a bad filter or page", body = ErrorBody)))]
 async fn list(State(state): State<ApiState>, Query(q): Query<ListQuery>) -> ApiResult<Json<JobList>> {
-    let page = Page::new(q.limit, q.offset)?;
+    let page = Page::new(q.limit, q.offset)?.after(q.cursor);
     let status = parse_name::<JobStatus>(q.status, "invalid_status")?;
     let kind = parse_name::<JobKind>(q.kind, "invalid_type")?;
     let filter = JobFilter { status, kind, image_id: q.image_id.filter(|s| !s.is_empty()).map(ImageId::from) };

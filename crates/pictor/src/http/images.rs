@@ -32,13 +32,14 @@ pub(super) struct ListQuery {
     /// Images skipped.
     #[param(minimum = 0, default = 0)]
     offset: Option<i64>,
+    cursor: Option<String>,
 }
 
 /// The images, newest first, filtered and paged, with every collection's count.
 #[utoipa::path(get, path = "/api/images", operation_id = "listImages", tag = "images", params(ListQuery),
     responses((status = 200, body = ImageList), (status = 400, description = "a bad filter or page", body = ErrorBody)))]
 async fn list(State(state): State<ApiState>, Query(q): Query<ListQuery>) -> ApiResult<Json<ImageList>> {
-    let page = Page::new(q.limit, q.offset)?;
+    let page = Page::new(q.limit, q.offset)?.after(q.cursor);
     let status = parse_name::<ImageStatus>(q.status, "invalid_status")?;
     let filter = ImageFilter { collection: q.collection.filter(|c| !c.is_empty()), status };
     Ok(Json(state.images.list(&filter, page).await?))

@@ -1,6 +1,6 @@
 //! Finding, listing, editing and deleting images.
 
-use pictor_client::models::{CollectionCount, Image, ImageList, ImageUpdate};
+use pictor_client::models::{CollectionCount, Image, ImageList, ImageUpdate, Pagination};
 
 use super::events::Change;
 use super::upload::{MAX_TEXT_FIELD_CHARS, text_field_too_long};
@@ -8,7 +8,9 @@ use super::webhooks::Event;
 use super::{Images, ImagesError, ImagesResult, Page, view};
 use sqlx::AnyPool;
 
-use crate::db::{self, DbResult, Durability, ImageId, images::ImageRecord};
+use crate::clock::Millis;
+use crate::db::images::{ImageKey, ImageRecord};
+use crate::db::{self, DbResult, Durability, ImageId, Listed};
 use crate::storage::{OriginalKey, TempKey};
 
 /// Filters of the image list.
@@ -28,10 +30,10 @@ impl Images {
     /// A page of images, newest first, with every collection's count.
     ///
     /// # Errors
-    /// The database failed.
+    /// A cursor that is not one this list gave; the database failed.
     pub async fn list(&self, filter: &ImageFilter, page: Page) -> ImagesResult<ImageList> {
-        let (records, total) = db::images::list(&self.db.pool, filter, page.limit, page.offset).await?;
-        let data = self.with_jobs(&records).await?;
+        let listed = self.list_records(filter, &page).await?;
+        let data = self.with_jobs(&listed.rows).await?;
         let collections = self
             .collections()
             .await?
@@ -41,19 +43,29 @@ impl Images {
         Ok(ImageList {
             data,
             collections,
-            count: total.max(0).unsigned_abs(),
-            pagination: view::pagination(total, page.limit, page.offset),
+            count: listed.total.max(0).unsigned_abs(),
+            pagination: pagination(&listed, &page),
         })
     }
 
-    /// A page of images without their jobs (the gallery's cards), and how
-    /// many match in all.
+    /// A page of images without their jobs (the gallery's cards), how many
+    /// match in all, and the cursor of the next page when there is one.
     ///
     /// # Errors
-    /// The database failed.
-    pub async fn list_cards(&self, filter: &ImageFilter, page: Page) -> ImagesResult<(Vec<Image>, i64)> {
-        let (records, total) = db::images::list(&self.db.pool, filter, page.limit, page.offset).await?;
-        Ok((records.iter().map(|r| view::image(r, &[])).collect(), total))
+    /// A cursor that is not one this list gave; the database failed.
+    pub async fn list_cards(
+        &self,
+        filter: &ImageFilter,
+        page: Page,
+    ) -> ImagesResult<(Vec<Image>, i64, Option<String>)> {
+        let listed = self.list_records(filter, &page).await?;
+        let next = pagination(&listed, &page).next_cursor;
+        Ok((listed.rows.iter().map(|r| view::image(r, &[])).collect(), listed.total, next))
+    }
+
+    async fn list_records(&self, filter: &ImageFilter, page: &Page) -> ImagesResult<Listed<ImageRecord>> {
+        let window = page.window(parse_cursor)?;
+        Ok(db::images::list(&self.db.pool, filter, &window).await?)
     }
 
     /// Every collection with its image count, by name.
@@ -144,6 +156,35 @@ pub(super) async fn with_jobs(pool: &AnyPool, records: &[ImageRecord]) -> DbResu
         .collect())
 }
 
+/// An image's place in the list as a cursor: `<created_at>_<id>`.
+fn cursor(key: &ImageKey) -> String {
+    format!("{}_{}", key.created_at.get(), key.id)
+}
+
+fn parse_cursor(text: &str) -> Option<ImageKey> {
+    let (created_at, id) = text.split_once('_')?;
+    Some(ImageKey { created_at: Millis(created_at.parse().ok()?), id: ImageId::from(id) })
+}
+
+/// The paging figures of a page of images.
+fn pagination(listed: &Listed<ImageRecord>, page: &Page) -> Pagination {
+    let next = listed.rows.last().map(|r| cursor(&r.key()));
+    view::pagination(listed.total, page.limit, page.offset, listed.has_more, next)
+}
+
 fn not_found(id: &str) -> ImagesError {
     ImagesError::NotFound(format!("image {id}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cursor_reads_back_as_the_key_it_was_made_from() {
+        let key = ImageKey { created_at: Millis(1_700_000_000_123), id: ImageId::from("0193-a") };
+        assert_eq!(parse_cursor(&cursor(&key)), Some(key));
+        assert_eq!(parse_cursor("nonsense"), None);
+        assert_eq!(parse_cursor("x_id"), None);
+    }
 }

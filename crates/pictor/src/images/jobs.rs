@@ -17,15 +17,17 @@ pub use crate::db::jobs::JobFilter;
 pub type JobCounts = Vec<(String, String, i64)>;
 
 impl Images {
-    /// A page of jobs, newest first.
+    /// A page of jobs, newest first; its `nextCursor` is the last job's id.
     ///
     /// # Errors
-    /// The database failed.
+    /// A cursor that is not a job id; the database failed.
     pub async fn jobs(&self, filter: &JobFilter, page: Page) -> ImagesResult<JobList> {
-        let (jobs, total) = db::jobs::list(&self.db.pool, filter, page.limit, page.offset).await?;
+        let window = page.window(|c| c.parse::<i64>().ok().map(JobId))?;
+        let listed = db::jobs::list(&self.db.pool, filter, &window).await?;
+        let next = listed.rows.last().map(|j| j.id.to_string());
         Ok(JobList {
-            jobs: jobs.iter().map(view::job_summary).collect(),
-            pagination: view::pagination(total, page.limit, page.offset),
+            jobs: listed.rows.iter().map(view::job_summary).collect(),
+            pagination: view::pagination(listed.total, page.limit, page.offset, listed.has_more, next),
         })
     }
 
@@ -101,12 +103,12 @@ impl Images {
         Ok(db::jobs::counts_by_status_and_type(&self.db.pool).await?)
     }
 
-    /// `(status, finished_at)` of the jobs that ended COMPLETED or FAILED
-    /// after `since`, for the admin page's chart.
+    /// `(minute, status, count)` of the jobs that ended COMPLETED or FAILED
+    /// after `since`, minute 0 starting at `since`, for the admin page's chart.
     ///
     /// # Errors
     /// A database failure.
-    pub async fn finished_since(&self, since: Millis) -> ImagesResult<Vec<(String, Millis)>> {
-        Ok(db::jobs::finished_since(&self.db.pool, since).await?)
+    pub async fn finished_per_minute(&self, since: Millis) -> ImagesResult<Vec<(i64, String, i64)>> {
+        Ok(db::jobs::finished_per_minute(&self.db.pool, since).await?)
     }
 }

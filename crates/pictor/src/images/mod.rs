@@ -38,7 +38,7 @@ pub use upload::{
 };
 
 use crate::clock::Millis;
-use crate::db::{Db, DbError};
+use crate::db::{Db, DbError, Window};
 use crate::ingest::IngestError;
 use crate::queue::{Queue, QueueError};
 use crate::storage::{AssetKey, AssetRedirect, ByteStream, ObjectInfo, Storage, StorageError};
@@ -95,13 +95,16 @@ impl From<sqlx::Error> for ImagesError {
 /// The result of an images operation.
 pub type ImagesResult<T> = Result<T, ImagesError>;
 
-/// A page of a list: how many items, after how many.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A page of a list: how many items, after which cursor and how many more.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
     /// Items on the page, `1..=MAX_PAGE_SIZE`.
     pub limit: i64,
-    /// Items before it.
+    /// Items skipped (after the cursor, when there is one).
     pub offset: i64,
+    /// The `nextCursor` of the page before: this page starts after it
+    /// (keyset pagination, whose cost does not grow with the depth).
+    pub cursor: Option<String>,
 }
 
 impl Page {
@@ -118,12 +121,29 @@ impl Page {
         if offset < 0 {
             return Err(ImagesError::invalid("invalid_offset", "offset must not be negative"));
         }
-        Ok(Self { limit, offset })
+        Ok(Self { limit, offset, cursor: None })
     }
 
     /// Page `number` (1-based) of `size` items.
     pub fn numbered(number: i64, size: i64) -> Self {
-        Self { limit: size, offset: number.saturating_sub(1).saturating_mul(size) }
+        Self { limit: size, offset: number.saturating_sub(1).saturating_mul(size), cursor: None }
+    }
+
+    /// The same page starting after `cursor` (a `nextCursor`; empty is none).
+    #[must_use]
+    pub fn after(self, cursor: Option<String>) -> Self {
+        Self { cursor: cursor.filter(|c| !c.is_empty()), ..self }
+    }
+
+    /// The database's window of this page, its cursor parsed by `parse`.
+    fn window<K>(&self, parse: impl Fn(&str) -> Option<K>) -> ImagesResult<Window<K>> {
+        let after = match &self.cursor {
+            Some(cursor) => Some(parse(cursor).ok_or_else(|| {
+                ImagesError::invalid("invalid_cursor", "cursor must be a nextCursor from a previous page")
+            })?),
+            None => None,
+        };
+        Ok(Window { after, limit: self.limit, offset: self.offset })
     }
 }
 
@@ -227,10 +247,14 @@ mod tests {
 
     #[test]
     fn pages_are_checked_and_numbered_pages_start_at_one() {
-        assert_eq!(Page::new(None, None).expect("defaults"), Page { limit: DEFAULT_PAGE_SIZE, offset: 0 });
+        assert_eq!(
+            Page::new(None, None).expect("defaults"),
+            Page { limit: DEFAULT_PAGE_SIZE, offset: 0, cursor: None }
+        );
         assert!(Page::new(Some(0), None).is_err());
         assert!(Page::new(Some(MAX_PAGE_SIZE + 1), None).is_err());
         assert!(Page::new(None, Some(-1)).is_err());
-        assert_eq!(Page::numbered(3, 24), Page { limit: 24, offset: 48 });
+        assert_eq!(Page::numbered(3, 24), Page { limit: 24, offset: 48, cursor: None });
+        assert_eq!(Page::numbered(1, 5).after(Some(String::new())).cursor, None, "an empty cursor is none");
     }
 }

@@ -100,10 +100,10 @@ pub fn job_detail(job: &Job, image: Option<Image>, now: Millis) -> JobDetail {
     }
 }
 
-/// Paging figures.
-pub fn pagination(total: i64, limit: i64, offset: i64) -> Pagination {
+/// Paging figures of a page read at `offset`: `next_cursor` when more follow.
+pub fn pagination(total: i64, limit: i64, offset: i64, has_more: bool, next_cursor: Option<String>) -> Pagination {
     let (total, limit, offset) = (total.max(0) as u64, limit.max(0) as u64, offset.max(0) as u64);
-    Pagination { total, limit, offset, has_more: offset + limit < total }
+    Pagination { total, limit, offset, has_more, next_cursor: next_cursor.filter(|_| has_more) }
 }
 
 #[cfg(test)]
@@ -117,9 +117,10 @@ mod tests {
     }
 
     #[test]
-    fn has_more_is_true_only_when_items_follow_the_page() {
-        assert!(pagination(10, 2, 0).has_more);
-        assert!(!pagination(10, 5, 5).has_more);
-        assert!(!pagination(0, 50, 0).has_more);
+    fn the_next_cursor_is_given_only_when_items_follow_the_page() {
+        let more = pagination(10, 2, 0, true, Some("7".into()));
+        assert_eq!((more.has_more, more.next_cursor.as_deref()), (true, Some("7")));
+        let last = pagination(10, 5, 5, false, Some("7".into()));
+        assert_eq!((last.has_more, last.next_cursor), (false, None));
     }
 }

@@ -1,10 +1,15 @@
 //! Drops finished jobs once they are older than their retention, so the
 //! job table stays small: COMPLETED and CANCELLED ones after a day, FAILED
-//! ones (which an operator may still retry) after two weeks, by default.
+//! ones (which an operator may still retry) after two weeks, by default. It
+//! deletes in small batches, each its own short transaction, so that it
+//! never holds the writer (SQLite's one write lock) for long, and then
+//! folds the job and image counts of connections that ended.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{Queue, QueueError};
+use crate::clock::Millis;
+use crate::db::jobs::Ended;
 use crate::db::{self, Durability};
 use crate::shutdown::Shutdown;
 
@@ -32,6 +37,9 @@ impl Default for Retention {
 }
 /// How often old jobs are pruned.
 pub const PRUNE_EVERY: Duration = Duration::from_secs(3_600);
+/// Jobs deleted per statement: a few milliseconds of the writer each
+/// (BENCHMARKS.md, "Scale"), so uploads and completions wait at most that.
+pub const PRUNE_BATCH: i64 = 250;
 
 /// Prunes periodically.
 pub struct Pruner {
@@ -47,7 +55,8 @@ impl Pruner {
         shutdown
             .every(PRUNE_EVERY, || async {
                 match prune_once(&self.queue, self.retention).await {
-                    Ok(n) if n > 0 => tracing::info!(target: "job_runner", pruned = n, "pruned finished jobs"),
+                    Ok(p) if p.deleted > 0 => tracing::info!(target: "job_runner", pruned = p.deleted,
+                        batches = p.batches, longest_ms = p.longest.as_millis(), "pruned finished jobs"),
                     Ok(_) => {}
                     Err(e) => tracing::warn!(target: "job_runner", error = %e, "prune failed"),
                 }
@@ -56,13 +65,47 @@ impl Pruner {
     }
 }
 
-/// Prunes once; returns how many jobs were deleted.
+/// What one pruning did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// Jobs deleted.
+    pub deleted: u64,
+    /// Statements (each its own transaction).
+    pub batches: u64,
+    /// The longest statement, from taking the writer to releasing it.
+    pub longest: Duration,
+}
+
+/// Prunes once, [`PRUNE_BATCH`] jobs at a time until none is left; the
+/// writer is given back between batches.
 ///
 /// # Errors
 /// The database failed.
-pub async fn prune_once(queue: &Queue, retention: Retention) -> Result<u64, QueueError> {
+pub async fn prune_once(queue: &Queue, retention: Retention) -> Result<Pruned, QueueError> {
     let now = queue.clock.now();
     let ago = |age: Duration| now.plus_ms(-i64::try_from(age.as_millis()).unwrap_or(i64::MAX));
+    let mut pruned = Pruned::default();
+    for (ended, before) in
+        [(Ended::CompletedOrCancelled, ago(retention.completed)), (Ended::Failed, ago(retention.failed))]
+    {
+        let mut from = Millis(i64::MIN);
+        loop {
+            let mut conn = queue.db.write_connection(Durability::Bookkeeping).await?;
+            let start = Instant::now();
+            let (deleted, latest) = db::jobs::prune_finished(&mut *conn, ended, from, before, PRUNE_BATCH).await?;
+            drop(conn);
+            pruned.longest = pruned.longest.max(start.elapsed());
+            pruned.batches += 1;
+            pruned.deleted += deleted;
+            match latest {
+                Some(latest) if deleted >= PRUNE_BATCH.unsigned_abs() => from = latest,
+                _ => break,
+            }
+            // Let writers queued behind this batch have the writer first.
+            tokio::task::yield_now().await;
+        }
+    }
     let mut conn = queue.db.write_connection(Durability::Bookkeeping).await?;
-    Ok(db::jobs::prune_finished(&mut *conn, ago(retention.completed), ago(retention.failed)).await?)
+    db::jobs::fold_counts(&mut *conn, queue.db.backend).await?;
+    Ok(pruned)
 }

@@ -9,9 +9,9 @@ use pictor_client::models::{JobDetail, JobKind, JobStatus};
 use serde::Deserialize;
 
 use super::pages::not_found;
-use super::{Choice, JOBS_PAGE_SIZE, PageState, Pager, chart, page_number, query};
+use super::{Choice, JOBS_PAGE_SIZE, PageState, Pager, chart, numbered_page, page_number, query};
 use crate::api_error::ApiResult;
-use crate::images::{ImagesError, JobFilter, Page, parse_name};
+use crate::images::{ImagesError, JobFilter, parse_name};
 use crate::queue::JobId;
 
 /// One row of the counts table: a job type and its count per status.
@@ -82,6 +82,8 @@ pub struct JobsQuery {
     #[serde(rename = "type")]
     kind: Option<String>,
     page: Option<String>,
+    /// The last job of the page before (its next link's cursor).
+    after: Option<String>,
 }
 
 /// `GET /admin/jobs`: counts, chart, the filtered table.
@@ -118,7 +120,7 @@ pub async fn jobs(State(state): State<PageState>, Query(q): Query<JobsQuery>) ->
     let (completed, failed) = chart::per_minute(&state.images).await?;
 
     let filter = JobFilter { status, kind, image_id: None };
-    let listed = state.images.jobs(&filter, Page::numbered(page, JOBS_PAGE_SIZE)).await?;
+    let listed = state.images.jobs(&filter, numbered_page(page, JOBS_PAGE_SIZE, q.after)).await?;
     let total = i64::try_from(listed.pagination.total).unwrap_or(i64::MAX);
     let jobs = listed
         .jobs
@@ -156,7 +158,7 @@ pub async fn jobs(State(state): State<PageState>, Query(q): Query<JobsQuery>) ->
         kinds,
         jobs,
         total,
-        pager: Pager::new("/admin/jobs", &pairs, page, JOBS_PAGE_SIZE, total),
+        pager: Pager::new("/admin/jobs", &pairs, page, JOBS_PAGE_SIZE, total, listed.pagination.next_cursor.clone()),
     };
     Ok(page.into_response())
 }

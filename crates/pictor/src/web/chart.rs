@@ -19,11 +19,11 @@ pub async fn per_minute(images: &Images) -> ImagesResult<(Vec<u64>, Vec<u64>)> {
     let since = images.now().plus_ms(-(CHART_MINUTES as i64) * MINUTE_MS);
     let mut completed = vec![0; CHART_MINUTES];
     let mut failed = vec![0; CHART_MINUTES];
-    for (status, finished) in images.finished_since(since).await? {
-        let Ok(minute) = usize::try_from((finished.get() - since.get()) / MINUTE_MS) else { continue };
+    for (minute, status, count) in images.finished_per_minute(since).await? {
+        let Ok(minute) = usize::try_from(minute) else { continue };
         let bucket = if status == "FAILED" { &mut failed } else { &mut completed };
         if let Some(n) = bucket.get_mut(minute) {
-            *n += 1;
+            *n += count.max(0).unsigned_abs();
         }
     }
     Ok((completed, failed))

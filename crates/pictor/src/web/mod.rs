@@ -12,7 +12,7 @@ mod pages;
 use axum::Router;
 use axum::routing::get;
 
-use crate::images::Images;
+use crate::images::{Images, Page};
 
 /// What the pages share.
 #[derive(Debug, Clone)]
@@ -62,17 +62,27 @@ struct Pager {
 }
 
 impl Pager {
-    /// Links for `page` (1-based) of `total` items, `size` per page, keeping `pairs`.
-    fn new(path: &str, pairs: &[(&str, String)], page: i64, size: i64, total: i64) -> Self {
+    /// Links for `page` (1-based) of `total` items, `size` per page, keeping
+    /// `pairs`. The next link carries `next_cursor` (the page's last item),
+    /// so that it is read by a keyset seek however deep it is.
+    fn new(
+        path: &str,
+        pairs: &[(&str, String)],
+        page: i64,
+        size: i64,
+        total: i64,
+        next_cursor: Option<String>,
+    ) -> Self {
         let pages = ((total + size - 1) / size).max(1);
-        let link = |p: i64| {
+        let link = |p: i64, cursor: Option<String>| {
             let mut all = pairs.to_vec();
             all.push(("page", if p > 1 { p.to_string() } else { String::new() }));
+            all.push(("after", cursor.unwrap_or_default()));
             format!("{path}{}", query(&all))
         };
         Self {
-            prev: (page > 1).then(|| link(page - 1)),
-            next: (page < pages).then(|| link(page + 1)),
+            prev: (page > 1).then(|| link(page - 1, None)),
+            next: (page < pages).then(|| link(page + 1, next_cursor)),
             label: format!("Page {page} of {pages}"),
         }
     }
@@ -94,6 +104,15 @@ impl Choice {
     }
 }
 
+/// Page `number` of `size` items; read after `after` (the cursor a next
+/// link carries, the last item of page `number - 1`) when there is one.
+fn numbered_page(number: i64, size: i64, after: Option<String>) -> Page {
+    match after.filter(|a| !a.is_empty()) {
+        Some(after) => Page::numbered(1, size).after(Some(after)),
+        None => Page::numbered(number, size),
+    }
+}
+
 /// A page number from the query: 1 when absent or not a positive number.
 fn page_number(page: Option<&str>) -> i64 {
     page.and_then(|p| p.parse::<i64>().ok()).filter(|p| *p >= 1).unwrap_or(1)
@@ -111,14 +130,21 @@ mod tests {
 
     #[test]
     fn pager_links_keep_the_filters_and_stop_at_both_ends() {
-        let pager = Pager::new("/", &[("status", "STORED".into())], 1, 24, 50);
+        let pager = Pager::new("/", &[("status", "STORED".into())], 1, 24, 50, Some("5_a".into()));
         assert_eq!(pager.prev, None);
-        assert_eq!(pager.next.as_deref(), Some("/?status=STORED&page=2"));
+        assert_eq!(pager.next.as_deref(), Some("/?status=STORED&page=2&after=5_a"));
         assert_eq!(pager.label, "Page 1 of 3");
-        let last = Pager::new("/", &[], 3, 24, 50);
+        let last = Pager::new("/", &[], 3, 24, 50, None);
         assert_eq!(last.prev.as_deref(), Some("/?page=2"));
         assert_eq!(last.next, None);
-        assert_eq!(Pager::new("/", &[], 1, 24, 0).label, "Page 1 of 1");
+        assert_eq!(Pager::new("/", &[], 1, 24, 0, None).label, "Page 1 of 1");
+    }
+
+    #[test]
+    fn a_cursor_replaces_the_offset_of_a_numbered_page() {
+        assert_eq!(numbered_page(3, 24, None), Page::numbered(3, 24));
+        let after = numbered_page(3, 24, Some("5_a".into()));
+        assert_eq!((after.offset, after.cursor.as_deref()), (0, Some("5_a")));
     }
 
     #[test]

@@ -8,9 +8,9 @@ use axum::response::{IntoResponse, Response};
 use pictor_client::models::{Image, ImageStatus};
 use serde::Deserialize;
 
-use super::{Choice, GALLERY_PAGE_SIZE, PageState, Pager, page_number};
+use super::{Choice, GALLERY_PAGE_SIZE, PageState, Pager, numbered_page, page_number};
 use crate::api_error::ApiResult;
-use crate::images::{ImageFilter, ImagesError, Page, parse_name};
+use crate::images::{ImageFilter, ImagesError, parse_name};
 
 /// Thumbnail edge the gallery's `src` uses (the `srcset` offers every size).
 const GALLERY_THUMB_EDGE: u32 = 256;
@@ -136,6 +136,8 @@ pub struct GalleryQuery {
     collection: Option<String>,
     status: Option<String>,
     page: Option<String>,
+    /// The last image of the page before (its next link's cursor).
+    after: Option<String>,
 }
 
 /// `GET /`: the gallery.
@@ -147,7 +149,8 @@ pub async fn gallery(State(state): State<PageState>, Query(q): Query<GalleryQuer
     let status = parse_name::<ImageStatus>(q.status, "invalid_status")?;
     let page = page_number(q.page.as_deref());
     let filter = ImageFilter { collection: (!collection.is_empty()).then(|| collection.clone()), status };
-    let (images, total) = state.images.list_cards(&filter, Page::numbered(page, GALLERY_PAGE_SIZE)).await?;
+    let (images, total, next) =
+        state.images.list_cards(&filter, numbered_page(page, GALLERY_PAGE_SIZE, q.after)).await?;
     let cards = images.iter().map(Card::new).collect();
     let mut collections = vec![Choice::new("", "All collections", &collection)];
     for (name, count) in state.images.collections().await? {
@@ -165,7 +168,7 @@ pub async fn gallery(State(state): State<PageState>, Query(q): Query<GalleryQuer
         statuses,
         total,
         filtered: filter.collection.is_some() || status.is_some(),
-        pager: Pager::new("/", &pairs, page, GALLERY_PAGE_SIZE, total),
+        pager: Pager::new("/", &pairs, page, GALLERY_PAGE_SIZE, total, next),
     };
     Ok(page.into_response())
 }

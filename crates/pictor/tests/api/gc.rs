@@ -174,14 +174,14 @@ both_backends! {
                 .expect("end the job");
         }
         let pruned = prune_once(&f.app.queue, Retention::default()).await.expect("prune");
-        assert_eq!(pruned, 2, "the completed job older than a day and the failed one older than 14 days");
+        assert_eq!(pruned.deleted, 2, "the completed job older than a day and the failed one older than 14 days");
         let left: Vec<i64> = sqlx::query_scalar("SELECT id FROM job ORDER BY id").fetch_all(&db.pool).await.expect("jobs");
         // The offload job of the image row stays too (PENDING).
         assert!(left.contains(&ids[0].get()) && left.contains(&ids[2].get()), "{left:?}");
         assert!(!left.contains(&ids[1].get()) && !left.contains(&ids[3].get()), "{left:?}");
 
         let short = Retention { completed: Duration::from_secs(3600), failed: Duration::from_secs(3600) };
-        assert_eq!(prune_once(&f.app.queue, short).await.expect("prune"), 2, "shorter settings prune the rest that ended");
+        assert_eq!(prune_once(&f.app.queue, short).await.expect("prune").deleted, 2, "shorter settings prune the rest that ended");
     }
 }
 

@@ -28,6 +28,8 @@
 //!   the retention of finished jobs.
 //! - `storage_migrate`: `pictor storage migrate` folder → bucket (interrupted,
 //!   resumed) → folder, verified.
+//! - `scale`: the kept job and image counts against `COUNT(*)` through every
+//!   kind of write; keyset and deep-offset pages against the list's order.
 //! - `events`: `GET /api/events`, the Server-Sent Events stream.
 //! - `metrics`: `GET /metrics` on `serve` and on `pictor worker --metrics-bind`.
 //! - `health`: `/healthz` (liveness) and `/readyz` (database, storage, schema).
@@ -91,6 +93,7 @@ mod queue;
 mod queue_batch;
 mod queue_deadline;
 mod s3;
+mod scale;
 mod scale_out;
 mod service;
 #[path = "../support/skip.rs"]

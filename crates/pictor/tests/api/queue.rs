@@ -388,9 +388,10 @@ both_backends! {
             image_id: Some("img".into()),
             ..Default::default()
         };
-        let (jobs, _) = db::jobs::list(&f.db().pool, &filter, 100, 0)
+        let jobs = db::jobs::list(&f.db().pool, &filter, &db::Window { after: None, limit: 100, offset: 0 })
             .await
-            .expect("list");
+            .expect("list")
+            .rows;
         let children = jobs
             .iter()
             .filter(|j| j.kind != JobKind::OffloadOriginal)
@@ -533,7 +534,8 @@ both_backends! {
         let lost_image = db::images::get(&f.db().pool, &ImageId::from("c")).await.expect("get").expect("row");
         assert!(lost_image.original_path.is_none(), "nor its effect");
         let filter = db::jobs::JobFilter { kind: Some(JobKind::PreviewGeneration), ..Default::default() };
-        let (children, _) = db::jobs::list(&f.db().pool, &filter, 100, 0).await.expect("list");
+        let window = db::Window { after: None, limit: 100, offset: 0 };
+        let children = db::jobs::list(&f.db().pool, &filter, &window).await.expect("list").rows;
         let mut parents: Vec<String> = children.iter().filter_map(|j| j.image_id.as_ref().map(ToString::to_string)).collect();
         parents.sort();
         assert_eq!(parents, vec!["a".to_owned(), "b".to_owned()], "children of the completed jobs only");

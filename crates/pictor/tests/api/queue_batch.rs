@@ -97,7 +97,8 @@ impl Fixture {
 
     async fn count(&self, status: JobStatus) -> i64 {
         let filter = JobFilter { status: Some(status), ..Default::default() };
-        db::jobs::list(&self.db().pool, &filter, 1, 0).await.expect("list").1
+        let window = db::Window { after: None, limit: 1, offset: 0 };
+        db::jobs::list(&self.db().pool, &filter, &window).await.expect("list").total
     }
 }
 
@@ -231,7 +232,8 @@ both_backends! {
         assert_eq!(counting.ran.load(Ordering::SeqCst), jobs.len(), "each job ran once");
         assert_eq!(f.count(JobStatus::Completed).await, 300);
         assert_eq!(f.count(JobStatus::Running).await + f.count(JobStatus::Pending).await, 0);
-        let (all, _) = db::jobs::list(&f.db().pool, &JobFilter::default(), 1_000, 0).await.expect("list");
+        let window = db::Window { after: None, limit: 1_000, offset: 0 };
+        let all = db::jobs::list(&f.db().pool, &JobFilter::default(), &window).await.expect("list").rows;
         assert!(all.iter().all(|j| j.attempts == 1), "no job was claimed twice");
     }
 }

@@ -150,7 +150,7 @@ async function request(method, path, body) {
   return text ? JSON.parse(text) : null;
 }
 
-/** `GET /api/images` with `{collection, status, limit, offset}` → `{data, collections, count, pagination}`. */
+/** `GET /api/images` with `{collection, status, limit, offset, cursor}` → `{data, collections, count, pagination}`; `cursor` is a page's `pagination.nextCursor`. */
 export function getImages(filters = {}) {
   return request('GET', `/api/images${queryString(filters)}`);
 }
@@ -160,7 +160,7 @@ export function getImage(id) {
   return request('GET', `/api/images/${encodeURIComponent(id)}`);
 }
 
-/** `GET /api/admin/jobs` with `{status, type, imageId, limit, offset}` → `{jobs, pagination}`. */
+/** `GET /api/admin/jobs` with `{status, type, imageId, limit, offset, cursor}` → `{jobs, pagination}`; `cursor` is a page's `pagination.nextCursor`. */
 export function getJobs(filters = {}) {
   return request('GET', `/api/admin/jobs${queryString(filters)}`);
 }
