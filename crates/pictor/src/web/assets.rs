@@ -1,4 +1,4 @@
-//! `/static/…`: the stylesheet and ES modules, compiled into the binary with
+//! `/static/…`: the stylesheet, the ES modules and the icon, compiled into the binary with
 //! `include_str!` (a handful of small files: no embedding crate needed), with
 //! an ETag so browsers revalidate instead of downloading again.
 
@@ -21,6 +21,7 @@ const FILES: &[(&str, &str, &str)] = &[
     ("gallery.js", "text/javascript; charset=utf-8", include_str!("static/gallery.js")),
     ("image.js", "text/javascript; charset=utf-8", include_str!("static/image.js")),
     ("admin.js", "text/javascript; charset=utf-8", include_str!("static/admin.js")),
+    ("favicon.svg", "image/svg+xml", include_str!("static/favicon.svg")),
 ];
 
 /// The static route.

@@ -399,6 +399,15 @@ async fn with_a_token_set_the_admin_logs_in_through_the_page_and_retries_a_faile
     assert_ne!(after["updatedAt"], before["updatedAt"], "the retry changed the job: {before} → {after}");
 
     browser.click("#logout-button").await;
+    // The logout's answer sends the browser to the gallery: wait for it, or
+    // the next navigation can race the cookie's removal.
+    browser
+        .wait_for(
+            "the gallery after logout",
+            "return location.pathname === '/' && !!document.querySelector('form.filters');",
+            "return location.href;",
+        )
+        .await;
     browser.goto(&app.url("/admin/jobs")).await;
     browser
         .wait_for(

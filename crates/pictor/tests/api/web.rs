@@ -26,7 +26,13 @@ async fn every_page_renders_with_a_content_security_policy_without_inline_script
         let html = response.text().await.expect("html");
         assert!(html.starts_with("<!doctype html>"), "{path}");
         assert!(!html.contains("<script>"), "{path} has an inline script");
+        assert!(html.contains(r#"<link rel="icon" href="/static/favicon.svg""#), "{path} names its icon");
     }
+    // The icon the pages name is served (no 404 in the browser's console).
+    let icon = app.client.get(app.url("/static/favicon.svg")).send().await.expect("icon");
+    assert_eq!(icon.status(), 200);
+    assert_eq!(icon.headers()["content-type"], "image/svg+xml");
+    assert!(icon.text().await.expect("svg").starts_with("<svg"));
     app.stop().await;
 }
 
