@@ -62,12 +62,16 @@ fn spans(line: &Value) -> Vec<&Value> {
     line["spans"].as_array().map(|s| s.iter().collect()).unwrap_or_default()
 }
 
-#[tokio::test]
-async fn json_logs_parse_line_by_line_and_carry_the_request_id_and_the_jobs_ids() {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut child = pictor(dir.path())
+/// `pictor serve` with JSON logs and `env`, its output lines forwarded:
+/// the process, the lines seen up to its address, the rest, and the address.
+fn serve_with_json_logs(
+    dir: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (Child, Vec<(&'static str, String)>, Receiver<(&'static str, String)>, String) {
+    let mut child = pictor(dir)
         .args(["serve", "--bind", "127.0.0.1:0"])
         .env("PICTOR_LOG_FORMAT", "json")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -76,7 +80,15 @@ async fn json_logs_parse_line_by_line_and_carry_the_request_id_and_the_jobs_ids(
     forward(child.stdout.take().expect("stdout"), "stdout", tx.clone());
     forward(child.stderr.take().expect("stderr"), "stderr", tx);
     let mut seen = Vec::new();
-    let base = format!("http://{}", wait_for_address(&rx, &mut seen));
+    let address = wait_for_address(&rx, &mut seen);
+    (child, seen, rx, address)
+}
+
+#[tokio::test]
+async fn json_logs_parse_line_by_line_and_carry_the_request_id_and_the_jobs_ids() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (mut child, mut seen, rx, address) = serve_with_json_logs(dir.path(), &[]);
+    let base = format!("http://{address}");
     let client = reqwest::Client::new();
 
     let bytes = std::fs::read(testdata("mpl-grace-hopper.jpg")).expect("image");
@@ -192,19 +204,8 @@ async fn a_deliberate_503_is_logged_without_an_error_line() {
     use tokio::io::AsyncWriteExt as _;
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut child = pictor(dir.path())
-        .args(["serve", "--bind", "127.0.0.1:0"])
-        .env("PICTOR_LOG_FORMAT", "json")
-        .env("PICTOR_MAX_CONCURRENT_UPLOADS", "1")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start pictor serve");
-    let (tx, rx) = channel();
-    forward(child.stdout.take().expect("stdout"), "stdout", tx.clone());
-    forward(child.stderr.take().expect("stderr"), "stderr", tx);
-    let mut seen = Vec::new();
-    let address = wait_for_address(&rx, &mut seen);
+    let (mut child, mut seen, rx, address) =
+        serve_with_json_logs(dir.path(), &[("PICTOR_MAX_CONCURRENT_UPLOADS", "1")]);
     let mut stalled = tokio::net::TcpStream::connect(&address).await.expect("connect");
     let head = "POST /api/upload HTTP/1.1\r\nHost: 127.0.0.1\r\n\
                 Content-Type: multipart/form-data; boundary=XYZ\r\nContent-Length: 100000\r\n\r\n--XYZ\r\n";
