@@ -62,12 +62,12 @@ fn spans(line: &Value) -> Vec<&Value> {
     line["spans"].as_array().map(|s| s.iter().collect()).unwrap_or_default()
 }
 
+/// An output line of the process, tagged with its stream's name.
+type Line = (&'static str, String);
+
 /// `pictor serve` with JSON logs and `env`, its output lines forwarded:
 /// the process, the lines seen up to its address, the rest, and the address.
-fn serve_with_json_logs(
-    dir: &std::path::Path,
-    env: &[(&str, &str)],
-) -> (Child, Vec<(&'static str, String)>, Receiver<(&'static str, String)>, String) {
+fn serve_with_json_logs(dir: &std::path::Path, env: &[(&str, &str)]) -> (Child, Vec<Line>, Receiver<Line>, String) {
     let mut child = pictor(dir)
         .args(["serve", "--bind", "127.0.0.1:0"])
         .env("PICTOR_LOG_FORMAT", "json")
