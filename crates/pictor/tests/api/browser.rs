@@ -332,10 +332,8 @@ async fn with_a_token_set_the_admin_logs_in_through_the_page_and_retries_a_faile
         true,
     )
     .await;
-    let bytes = std::fs::read(testdata("bad-truncated-bridge.jpg")).expect("test image");
-    let form = reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(bytes).file_name("t.jpg"));
-    let uploaded = app.client.post(app.url("/api/upload")).bearer_auth(token).multipart(form).send().await;
-    assert_eq!(uploaded.expect("upload").status(), 201);
+    let uploaded = app.upload_file_with_token("bad-truncated-bridge.jpg", token).await;
+    assert_eq!(uploaded.status(), 201);
     let deadline = Instant::now() + PAGE_TIMEOUT;
     let job = loop {
         let failed: Value = app

@@ -270,16 +270,9 @@ async fn an_unreachable_or_invalid_server_is_a_connect_error() {
 /// `Retry-After`; the client waits that long and sends the file again.
 #[tokio::test]
 async fn an_upload_turned_away_as_too_busy_is_sent_again_after_retry_after() {
-    use tokio::io::AsyncWriteExt as _;
-
     let app = spawn_app_with(|c| c.max_concurrent_uploads = 1, Overrides::default(), false).await;
     let client = client_of(&app);
-    let mut stalled = tokio::net::TcpStream::connect(app.base.trim_start_matches("http://")).await.expect("connect");
-    let head = "POST /api/upload HTTP/1.1\r\nHost: 127.0.0.1\r\n\
-                Content-Type: multipart/form-data; boundary=XYZ\r\nContent-Length: 100000\r\n\r\n\
-                --XYZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jpg\"\r\n\r\n";
-    stalled.write_all(head.as_bytes()).await.expect("start the stalled upload");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stalled = crate::helpers::hold_an_upload_slot(app.base.trim_start_matches("http://")).await;
     let busy = app.upload_file("mpl-grace-hopper.jpg").await;
     assert_eq!(busy.status(), 503, "the slot is taken");
 

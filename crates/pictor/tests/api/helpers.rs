@@ -203,6 +203,13 @@ impl TestApp {
         self.client.post(self.url("/api/upload")).multipart(form).send().await.expect("upload request")
     }
 
+    /// Uploads a shared test image with `Authorization: Bearer token`.
+    pub async fn upload_file_with_token(&self, name: &str, token: &str) -> reqwest::Response {
+        let bytes = std::fs::read(testdata(name)).expect("test image");
+        let form = Form::new().part("file", Part::bytes(bytes).file_name(name.to_owned()));
+        self.client.post(self.url("/api/upload")).bearer_auth(token).multipart(form).send().await.expect("upload")
+    }
+
     /// Uploads a shared test image.
     pub async fn upload_file(&self, name: &str) -> reqwest::Response {
         let bytes = std::fs::read(testdata(name)).expect("test image");
@@ -367,6 +374,21 @@ pub async fn clocked_app(backend: Backend, configure: impl FnOnce(&mut Config)) 
     let overrides = Overrides { clock: Some(std::sync::Arc::new(clock.clone())), ..Default::default() };
     let app = app::build_with(&config, "http://test", overrides).await.expect("build");
     Some(ClockedApp { app, clock, database_url, _dir: dir })
+}
+
+/// Starts an upload to `address` (`host:port`) that sends its headers and
+/// the start of its file part, then nothing: it holds one upload slot until
+/// the stream is dropped. Returns once the server has had 500 ms to admit it.
+pub async fn hold_an_upload_slot(address: &str) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt as _;
+
+    let mut stalled = tokio::net::TcpStream::connect(address).await.expect("connect");
+    let head = "POST /api/upload HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+                Content-Type: multipart/form-data; boundary=XYZ\r\nContent-Length: 100000\r\n\r\n\
+                --XYZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jpg\"\r\n\r\n";
+    stalled.write_all(head.as_bytes()).await.expect("take an upload slot");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stalled
 }
 
 impl ClockedApp {

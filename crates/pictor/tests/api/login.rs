@@ -7,7 +7,7 @@ use pictor::app::Overrides;
 use pictor::config::Secret;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 
-use crate::helpers::{TestApp, spawn_app_with, testdata};
+use crate::helpers::{TestApp, spawn_app_with};
 
 const TOKEN: &str = "s3cret-admin-token";
 
@@ -34,9 +34,7 @@ fn session_of(answer: &reqwest::Response) -> String {
 }
 
 async fn upload_with_token(app: &TestApp) -> String {
-    let bytes = std::fs::read(testdata("mpl-grace-hopper.jpg")).expect("image");
-    let form = reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(bytes).file_name("a.jpg"));
-    let answer = app.client.post(app.url("/api/upload")).bearer_auth(TOKEN).multipart(form).send().await.expect("up");
+    let answer = app.upload_file_with_token("mpl-grace-hopper.jpg", TOKEN).await;
     assert_eq!(answer.status(), 201);
     let body: serde_json::Value = answer.json().await.expect("json");
     body["imageId"].as_str().expect("id").to_owned()

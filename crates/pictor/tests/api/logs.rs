@@ -201,16 +201,10 @@ fn in_json_a_start_up_error_is_a_json_line_too() {
 /// its response line is INFO, and no ERROR line buries real failures.
 #[tokio::test]
 async fn a_deliberate_503_is_logged_without_an_error_line() {
-    use tokio::io::AsyncWriteExt as _;
-
     let dir = tempfile::tempdir().expect("temp dir");
     let (mut child, mut seen, rx, address) =
         serve_with_json_logs(dir.path(), &[("PICTOR_MAX_CONCURRENT_UPLOADS", "1")]);
-    let mut stalled = tokio::net::TcpStream::connect(&address).await.expect("connect");
-    let head = "POST /api/upload HTTP/1.1\r\nHost: 127.0.0.1\r\n\
-                Content-Type: multipart/form-data; boundary=XYZ\r\nContent-Length: 100000\r\n\r\n--XYZ\r\n";
-    stalled.write_all(head.as_bytes()).await.expect("take the one upload slot");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stalled = crate::helpers::hold_an_upload_slot(&address).await;
 
     let bytes = std::fs::read(testdata("mpl-grace-hopper.jpg")).expect("image");
     let form = reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(bytes).file_name("a.jpg"));

@@ -83,14 +83,12 @@ async fn with_an_admin_token_mutations_and_admin_reads_need_it_and_public_reads_
     let token = "s3cret-token";
     let app = spawn_app_with(|c| c.admin_token = Some(Secret::new(token)), Overrides::default(), false).await;
     let bytes = std::fs::read(testdata("mpl-grace-hopper.jpg")).expect("image");
-    let refused = app.upload_bytes("a.jpg", bytes.clone(), None, None).await;
+    let refused = app.upload_bytes("a.jpg", bytes, None, None).await;
     assert_eq!(refused.status(), 401);
     let body: serde_json::Value = refused.json().await.expect("json");
     assert_eq!(body["error"]["code"], "unauthorized");
 
-    let form = reqwest::multipart::Form::new().part("file", reqwest::multipart::Part::bytes(bytes).file_name("a.jpg"));
-    let accepted =
-        app.client.post(app.url("/api/upload")).bearer_auth(token).multipart(form).send().await.expect("upload");
+    let accepted = app.upload_file_with_token("mpl-grace-hopper.jpg", token).await;
     assert_eq!(accepted.status(), 201);
 
     assert_eq!(app.client.get(app.url("/api/images")).send().await.expect("list").status(), 200);

@@ -196,12 +196,7 @@ async fn upload_all_then_read(app: &TestApp, body_bytes: usize) -> String {
 #[tokio::test]
 async fn a_client_that_sends_its_whole_upload_before_reading_gets_the_busy_answer() {
     let app = spawn_app_with(|c| c.max_concurrent_uploads = 1, Overrides::default(), false).await;
-    let mut stalled = connect(&app).await;
-    let head = "POST /api/upload HTTP/1.1\r\nHost: 127.0.0.1\r\n\
-                Content-Type: multipart/form-data; boundary=XYZ\r\nContent-Length: 100000\r\n\r\n\
-                --XYZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.jpg\"\r\n\r\n";
-    stalled.write_all(head.as_bytes()).await.expect("take the one upload slot");
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stalled = crate::helpers::hold_an_upload_slot(app.base.trim_start_matches("http://")).await;
 
     // 8 MiB: far more than the socket buffers hold, so without a lingering
     // close the server's close resets the connection under the client.
