@@ -69,15 +69,17 @@ impl Sessions {
 
     /// The `Set-Cookie` value that stores `session`.
     pub fn set_cookie(&self, session: &str) -> String {
-        let secure = if self.secure { "; Secure" } else { "" };
-        let max_age = SESSION_LIFETIME.as_secs();
-        format!("{COOKIE_NAME}={session}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}")
+        self.cookie(session, SESSION_LIFETIME.as_secs())
     }
 
     /// The `Set-Cookie` value that removes the session cookie.
     pub fn clear_cookie(&self) -> String {
+        self.cookie("", 0)
+    }
+
+    fn cookie(&self, value: &str, max_age: u64) -> String {
         let secure = if self.secure { "; Secure" } else { "" };
-        format!("{COOKIE_NAME}=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict{secure}")
+        format!("{COOKIE_NAME}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}")
     }
 
     fn mac(&self, claims: &str) -> String {

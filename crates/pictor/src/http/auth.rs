@@ -82,8 +82,8 @@ pub async fn require_token(State(gate): State<Gate>, mut request: Request, next:
         Need::Token => access == Access::Full,
     };
     if !allowed {
-        let page = *request.method() == Method::GET && !path.starts_with("/api/") && !path.starts_with("/assets/");
-        if page && path != "/metrics" {
+        let api = path.starts_with("/api/") || path.starts_with("/assets/") || path == "/metrics";
+        if *request.method() == Method::GET && !api {
             let back = request.uri().path_and_query().map_or(path, |p| p.as_str());
             let query = serde_urlencoded::to_string([("next", back)]).unwrap_or_default();
             return Ok(Redirect::to(&format!("{LOGIN_PATH}?{query}")).into_response());
