@@ -9,6 +9,7 @@ giving the service's overhead (HTTP, queue, storage).
 
     python3 bench/e2e.py --backend sqlite
     python3 bench/e2e.py --backend postgres --workers 2
+    python3 bench/e2e.py --storage s3        # originals and assets in a bucket (moto on loopback)
 
 Needs release builds: cargo build --release -p pictor -p pictor-imaging -p pictor-bench.
 `--uploader rust` (the default) uploads with the `pictor-e2e-upload` bin.
@@ -121,6 +122,33 @@ def machine_counters():
     return busy, switches
 
 
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_moto(program, work):
+    """moto's S3 server on a free loopback port with an empty bucket; returns
+    (process, endpoint). moto keeps objects in memory, in Python: its CPU is
+    reported apart from Pictor's, as a real object store's would be."""
+    port = free_port()
+    proc = subprocess.Popen([program, "-H", "127.0.0.1", "-p", str(port)], cwd=work,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while True:
+        try:
+            urllib.request.urlopen(urllib.request.Request(f"{endpoint}/pictor-e2e", method="PUT"), timeout=5).close()
+            return proc, endpoint
+        except OSError:
+            if time.time() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise SystemExit(f"{program} did not start")
+            time.sleep(0.2)
+
+
 def start(binary, args, env, cwd, log):
     return subprocess.Popen([binary, *args], env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=log)
 
@@ -172,6 +200,10 @@ def main():
                     help="extra environment of the Pictor processes (repeatable), e.g. PICTOR_RUNNER_CONCURRENCY=2")
     ap.add_argument("--timeline", action="store_true",
                     help="also print the STORED count at each poll (seconds since the first upload)")
+    ap.add_argument("--storage", choices=["disk", "s3"], default="disk",
+                    help="s3: STORAGE_URL=s3://pictor-e2e/site on a moto server started on loopback")
+    ap.add_argument("--moto", default=os.environ.get("PICTOR_TEST_MOTO", "/var/tmp/pictor-venv/bin/moto_server"),
+                    help="moto_server program for --storage s3 (.ci/venv installs it)")
     ap.add_argument("--pg-base", default="postgres://postgres@127.0.0.1:5432")
     ap.add_argument("--work-dir", default=None,
                     help="where the data folder and the imaging outputs go (default: the system temp folder)")
@@ -200,8 +232,14 @@ def main():
     env = {k: v for k, v in os.environ.items() if not k.startswith("PICTOR_")}
     env.update(DATABASE_URL=url, STORAGE_DIR=os.path.join(work, "storage"), RUST_LOG="warn,pictor=info",
                PICTOR_RUNNER_POLL_INTERVAL_MS="1000")
+    procs, services = [], []
+    if a.storage == "s3":
+        moto, endpoint = start_moto(a.moto, work)
+        services.append(("moto", moto))
+        env.update(STORAGE_URL="s3://pictor-e2e/site", AWS_ENDPOINT_URL=endpoint, AWS_ALLOW_HTTP="true",
+                   AWS_REGION="us-east-1", AWS_ACCESS_KEY_ID="e2e", AWS_SECRET_ACCESS_KEY="e2e",
+                   PICTOR_SCRATCH_DIR=os.path.join(work, "scratch"))
     env.update(kv.split("=", 1) for kv in a.env)
-    procs = []
     try:
         subprocess.run([pictor, "migrate"], env=env, cwd=work, check=True, stdout=subprocess.DEVNULL)
         api_log = os.path.join(work, "api.log")
@@ -213,7 +251,7 @@ def main():
         jobs = [blobs[i % len(blobs)] for i in range(len(blobs) * a.copies)]
 
         from concurrent.futures import ThreadPoolExecutor
-        cpu0 = {name: cpu_seconds(p.pid) for name, p in procs}
+        cpu0 = {name: cpu_seconds(p.pid) for name, p in procs + services}
         pg0 = postgres_cpu_seconds()
         machine0 = machine_counters()
         self0 = resource.getrusage(resource.RUSAGE_SELF)
@@ -240,8 +278,10 @@ def main():
         # The rate's clock stops when the last image was STORED; the poll
         # notices up to --poll-seconds later.
         elapsed = last_stored_at(base, page["count"]) - t0_epoch if not failed else noticed
-        rss = {name: round(peak_rss_mb(p.pid), 1) for name, p in procs}
+        rss = {name: round(peak_rss_mb(p.pid), 1) for name, p in procs + services}
         cpu = {name: round(cpu_seconds(p.pid) - cpu0[name], 2) for name, p in procs}
+        # The object store's CPU, apart: moto is a Python stand-in for a real store.
+        store_cpu = {name: round(cpu_seconds(p.pid) - cpu0[name], 2) for name, p in services}
         if a.backend == "postgres":
             cpu["postgres"] = round(postgres_cpu_seconds() - pg0, 2)
         self1 = resource.getrusage(resource.RUSAGE_SELF)
@@ -250,9 +290,9 @@ def main():
         client_cpu = sum(getattr(b, f) - getattr(a_, f) for a_, b in ((self0, self1), (children0, children1))
                          for f in ("ru_utime", "ru_stime"))
     finally:
-        for _, p in procs:
+        for _, p in procs + services:
             p.terminate()
-        for _, p in procs:
+        for _, p in procs + services:
             try:
                 p.wait(30)
             except subprocess.TimeoutExpired:
@@ -269,24 +309,26 @@ def main():
     imaging_cpu = set_cpu / len(files) * len(ids)
     service_cpu = sum(cpu.values())
     result = {
-        "backend": a.backend, "workers": a.workers, "uploader": a.uploader, "images": len(ids), "failed": failed,
+        "backend": a.backend, "storage": a.storage, "workers": a.workers, "uploader": a.uploader, "images": len(ids), "failed": failed,
         "upload_seconds": round(t_uploaded, 2), "stored_seconds": round(elapsed, 2),
         "noticed_seconds": round(noticed, 2),
         "images_per_second": round(rate, 2), "imaging_only_images_per_second": round(ideal, 2),
         "imaging_only_before_after": [round(before[0], 2), round(after[0], 2)],
         "overhead_percent": round((1 - rate / ideal) * 100, 1), "peak_rss_mb": rss,
-        "cpu_seconds": cpu, "imaging_cpu_seconds": round(imaging_cpu, 2), "client_cpu_seconds": round(client_cpu, 2),
+        "cpu_seconds": cpu, "store_cpu_seconds": store_cpu,
+        "pictor_cpu_seconds_per_image": round(sum(v for k, v in cpu.items() if k != "postgres") / len(ids), 4),
+        "imaging_cpu_seconds": round(imaging_cpu, 2), "client_cpu_seconds": round(client_cpu, 2),
         "cpu_overhead_percent": round((1 - imaging_cpu / service_cpu) * 100, 1),
         "machine_cpu_seconds": round(machine1[0] - machine0[0], 2),
         "machine_cpu_overhead_percent": round((1 - imaging_cpu / (machine1[0] - machine0[0])) * 100, 1),
         "context_switches_per_image": round((machine1[1] - machine0[1]) / len(ids)),
         "load_average": os.getloadavg()[0], "cores": cores,
     }
-    print(f"{a.backend:8} workers={a.workers} uploader={a.uploader} images={len(ids)} stored in {elapsed:.1f} s -> {rate:.2f} img/s; "
+    print(f"{a.backend:8} storage={a.storage} workers={a.workers} uploader={a.uploader} images={len(ids)} stored in {elapsed:.1f} s -> {rate:.2f} img/s; "
           f"imaging alone {ideal:.2f} img/s ({before[0]:.2f} before, {after[0]:.2f} after; {cores} processes "
           f"side by side; CPU {set_cpu:.2f} s per set); "
           f"overhead {result['overhead_percent']} %; peak RSS {rss}; CPU s {cpu} vs imaging {imaging_cpu:.1f} "
-          f"(CPU overhead {result['cpu_overhead_percent']} %), uploader {client_cpu:.1f}; whole machine "
+          f"(CPU overhead {result['cpu_overhead_percent']} %), store CPU s {store_cpu}, uploader {client_cpu:.1f}; whole machine "
           f"{result['machine_cpu_seconds']} CPU s (overhead {result['machine_cpu_overhead_percent']} %), "
           f"{result['context_switches_per_image']} context switches per image")
     if a.timeline:

@@ -39,7 +39,9 @@ pub use allocator::keep_image_buffers_allocated;
 pub use avif::{avif_decoding_available, avif_encoding_available};
 pub use error::{ImagingError, panic_message};
 pub use placeholder::{THUMBHASH_MAX_EDGE, thumbhash_from_asset, thumbhash_to_png};
-pub use probe::{DEFAULT_MAX_DIMENSION, DEFAULT_MAX_PIXELS, ImageInfo, Limits, probe};
+pub use probe::{
+    DEFAULT_MAX_DIMENSION, DEFAULT_MAX_PIXELS, ImageInfo, Limits, PROBE_ALLOC_BUDGET, PROBE_READ_BUDGET, probe,
+};
 pub use render::{
     Asset, AssetFormat, DEFAULT_AVIF_QUALITY, DEFAULT_BACKGROUND, DEFAULT_JPEG_QUALITY, Prepared, RenderOptions,
     ThumbhashResult, prepare, render_all, render_preview, render_thumbnails,

@@ -1,5 +1,14 @@
 //! Header-only inspection: dimensions and EXIF orientation, checked against
 //! the pixel limits before anything is decoded (DESIGN invariant 7).
+//!
+//! A probe runs on every upload, before anything else has vetted the file,
+//! so its cost is bounded whatever the file says: it reads at most
+//! [`PROBE_READ_BUDGET`] bytes (seeking over the rest), and nothing it
+//! allocates is sized by a count the file states beyond that (the JPEG,
+//! PNG and TIFF walks are by hand for that reason; the `image` decoders
+//! run under an allocation limit; libheif sees only the bytes the budget
+//! lets through). `tests/imaging/probe.rs` checks both bounds on hostile
+//! headers of every format.
 
 use std::io::{BufRead, ErrorKind, Read, Seek, SeekFrom};
 
@@ -12,6 +21,14 @@ use crate::sniff::{Format, SNIFF_LEN, is_decodable, sniff};
 pub const DEFAULT_MAX_PIXELS: u64 = 100_000_000;
 /// Default for [`Limits::max_dimension`]: 65,000 px, under JPEG's own 65,535 edge.
 pub const DEFAULT_MAX_DIMENSION: u32 = 65_000;
+
+/// Most bytes a probe reads from a file: far more than any real header
+/// (a photo's EXIF, ICC profile and XMP before its frame header are a few
+/// hundred KB at most), far less than a hostile one may claim.
+pub const PROBE_READ_BUDGET: u64 = 2 << 20;
+/// Most memory the `image` crate's header readers (WebP, GIF, BMP) may
+/// allocate while a probe runs.
+pub const PROBE_ALLOC_BUDGET: u64 = 1 << 20;
 
 /// Size limits applied from the header, before any pixel is decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,7 +88,8 @@ impl ImageInfo {
 /// `Corrupt` for a damaged or truncated header, `TooLarge` when the declared
 /// size is over `limits` (before any allocation proportional to the pixel
 /// count), `Io` when reading fails.
-pub fn probe<R: BufRead + Seek>(mut reader: R, limits: &Limits) -> Result<ImageInfo, ImagingError> {
+pub fn probe<R: BufRead + Seek>(reader: R, limits: &Limits) -> Result<ImageInfo, ImagingError> {
+    let mut reader = Budgeted::new(reader, PROBE_READ_BUDGET);
     let start = reader.stream_position()?;
     let mut prefix = [0u8; SNIFF_LEN];
     let prefix_len = read_up_to(&mut reader, &mut prefix)?;
@@ -92,6 +110,76 @@ pub fn probe<R: BufRead + Seek>(mut reader: R, limits: &Limits) -> Result<ImageI
     }
     limits.check(width, height)?;
     Ok(ImageInfo { format, width, height, orientation })
+}
+
+/// A reader that fails with [`OverBudget`] once more than its budget of
+/// bytes has been read through it; seeking is free, so a header walk can
+/// skip what it does not need.
+struct Budgeted<R> {
+    inner: R,
+    left: u64,
+}
+
+/// The error a [`Budgeted`] reader gives past its budget.
+#[derive(Debug, thiserror::Error)]
+#[error("the header is larger than the {} KiB a probe reads", PROBE_READ_BUDGET / 1024)]
+pub(crate) struct OverBudget;
+
+impl<R> Budgeted<R> {
+    fn new(inner: R, budget: u64) -> Self {
+        Self { inner, left: budget }
+    }
+
+    fn over() -> std::io::Error {
+        std::io::Error::new(ErrorKind::InvalidData, OverBudget)
+    }
+}
+
+impl<R: Read> Read for Budgeted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 && !buf.is_empty() {
+            return Err(Self::over());
+        }
+        let allowed = usize::try_from(self.left).unwrap_or(usize::MAX).min(buf.len());
+        let n = self.inner.read(&mut buf[..allowed])?;
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+impl<R: BufRead> BufRead for Budgeted<R> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        if self.left == 0 {
+            return Err(Self::over());
+        }
+        let left = usize::try_from(self.left).unwrap_or(usize::MAX);
+        let buf = self.inner.fill_buf()?;
+        Ok(&buf[..buf.len().min(left)])
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.left = self.left.saturating_sub(amount as u64);
+        self.inner.consume(amount);
+    }
+}
+
+impl<R: Seek> Seek for Budgeted<R> {
+    fn seek(&mut self, to: SeekFrom) -> std::io::Result<u64> {
+        self.inner.seek(to)
+    }
+
+    fn stream_position(&mut self) -> std::io::Result<u64> {
+        self.inner.stream_position()
+    }
+
+    fn seek_relative(&mut self, offset: i64) -> std::io::Result<()> {
+        self.inner.seek_relative(offset)
+    }
+}
+
+/// Whether an I/O error is a [`Budgeted`] reader's refusal.
+pub(crate) fn is_over_budget(error: &std::io::Error) -> bool {
+    error.get_ref().is_some_and(|inner| inner.is::<OverBudget>())
 }
 
 /// Sniffs and refuses what this build cannot decode, with a message for a person.
@@ -324,8 +412,11 @@ fn generic_header<R: BufRead + Seek>(reader: R, format: Format) -> Result<(u32, 
         return Err(ImagingError::Unsupported(format!("{format} images are not supported yet")));
     };
     let mut image_reader = image::ImageReader::with_format(reader, image_format);
-    // Limits are applied by `Limits::check` on the dimensions just read.
-    image_reader.no_limits();
+    // The pixel limits are applied by `Limits::check` on the dimensions just
+    // read; what the header readers may allocate is bounded here.
+    let mut header_limits = image::Limits::no_limits();
+    header_limits.max_alloc = Some(PROBE_ALLOC_BUDGET);
+    image_reader.limits(header_limits);
     let mut decoder = image_reader.into_decoder().map_err(|e| image_error(e, format))?;
     let (width, height) = decoder.dimensions();
     let orientation = decoder.orientation().map(|o| o.to_exif()).unwrap_or(1);

@@ -4,7 +4,7 @@
 //! flattened here; the ICC profile, or an `nclx` description turned into
 //! one, goes to the colour stage like any other format's.
 
-use std::io::{BufRead, Seek};
+use std::io::{BufRead, ErrorKind, Read, Seek, SeekFrom};
 
 use super::{Decoded, PixelLayout, Raster};
 use crate::colour::{flatten, icc_from_cicp};
@@ -44,9 +44,66 @@ pub(crate) fn header<R: BufRead + Seek>(
     limits: &Limits,
 ) -> Result<(u32, u32, u8), ImagingError> {
     ensure_decodable(format)?;
+    check_box_sizes(reader, format)?;
     let size = libheif::stream_primary_size(reader, limits.max_dimension).map_err(|e| error(e, format, limits))?;
     let (width, height) = dimensions(size, format)?;
     Ok((width, height, 1))
+}
+
+/// Largest `meta` box (or other top-level box but the image data) the probe
+/// hands to libheif. libheif parses such boxes whole and sizes some of its
+/// buffers by what they declare (an ICC profile in `colr`, item tables), so
+/// this bounds what a hostile header makes it allocate. Real ones are a
+/// few KB: an iPhone's 48-tile HEIC has a 5 KB `meta`.
+pub(crate) const MAX_HEADER_BOX: u64 = 256 * 1024;
+/// Most top-level boxes walked; real files have three to five.
+const MAX_TOP_LEVEL_BOXES: usize = 64;
+
+/// Walks the file's top-level boxes by their headers alone (seeking over
+/// their bodies, allocating nothing) and refuses one other than the image
+/// data (`mdat`) or padding (`free`, `skip`) that is larger than
+/// [`MAX_HEADER_BOX`], before libheif reads any of them. The reader is
+/// left where it was.
+fn check_box_sizes<R: Read + Seek>(reader: &mut R, format: Format) -> Result<(), ImagingError> {
+    let start = reader.stream_position()?;
+    let end = reader.seek(SeekFrom::End(0))?;
+    let mut at = start;
+    let damaged = |why: String| ImagingError::Corrupt(format!("the {} header is damaged: {why}", name(format)));
+    for _ in 0..MAX_TOP_LEVEL_BOXES {
+        if at >= end {
+            break;
+        }
+        reader.seek(SeekFrom::Start(at))?;
+        let mut head = [0u8; 16];
+        match reader.read_exact(&mut head[..8]) {
+            Ok(()) => {}
+            // Fewer than 8 bytes left: libheif says what is wrong with that.
+            Err(e) if e.kind() == ErrorKind::UnexpectedEof => break,
+            Err(e) => return Err(e.into()),
+        }
+        let kind = [head[4], head[5], head[6], head[7]];
+        let size = match u32::from_be_bytes([head[0], head[1], head[2], head[3]]) {
+            0 => end - at,
+            1 => {
+                reader.read_exact(&mut head[8..])?;
+                u64::from_be_bytes([head[8], head[9], head[10], head[11], head[12], head[13], head[14], head[15]])
+            }
+            size => u64::from(size),
+        };
+        if size < 8 {
+            return Err(damaged(format!("a box states a size of {size} bytes")));
+        }
+        if !matches!(&kind, b"mdat" | b"free" | b"skip") && size > MAX_HEADER_BOX {
+            return Err(damaged(format!(
+                "its '{}' box is {size} bytes; a header box over {} KiB is not read",
+                String::from_utf8_lossy(&kind),
+                MAX_HEADER_BOX / 1024
+            )));
+        }
+        at = at.saturating_add(size);
+    }
+    reader.seek(SeekFrom::Start(start))?;
+    Ok(())
 }
 
 /// Decodes the primary image at full size, upright, alpha flattened onto
@@ -98,6 +155,9 @@ fn error(error: libheif::Error, format: Format, limits: &Limits) -> ImagingError
     let name = name(format);
     let failure = match error {
         libheif::Error::Unavailable(reason) => return libheif::unavailable(&format!("{name} decoding"), reason),
+        libheif::Error::Io(io) if crate::probe::is_over_budget(&io) => {
+            return ImagingError::Corrupt(format!("the {name} header is damaged: {io}"));
+        }
         libheif::Error::Io(io) => return ImagingError::Io(io),
         libheif::Error::Heif(failure) => failure,
     };

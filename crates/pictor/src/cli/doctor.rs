@@ -15,6 +15,7 @@ use super::table::Table;
 use super::{Outcome, ServerArgs, out, out_json};
 use crate::config::Config;
 use crate::db::{Db, SchemaStatus};
+use crate::images::error_chain;
 
 /// Below this much free space the disk check warns.
 const LOW_DISK_BYTES: u64 = 1024 * 1024 * 1024;
@@ -72,12 +73,21 @@ impl Check {
 /// Stdout failed; checks themselves report problems, they do not error.
 pub async fn run(args: DoctorArgs) -> anyhow::Result<Outcome> {
     let config = &args.config;
-    let free = free_space(&config.storage_dir);
+    // Under STORAGE_URL the bucket holds the data and the local disk only
+    // each process's scratch downloads, so that is the folder measured.
+    let local_dir = match &config.storage_url {
+        Some(_) => config.scratch_dir.clone().unwrap_or_else(std::env::temp_dir),
+        None => config.storage_dir.clone(),
+    };
+    let free = free_space(&local_dir);
     let checks = vec![
         settings(config),
         database(&config.database_url).await,
-        storage(&config.storage_dir).await,
-        disk(&config.storage_dir, free.as_ref(), config.max_upload_bytes),
+        match &config.storage_url {
+            Some(url) => bucket(config, url).await,
+            None => storage(&config.storage_dir).await,
+        },
+        disk(&local_dir, free.as_ref(), config.max_upload_bytes),
         limits(config, free.as_ref().ok().map(|(_, bytes)| *bytes)),
         heif_formats(),
         server(&args.server).await,
@@ -225,6 +235,24 @@ async fn storage(dir: &Path) -> Check {
                 "give the user running Pictor write access, or set STORAGE_DIR",
             )
         }
+    }
+}
+
+/// The bucket of `STORAGE_URL`: opened with the same settings as `serve`,
+/// then written, read and removed once (the readiness probe's check).
+async fn bucket(config: &Config, url: &str) -> Check {
+    const NAME: &str = "storage";
+    let fix = "check STORAGE_URL, AWS_ENDPOINT_URL, AWS_REGION and the credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)";
+    let storage = match crate::app::open_storage(config) {
+        Ok(storage) => storage,
+        Err(e) => return Check::fail(NAME, format!("cannot open {url}: {e}"), fix),
+    };
+    // The store's own timeout and retries apply inside; this bounds the whole.
+    let budget = CHECK_TIMEOUT.max(Duration::from_secs(config.s3_timeout_secs.saturating_mul(3)));
+    match tokio::time::timeout(budget, storage.check_writable()).await {
+        Ok(Ok(())) => Check::ok(NAME, format!("{url} is writable")),
+        Ok(Err(e)) => Check::fail(NAME, format!("cannot write in {url}: {}", error_chain(&e)), fix),
+        Err(_) => Check::fail(NAME, format!("{url} did not answer within {} s", budget.as_secs()), fix),
     }
 }
 

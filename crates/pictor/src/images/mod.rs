@@ -31,7 +31,7 @@ pub use gauges::Gauges;
 pub use gc::Gc;
 pub use jobs::{JobCounts, JobFilter};
 pub use originals::DbOriginalLocks;
-pub use readiness::{Check, Readiness, STORAGE_CHECK_TTL};
+pub use readiness::{Check, Readiness, STORAGE_CHECK_TTL, error_chain};
 pub use sweeper::{DEFAULT_TEMP_GRACE_SECS, TEMP_SWEEP_INTERVAL, TempSweeper};
 pub use upload::{
     Accepted, MAX_TEXT_FIELD_BYTES, UploadDetails, UploadLimits, text_field as upload_text_field, text_field_too_long,

@@ -41,7 +41,7 @@ pub struct Readiness {
 }
 
 /// An error with its causes, `: `-separated (what an operator needs to act).
-fn chain(error: &dyn std::error::Error) -> String {
+pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -57,7 +57,7 @@ impl Images {
     pub async fn readiness(&self) -> Readiness {
         let database = match self.db.ping().await {
             Ok(()) => Check { name: "database", ok: true, detail: None },
-            Err(e) => Check { name: "database", ok: false, detail: Some(chain(&e)) },
+            Err(e) => Check { name: "database", ok: false, detail: Some(error_chain(&e)) },
         };
         let storage = match self.storage_writable().await {
             Ok(()) => Check { name: "storage", ok: true, detail: None },
@@ -68,7 +68,7 @@ impl Images {
                 Check { name: "migrations", ok: true, detail: Some(status.to_string()) }
             }
             Ok(status) => Check { name: "migrations", ok: false, detail: Some(status.to_string()) },
-            Err(e) => Check { name: "migrations", ok: false, detail: Some(chain(&e)) },
+            Err(e) => Check { name: "migrations", ok: false, detail: Some(error_chain(&e)) },
         };
         let checks = vec![database, storage, migrations];
         for check in checks.iter().filter(|c| !c.ok) {
@@ -88,7 +88,7 @@ impl Images {
         {
             return result.clone();
         }
-        let result = self.storage.check_writable().await.map_err(|e| chain(&e));
+        let result = self.storage.check_writable().await.map_err(|e| error_chain(&e));
         *last = Some((now, result.clone()));
         result
     }

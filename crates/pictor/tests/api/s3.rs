@@ -381,3 +381,36 @@ async fn a_12_mib_upload_streams_into_a_multipart_upload_and_its_header_is_probe
     assert_eq!(sha256(&original.expect("original").bytes().await.expect("bytes")), sha256(&big), "stored whole");
     app.stop().await;
 }
+
+/// `pictor doctor` under `STORAGE_URL` checks the bucket (written, read and
+/// removed), not the unused `STORAGE_DIR`, and fails with a fix naming the
+/// S3 settings when the bucket is missing.
+#[tokio::test]
+async fn doctor_checks_the_bucket_under_storage_url() {
+    let Some(moto) = Moto::start("s3::doctor_checks_the_bucket_under_storage_url").await else { return };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let database_url = format!("sqlite://{}", dir.path().join("pictor.db").display());
+    let doctor = |storage_url: String| {
+        let mut cmd = crate::processes::command(dir.path());
+        cmd.args(["doctor", "--json", "--database-url", &database_url]).envs(moto.env());
+        // STORAGE_DIR points at a file: were it checked, the check would fail.
+        let not_a_folder = dir.path().join("not-a-folder");
+        std::fs::write(&not_a_folder, "x").expect("file");
+        let output = cmd.env("STORAGE_URL", storage_url).env("STORAGE_DIR", &not_a_folder).output().expect("doctor");
+        let checks: Vec<serde_json::Value> = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|e| panic!("doctor --json: {e}: {}", String::from_utf8_lossy(&output.stderr)));
+        let storage = checks.into_iter().find(|c| c["check"] == "storage").expect("a storage check");
+        (output.status.code(), storage)
+    };
+
+    let (code, storage) = doctor(format!("s3://{BUCKET}/{PREFIX}"));
+    assert_eq!(storage["result"], "ok", "{storage}");
+    assert_eq!(storage["detail"], format!("s3://{BUCKET}/{PREFIX} is writable"));
+    assert_ne!(code, Some(1), "nothing failed: {storage}");
+
+    let (code, storage) = doctor("s3://no-such-bucket/site".to_owned());
+    assert_eq!(code, Some(1), "{storage}");
+    assert_eq!(storage["result"], "fail", "{storage}");
+    assert!(storage["detail"].as_str().is_some_and(|d| d.contains("no-such-bucket")), "{storage}");
+    assert!(storage["fix"].as_str().is_some_and(|f| f.contains("STORAGE_URL")), "{storage}");
+}
