@@ -72,6 +72,21 @@ async fn forget_settings(app: &TestApp, id: &str) {
         .expect("forget");
 }
 
+/// `(status, count)` of the jobs, from the kept `job_count`.
+async fn kept_job_counts(app: &TestApp) -> Vec<(String, i64)> {
+    let sql =
+        "SELECT status, CAST(SUM(n) AS BIGINT) AS n FROM job_count GROUP BY status HAVING SUM(n) <> 0 ORDER BY status";
+    let rows = sqlx::query(sql).fetch_all(&app.app.db.pool).await.expect("kept counts");
+    rows.iter().map(|r| (r.get("status"), r.get("n"))).collect()
+}
+
+/// `(status, count)` of the jobs, counted.
+async fn counted_jobs(app: &TestApp) -> Vec<(String, i64)> {
+    let sql = "SELECT status, CAST(COUNT(*) AS BIGINT) AS n FROM job GROUP BY status ORDER BY status";
+    let rows = sqlx::query(sql).fetch_all(&app.app.db.pool).await.expect("counts");
+    rows.iter().map(|r| (r.get("status"), r.get("n"))).collect()
+}
+
 fn sizes(image: &pictor_client::models::Image) -> Vec<String> {
     image.thumbnails.keys().cloned().collect()
 }
@@ -156,6 +171,18 @@ both_backends! {
         assert_eq!(recorded(&app, &outdated).await, settings, "regenerated under the current settings");
         assert_eq!(app.image(&outdated).await.status, ImageStatus::Stored);
         assert_eq!(reprocess(&app, json!({})).await.1, json!({"matched": 0, "enqueued": 0}));
+
+        // Outdated again: its finished regeneration jobs are queued again, not copied.
+        forget_settings(&app, &outdated).await;
+        assert_eq!(reprocess(&app, json!({})).await.1, json!({"matched": 1, "enqueued": 1}));
+        drained(&app).await;
+        let regenerations: Vec<(String, String, i64)> = jobs_of(&app, &outdated).await.into_iter().skip(3).collect();
+        assert_eq!(regenerations, [
+            ("THUMBNAIL_GENERATION".to_owned(), "COMPLETED".to_owned(), -2),
+            ("PREVIEW_GENERATION".to_owned(), "COMPLETED".to_owned(), -2),
+        ]);
+        assert_eq!(recorded(&app, &outdated).await, settings);
+        assert_eq!(kept_job_counts(&app).await, counted_jobs(&app).await, "the kept counts follow a re-armed job");
         app.stop().await;
     }
 }
