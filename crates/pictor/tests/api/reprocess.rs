@@ -1,9 +1,11 @@
 //! Reprocessing (`POST /api/admin/reprocess`, `pictor reprocess`): new
 //! thumbnail sizes reach every stored image while the old assets stay
 //! served until then; only outdated images are touched; a dry run changes
-//! nothing; regeneration waits behind a new upload's jobs; the command end
-//! to end; the admin token.
+//! nothing; regeneration waits behind a new upload's jobs; a FAILED image
+//! on request; the command end to end; the admin token.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use pictor::app::Overrides;
@@ -14,7 +16,7 @@ use pictor_client::models::{ImageStatus, JobKind};
 use serde_json::{Value, json};
 use sqlx::Row as _;
 
-use crate::helpers::{TestApp, spawn_app_on, spawn_app_with};
+use crate::helpers::{TestApp, spawn_app_on, spawn_app_with, with_breakable_thumbnails};
 use crate::processes::command;
 
 /// The sizes the tests change to.
@@ -236,6 +238,27 @@ both_backends! {
             (JobKind::ThumbnailGeneration, old.clone()),
             (JobKind::PreviewGeneration, old.clone()),
         ]);
+        app.stop().await;
+    }
+}
+
+both_backends! {
+    async fn a_failed_image_with_its_original_is_reprocessed_only_when_failed_ones_are_asked_for_and_ends_stored(backend) {
+        let broken = Arc::new(AtomicBool::new(true));
+        let Some(app) = spawn_app_on(backend, |_| {}, with_breakable_thumbnails(&broken), true).await else { return };
+        let id = app.upload_ok("mpl-grace-hopper.jpg").await;
+        assert_eq!(app.wait_terminal(&id, Duration::from_secs(120)).await.status, ImageStatus::Failed);
+        drained(&app).await;
+        broken.store(false, Ordering::SeqCst);
+
+        assert_eq!(reprocess(&app, json!({})).await.1, json!({"matched": 0, "enqueued": 0}), "STORED images only");
+        let (status, body) = reprocess(&app, json!({"status": "FAILED"})).await;
+        assert_eq!((status, &body), (200, &json!({"matched": 1, "enqueued": 1})));
+
+        let image = app.wait_terminal(&id, Duration::from_secs(120)).await;
+        assert_eq!(image.status, ImageStatus::Stored, "{image:?}");
+        assert_eq!(sizes(&image), ["128", "256", "512", "64"]);
+        assert_eq!(image.error, None);
         app.stop().await;
     }
 }
