@@ -8,7 +8,7 @@ use reqwest::{Method, RequestBuilder, Url};
 use serde::de::DeserializeOwned;
 
 use crate::error::Error;
-use crate::models::{Image, ImageList, ImageUpdate, JobDetail, JobList, Retried};
+use crate::models::{Image, ImageList, ImageUpdate, JobDetail, JobList, ReprocessRequest, Reprocessed, Retried};
 use crate::query::{ImageQuery, JobQuery};
 
 /// The server a client talks to when none is given (`pictor serve`'s default bind).
@@ -205,6 +205,16 @@ impl Client {
     pub async fn retry_all_failed(&self) -> Result<u64, Error> {
         let retried: Retried = self.json(self.request(Method::POST, "/api/admin/jobs/retry-failed", &[])?).await?;
         Ok(retried.retried)
+    }
+
+    /// `POST /api/admin/reprocess`: queues the regeneration of the selected
+    /// images whose assets are outdated (or only counts them, `dryRun`).
+    ///
+    /// # Errors
+    /// `invalid_status` (400) for a state that cannot be reprocessed, the
+    /// token was refused, or a transport error.
+    pub async fn reprocess(&self, request: &ReprocessRequest) -> Result<Reprocessed, Error> {
+        self.json(self.request(Method::POST, "/api/admin/reprocess", &[])?.json(request)).await
     }
 
     /// A request to `path` with query `pairs` and the token.

@@ -378,6 +378,38 @@ pub struct Retried {
     pub retried: u64,
 }
 
+/// `POST /api/admin/reprocess` body: which images to look at. Only those
+/// whose assets were made under other settings than the server's current
+/// ones are regenerated.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ReprocessRequest {
+    /// Only this collection (absent: every collection).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub collection: Option<String>,
+    /// Only images in this state: `STORED` (the default) or `FAILED`
+    /// (those whose original was stored; they go back to `PROCESSING`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<ImageStatus>,
+    /// Count what would be regenerated and change nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dry_run: bool,
+}
+
+/// `POST /api/admin/reprocess` answer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct Reprocessed {
+    /// Images selected whose assets are outdated.
+    pub matched: u64,
+    /// Of those, images whose regeneration was queued now (0 on a dry run;
+    /// an image whose regeneration is still queued or running is not queued
+    /// again).
+    pub enqueued: u64,
+}
+
 /// Every 4xx/5xx answer: `{"error": {"code", "message"}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

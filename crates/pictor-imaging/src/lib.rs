@@ -48,3 +48,9 @@ pub use render::{
 };
 pub use resize::fit_longest_edge;
 pub use sniff::{Format, SNIFF_LEN, is_decodable, sniff};
+
+/// Version of what this crate outputs: bumped whenever the same input and
+/// options give different asset bytes (a new resampler, encoder settings,
+/// colour handling). Pictor records it with every image's assets, so that
+/// `pictor reprocess` finds the images made by an older engine.
+pub const ENGINE_VERSION: u32 = 1;

@@ -253,7 +253,8 @@ pub async fn build_with(config: &Config, api_base_default: &str, overrides: Over
         max_concurrent_uploads: config.max_concurrent_uploads,
         max_temp_bytes: config.max_temp_bytes,
     };
-    let images = Images::new(db.clone(), storage, queue.clone(), limits).with_webhooks(webhooks);
+    let images =
+        Images::new(db.clone(), storage, queue.clone(), limits, handlers.assets.clone()).with_webhooks(webhooks);
     let sweeper = TempSweeper::new(images.clone(), Duration::from_secs(config.temp_grace_secs));
     let gc = Gc::new(images.clone(), Duration::from_secs(config.temp_grace_secs));
     let gc_interval = config.gc_interval.map(|secs| Duration::from_secs(secs.max(1)));

@@ -32,6 +32,10 @@ pub enum Command {
     /// Remove originals and assets no image references and old temp objects
     /// from the storage (local folder or bucket); list them with --dry-run.
     Gc(GcArgs),
+    /// Queue the regeneration of the images whose assets were made under other
+    /// settings than these (sizes, preview, quality, engine version); list
+    /// them with --dry-run.
+    Reprocess(crate::cli::reprocess::ReprocessArgs),
     /// Storage operations: `pictor storage migrate --to URL`.
     #[command(subcommand)]
     Storage(StorageCommand),
@@ -147,6 +151,7 @@ impl Command {
             Self::Worker(args) => Some(&args.log),
             Self::Migrate(args) => Some(&args.log),
             Self::Gc(args) => Some(&args.log),
+            Self::Reprocess(args) => Some(&args.log),
             Self::Storage(StorageCommand::Migrate(args)) => Some(&args.log),
             _ => None,
         }

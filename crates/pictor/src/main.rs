@@ -45,6 +45,7 @@ fn main() -> ExitCode {
         | Command::Worker(_)
         | Command::Migrate(_)
         | Command::Gc(_)
+        | Command::Reprocess(_)
         | Command::Storage(_)) => service,
         client => return runtime.block_on(pictor::cli::run(client)),
     };
@@ -142,6 +143,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             println!("{verb} {} object(s)", garbage.len());
             Ok(())
         }
+        Command::Reprocess(args) => pictor::cli::reprocess::run(args).await,
         Command::Storage(StorageCommand::Migrate(args)) => {
             let from = app::open_storage(&args.config)?;
             let to = app::open_storage_at(&args.config, &args.to)?;

@@ -1,5 +1,6 @@
 //! PostgreSQL restarted under a running cluster: the API and the worker
-//! recover by themselves and every image ends STORED. A test binary of its
+//! recover by themselves and every image ends STORED; PostgreSQL stopped:
+//! `/readyz` says 503 and why, then 200 once it is back. A test binary of its
 //! own, because cargo runs test binaries one after another, so the restart
 //! cannot disturb the database tests of the `api` binary.
 
@@ -19,8 +20,9 @@ use sqlx::Row;
 
 const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
-/// Restarts the local PostgreSQL cluster; false when this machine cannot.
-fn restart_postgres() -> bool {
+/// Runs `pg_ctlcluster VERSION main ACTION` on the local PostgreSQL
+/// cluster; false when this machine cannot.
+fn pg_ctlcluster(action: &str) -> bool {
     let Some(version) = std::fs::read_dir("/etc/postgresql")
         .ok()
         .and_then(|mut d| d.next())
@@ -30,9 +32,41 @@ fn restart_postgres() -> bool {
         return false;
     };
     Command::new("pg_ctlcluster")
-        .args(["--skip-systemctl-redirect", &version, "main", "restart"])
+        .args(["--skip-systemctl-redirect", &version, "main", action])
         .status()
         .is_ok_and(|s| s.success())
+}
+
+/// Restarts the local PostgreSQL cluster; false when this machine cannot.
+fn restart_postgres() -> bool {
+    pg_ctlcluster("restart")
+}
+
+/// Whether this machine has a PostgreSQL cluster the tests may stop (else
+/// the test records a visible skip).
+async fn postgres_to_stop(test: &str) -> Option<pictor::db::Db> {
+    let admin = match pictor::db::Db::connect(ADMIN_URL).await {
+        Ok(db) => db,
+        Err(e) => {
+            skip::skip(test, &format!("PostgreSQL not reachable: {e}"));
+            return None;
+        }
+    };
+    if !Path::new("/etc/postgresql").is_dir() || Command::new("pg_ctlcluster").arg("--help").output().is_err() {
+        skip::skip(test, "no pg_ctlcluster here to stop PostgreSQL with");
+        return None;
+    }
+    Some(admin)
+}
+
+/// Starts PostgreSQL again when dropped, so that a failing test never leaves
+/// it stopped for everyone else.
+struct StartOnDrop;
+
+impl Drop for StartOnDrop {
+    fn drop(&mut self) {
+        pg_ctlcluster("start");
+    }
 }
 
 async fn count(db: &pictor::db::Db, sql: &'static str) -> Result<i64, sqlx::Error> {
@@ -41,17 +75,7 @@ async fn count(db: &pictor::db::Db, sql: &'static str) -> Result<i64, sqlx::Erro
 
 #[tokio::test]
 async fn workers_recover_from_a_postgres_restart_and_every_image_is_stored() {
-    let admin = match pictor::db::Db::connect(ADMIN_URL).await {
-        Ok(db) => db,
-        Err(e) => {
-            skip::skip("the PostgreSQL restart test", &format!("PostgreSQL not reachable: {e}"));
-            return;
-        }
-    };
-    if !Path::new("/etc/postgresql").is_dir() || Command::new("pg_ctlcluster").arg("--help").output().is_err() {
-        skip::skip("the PostgreSQL restart test", "no pg_ctlcluster here to restart PostgreSQL with");
-        return;
-    }
+    let Some(admin) = postgres_to_stop("the PostgreSQL restart test").await else { return };
     let name = format!("pictor_test_{}", uuid::Uuid::now_v7().simple());
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin.pool).await.expect("create");
     admin.pool.close().await;
@@ -99,6 +123,64 @@ async fn workers_recover_from_a_postgres_restart_and_every_image_is_stored() {
     assert_eq!(health.status(), 200, "the API answers again");
     assert!(worker.stop() && api.stop(), "both exit cleanly after recovering");
     db.pool.close().await;
+    if let Ok(admin) = pictor::db::Db::connect(ADMIN_URL).await {
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+            .execute(&admin.pool)
+            .await;
+    }
+}
+
+/// `/readyz` of `base`: status and body.
+async fn readyz(client: &reqwest::Client, base: &str) -> (u16, serde_json::Value) {
+    let response = client.get(format!("{base}/readyz")).send().await.expect("readyz answers");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("readyz body"))
+}
+
+/// Asks `/readyz` until it answers `status`, for up to `limit`; its last body.
+async fn readyz_until(client: &reqwest::Client, base: &str, status: u16, limit: Duration) -> serde_json::Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        let (now, body) = readyz(client, base).await;
+        if now == status {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "/readyz still {now} after {limit:?}, not {status}: {body}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test]
+async fn readyz_answers_503_with_the_reason_while_postgres_is_stopped_and_200_once_it_is_back() {
+    let Some(admin) = postgres_to_stop("the /readyz PostgreSQL stop test").await else { return };
+    let name = format!("pictor_test_{}", uuid::Uuid::now_v7().simple());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin.pool).await.expect("create");
+    admin.pool.close().await;
+    let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut api = processes::start(dir.path(), &url, &["serve", "--bind", "127.0.0.1:0"], &[]);
+    let base = format!("http://{}", api.address());
+    let client = reqwest::Client::new();
+    let body = readyz_until(&client, &base, 200, Duration::from_secs(30)).await;
+    assert_eq!(body["ready"], true, "{body}");
+
+    let started_again = StartOnDrop;
+    assert!(pg_ctlcluster("stop"), "pg_ctlcluster stop failed");
+    let body = readyz_until(&client, &base, 503, Duration::from_secs(30)).await;
+    assert_eq!(body["ready"], false, "{body}");
+    let checks = body["checks"].as_array().expect("checks");
+    let database = checks.iter().find(|c| c["name"] == "database").expect("a database check");
+    assert_eq!(database["ok"], false, "{body}");
+    assert!(database["detail"].as_str().is_some_and(|d| !d.is_empty()), "the reason is given: {body}");
+    assert!(checks.iter().any(|c| c["name"] == "storage" && c["ok"] == true), "only the database is down: {body}");
+    let health = client.get(format!("{base}/healthz")).send().await.expect("healthz");
+    assert_eq!(health.status(), 200, "alive, only not ready");
+
+    assert!(pg_ctlcluster("start"), "pg_ctlcluster start failed");
+    std::mem::forget(started_again); // started already
+    let body = readyz_until(&client, &base, 200, Duration::from_secs(60)).await;
+    assert!(body["checks"].as_array().expect("checks").iter().all(|c| c["ok"] == true), "{body}");
+    assert!(api.stop(), "exits cleanly after recovering");
     if let Ok(admin) = pictor::db::Db::connect(ADMIN_URL).await {
         let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
             .execute(&admin.pool)

@@ -1,6 +1,7 @@
 //! The client side of the `pictor` binary: one file per subcommand, each
 //! talking to a server through `pictor_client` (except `doctor`, which reads
-//! the local configuration). Human tables by default, JSON with `--json`.
+//! the local configuration, and `reprocess`, a service command run by `main`
+//! on the configured database). Human tables by default, JSON with `--json`.
 //!
 //! Exit codes: [`EXIT_OK`], [`EXIT_SOME_FAILED`], [`EXIT_USAGE`].
 
@@ -12,6 +13,7 @@ pub mod image;
 pub mod images;
 pub mod job;
 pub mod jobs;
+pub mod reprocess;
 pub mod retry;
 mod table;
 pub mod upload;
@@ -93,8 +95,13 @@ pub async fn run(command: Command) -> ExitCode {
         Command::Edit(args) => edit::run(args).await,
         Command::Watch(args) => watch::run(args).await,
         Command::Doctor(args) => doctor::run(args).await,
-        Command::Serve(_) | Command::Worker(_) | Command::Migrate(_) | Command::Gc(_) | Command::Storage(_) => {
-            Err(UsageError("serve, worker and migrate are service commands, not client ones".into()).into())
+        Command::Serve(_)
+        | Command::Worker(_)
+        | Command::Migrate(_)
+        | Command::Gc(_)
+        | Command::Reprocess(_)
+        | Command::Storage(_) => {
+            Err(UsageError("serve, worker, migrate, gc, reprocess and storage are service commands".into()).into())
         }
     };
     match result {

@@ -12,7 +12,7 @@ use crate::clock::Millis;
 
 const COLUMNS: &str = "id, title, collection, status, checksum, size_bytes, format, width, height, orientation, \
                        temp_path, original_path, thumbnail_path, thumbnails, thumbhash, preview_path, previews, last_error, \
-                       created_at, updated_at";
+                       thumbnail_settings, preview_settings, created_at, updated_at";
 
 /// A row of the `image` table.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,6 +53,11 @@ pub struct ImageRecord {
     pub previews: BTreeMap<String, String>,
     /// Why processing failed.
     pub last_error: Option<String>,
+    /// What made the thumbnails (`AssetSettings::thumbnail_settings`);
+    /// `None` before they exist, or for assets made before it was recorded.
+    pub thumbnail_settings: Option<String>,
+    /// What made the preview (`AssetSettings::preview_settings`), likewise.
+    pub preview_settings: Option<String>,
     /// Upload time.
     pub created_at: Millis,
     /// Last change.
@@ -82,6 +87,8 @@ fn image_from_row(row: &AnyRow) -> Result<ImageRecord, sqlx::Error> {
         preview_path: row.try_get("preview_path")?,
         previews,
         last_error: row.try_get("last_error")?,
+        thumbnail_settings: row.try_get("thumbnail_settings")?,
+        preview_settings: row.try_get("preview_settings")?,
         created_at: Millis(row.try_get("created_at")?),
         updated_at: Millis(row.try_get("updated_at")?),
     })
@@ -182,6 +189,13 @@ pub struct ImageKey {
 }
 
 impl ImageRecord {
+    /// Whether `key` is one of this image's assets as its row names them.
+    pub fn references(&self, key: &str) -> bool {
+        self.thumbnails.values().chain(self.previews.values()).any(|k| k == key)
+            || self.thumbnail_path.as_deref() == Some(key)
+            || self.preview_path.as_deref() == Some(key)
+    }
+
     /// This image's place in the list, for the cursor of the page it ends.
     pub fn key(&self) -> ImageKey {
         ImageKey { created_at: self.created_at, id: self.id.clone() }
@@ -247,6 +261,89 @@ pub async fn collections(pool: &AnyPool) -> DbResult<Vec<(String, i64)>> {
     .fetch_all(pool)
     .await?;
     Ok(rows.iter().map(|r| Ok((r.try_get("collection")?, r.try_get("n")?))).collect::<Result<_, sqlx::Error>>()?)
+}
+
+/// Which images a reprocess looks at, and the settings that are current.
+#[derive(Debug, Clone)]
+pub struct OutdatedFilter<'a> {
+    /// Only images in this state.
+    pub status: ImageStatus,
+    /// Only this collection.
+    pub collection: Option<&'a str>,
+    /// What thumbnails made now record ([`ImageRecord::thumbnail_settings`]).
+    pub thumbnail_settings: &'a str,
+    /// What a preview made now records ([`ImageRecord::preview_settings`]).
+    pub preview_settings: &'a str,
+}
+
+/// An image whose assets were made under other settings than the current
+/// ones (or before settings were recorded).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutdatedImage {
+    /// The image.
+    pub id: ImageId,
+    /// Its state.
+    pub status: ImageStatus,
+    /// Storage key of its original, which its assets are made again from.
+    pub original_path: String,
+    /// Its place in upload order (the next batch's start).
+    pub key: ImageKey,
+}
+
+/// Up to `limit` outdated images that have their original, oldest first,
+/// after `after`. Read in the index of the filter's collection or state, by
+/// keyset, so that a whole library is read once in batches.
+///
+/// # Errors
+/// The database failed.
+pub async fn outdated(
+    pool: &AnyPool,
+    filter: &OutdatedFilter<'_>,
+    after: Option<&ImageKey>,
+    limit: i64,
+) -> DbResult<Vec<OutdatedImage>> {
+    let mut conditions = vec![
+        "status = $1".to_owned(),
+        "original_path IS NOT NULL".to_owned(),
+        "(thumbnail_settings IS NULL OR thumbnail_settings <> $2 OR preview_settings IS NULL \
+          OR preview_settings <> $3)"
+            .to_owned(),
+    ];
+    let mut next = 4;
+    if filter.collection.is_some() {
+        conditions.push(format!("collection = ${next}"));
+        next += 1;
+    }
+    if after.is_some() {
+        conditions.push(format!("(created_at, id) > (${next}, ${})", next + 1));
+    }
+    let mut query = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT id, status, original_path, created_at FROM image{} ORDER BY created_at, id LIMIT {limit}",
+        where_clause(&conditions)
+    )))
+    .bind(filter.status.as_str())
+    .bind(filter.thumbnail_settings)
+    .bind(filter.preview_settings);
+    if let Some(collection) = filter.collection {
+        query = query.bind(collection);
+    }
+    if let Some(after) = after {
+        query = query.bind(after.created_at.get()).bind(after.id.as_str());
+    }
+    let rows = query.fetch_all(pool).await?;
+    Ok(rows
+        .iter()
+        .map(|row| {
+            let id = ImageId::from(row.try_get::<String, _>("id")?);
+            let status: String = row.try_get("status")?;
+            Ok(OutdatedImage {
+                status: status.parse().map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+                original_path: row.try_get("original_path")?,
+                key: ImageKey { created_at: Millis(row.try_get("created_at")?), id: id.clone() },
+                id,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()?)
 }
 
 /// Changes title and/or collection (`Some(None)` clears the collection).
@@ -403,7 +500,8 @@ pub async fn set_original<'c, E: Executor<'c, Database = Any>>(
 }
 
 /// Records the thumbnails (`thumbnail_path` is the 256 px one, or the
-/// largest when 256 was not made) and the image's ThumbHash. `Some(true)`
+/// largest when 256 was not made), the image's ThumbHash and what made
+/// them (`settings`). `Some(true)`
 /// when the image now has its original and every asset, `None` when there
 /// is no such image.
 ///
@@ -414,23 +512,26 @@ pub async fn set_thumbnails<'c, E: Executor<'c, Database = Any>>(
     id: &ImageId,
     thumbnails: &BTreeMap<u32, String>,
     thumbhash: Option<&str>,
+    settings: &str,
     now: Millis,
 ) -> DbResult<Option<bool>> {
     let main = thumbnails.get(&256).or_else(|| thumbnails.values().next_back());
     let json = serde_json::to_string(thumbnails).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     let query = sqlx::query(returning_complete!(
-        "UPDATE image SET thumbnail_path = $1, thumbnails = $2, thumbhash = $3, updated_at = $4 WHERE id = $5"
+        "UPDATE image SET thumbnail_path = $1, thumbnails = $2, thumbhash = $3, thumbnail_settings = $4, \
+                          updated_at = $5 WHERE id = $6"
     ))
     .bind(main.map(String::as_str))
     .bind(json)
     .bind(thumbhash)
+    .bind(settings)
     .bind(now.get())
     .bind(id.as_str());
     update_returning_complete(exec, query).await
 }
 
 /// Records the preview: its JPEG as `preview_path`, every encoding in
-/// `previews`. `Some(true)` when the image now has its original and every
+/// `previews`, and what made it (`settings`). `Some(true)` when the image now has its original and every
 /// asset, `None` when there is no such image.
 ///
 /// # Errors
@@ -440,14 +541,16 @@ pub async fn set_preview<'c, E: Executor<'c, Database = Any>>(
     id: &ImageId,
     preview_path: &str,
     previews: &BTreeMap<String, String>,
+    settings: &str,
     now: Millis,
 ) -> DbResult<Option<bool>> {
     let json = serde_json::to_string(previews).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
     let query = sqlx::query(returning_complete!(
-        "UPDATE image SET preview_path = $1, previews = $2, updated_at = $3 WHERE id = $4"
+        "UPDATE image SET preview_path = $1, previews = $2, preview_settings = $3, updated_at = $4 WHERE id = $5"
     ))
     .bind(preview_path)
     .bind(json)
+    .bind(settings)
     .bind(now.get())
     .bind(id.as_str());
     update_returning_complete(exec, query).await

@@ -232,21 +232,58 @@ struct BulkRow<'a> {
 }
 
 /// Bulk insert: every row of a JSON array in one statement (one bind, one
-/// prepared statement whatever the count). Rows whose dedupe key exists
-/// already are skipped.
+/// prepared statement whatever the count), up to its conflict clause: what
+/// a row whose dedupe key exists already does is [`SKIP_DUPLICATE`] or
+/// [`REARM_FINISHED`].
 const INSERT_MANY_SQLITE: &str = "INSERT INTO job (type, status, payload, image_id, dedupe_key, priority, attempts, \
                                   max_attempts, run_at, created_at, updated_at) \
      SELECT json_extract(value, '$.type'), 'PENDING', json_extract(value, '$.payload'), \
             json_extract(value, '$.image_id'), json_extract(value, '$.dedupe_key'), \
             json_extract(value, '$.priority'), 0, $2, $3, $3, $3 \
        FROM json_each($1) WHERE true \
-     ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING";
+     ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL";
 const INSERT_MANY_POSTGRES: &str = "INSERT INTO job (type, status, payload, image_id, dedupe_key, priority, attempts, \
                                     max_attempts, run_at, created_at, updated_at) \
      SELECT r.type, 'PENDING', r.payload, r.image_id, r.dedupe_key, r.priority, 0, $2, $3, $3, $3 \
        FROM jsonb_to_recordset(CAST($1 AS JSONB)) \
             AS r(type TEXT, payload TEXT, image_id TEXT, dedupe_key TEXT, priority BIGINT) \
-     ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL DO NOTHING";
+     ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL";
+/// A duplicate is skipped.
+const SKIP_DUPLICATE: &str = " DO NOTHING";
+/// A duplicate that has finished (COMPLETED, FAILED, CANCELLED) becomes a
+/// new PENDING job with the row's payload and priority and fresh attempts;
+/// one PENDING or RUNNING is left alone (it is the same work, queued).
+/// Returns the image of each job inserted or re-armed.
+const REARM_FINISHED: &str = " DO UPDATE SET status = 'PENDING', payload = excluded.payload, \
+       priority = excluded.priority, attempts = 0, max_attempts = excluded.max_attempts, run_at = excluded.run_at, \
+       locked_by = NULL, locked_until = NULL, lease_id = NULL, last_error = NULL, created_at = excluded.created_at, \
+       updated_at = excluded.updated_at, finished_at = NULL \
+     WHERE job.status IN ('COMPLETED', 'FAILED', 'CANCELLED') \
+     RETURNING image_id";
+
+/// The JSON array the bulk statements read.
+fn bulk_rows(jobs: &[NewJob]) -> Result<String, sqlx::Error> {
+    let rows = jobs
+        .iter()
+        .map(|j| BulkRow {
+            kind: j.kind.as_str(),
+            payload: &j.payload,
+            image_id: j.image_id.as_ref().map(ImageId::as_str),
+            dedupe_key: j.dedupe_key.as_deref(),
+            priority: j.priority,
+        })
+        .collect::<Vec<_>>();
+    serde_json::to_string(&rows).map_err(|e| sqlx::Error::Encode(Box::new(e)))
+}
+
+/// The bulk statement of `backend` with its conflict clause.
+fn insert_many_sql(backend: Backend, on_duplicate: &str) -> String {
+    let insert = match backend {
+        Backend::Sqlite => INSERT_MANY_SQLITE,
+        Backend::Postgres => INSERT_MANY_POSTGRES,
+    };
+    format!("{insert}{on_duplicate}")
+}
 
 /// Inserts many jobs due now in one statement; returns how many were
 /// inserted (jobs whose dedupe key exists already are skipped).
@@ -263,23 +300,43 @@ pub async fn insert_many<'c, E: Executor<'c, Database = Any>>(
     if jobs.is_empty() {
         return Ok(0);
     }
-    let rows = jobs
-        .iter()
-        .map(|j| BulkRow {
-            kind: j.kind.as_str(),
-            payload: &j.payload,
-            image_id: j.image_id.as_ref().map(ImageId::as_str),
-            dedupe_key: j.dedupe_key.as_deref(),
-            priority: j.priority,
-        })
-        .collect::<Vec<_>>();
-    let json = serde_json::to_string(&rows).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    let sql = match backend {
-        Backend::Sqlite => INSERT_MANY_SQLITE,
-        Backend::Postgres => INSERT_MANY_POSTGRES,
-    };
-    let done = sqlx::query(sql).bind(json).bind(max_attempts).bind(now.get()).execute(exec).await?;
+    let done = sqlx::query(sqlx::AssertSqlSafe(insert_many_sql(backend, SKIP_DUPLICATE)))
+        .bind(bulk_rows(jobs)?)
+        .bind(max_attempts)
+        .bind(now.get())
+        .execute(exec)
+        .await?;
     Ok(done.rows_affected())
+}
+
+/// Inserts many jobs due now in one statement, re-arming those whose dedupe
+/// key belongs to a finished job (see [`REARM_FINISHED`]) and leaving those
+/// whose job is still PENDING or RUNNING; returns the image of each job
+/// inserted or re-armed. Work that is redone on request (a regeneration)
+/// thus has one row per image and kind, and is never queued twice.
+///
+/// # Errors
+/// The database failed, or a payload could not be serialised.
+pub async fn insert_or_rearm_many<'c, E: Executor<'c, Database = Any>>(
+    exec: E,
+    backend: Backend,
+    jobs: &[NewJob],
+    max_attempts: i64,
+    now: Millis,
+) -> DbResult<Vec<Option<ImageId>>> {
+    if jobs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows = sqlx::query(sqlx::AssertSqlSafe(insert_many_sql(backend, REARM_FINISHED)))
+        .bind(bulk_rows(jobs)?)
+        .bind(max_attempts)
+        .bind(now.get())
+        .fetch_all(exec)
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| Ok(r.try_get::<Option<String>, _>("image_id")?.map(ImageId::from)))
+        .collect::<Result<_, sqlx::Error>>()?)
 }
 
 /// Re-queues a FAILED or CANCELLED job with a fresh set of attempts; returns
@@ -410,7 +467,7 @@ pub async fn ids_in_status(pool: &AnyPool, status: JobStatus) -> DbResult<Vec<Jo
 ///
 /// # Errors
 /// The database failed.
-pub async fn for_images(pool: &AnyPool, image_ids: &[&ImageId]) -> DbResult<Vec<Job>> {
+pub async fn for_images<'c, E: Executor<'c, Database = Any>>(exec: E, image_ids: &[&ImageId]) -> DbResult<Vec<Job>> {
     if image_ids.is_empty() {
         return Ok(Vec::new());
     }
@@ -420,7 +477,7 @@ pub async fn for_images(pool: &AnyPool, image_ids: &[&ImageId]) -> DbResult<Vec<
     for id in image_ids {
         query = query.bind(id.as_str());
     }
-    let rows = query.fetch_all(pool).await?;
+    let rows = query.fetch_all(exec).await?;
     Ok(rows.iter().map(job_from_row).collect::<Result<_, _>>()?)
 }
 

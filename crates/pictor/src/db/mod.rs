@@ -32,6 +32,7 @@ const SQLITE_MIGRATIONS: &[Embedded] = &[
     (5, "image list indexes", include_str!("../../migrations/sqlite/0005_image_list_indexes.sql")),
     (6, "add job lease id", include_str!("../../migrations/sqlite/0006_add_job_lease_id.sql")),
     (7, "counts and scale indexes", include_str!("../../migrations/sqlite/0007_counts_and_scale_indexes.sql")),
+    (8, "add image asset settings", include_str!("../../migrations/sqlite/0008_add_image_asset_settings.sql")),
 ];
 const POSTGRES_MIGRATIONS: &[Embedded] = &[
     (1, "create image and job", include_str!("../../migrations/postgres/0001_create_image_and_job.sql")),
@@ -41,6 +42,7 @@ const POSTGRES_MIGRATIONS: &[Embedded] = &[
     (5, "image list indexes", include_str!("../../migrations/postgres/0005_image_list_indexes.sql")),
     (6, "add job lease id", include_str!("../../migrations/postgres/0006_add_job_lease_id.sql")),
     (7, "counts and scale indexes", include_str!("../../migrations/postgres/0007_counts_and_scale_indexes.sql")),
+    (8, "add image asset settings", include_str!("../../migrations/postgres/0008_add_image_asset_settings.sql")),
 ];
 
 /// The migrator of a backend (built at run time, so that sqlx's compile-time

@@ -73,6 +73,8 @@ pub enum ImageEffect {
         keys: BTreeMap<u32, String>,
         /// ThumbHash of the image, base64 (absent if it could not be made).
         thumbhash: Option<String>,
+        /// What made them ([`AssetSettings::thumbnail_settings`]).
+        settings: String,
     },
     /// The preview exists.
     Preview {
@@ -82,6 +84,8 @@ pub enum ImageEffect {
         preview_path: String,
         /// Storage key of each encoding (the JPEG's too), by format name.
         previews: BTreeMap<String, String>,
+        /// What made it ([`AssetSettings::preview_settings`]).
+        settings: String,
     },
 }
 
@@ -104,6 +108,53 @@ impl AssetSettings {
     pub fn shared_edge(&self) -> u32 {
         self.thumbnail_sizes.iter().copied().fold(self.preview_max_edge, u32::max)
     }
+
+    /// What makes thumbnails of `sizes` under these settings, as an image
+    /// records it beside them: every input of their bytes but the original
+    /// (sizes, JPEG quality, background, imaging engine version). Short and
+    /// readable, so that an operator sees why an image is outdated.
+    pub fn thumbnail_settings(&self, sizes: &[u32]) -> String {
+        let mut sizes = sizes.to_vec();
+        sizes.sort_unstable();
+        sizes.dedup();
+        let sizes = sizes.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+        format!(
+            "engine {}; sizes {sizes}; jpeg {}; background {}",
+            pictor_imaging::ENGINE_VERSION,
+            self.render.jpeg_quality,
+            hex_colour(self.render.background)
+        )
+    }
+
+    /// What makes the preview under these settings, as an image records it
+    /// beside it: edge, each format with its quality, background, imaging
+    /// engine version.
+    pub fn preview_settings(&self) -> String {
+        let formats = self
+            .preview_formats
+            .iter()
+            .map(|format| {
+                let quality = match format {
+                    // WebP previews use the JPEG quality (`RenderOptions`).
+                    AssetFormat::Jpeg | AssetFormat::Webp => self.render.jpeg_quality,
+                    AssetFormat::Avif => self.render.avif_quality,
+                };
+                format!("{} {quality}", format.name())
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "engine {}; edge {}; {formats}; background {}",
+            pictor_imaging::ENGINE_VERSION,
+            self.preview_max_edge,
+            hex_colour(self.render.background)
+        )
+    }
+}
+
+/// `rrggbb`.
+fn hex_colour([r, g, b]: [u8; 3]) -> String {
+    format!("{r:02x}{g:02x}{b:02x}")
 }
 
 /// What every handler may use.
@@ -192,6 +243,34 @@ fn payload<T: for<'de> serde::Deserialize<'de>>(job: &Job) -> Result<T, HandlerE
 mod tests {
     use super::*;
     use crate::queue::handler::ErrorKind;
+
+    fn settings(sizes: Vec<u32>) -> AssetSettings {
+        AssetSettings {
+            thumbnail_sizes: sizes,
+            preview_max_edge: 2048,
+            preview_formats: vec![AssetFormat::Jpeg, AssetFormat::Avif],
+            render: RenderOptions::default(),
+        }
+    }
+
+    #[test]
+    fn recorded_settings_name_every_input_of_the_assets_and_change_with_each() {
+        let base = settings(vec![64, 128, 256, 512]);
+        let engine = pictor_imaging::ENGINE_VERSION;
+
+        assert_eq!(
+            base.thumbnail_settings(&[512, 64, 256, 128]),
+            format!("engine {engine}; sizes 64,128,256,512; jpeg 80; background ffffff")
+        );
+        assert_eq!(base.preview_settings(), format!("engine {engine}; edge 2048; jpeg 80, avif 60; background ffffff"));
+        let other_quality =
+            AssetSettings { render: RenderOptions { jpeg_quality: 70, ..RenderOptions::default() }, ..base.clone() };
+        assert_ne!(other_quality.thumbnail_settings(&[64]), base.thumbnail_settings(&[64]));
+        assert_ne!(other_quality.preview_settings(), base.preview_settings());
+        let other_edge = AssetSettings { preview_max_edge: 1024, ..base.clone() };
+        assert_ne!(other_edge.preview_settings(), base.preview_settings());
+        assert_ne!(base.thumbnail_settings(&[64, 300]), base.thumbnail_settings(&[64, 128]));
+    }
 
     #[test]
     fn a_full_storage_makes_a_job_wait_without_spending_an_attempt_and_other_io_retry() {

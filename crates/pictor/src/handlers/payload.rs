@@ -1,5 +1,6 @@
 //! The card's job payloads, the jobs' priorities, and the jobs an image
-//! gets: its offload at upload, its two asset jobs when the offload ends.
+//! gets: its offload at upload, its two asset jobs when the offload ends,
+//! the same two again when it is reprocessed.
 
 use pictor_client::models::JobKind;
 use serde::{Deserialize, Serialize};
@@ -16,6 +17,11 @@ pub const DEFAULT_THUMBNAIL_SIZES: [u32; 4] = [64, 128, 256, 512];
 /// on imaging instead of running every queued offload first, and the first
 /// images of the burst are STORED early.
 pub const ASSET_JOB_PRIORITY: i64 = 1;
+
+/// Priority of regeneration (`pictor reprocess`): below every job of a new
+/// upload (0 and 1) and below webhook deliveries (-1), so that a library
+/// being reprocessed never delays a new image or an event.
+pub const REGENERATION_PRIORITY: i64 = -2;
 
 /// `OFFLOAD_ORIGINAL` payload: `{ imageId, tempPath, checksum }`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -68,5 +74,27 @@ pub fn asset_jobs(thumbnails: &ThumbnailPayload, preview: &PreviewPayload) -> Re
         NewJob::for_image(JobKind::ThumbnailGeneration, &thumbnails.image_id, thumbnails)?
             .with_priority(ASSET_JOB_PRIORITY),
         NewJob::for_image(JobKind::PreviewGeneration, &preview.image_id, preview)?.with_priority(ASSET_JOB_PRIORITY),
+    ])
+}
+
+/// The jobs that regenerate a stored image's assets from its original: its
+/// thumbnails and its preview at [`REGENERATION_PRIORITY`]. Their dedupe
+/// keys are their own (`regenerate:TYPE:IMAGE`, not the first asset jobs'),
+/// one per image and kind, re-armed by each reprocess once the last one has
+/// finished (`Queue::enqueue_or_rearm_many_in`).
+///
+/// # Errors
+/// A payload cannot be serialised.
+pub fn regeneration_jobs(
+    thumbnails: &ThumbnailPayload,
+    preview: &PreviewPayload,
+) -> Result<Vec<NewJob>, serde_json::Error> {
+    let regeneration = |job: NewJob| NewJob {
+        dedupe_key: job.image_id.as_ref().map(|image| format!("regenerate:{}:{image}", job.kind)),
+        ..job.with_priority(REGENERATION_PRIORITY)
+    };
+    Ok(vec![
+        regeneration(NewJob::for_image(JobKind::ThumbnailGeneration, &thumbnails.image_id, thumbnails)?),
+        regeneration(NewJob::for_image(JobKind::PreviewGeneration, &preview.image_id, preview)?),
     ])
 }

@@ -48,7 +48,12 @@ impl JobHandler<ImageEffect> for PreviewGeneration {
             .cloned()
             .ok_or_else(|| HandlerError::permanent("the JPEG preview is not among PICTOR_PREVIEW_FORMATS"))?;
         Ok(Outcome {
-            effects: vec![ImageEffect::Preview { image_id: p.image_id, preview_path, previews }],
+            effects: vec![ImageEffect::Preview {
+                image_id: p.image_id,
+                preview_path,
+                previews,
+                settings: ctx.assets.preview_settings(),
+            }],
             children: Vec::new(),
         })
     }

@@ -52,8 +52,9 @@ impl JobHandler<ImageEffect> for ThumbnailGeneration {
             objects.push((key, asset.bytes));
         }
         ctx.storage.put_assets(objects).await?;
+        let settings = ctx.assets.thumbnail_settings(&p.sizes);
         Ok(Outcome {
-            effects: vec![ImageEffect::Thumbnails { image_id: p.image_id, keys, thumbhash }],
+            effects: vec![ImageEffect::Thumbnails { image_id: p.image_id, keys, thumbhash, settings }],
             children: Vec::new(),
         })
     }

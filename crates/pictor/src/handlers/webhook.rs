@@ -23,7 +23,8 @@ pub const EVENT_HEADER: &str = "x-pictor-event";
 pub const DELIVERY_HEADER: &str = "x-pictor-delivery";
 /// How long one attempt may take, connection included.
 pub const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
-/// Deliveries' priority: below every image job's (0 and 1), so they never hold up image work.
+/// Deliveries' priority: below every job of a new upload (0 and 1), so they never hold up its
+/// processing, and above regeneration (`payload::REGENERATION_PRIORITY`, -2).
 pub const DELIVERY_PRIORITY: i64 = -1;
 
 /// Where events go.

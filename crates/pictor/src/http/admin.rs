@@ -1,15 +1,18 @@
-//! `/api/admin/jobs`: list, detail, retry, cancel, retry all failed.
+//! `/api/admin/jobs`: list, detail, retry, cancel, retry all failed;
+//! `/api/admin/reprocess`: regenerate outdated assets.
 
 use axum::extract::State;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use pictor_client::models::{ErrorBody, JobDetail, JobKind, JobList, JobStatus, Retried};
+use pictor_client::models::{
+    ErrorBody, JobDetail, JobKind, JobList, JobStatus, ReprocessRequest, Reprocessed, Retried,
+};
 use serde::Deserialize;
 
 use super::ApiState;
-use super::extract::{Path, Query};
+use super::extract::{self, Path, Query};
 use crate::api_error::ApiResult;
-use crate::images::{ImageId, JobFilter, Page, parse_name};
+use crate::images::{ImageId, JobFilter, Page, ReprocessSelection, parse_name};
 use crate::queue::JobId;
 
 /// The admin routes.
@@ -20,6 +23,7 @@ pub fn router() -> Router<ApiState> {
         .route("/api/admin/jobs/{id}", get(detail))
         .route("/api/admin/jobs/{id}/retry", post(retry))
         .route("/api/admin/jobs/{id}/cancel", post(cancel))
+        .route("/api/admin/reprocess", post(reprocess))
 }
 
 /// Filters and page of the job list.
@@ -88,4 +92,20 @@ async fn cancel(State(state): State<ApiState>, Path(id): Path<i64>) -> ApiResult
     responses((status = 200, body = Retried)))]
 async fn retry_all_failed(State(state): State<ApiState>) -> ApiResult<Json<Retried>> {
     Ok(Json(Retried { retried: state.images.retry_failed().await? }))
+}
+
+/// Queues the regeneration of the selected images whose assets were made
+/// under other settings than the server's (thumbnail sizes, preview, quality,
+/// engine version), below new uploads' jobs; with `dryRun`, only counts them.
+/// Images keep serving their old assets until the new ones are written.
+#[utoipa::path(post, path = "/api/admin/reprocess", operation_id = "reprocessImages", tag = "admin",
+    request_body = ReprocessRequest,
+    responses((status = 200, body = Reprocessed),
+        (status = 400, description = "a bad body, or a state other than STORED or FAILED", body = ErrorBody)))]
+async fn reprocess(
+    State(state): State<ApiState>,
+    extract::Json(body): extract::Json<ReprocessRequest>,
+) -> ApiResult<Json<Reprocessed>> {
+    let selection = ReprocessSelection { collection: body.collection.filter(|c| !c.is_empty()), status: body.status };
+    Ok(Json(state.images.reprocess(&selection, body.dry_run, |_| {}).await?))
 }

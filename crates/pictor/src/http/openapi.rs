@@ -20,7 +20,7 @@ use super::{admin, assets, events, health, images, metrics, upload};
         Every error answers `{\"error\": {\"code\", \"message\"}}`."),
     paths(
         upload::upload, images::list, images::one, images::update, images::remove, events::stream,
-        admin::list, admin::detail, admin::retry, admin::cancel, admin::retry_all_failed,
+        admin::list, admin::detail, admin::retry, admin::cancel, admin::retry_all_failed, admin::reprocess,
         assets::asset, health::healthz, health::readyz, metrics::scrape, document,
     ),
     components(schemas(pictor_client::models::ErrorBody)),

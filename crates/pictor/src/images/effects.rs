@@ -79,12 +79,16 @@ impl Effects for ImageEffects {
                 ImageEffect::Original { image_id, original_path } => {
                     (image_id, db::images::set_original(&mut **tx, image_id, original_path, now).await?)
                 }
-                ImageEffect::Thumbnails { image_id, keys, thumbhash } => {
-                    let done = db::images::set_thumbnails(&mut **tx, image_id, keys, thumbhash.as_deref(), now).await?;
+                ImageEffect::Thumbnails { image_id, keys, thumbhash, settings } => {
+                    let done =
+                        db::images::set_thumbnails(&mut **tx, image_id, keys, thumbhash.as_deref(), settings, now)
+                            .await?;
                     (image_id, done)
                 }
-                ImageEffect::Preview { image_id, preview_path, previews } => {
-                    (image_id, db::images::set_preview(&mut **tx, image_id, preview_path, previews, now).await?)
+                ImageEffect::Preview { image_id, preview_path, previews, settings } => {
+                    let done =
+                        db::images::set_preview(&mut **tx, image_id, preview_path, previews, settings, now).await?;
+                    (image_id, done)
                 }
             };
             match complete {

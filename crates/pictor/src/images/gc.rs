@@ -1,10 +1,11 @@
 //! Storage garbage collection (`pictor gc [--dry-run]`, and in `serve`
 //! every `PICTOR_GC_INTERVAL` seconds): removes, on either backend, the
-//! originals no image references, the assets of images that no longer
-//! exist and the temp objects no image needs, each older than the grace
-//! period (so nothing being written now is touched). An original is
-//! removed only under its lock and only when no image has its checksum,
-//! the same rule as a delete's ([`DbOriginalLocks`]).
+//! originals no image references, the assets no image row names (those of
+//! deleted images, and thumbnail sizes a reprocess dropped) and the temp
+//! objects no image needs, each older than the grace period (so nothing
+//! being written now is touched). An original is removed only under its
+//! lock and only when no image has its checksum, the same rule as a
+//! delete's ([`DbOriginalLocks`]).
 
 use std::time::{Duration, SystemTime};
 
@@ -75,8 +76,16 @@ impl Gc {
             }
         }
         for listed in storage.list("assets").await? {
+            if listed.modified >= before {
+                continue;
+            }
             let image = listed.key.as_str().split('/').nth(1).unwrap_or_default().to_owned();
-            if listed.modified < before && db::images::get(pool, &ImageId::from(image)).await?.is_none() {
+            // An image's row names each of its assets; one it no longer
+            // names (a thumbnail size dropped by a reprocess) is garbage too.
+            let referenced = db::images::get(pool, &ImageId::from(image))
+                .await?
+                .is_some_and(|record| record.references(listed.key.as_str()));
+            if !referenced {
                 garbage.push(self.remove(listed.key, dry_run).await?);
             }
         }

@@ -14,6 +14,7 @@ mod gc;
 mod jobs;
 mod originals;
 mod readiness;
+mod reprocess;
 mod sweeper;
 mod upload;
 pub mod view;
@@ -32,6 +33,7 @@ pub use gc::Gc;
 pub use jobs::{JobCounts, JobFilter};
 pub use originals::DbOriginalLocks;
 pub use readiness::{Check, Readiness, STORAGE_CHECK_TTL, error_chain};
+pub use reprocess::{Progress as ReprocessProgress, REPROCESS_BATCH_SIZE, Selection as ReprocessSelection};
 pub use sweeper::{DEFAULT_TEMP_GRACE_SECS, TEMP_SWEEP_INTERVAL, TempSweeper};
 pub use upload::{
     Accepted, MAX_TEXT_FIELD_BYTES, UploadDetails, UploadLimits, text_field as upload_text_field, text_field_too_long,
@@ -39,6 +41,7 @@ pub use upload::{
 
 use crate::clock::Millis;
 use crate::db::{Db, DbError, Window};
+use crate::handlers::AssetSettings;
 use crate::ingest::IngestError;
 use crate::queue::{Queue, QueueError};
 use crate::storage::{AssetKey, AssetRedirect, ByteStream, ObjectInfo, Storage, StorageError};
@@ -178,16 +181,35 @@ pub struct Images {
     webhooks: webhooks::Webhooks,
     /// The last storage check, reused by `/readyz` for a few seconds.
     storage_check: readiness::StorageCheckCache,
+    /// The asset settings in force, which reprocessing compares images with.
+    assets: Arc<AssetSettings>,
 }
 
 impl Images {
-    /// The service over these layers.
-    pub fn new(db: Db, storage: Arc<dyn Storage>, queue: Queue, limits: UploadLimits) -> Self {
+    /// The service over these layers, its assets made as `assets` says.
+    pub fn new(
+        db: Db,
+        storage: Arc<dyn Storage>,
+        queue: Queue,
+        limits: UploadLimits,
+        assets: Arc<AssetSettings>,
+    ) -> Self {
         let events = events::Events::new(db.clone(), queue.clock.clone());
         let originals = DbOriginalLocks::new(db.clone());
         let admission = Admission::new(limits.max_concurrent_uploads, limits.max_temp_bytes);
         let webhooks = webhooks::Webhooks::default();
-        Self { db, storage, queue, events, limits, originals, admission, webhooks, storage_check: Arc::default() }
+        Self {
+            db,
+            storage,
+            queue,
+            events,
+            limits,
+            originals,
+            admission,
+            webhooks,
+            storage_check: Arc::default(),
+            assets,
+        }
     }
 
     /// The same service, queuing webhook events for deletions as `webhooks` says.

@@ -2,9 +2,10 @@
 //! and `PICTOR_WEBHOOK_URL` is set, a WEBHOOK_DELIVERY job is queued in the
 //! very transaction of that change, so an event is sent exactly when its
 //! change commits. Its payload is the body to send, `{event, image,
-//! timestamp}`, the image as it was at that moment (its `processingJobs`
-//! left empty). The handler (`handlers::webhook`) delivers it with the
-//! queue's retries; the job has no image, so its failure never marks one.
+//! timestamp}`, the image as the card showed it at that moment, its
+//! `processingJobs` included (for a deletion, those still running). The
+//! handler (`handlers::webhook`) delivers it with the queue's retries; the
+//! job has no image, so its failure never marks one.
 
 use pictor_client::models::{Image, JobKind};
 use serde::Serialize;
@@ -72,7 +73,8 @@ impl Webhooks {
         now: Millis,
     ) -> DbResult<()> {
         let Some(attempts) = self.attempts else { return Ok(()) };
-        let image = view::image(record, &[]);
+        let jobs = db::jobs::for_images(&mut **tx, &[&record.id]).await?;
+        let image = view::image(record, &jobs.iter().collect::<Vec<_>>());
         let body = Body { event: event.name(), image: &image, timestamp: view::rfc3339(now) };
         let payload = serde_json::to_string(&body).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
         let job = NewJob {

@@ -21,7 +21,7 @@ use pictor_client::models::JobStatus;
 
 use crate::clock::SharedClock;
 pub use crate::db::jobs::{Job, JobId, Lease, NewJob};
-use crate::db::{self, Db, DbError, Durability, Tx};
+use crate::db::{self, Db, DbError, Durability, ImageId, Tx};
 use wakeup::Wakeup;
 
 /// Default jobs claimed per statement (the card's batch size).
@@ -117,6 +117,27 @@ impl Queue {
             db::jobs::notify(&mut **tx, self.db.backend).await?;
         }
         Ok(inserted)
+    }
+
+    /// Inserts many jobs inside the caller's transaction in one statement,
+    /// re-arming finished jobs of the same dedupe key and leaving pending or
+    /// running ones (work redone on request, never queued twice); returns
+    /// the image of each job queued. Call [`Queue::wake`] after the commit.
+    ///
+    /// # Errors
+    /// The database failed.
+    pub async fn enqueue_or_rearm_many_in(
+        &self,
+        tx: &mut Tx,
+        jobs: &[NewJob],
+    ) -> Result<Vec<Option<ImageId>>, QueueError> {
+        let queued =
+            db::jobs::insert_or_rearm_many(&mut **tx, self.db.backend, jobs, self.max_attempts, self.clock.now())
+                .await?;
+        if !queued.is_empty() {
+            db::jobs::notify(&mut **tx, self.db.backend).await?;
+        }
+        Ok(queued)
     }
 
     /// Wakes an idle runner: jobs were committed.

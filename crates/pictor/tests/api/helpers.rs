@@ -180,6 +180,23 @@ impl TestApp {
         ended
     }
 
+    /// Stops this server and runner and starts another on the same database
+    /// and storage with changed settings (an operator's restart after
+    /// editing the configuration), with or without its runner.
+    pub async fn restart_with(self, configure: impl FnOnce(&mut Config), with_runner: bool) -> TestApp {
+        self.trigger.trigger();
+        let _ = tokio::time::timeout(Duration::from_secs(30), self.server).await;
+        self.app.db.pool.close().await;
+        let mut config = Config { database_url: self.database_url.clone(), ..test_config(self.dir.path()) };
+        configure(&mut config);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let app = app::build_with(&config, &base, Overrides::default()).await.expect("pictor builds again");
+        let (trigger, shutdown) = shutdown::channel();
+        let server = tokio::spawn(app::serve(listener, app.clone(), with_runner, shutdown));
+        TestApp { base, client: self.client, app, dir: self.dir, database_url: self.database_url, trigger, server }
+    }
+
     /// Absolute URL of a path.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)

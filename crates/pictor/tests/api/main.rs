@@ -30,6 +30,9 @@
 //!   resumed) → folder, verified.
 //! - `scale`: the kept job and image counts against `COUNT(*)` through every
 //!   kind of write; keyset and deep-offset pages against the list's order.
+//! - `reprocess`: `POST /api/admin/reprocess` and `pictor reprocess`: new sizes
+//!   for every image, old assets served meanwhile, only outdated images, dry run,
+//!   priority below new uploads, the admin token.
 //! - `events`: `GET /api/events`, the Server-Sent Events stream.
 //! - `metrics`: `GET /metrics` on `serve` and on `pictor worker --metrics-bind`.
 //! - `health`: `/healthz` (liveness) and `/readyz` (database, storage, schema).
@@ -92,6 +95,7 @@ mod processes;
 mod queue;
 mod queue_batch;
 mod queue_deadline;
+mod reprocess;
 mod s3;
 mod scale;
 mod scale_out;

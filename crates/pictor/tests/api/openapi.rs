@@ -235,6 +235,13 @@ both_backends! {
         let (status, body) = spec.check("POST", "/api/admin/jobs/retry-failed", c.post(url("/api/admin/jobs/retry-failed"))).await;
         assert_eq!(status, 200, "{body}");
         assert!(body["retried"].as_u64().is_some_and(|n| n >= 1), "{body}");
+        let reprocess = "/api/admin/reprocess";
+        let (status, body) = spec.check("POST", reprocess, c.post(url(reprocess)).json(&json!({"dryRun": true}))).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["enqueued"], 0, "{body}");
+        let unknown_state = c.post(url(reprocess)).json(&json!({"status": "INGESTED"}));
+        assert_eq!(spec.check("POST", reprocess, unknown_state).await.1["error"]["code"], "invalid_status");
+        assert_eq!(spec.check("POST", reprocess, anonymous.post(url(reprocess)).json(&json!({}))).await.0, 401);
 
         // The event stream: its head only (the body never ends).
         let events = c.get(url("/api/events")).send().await.unwrap();

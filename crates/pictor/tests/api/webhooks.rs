@@ -94,6 +94,13 @@ both_backends! {
         let event = event_about(&received, "image.stored", &stored).await;
         assert_eq!(event["image"]["status"], "STORED");
         assert_eq!(event["image"]["isStored"], true);
+        // The image as the card shows it: its three jobs, each COMPLETED (the
+        // last one's completion is the event's own transaction).
+        let jobs = event["image"]["processingJobs"].as_array().expect("processingJobs");
+        let mut kinds: Vec<&str> = jobs.iter().map(|j| j["type"].as_str().unwrap_or_default()).collect();
+        kinds.sort_unstable();
+        assert_eq!(kinds, ["OFFLOAD_ORIGINAL", "PREVIEW_GENERATION", "THUMBNAIL_GENERATION"], "{event}");
+        assert!(jobs.iter().all(|j| j["status"] == "COMPLETED"), "{event}");
         assert!(event["image"]["thumbnails"]["256"].as_str().is_some_and(|u| u.starts_with("/assets/")), "{event}");
         let timestamp = event["timestamp"].as_str().unwrap();
         assert!(time::OffsetDateTime::parse(timestamp, &time::format_description::well_known::Rfc3339).is_ok(), "{timestamp}");
