@@ -230,3 +230,39 @@ fn the_thumbhash_from_the_thumbnail_pixels_matches_the_one_from_the_encoded_thum
         assert!((ratio(&hash) - ratio(&from_128)).abs() < 0.05, "{name}: same aspect");
     }
 }
+
+/// The web UI decodes ThumbHashes in JavaScript (`static/thumbhash.js` in
+/// the pictor crate); its node test compares that decoder with this
+/// library's, through `testdata/thumbhash/mpl-grace-hopper.json`: the hash
+/// this library makes for the photo and the pixels the `thumbhash` crate
+/// decodes from it. This test fails when the file no longer says so;
+/// `PICTOR_WRITE_THUMBHASH_FIXTURE=1` rewrites it.
+#[test]
+fn the_thumbhash_fixture_for_the_javascript_decoder_is_what_this_library_makes() {
+    let options = RenderOptions::default();
+    let prepared = pictor_imaging::prepare(&read("mpl-grace-hopper.jpg"), PREVIEW_EDGE, &options).expect("prepared");
+    let (_, hash) = prepared.thumbnails_and_thumbhash(&THUMBNAIL_SIZES, &options).expect("rendered");
+    let hash = hash.expect("a ThumbHash");
+    let (width, height, rgba) = thumbhash::thumb_hash_to_rgba(&hash).expect("decodes");
+    let (r, g, b, a) = thumbhash::thumb_hash_to_average_rgba(&hash).expect("an average");
+    let list = |bytes: &[u8]| bytes.iter().map(u8::to_string).collect::<Vec<_>>().join(",");
+    let expected = format!(
+        "{{\n  \"source\": \"testdata/images/mpl-grace-hopper.jpg\",\n  \
+         \"madeBy\": \"pictor-imaging (prepare, thumbnails_and_thumbhash) and the thumbhash crate's decoder\",\n  \
+         \"hash\": [{}],\n  \"width\": {width},\n  \"height\": {height},\n  \
+         \"average\": [{r:.4}, {g:.4}, {b:.4}, {a:.4}],\n  \"rgba\": [{}]\n}}\n",
+        list(&hash),
+        list(&rgba),
+    );
+    let path = crate::helpers::testdata().join("../thumbhash/mpl-grace-hopper.json");
+    if std::env::var_os("PICTOR_WRITE_THUMBHASH_FIXTURE").is_some() {
+        std::fs::write(&path, &expected).expect("write the fixture");
+    }
+    let found = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        found == expected,
+        "{} is not what this library makes; rewrite it with \
+         PICTOR_WRITE_THUMBHASH_FIXTURE=1 cargo test -p pictor-imaging --test imaging thumbhash_fixture",
+        path.display()
+    );
+}

@@ -37,12 +37,33 @@ struct JobRow {
     can_cancel: bool,
 }
 
+/// The states a job can be retried from.
+const RETRYABLE: [JobStatus; 2] = [JobStatus::Failed, JobStatus::Cancelled];
+/// The states a job can be cancelled from.
+const CANCELLABLE: [JobStatus; 2] = [JobStatus::Pending, JobStatus::Failed];
+
 fn can_retry(status: JobStatus) -> bool {
-    matches!(status, JobStatus::Failed | JobStatus::Cancelled)
+    RETRYABLE.contains(&status)
 }
 
 fn can_cancel(status: JobStatus) -> bool {
-    matches!(status, JobStatus::Pending | JobStatus::Failed)
+    CANCELLABLE.contains(&status)
+}
+
+/// When each button shows, as its `data-shown-when` (space-separated
+/// states), so that `admin.js` shows and hides the buttons as the job moves
+/// by these rules rather than a copy of them.
+#[derive(Debug)]
+struct ButtonRules {
+    retry: String,
+    cancel: String,
+}
+
+impl ButtonRules {
+    fn new() -> Self {
+        let names = |states: &[JobStatus]| states.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ");
+        Self { retry: names(&RETRYABLE), cancel: names(&CANCELLABLE) }
+    }
 }
 
 /// The first line of an error, cut to a table cell's length.
@@ -71,6 +92,7 @@ struct JobsPage {
     statuses: Vec<Choice>,
     kinds: Vec<Choice>,
     jobs: Vec<JobRow>,
+    buttons: ButtonRules,
     total: i64,
     pager: Pager,
 }
@@ -157,6 +179,7 @@ pub async fn jobs(State(state): State<PageState>, Query(q): Query<JobsQuery>) ->
         statuses,
         kinds,
         jobs,
+        buttons: ButtonRules::new(),
         total,
         pager: Pager::new("/admin/jobs", &pairs, page, JOBS_PAGE_SIZE, total, listed.pagination.next_cursor.clone()),
     };
@@ -174,6 +197,7 @@ struct JobPage {
     payload: String,
     can_retry: bool,
     can_cancel: bool,
+    buttons: ButtonRules,
 }
 
 /// `GET /admin/jobs/{id}`: payload, retry state, error, Retry and Cancel.
@@ -196,6 +220,7 @@ pub async fn job(State(state): State<PageState>, Path(id): Path<String>) -> ApiR
         status_class: detail.status.as_str().to_ascii_lowercase(),
         can_retry: can_retry(detail.status),
         can_cancel: can_cancel(detail.status),
+        buttons: ButtonRules::new(),
         payload,
         job: detail,
     };
@@ -204,7 +229,15 @@ pub async fn job(State(state): State<PageState>, Path(id): Path<String>) -> ApiR
 
 #[cfg(test)]
 mod tests {
-    use super::short;
+    use super::*;
+
+    #[test]
+    fn the_buttons_carry_the_states_they_show_in() {
+        let rules = ButtonRules::new();
+        assert_eq!((rules.retry.as_str(), rules.cancel.as_str()), ("FAILED CANCELLED", "PENDING FAILED"));
+        assert!(can_retry(JobStatus::Cancelled) && !can_retry(JobStatus::Pending));
+        assert!(can_cancel(JobStatus::Pending) && !can_cancel(JobStatus::Completed));
+    }
 
     #[test]
     fn errors_are_cut_to_their_first_line_in_the_table() {

@@ -19,6 +19,7 @@ const FILES: &[(&str, &str, &str)] = &[
     ("pictor-client.js", "text/javascript; charset=utf-8", include_str!("static/pictor-client.js")),
     ("upload.js", "text/javascript; charset=utf-8", include_str!("static/upload.js")),
     ("gallery.js", "text/javascript; charset=utf-8", include_str!("static/gallery.js")),
+    ("thumbhash.js", "text/javascript; charset=utf-8", include_str!("static/thumbhash.js")),
     ("image.js", "text/javascript; charset=utf-8", include_str!("static/image.js")),
     ("admin.js", "text/javascript; charset=utf-8", include_str!("static/admin.js")),
     ("favicon.svg", "image/svg+xml", include_str!("static/favicon.svg")),

@@ -57,7 +57,9 @@ struct Card {
     label: &'static str,
     show_badge: bool,
     has_thumb: bool,
-    /// The ThumbHash painted as a PNG data URL, shown until the thumbnail loads.
+    /// The ThumbHash painted as a PNG data URL, shown from the moment the
+    /// thumbnails exist (before STORED, while the preview is made) until the
+    /// thumbnail covers it.
     backdrop: Option<String>,
     src: String,
     srcset: String,
@@ -95,7 +97,7 @@ impl Card {
             label: status_label(image.status),
             show_badge: !stored,
             has_thumb: stored && src.is_some(),
-            backdrop: if stored { image.thumbhash.as_deref().and_then(backdrop) } else { None },
+            backdrop: image.thumbhash.as_deref().and_then(backdrop),
             src: src.cloned().unwrap_or_default(),
             srcset,
             width,
@@ -118,11 +120,25 @@ fn backdrop(thumbhash: &str) -> Option<String> {
     Some(format!("data:image/png;base64,{}", engine.encode(png)))
 }
 
+/// What `gallery.js` needs to add new arrivals live: only the first page
+/// takes them (deeper pages stay as they were read), and only those that
+/// match its filters and are newer than its newest card.
+#[derive(Debug)]
+struct LiveGallery {
+    first_page: bool,
+    collection: String,
+    status: &'static str,
+    /// `uploadedAt` of the newest card shown (empty when there is none):
+    /// an event for an older image the page does not show is not an arrival.
+    newest: String,
+}
+
 #[derive(Template, WebTemplate)]
 #[template(path = "gallery.html", config = "src/web/askama.toml")]
 struct GalleryPage {
     active: &'static str,
     cards: Vec<Card>,
+    live: LiveGallery,
     collections: Vec<Choice>,
     statuses: Vec<Choice>,
     total: i64,
@@ -148,10 +164,13 @@ pub async fn gallery(State(state): State<PageState>, Query(q): Query<GalleryQuer
     let collection = q.collection.unwrap_or_default().trim().to_owned();
     let status = parse_name::<ImageStatus>(q.status, "invalid_status")?;
     let page = page_number(q.page.as_deref());
+    let first_page = page == 1 && q.after.as_deref().is_none_or(str::is_empty);
     let filter = ImageFilter { collection: (!collection.is_empty()).then(|| collection.clone()), status };
     let (images, total, next) =
         state.images.list_cards(&filter, numbered_page(page, GALLERY_PAGE_SIZE, q.after)).await?;
     let cards = images.iter().map(Card::new).collect();
+    // Newest first: the first card is the newest.
+    let newest = images.first().map(|i| i.uploaded_at.clone()).unwrap_or_default();
     let mut collections = vec![Choice::new("", "All collections", &collection)];
     for (name, count) in state.images.collections().await? {
         let label = format!("{name} ({count})");
@@ -161,9 +180,11 @@ pub async fn gallery(State(state): State<PageState>, Query(q): Query<GalleryQuer
     let mut statuses = vec![Choice::new("", "Any status", status_text)];
     statuses.extend(ImageStatus::ALL.iter().map(|s| Choice::new(s.as_str(), status_label(*s), status_text)));
     let pairs = [("collection", collection.clone()), ("status", status_text.to_owned())];
+    let live = LiveGallery { first_page, collection: collection.clone(), status: status_text, newest };
     let page = GalleryPage {
         active: "gallery",
         cards,
+        live,
         collections,
         statuses,
         total,

@@ -2,6 +2,11 @@
 //! WebDriver HTTP protocol with the reqwest client the tests already have (a
 //! handful of commands; no WebDriver crate to build). Screenshots of every page
 //! go to `target/screenshots/`. Without Chromium they skip, except on CI.
+//!
+//! Every page a test visits must leave the browser's console free of errors:
+//! a CSP violation, an uncaught exception, a failed load (a 404 icon) or a
+//! `console.error` fails the test (the console is read before each
+//! navigation and at the end), unless the test said it expects that one.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -51,6 +56,8 @@ struct Browser {
     http: reqwest::Client,
     session: String,
     _profile: tempfile::TempDir,
+    /// Parts of console errors the test expects (each allows one error).
+    expected_errors: std::sync::Mutex<Vec<String>>,
 }
 
 impl Browser {
@@ -85,11 +92,61 @@ impl Browser {
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {"binary": CHROMIUM, "args": args},
+            // Keep the console (errors, CSP violations, failed loads) for `console_errors`.
+            "goog:loggingPrefs": {"browser": "ALL"},
         }}});
         let answer: Value =
             http.post(format!("{base}/session")).json(&caps).send().await.expect("session").json().await.expect("json");
         let id = answer["value"]["sessionId"].as_str().unwrap_or_else(|| panic!("no session: {answer}"));
-        Self { driver, http, session: format!("{base}/session/{id}"), _profile: profile }
+        Self {
+            driver,
+            http,
+            session: format!("{base}/session/{id}"),
+            _profile: profile,
+            expected_errors: std::sync::Mutex::default(),
+        }
+    }
+
+    /// The console's error-level entries since the last look (Chromium
+    /// reports CSP violations, uncaught exceptions and failed loads there).
+    async fn console_errors(&self) -> Vec<String> {
+        let entries = self.command(reqwest::Method::POST, "/se/log", json!({"type": "browser"})).await;
+        let entries = entries.as_array().cloned().unwrap_or_default();
+        entries
+            .iter()
+            .filter(|e| e["level"] == "SEVERE")
+            .map(|e| e["message"].as_str().unwrap_or("").to_owned())
+            .collect()
+    }
+
+    /// Lets one console error containing `part` pass (a 401 the test provokes).
+    fn expect_console_error(&self, part: &str) {
+        self.expected_errors.lock().expect("expected errors").push(part.to_owned());
+    }
+
+    /// `errors` less those the test expected (each expectation used once).
+    fn unexpected(&self, errors: Vec<String>) -> Vec<String> {
+        let mut expected = self.expected_errors.lock().expect("expected errors");
+        errors
+            .into_iter()
+            .filter(|error| match expected.iter().position(|part| error.contains(part.as_str())) {
+                Some(i) => {
+                    expected.remove(i);
+                    false
+                }
+                None => true,
+            })
+            .collect()
+    }
+
+    /// Fails the test on any console error since the last look that it did not expect.
+    async fn assert_quiet_console(&self) {
+        let errors = self.console_errors().await;
+        let unexpected = self.unexpected(errors);
+        if !unexpected.is_empty() {
+            let url = self.command(reqwest::Method::GET, "/url", Value::Null).await;
+            panic!("the browser's console has errors on {url}: {unexpected:#?}");
+        }
     }
 
     async fn command(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
@@ -102,7 +159,9 @@ impl Browser {
         answer["value"].clone()
     }
 
+    /// Leaves the current page (whose console must be free of errors) for `url`.
     async fn goto(&self, url: &str) {
+        self.assert_quiet_console().await;
         self.command(reqwest::Method::POST, "/url", json!({"url": url})).await;
     }
 
@@ -157,7 +216,12 @@ impl Browser {
         path
     }
 
+    /// Ends the session, after checking the last page's console (and that
+    /// every error the test expected did show).
     async fn quit(mut self) {
+        self.assert_quiet_console().await;
+        let missing = self.expected_errors.lock().expect("expected errors").clone();
+        assert!(missing.is_empty(), "expected console errors that never showed: {missing:?}");
         let _ = self.http.delete(&self.session).send().await;
         let _ = self.driver.kill();
         let _ = self.driver.wait();
@@ -289,11 +353,17 @@ async fn a_failed_job_is_retried_from_the_admin_page_and_its_state_changes() {
 
     browser.goto(&app.url(&format!("/admin/jobs/{}", job.id))).await;
     browser.screenshot("admin-job").await;
-    // Record every status the badge shows from here on.
+    // Record every status the badge shows from here on, with which of
+    // Retry and Cancel show beside it, and the "Updated" time.
     browser
         .eval(
-            "const b = document.querySelector('#job [data-field=status]'); window.seen = [b.textContent]; \
-             new MutationObserver(() => window.seen.push(b.textContent)).observe(b, {childList: true, characterData: true, subtree: true});",
+            "const b = document.querySelector('#job [data-field=status]'); \
+             const shown = () => [b.textContent, !document.getElementById('retry-button').hidden, \
+                                  !document.getElementById('cancel-button').hidden]; \
+             window.seen = [shown()]; \
+             window.updatedBefore = document.querySelector('#job [data-field=updated]').textContent; \
+             new MutationObserver(() => window.seen.push(shown())).observe(document.getElementById('job'), \
+                 {childList: true, characterData: true, subtree: true, attributes: true, attributeFilter: ['hidden']});",
             json!([]),
         )
         .await;
@@ -301,12 +371,21 @@ async fn a_failed_job_is_retried_from_the_admin_page_and_its_state_changes() {
     browser
         .wait_for(
             "the retry",
-            "return /retried/.test(document.getElementById('admin-message').textContent) && window.seen.some(s => s !== 'FAILED');",
+            "return /retried/.test(document.getElementById('admin-message').textContent) && window.seen.some(s => s[0] !== 'FAILED') \
+                 && document.querySelector('#job [data-field=updated]').textContent !== window.updatedBefore;",
             "return [document.getElementById('admin-message').textContent, window.seen];",
         )
         .await;
     let seen = browser.eval("return window.seen;", json!([])).await;
-    assert_eq!(seen[0], json!("FAILED"), "{seen}");
+    assert_eq!(seen[0], json!(["FAILED", true, true]), "a failed job offers Retry and Cancel: {seen}");
+    // Without a reload, the buttons follow the state: Retry for FAILED and
+    // CANCELLED, Cancel for PENDING and FAILED, neither while RUNNING.
+    for state in seen.as_array().expect("states") {
+        let status = state[0].as_str().expect("status");
+        let expected =
+            json!([status, matches!(status, "FAILED" | "CANCELLED"), matches!(status, "PENDING" | "FAILED")]);
+        assert_eq!(state, &expected, "{seen}");
+    }
     browser.screenshot("admin-job-retried").await;
     let after = app.job(job.id).await;
     assert!(after.updated_at >= job.updated_at);
@@ -368,6 +447,8 @@ async fn with_a_token_set_the_admin_logs_in_through_the_page_and_retries_a_faile
         )
         .await;
     browser.type_into("#token", "a-wrong-token").await;
+    // The refusal is a 401 page, which Chromium's console reports.
+    browser.expect_console_error("401");
     browser.click("#login-button").await;
     browser
         .wait_for("the refusal", "return !!document.querySelector('#login-error');", "return document.body.innerText;")
@@ -416,5 +497,195 @@ async fn with_a_token_set_the_admin_logs_in_through_the_page_and_retries_a_faile
         .await;
 
     browser.quit().await;
+    app.stop().await;
+}
+
+/// Waits until the gallery's card for `id` satisfies `condition` (a JS
+/// expression over `card`).
+async fn wait_for_card(browser: &Browser, what: &str, id: &str, condition: &str) {
+    let card = format!("document.querySelector('#gallery [data-image-id=\"{id}\"]')");
+    browser
+        .wait_for(
+            what,
+            &format!("const card = {card}; return !!card && ({condition});"),
+            &format!("const card = {card}; return card ? card.outerHTML.slice(0, 600) : document.body.innerText;"),
+        )
+        .await;
+}
+
+/// With a token set and reading open (`PICTOR_PUBLIC_READ`), the gallery's
+/// event stream carries image events only; the gallery still follows
+/// uploads from the first event to the thumbnail, and deletions.
+#[tokio::test]
+async fn the_open_gallery_shows_an_upload_arrive_turn_stored_and_disappear_when_deleted_without_a_reload() {
+    let Some(driver) = chromedriver() else { return };
+    let _one = ONE_BROWSER.lock().await;
+    let token = "live-gallery-token";
+    // No runner yet: the upload stays INGESTED until the test starts a worker.
+    let app = crate::helpers::spawn_app_with(
+        |c| {
+            c.admin_token = Some(pictor::config::Secret::new(token));
+            c.public_read = true;
+        },
+        pictor::app::Overrides::default(),
+        false,
+    )
+    .await;
+    let browser = Browser::start(&driver).await;
+    browser.goto(&app.url("/")).await;
+    browser
+        .wait_for(
+            "the empty gallery",
+            "return !!document.getElementById('gallery-empty');",
+            "return document.body.innerText;",
+        )
+        .await;
+    // Record what the grid gains, in order, and every status each card
+    // shows; a reload would lose `window.recorded`.
+    browser
+        .eval(
+            "window.recorded = []; window.statuses = {}; \
+             const grid = document.getElementById('gallery'); \
+             const note = (node) => { \
+               if (node.nodeType !== 1) return; \
+               if (node.matches('li.card')) window.recorded.push('card'); \
+               for (const img of node.matches('img') ? [node] : node.querySelectorAll('img')) \
+                 window.recorded.push(img.classList.contains('backdrop') ? 'thumbhash' : 'thumbnail:' + (img.complete && img.naturalWidth > 0)); \
+             }; \
+             new MutationObserver((changes) => { \
+               for (const c of changes) { \
+                 c.addedNodes.forEach(note); \
+                 const card = c.target.closest && c.target.closest('li.card'); \
+                 if (card) (window.statuses[card.dataset.imageId] ||= []).push(card.dataset.status + ' ' + card.querySelector('.badge').textContent + (card.querySelector('.badge').hidden ? ' hidden' : '')); \
+               } \
+             }).observe(grid, {childList: true, subtree: true, attributes: true, attributeFilter: ['data-status', 'hidden']});",
+            json!([]),
+        )
+        .await;
+
+    // An upload over HTTP appears at once, as the page renders an unprocessed image.
+    let uploaded = app.upload_file_with_token("mpl-grace-hopper.jpg", token).await;
+    assert_eq!(uploaded.status(), 201);
+    let id = uploaded.json::<Value>().await.expect("json")["imageId"].as_str().expect("id").to_owned();
+    wait_for_card(
+        &browser,
+        "the new card",
+        &id,
+        "card.dataset.status === 'INGESTED' && card.querySelector('.badge').textContent === 'Ingested' \
+         && !card.querySelector('.badge').hidden && card.querySelector('.placeholder').textContent === 'Ingested…'",
+    )
+    .await;
+    let shown = browser
+        .eval(
+            "return [document.getElementById('gallery').hidden, !!document.getElementById('gallery-empty'), \
+             document.getElementById('gallery-total').textContent, document.querySelector('#gallery .card-title').textContent];",
+            json!([]),
+        )
+        .await;
+    assert_eq!(shown, json!([false, false, "(1 image)", "mpl-grace-hopper"]));
+    browser.screenshot("gallery-live-arrival").await;
+
+    // A worker processes it: the badge moves on, the ThumbHash paints, and
+    // the thumbnail replaces the placeholder once it has loaded.
+    let (stop_worker, stopping) = pictor::shutdown::channel();
+    let worker = tokio::spawn(pictor::app::work(app.app.clone(), None, stopping));
+    wait_for_card(
+        &browser,
+        "the stored card",
+        &id,
+        "card.dataset.status === 'STORED' && card.querySelector('.badge').hidden && !card.querySelector('.placeholder') \
+         && Array.from(card.querySelectorAll('img')).every(i => i.complete && i.naturalWidth > 0)",
+    )
+    .await;
+    browser.screenshot("gallery-live-stored").await;
+    let recorded = browser.eval("return window.recorded;", json!([])).await;
+    assert_eq!(recorded, json!(["card", "thumbhash", "thumbnail:true"]), "painted in order, without a reload");
+    let sizes = browser
+        .eval(
+            "const card = document.querySelector('#gallery .card'); \
+             return [card.querySelector('img.backdrop').naturalWidth, card.querySelector('img.backdrop').naturalHeight, \
+                     card.querySelector('img:not(.backdrop)').getAttribute('width'), card.querySelector('img:not(.backdrop)').getAttribute('height')];",
+            json!([]),
+        )
+        .await;
+    // The 512 × 600 portrait: a ThumbHash 32 px high, a thumbnail laid out at 218 × 256.
+    assert_eq!(sizes, json!([27, 32, "218", "256"]), "{sizes}");
+    let statuses = browser.eval("return window.statuses;", json!([])).await;
+    let statuses: Vec<&str> = statuses[&id].as_array().expect("statuses").iter().filter_map(Value::as_str).collect();
+    assert_eq!(statuses.last(), Some(&"STORED Stored hidden"), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| s.starts_with("INGESTED") || s.starts_with("PROCESSING") || s.starts_with("STORED")),
+        "{statuses:?}"
+    );
+
+    // A second upload goes on top; deleting the first over the API takes its card away.
+    let second = app.upload_file_with_token("skimage-chelsea.png", token).await;
+    let second = second.json::<Value>().await.expect("json")["imageId"].as_str().expect("id").to_owned();
+    wait_for_card(
+        &browser,
+        "the second card",
+        &second,
+        "card.dataset.status === 'STORED' && !card.querySelector('.placeholder')",
+    )
+    .await;
+    let order = browser
+        .eval("return Array.from(document.querySelectorAll('#gallery .card')).map(c => c.dataset.imageId);", json!([]))
+        .await;
+    assert_eq!(order, json!([second.clone(), id.clone()]), "newest first");
+    let deleted =
+        app.client.delete(app.url(&format!("/api/images/{id}"))).bearer_auth(token).send().await.expect("delete");
+    assert_eq!(deleted.status(), 204);
+    browser
+        .wait_for(
+            "the deleted card to go",
+            &format!("return !document.querySelector('#gallery [data-image-id=\"{id}\"]') && document.getElementById('gallery-total').textContent === '(1 image)';"),
+            "return document.getElementById('gallery').innerHTML.slice(0, 600);",
+        )
+        .await;
+    assert_eq!(browser.eval("return window.recorded.length;", json!([])).await, json!(6), "still the same page");
+
+    // Through the UI: log in, open the other image, delete it; the gallery is empty.
+    browser.goto(&app.url(&format!("/admin/login?next=/images/{second}"))).await;
+    browser.type_into("#token", token).await;
+    browser.click("#login-button").await;
+    browser
+        .wait_for(
+            "the image page",
+            "return !!document.getElementById('delete-button');",
+            "return document.body.innerText;",
+        )
+        .await;
+    browser.click("#delete-button").await;
+    browser.click("#delete-confirm").await;
+    browser
+        .wait_for(
+            "the gallery, empty again",
+            "return location.pathname === '/' && !!document.getElementById('gallery-empty') && !document.querySelector('#gallery .card');",
+            "return [location.href, document.body.innerText];",
+        )
+        .await;
+    assert_eq!(app.client.get(app.url(&format!("/api/images/{second}"))).send().await.expect("get").status(), 404);
+
+    // The console check itself: a CSP violation is seen (and taken off the log).
+    browser
+        .eval(
+            "const s = document.createElement('script'); s.textContent = 'window.ran = 1'; document.body.append(s);",
+            json!([]),
+        )
+        .await;
+    let deadline = Instant::now() + PAGE_TIMEOUT;
+    let errors = loop {
+        let errors = browser.console_errors().await;
+        if !errors.is_empty() || Instant::now() > deadline {
+            break errors;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(errors.iter().any(|e| e.contains("Content Security Policy")), "{errors:?}");
+    assert_eq!(browser.eval("return window.ran === undefined;", json!([])).await, json!(true));
+
+    browser.quit().await;
+    stop_worker.trigger();
+    worker.await.expect("worker task").expect("worker");
     app.stop().await;
 }

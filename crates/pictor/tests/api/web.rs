@@ -27,6 +27,11 @@ async fn every_page_renders_with_a_content_security_policy_without_inline_script
         assert!(html.starts_with("<!doctype html>"), "{path}");
         assert!(!html.contains("<script>"), "{path} has an inline script");
         assert!(html.contains(r#"<link rel="icon" href="/static/favicon.svg""#), "{path} names its icon");
+        if path.starts_with("/admin/jobs/") {
+            // A completed job: both buttons are there for admin.js, hidden, with the states they show in.
+            assert!(html.contains(r#"data-shown-when="FAILED CANCELLED" id="retry-button" hidden>"#), "{html}");
+            assert!(html.contains(r#"data-shown-when="PENDING FAILED" id="cancel-button" hidden>"#), "{html}");
+        }
     }
     // The icon the pages name is served (no 404 in the browser's console).
     let icon = app.client.get(app.url("/static/favicon.svg")).send().await.expect("icon");
@@ -65,6 +70,35 @@ async fn an_empty_gallery_points_to_the_upload_page() {
     let app = spawn_app().await;
     let html = app.client.get(app.url("/")).send().await.expect("gallery").text().await.expect("html");
     assert!(html.contains("No images yet.") && html.contains("href=\"/upload\""));
+    app.stop().await;
+}
+
+/// The attributes of the grid element, as `name="value"` pairs.
+fn grid_attributes(html: &str) -> String {
+    let start = html.find("<ul class=\"grid\" id=\"gallery\"").expect("the grid is always there");
+    html[start..].split('>').next().expect("its tag").to_owned()
+}
+
+#[tokio::test]
+async fn the_gallery_tells_its_script_which_live_arrivals_belong_on_it() {
+    // Arrange: no runner, so the image stays INGESTED.
+    let app = crate::helpers::spawn_app_with(|_| {}, pictor::app::Overrides::default(), false).await;
+    let empty = app.client.get(app.url("/?collection=a+b")).send().await.expect("gallery").text().await.expect("html");
+    let id = app.upload_ok("mpl-grace-hopper.jpg").await;
+    let uploaded_at = app.image(&id).await.uploaded_at;
+
+    // Act
+    let first = app.client.get(app.url("/?status=INGESTED")).send().await.expect("gallery").text().await.expect("html");
+    let second = app.client.get(app.url("/?page=2")).send().await.expect("gallery").text().await.expect("html");
+
+    // Assert: the first page takes arrivals newer than its newest card, by its filters.
+    let empty = grid_attributes(&empty);
+    assert!(empty.contains("data-first-page=\"true\"") && empty.contains("data-filter-collection=\"a b\""), "{empty}");
+    assert!(empty.contains("data-newest=\"\"") && empty.ends_with(" hidden"), "an empty grid waits, hidden: {empty}");
+    let first = grid_attributes(&first);
+    assert!(first.contains("data-first-page=\"true\"") && first.contains("data-filter-status=\"INGESTED\""), "{first}");
+    assert!(first.contains(&format!("data-newest=\"{uploaded_at}\"")) && !first.contains("hidden"), "{first}");
+    assert!(grid_attributes(&second).contains("data-first-page=\"false\""));
     app.stop().await;
 }
 
