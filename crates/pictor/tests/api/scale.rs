@@ -32,7 +32,22 @@ async fn grouped(app: &App, sql: &str) -> BTreeMap<(String, String), i64> {
 
 /// The kept counts equal `COUNT(*)` of the tables, and the API shows them;
 /// returns the job counts, so that a step can check it changed something.
+/// The queue settles first: an image turns FAILED while its sibling job may
+/// still run, and a job finishing between the table's count and the API's
+/// would make them differ for no fault of the counts.
 async fn assert_counts_exact(app: &TestApp, step: &str) -> BTreeMap<(String, String), i64> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let busy: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM job WHERE status IN ('PENDING', 'RUNNING')")
+            .fetch_one(&app.app.db.pool)
+            .await
+            .expect("busy jobs");
+        if busy == 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{busy} job(s) still pending or running after {step}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let jobs = grouped(&app.app, "SELECT status, type, COUNT(*) FROM job GROUP BY status, type").await;
     let kept_jobs: BTreeMap<_, _> = pictor::db::jobs::counts_by_status_and_type(&app.app.db.pool)
         .await
