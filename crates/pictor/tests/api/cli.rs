@@ -196,6 +196,55 @@ async fn watch_follows_an_image_until_it_is_stored() {
     app.stop().await;
 }
 
+/// `pictor watch` without an id prints the jobs per state as they change,
+/// one JSON line each, until it is stopped.
+#[tokio::test]
+async fn watch_without_an_id_follows_the_queue_until_stopped() {
+    let app = spawn_app().await;
+    let mut child = crate::processes::command(app.dir.path())
+        .args(["watch", "--json", "--interval-ms", "100", "--server", app.base.as_str()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("pictor watch");
+    let stdout = child.stdout.take().expect("stdout");
+    // Read on a thread of its own: the server runs on this test's runtime.
+    let (lines, mut received) = tokio::sync::mpsc::unbounded_channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead as _;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut next = async |what: &str| {
+        tokio::time::timeout(Duration::from_secs(60), received.recv())
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| panic!("no line from pictor watch ({what})"))
+    };
+    let completed = |line: &str| -> u64 {
+        let value: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        value["jobs"]["COMPLETED"].as_u64().unwrap_or_else(|| panic!("no COMPLETED count: {line}"))
+    };
+
+    let first = next("the empty queue").await;
+    assert_eq!(completed(&first), 0, "{first}");
+    let id = app.upload_ok("sklearn-china.jpg").await;
+    assert_eq!(app.wait_terminal(&id, Duration::from_secs(60)).await.status, ImageStatus::Stored);
+    // The image's three jobs done: a line says so (lines come only on changes).
+    let mut line = next("a change").await;
+    while completed(&line) < 3 {
+        line = next("the jobs completing").await;
+    }
+    assert_eq!(completed(&line), 3, "{line}");
+    assert!(child.try_wait().expect("status").is_none(), "watch keeps following the queue");
+    child.kill().expect("stop watch");
+    let _ = child.wait();
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn a_wrong_server_address_gives_exit_2_with_a_readable_message() {
     let dir = tempfile::tempdir().expect("temp dir");
