@@ -247,6 +247,23 @@ mod tests {
     }
 
     #[test]
+    fn colour_jpegs_come_out_as_rgbx_holding_libjpegs_rgb_values() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/images/mate-ladybird.jpg");
+        let data = std::fs::read(path).expect("a baseline colour photo");
+        let mut rgb = open(&data).expect("header");
+        rgb.scale(2);
+        let mut started = rgb.rgb().expect("an RGB decode");
+        let expected: Vec<u8> = started.read_scanlines().expect("RGB rows");
+        started.finish().expect("finished");
+
+        let rgbx = read(open(&data).expect("header"), 2).expect("an RGBX decode").raster;
+
+        assert_eq!(rgbx.layout, PixelLayout::Rgbx);
+        let without_padding = rgbx.rgb_pixels("test").expect("RGB bytes");
+        assert!(without_padding.as_ref() == expected.as_slice(), "the RGBX pixels differ from the RGB ones");
+    }
+
+    #[test]
     fn random_bytes_after_a_jpeg_magic_are_an_error_not_a_panic() {
         let mut data = vec![0xFF, 0xD8, 0xFF, 0xDB, 0x00, 0x43];
         data.extend((0..200u32).map(|i| (i * 37 % 251) as u8));
