@@ -28,7 +28,7 @@ pub(crate) fn flatten(rgba: &[u8], background: [u8; 3]) -> Vec<u8> {
     rgb
 }
 
-/// Converts a raster to sRGB (grey or RGB) using its embedded profile. A
+/// Converts a raster to sRGB (grey, RGB or RGBX) using its embedded profile. A
 /// profile that cannot be parsed or applied is ignored (the pixels are then
 /// taken as sRGB), since an odd profile should not cost the user the image.
 pub(crate) fn to_srgb(raster: Raster, icc: Option<&[u8]>) -> Result<Raster, ImagingError> {
@@ -37,6 +37,13 @@ pub(crate) fn to_srgb(raster: Raster, icc: Option<&[u8]>) -> Result<Raster, Imag
         PixelLayout::Rgb => match profile {
             Some(p) if p.color_space == DataColorSpace::Rgb && !is_srgb(&p) => {
                 Ok(transform(&raster, &p, Layout::Rgb).unwrap_or(raster))
+            }
+            _ => Ok(raster),
+        },
+        PixelLayout::Rgbx => match profile {
+            // moxcms takes the padding byte as alpha and drops it: RGB out.
+            Some(p) if p.color_space == DataColorSpace::Rgb && !is_srgb(&p) => {
+                Ok(transform(&raster, &p, Layout::Rgba).unwrap_or(raster))
             }
             _ => Ok(raster),
         },

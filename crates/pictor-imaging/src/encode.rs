@@ -70,11 +70,12 @@ impl Scan {
     }
 }
 
-/// Encodes an sRGB grey or RGB raster.
+/// Encodes an sRGB grey, RGB or RGBX raster.
 pub(crate) fn encode(raster: &Raster, quality: u8, scans: Scans) -> Result<Vec<u8>, ImagingError> {
     let (color_space, script): (J_COLOR_SPACE, &[Scan]) = match raster.layout {
         PixelLayout::Gray => (J_COLOR_SPACE::JCS_GRAYSCALE, &GREY_SCRIPT),
         PixelLayout::Rgb => (J_COLOR_SPACE::JCS_RGB, &COLOUR_SCRIPT),
+        PixelLayout::Rgbx => (J_COLOR_SPACE::JCS_EXT_RGBX, &COLOUR_SCRIPT),
         PixelLayout::Cmyk { .. } => {
             return Err(ImagingError::Internal("CMYK reached the encoder unconverted".into()));
         }
@@ -248,7 +249,7 @@ mod tests {
 
     #[test]
     fn a_progressive_encode_has_a_progressive_frame_in_colour_and_grey() {
-        for layout in [PixelLayout::Rgb, PixelLayout::Gray] {
+        for layout in [PixelLayout::Rgb, PixelLayout::Rgbx, PixelLayout::Gray] {
             let jpeg = encode(&gradient(layout), 80, Scans::Progressive).expect("encoded");
 
             assert!(jpeg.windows(2).any(|w| w == [0xFF, 0xC2]), "{layout:?}");

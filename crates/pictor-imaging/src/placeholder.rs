@@ -35,6 +35,8 @@ pub(crate) fn thumbhash_of(raster: &Raster) -> Result<Vec<u8>, ImagingError> {
     let small = resize(raster, width, height, &mut Resizer::new())?;
     let rgba: Vec<u8> = match small.layout {
         PixelLayout::Rgb => small.pixels.chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect(),
+        // The padding byte is not alpha, whatever the resizer left in it.
+        PixelLayout::Rgbx => small.pixels.chunks_exact(4).flat_map(|p| [p[0], p[1], p[2], 255]).collect(),
         PixelLayout::Gray => small.pixels.iter().flat_map(|&v| [v, v, v, 255]).collect(),
         PixelLayout::Cmyk { .. } => {
             return Err(ImagingError::Unsupported("CMYK pixels have no sRGB placeholder".into()));

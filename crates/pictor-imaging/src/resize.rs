@@ -106,7 +106,8 @@ fn convolve(
     let internal = |e: &dyn std::fmt::Display| ImagingError::Internal(format!("resize failed: {e}"));
     let from = ImageRef::new(src.width, src.height, &src.pixels, pixel_type).map_err(|e| internal(&e))?;
     let mut to = Image::new(width, height, pixel_type);
-    // The 4th channel is CMYK's K, never alpha: alpha is flattened at decode.
+    // The 4th channel is CMYK's K or RGBX's padding, never alpha: alpha is
+    // flattened at decode.
     let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(filter)).use_alpha(false);
     resizer.resize(&from, &mut to, &options).map_err(|e| internal(&e))?;
     Raster::new(width, height, src.layout, to.into_vec())
@@ -131,9 +132,12 @@ mod tests {
 
     #[test]
     fn halving_gives_the_pixels_of_the_box_filter_at_two_to_one() {
-        for (layout, width, height) in
-            [(PixelLayout::Rgb, 64, 38), (PixelLayout::Gray, 30, 2), (PixelLayout::Rgb, 2, 2)]
-        {
+        for (layout, width, height) in [
+            (PixelLayout::Rgb, 64, 38),
+            (PixelLayout::Rgbx, 64, 38),
+            (PixelLayout::Gray, 30, 2),
+            (PixelLayout::Rgb, 2, 2),
+        ] {
             let len = width as usize * height as usize * layout.channels();
             let pixels = (0..len).map(|i| (i * 7919 % 253) as u8).collect();
             let src = Raster::new(width, height, layout, pixels).expect("a raster");

@@ -106,10 +106,7 @@ pub fn encode_avif(frame: &Frame, quality: u8) -> Result<Vec<u8>, ImagingError> 
 /// `Unsupported` without libheif; `Internal` when the encoder fails.
 pub fn encode_heif(frame: &Frame, heic: bool, quality: u8, orientation: u8) -> Result<Vec<u8>, ImagingError> {
     let raster = &frame.raster;
-    let rgb = match raster.layout {
-        crate::decode::PixelLayout::Gray => raster.pixels.iter().flat_map(|&v| [v, v, v]).collect(),
-        _ => raster.pixels.clone(),
-    };
+    let rgb = raster.rgb_pixels("HEIF")?;
     let compression = if heic { crate::libheif::COMPRESSION_HEVC } else { crate::libheif::COMPRESSION_AV1 };
     crate::avif::encode_heif(&rgb, raster.width, raster.height, compression, quality, orientation)
 }

@@ -6,7 +6,7 @@ use std::any::Any;
 use std::os::raw::c_int;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 
-use mozjpeg::{Decompress, Marker};
+use mozjpeg::{ColorSpace, Decompress, Marker};
 use mozjpeg_sys::jpeg_common_struct;
 use mozjpeg_sys::jpeg_error_mgr as ErrorMgr;
 
@@ -71,15 +71,18 @@ fn read<R: std::io::BufRead>(mut decompress: Decompress<R>, scale: u8) -> Result
     let icc = icc_profile(&decompress);
     let adobe = decompress.markers().any(|m| m.marker == Marker::APP(14) && m.data.starts_with(b"Adobe"));
 
-    // YCbCr comes out as RGB through libjpeg-turbo's SIMD conversion: keeping
-    // YCbCr to the encoder went through its plain-C copy loops both ways
-    // and cost 3% more of the photo set's CPU (BENCHMARKS.md, 2026-11-30).
-    let (layout, mut started) = match decompress.image().map_err(damaged)? {
-        mozjpeg::Format::RGB(started) => (PixelLayout::Rgb, started),
-        mozjpeg::Format::Gray(started) => (PixelLayout::Gray, started),
+    // YCbCr comes out as RGBX through libjpeg-turbo's SIMD conversion:
+    // keeping YCbCr to the encoder went through its plain-C copy loops both
+    // ways and cost 3% more of the photo set's CPU (BENCHMARKS.md,
+    // 2026-11-30); four bytes a pixel cost the conversion nothing and halve
+    // the resizer's horizontal pass (BENCHMARKS.md, 2026-12-07).
+    let (layout, out_color_space) = match decompress.color_space() {
+        ColorSpace::JCS_GRAYSCALE => (PixelLayout::Gray, ColorSpace::JCS_GRAYSCALE),
         // libjpeg turns YCCK into CMYK; Adobe files store it inverted.
-        mozjpeg::Format::CMYK(started) => (PixelLayout::Cmyk { inverted: adobe }, started),
+        ColorSpace::JCS_CMYK | ColorSpace::JCS_YCCK => (PixelLayout::Cmyk { inverted: adobe }, ColorSpace::JCS_CMYK),
+        _ => (PixelLayout::Rgbx, ColorSpace::JCS_EXT_RGBX),
     };
+    let mut started = decompress.to_colorspace(out_color_space).map_err(damaged)?;
     let (out_width, out_height) = (dimension(started.width())?, dimension(started.height())?);
     let pixels: Vec<u8> = started.read_scanlines().map_err(damaged)?;
     // Reads up to EOI, so that a file cut after its last scan is caught too.
@@ -241,6 +244,23 @@ mod tests {
         assert!(dc_scans.len() < data.len() / 3, "{} of {} bytes kept", dc_scans.len(), data.len());
         assert_eq!((reduced.raster.width, reduced.raster.height), (full.raster.width, full.raster.height));
         assert!(reduced.raster.pixels == full.raster.pixels, "the pixels differ");
+    }
+
+    #[test]
+    fn colour_jpegs_come_out_as_rgbx_holding_libjpegs_rgb_values() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../testdata/images/mate-ladybird.jpg");
+        let data = std::fs::read(path).expect("a baseline colour photo");
+        let mut rgb = open(&data).expect("header");
+        rgb.scale(2);
+        let mut started = rgb.rgb().expect("an RGB decode");
+        let expected: Vec<u8> = started.read_scanlines().expect("RGB rows");
+        started.finish().expect("finished");
+
+        let rgbx = read(open(&data).expect("header"), 2).expect("an RGBX decode").raster;
+
+        assert_eq!(rgbx.layout, PixelLayout::Rgbx);
+        let without_padding = rgbx.rgb_pixels("test").expect("RGB bytes");
+        assert!(without_padding.as_ref() == expected.as_slice(), "the RGBX pixels differ from the RGB ones");
     }
 
     #[test]
