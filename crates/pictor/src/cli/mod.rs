@@ -93,7 +93,12 @@ pub async fn run(command: Command) -> ExitCode {
         Command::Edit(args) => edit::run(args).await,
         Command::Watch(args) => watch::run(args).await,
         Command::Doctor(args) => doctor::run(args).await,
-        Command::Serve(_) | Command::Worker(_) | Command::Migrate(_) | Command::Gc(_) | Command::Storage(_) => {
+        Command::Serve(_)
+        | Command::Worker(_)
+        | Command::Migrate(_)
+        | Command::Gc(_)
+        | Command::Storage(_)
+        | Command::SandboxChild(_) => {
             Err(UsageError("serve, worker and migrate are service commands, not client ones".into()).into())
         }
     };
