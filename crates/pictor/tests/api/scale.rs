@@ -72,6 +72,21 @@ async fn assert_counts_exact(app: &TestApp, step: &str) -> BTreeMap<(String, Str
     jobs
 }
 
+/// Waits until no job of `image` is PENDING or RUNNING: an image is FAILED
+/// the moment one of its jobs fails for good, while its sibling (the
+/// preview, in a sandbox child) may still be completing, which would change
+/// the counts between two reads.
+async fn wait_until_settled(app: &TestApp, image: &str) {
+    for _ in 0..1_200 {
+        let jobs = app.jobs(&format!("imageId={image}")).await.jobs;
+        if jobs.iter().all(|j| !matches!(j.status, JobStatus::Pending | JobStatus::Running)) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the jobs of {image} are still running after a minute");
+}
+
 async fn patch_collection(app: &TestApp, id: &str, collection: serde_json::Value) {
     let response = app
         .client
@@ -109,6 +124,7 @@ both_backends! {
         let failing: serde_json::Value = failing.json().await.expect("json");
         let failing = failing["imageId"].as_str().expect("id").to_owned();
         assert_eq!(app.wait_terminal(&failing, Duration::from_secs(60)).await.status, ImageStatus::Failed);
+        wait_until_settled(&app, &failing).await;
         let failed = assert_counts_exact(&app, "a failure").await;
         assert_eq!(failed.get(&("FAILED".into(), "THUMBNAIL_GENERATION".into())), Some(&1));
         broken.store(false, Ordering::SeqCst);
@@ -124,6 +140,7 @@ both_backends! {
         let cancelled: serde_json::Value = cancelled.json().await.expect("json");
         let cancelled = cancelled["imageId"].as_str().expect("id").to_owned();
         assert_eq!(app.wait_terminal(&cancelled, Duration::from_secs(60)).await.status, ImageStatus::Failed);
+        wait_until_settled(&app, &cancelled).await;
         let job = app.jobs("status=FAILED").await.jobs[0].id;
         let response = app.client.post(app.url(&format!("/api/admin/jobs/{job}/cancel"))).send().await.expect("cancel");
         assert_eq!(response.status(), 200);
