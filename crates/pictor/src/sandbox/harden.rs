@@ -51,6 +51,9 @@ const DENIED: &[libc::c_long] = &[
     libc::SYS_swapoff,
 ];
 
+/// How a measure that could not be applied starts its line (the parent warns of it).
+pub const NOT_APPLIED: &str = "not applied: ";
+
 /// Applies every measure it can to this process, which must still be
 /// single-threaded (a user namespace needs it), and returns what was
 /// applied or why not, one line each.
@@ -59,7 +62,7 @@ pub fn apply(memory_mb: u64) -> Vec<String> {
     #[cfg(target_os = "linux")]
     linux::apply(memory_mb, &mut applied);
     #[cfg(not(target_os = "linux"))]
-    applied.push(format!("nothing applied: the sandbox's limits need Linux (memory limit {memory_mb} MB unset)"));
+    applied.push(format!("{NOT_APPLIED}any limit (memory limit {memory_mb} MB): the sandbox's limits need Linux"));
     applied
 }
 
@@ -89,7 +92,7 @@ mod linux {
         TargetArch,
     };
 
-    use super::DENIED;
+    use super::{DENIED, NOT_APPLIED};
 
     pub fn apply(memory_mb: u64, applied: &mut Vec<String>) {
         close_inherited();
@@ -99,34 +102,34 @@ mod linux {
         let bytes = memory_mb.saturating_mul(1 << 20);
         applied.push(match set_limit(libc::RLIMIT_AS, bytes) {
             Ok(()) => format!("address space limited to {memory_mb} MB"),
-            Err(e) => format!("no memory limit: {e}"),
+            Err(e) => format!("{NOT_APPLIED}memory limit: {e}"),
         });
         if set_limit(libc::RLIMIT_CORE, 0).is_err() {
-            applied.push("core dumps still allowed".to_owned());
+            applied.push(format!("{NOT_APPLIED}no core dumps"));
         }
         // SAFETY: prctl with integer arguments only.
         let no_new_privs = unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, one, zero, zero, zero) } == 0;
         applied.push(if no_new_privs {
             "no new privileges".to_owned()
         } else {
-            format!("new privileges still possible: {}", std::io::Error::last_os_error())
+            format!("{NOT_APPLIED}no new privileges: {}", std::io::Error::last_os_error())
         });
         // SAFETY: unshare only changes this (single-threaded) process's namespaces.
         let unshared = unsafe { libc::unshare(libc::CLONE_NEWUSER | libc::CLONE_NEWNET) } == 0;
         applied.push(if unshared {
             "new user and network namespaces (no network interface)".to_owned()
         } else {
-            format!("no namespaces: {}", std::io::Error::last_os_error())
+            format!("{NOT_APPLIED}user and network namespaces: {}", std::io::Error::last_os_error())
         });
         // After the namespaces: a change of credentials clears it.
         // SAFETY: prctl with integer arguments only.
         let orphaned = unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, kill, zero, zero, zero) } != 0;
         if orphaned {
-            applied.push(format!("no parent-death signal: {}", std::io::Error::last_os_error()));
+            applied.push(format!("{NOT_APPLIED}parent-death signal: {}", std::io::Error::last_os_error()));
         }
         applied.push(match seccomp() {
             Ok(()) => format!("seccomp filter: {} system calls denied, network and exec among them", DENIED.len() + 1),
-            Err(e) => format!("no seccomp filter: {e}"),
+            Err(e) => format!("{NOT_APPLIED}seccomp filter: {e}"),
         });
     }
 

@@ -222,7 +222,13 @@ impl ProcessPool {
             Err(_) => return Err(cannot(format!("not ready after {}", seconds(START_TIMEOUT)))),
         };
         if !self.logged.swap(true, Ordering::Relaxed) {
-            tracing::debug!(target: "sandbox", child = pid, applied = applied.join("; "), "image sandbox child started");
+            let applied_all = !applied.iter().any(|line| line.starts_with(super::harden::NOT_APPLIED));
+            if applied_all {
+                tracing::debug!(target: "sandbox", child = pid, applied = applied.join("; "), "image sandbox child started");
+            } else {
+                tracing::warn!(target: "sandbox", child = pid, applied = applied.join("; "),
+                    "image sandbox child started without some of its limits");
+            }
         } else {
             tracing::trace!(target: "sandbox", child = pid, "image sandbox child started");
         }
