@@ -82,10 +82,28 @@ def process_stat(pid):
         return None
 
 
+def children_of(pid):
+    """Live child processes of `pid` (a `serve`'s or `worker`'s image
+    sandbox children)."""
+    kids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                    kids.append(int(entry))
+        except (OSError, IndexError, ValueError):
+            pass
+    return kids
+
+
 def cpu_seconds(pid):
-    """User + system CPU time of a live process."""
+    """User + system CPU time of a live process and of its live children
+    (the image sandbox's, which do the imaging when it is on)."""
     stat = process_stat(pid)
-    return stat[1] if stat else float("nan")
+    own = stat[1] if stat else float("nan")
+    return own + sum(s[1] for s in map(process_stat, children_of(pid)) if s)
 
 
 def postgres_cpu_seconds():
@@ -279,6 +297,9 @@ def main():
         # notices up to --poll-seconds later.
         elapsed = last_stored_at(base, page["count"]) - t0_epoch if not failed else noticed
         rss = {name: round(peak_rss_mb(p.pid), 1) for name, p in procs + services}
+        # The image sandbox's children, each its own peak (they run side by side).
+        rss.update({f"{name} children": [round(peak_rss_mb(k), 1) for k in children_of(p.pid)]
+                    for name, p in procs if children_of(p.pid)})
         cpu = {name: round(cpu_seconds(p.pid) - cpu0[name], 2) for name, p in procs}
         # The object store's CPU, apart: moto is a Python stand-in for a real store.
         store_cpu = {name: round(cpu_seconds(p.pid) - cpu0[name], 2) for name, p in services}

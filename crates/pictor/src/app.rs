@@ -22,6 +22,7 @@ use crate::queue::retry::RetryPolicy;
 use crate::queue::runner::{Runner, RunnerSettings};
 use crate::queue::wakeup::Wakeup;
 use crate::queue::{Queue, QueueError};
+use crate::sandbox::{ImageSandbox, PoolSettings, ProcessPool};
 use crate::shutdown::Shutdown;
 use crate::storage::{LocalStorage, ObjectSettings, ObjectStorage, Storage, StorageError};
 use crate::telemetry::Telemetry;
@@ -42,6 +43,9 @@ pub enum StartupError {
     /// The CPU pool's threads could not be started.
     #[error("cannot start the CPU pool's threads")]
     CpuPool(#[source] std::io::Error),
+    /// The binary to start image sandbox children from cannot be found.
+    #[error("cannot find this program's executable for the image sandbox's children")]
+    SandboxExecutable(#[source] std::io::Error),
 }
 
 /// Why a running Pictor stopped with an error.
@@ -70,6 +74,13 @@ pub struct Overrides {
     pub retry: Option<RetryPolicy>,
     /// A wrapper around the storage every part uses.
     pub storage: Option<StorageWrapper>,
+    /// The `pictor` binary the image sandbox starts its children from,
+    /// instead of this process's own executable (a test binary is not one).
+    pub sandbox_executable: Option<std::path::PathBuf>,
+    /// Arms the sandbox children's test hooks (a crash, a hang, a memory
+    /// blow-up, a socket, set off by a marker in an image). No setting or
+    /// variable reaches it.
+    pub sandbox_test_hooks: bool,
 }
 
 /// A resolved, migrated Pictor, ready to serve or work.
@@ -203,6 +214,23 @@ pub async fn build_with(config: &Config, api_base_default: &str, overrides: Over
         telemetry: telemetry.clone(),
     };
     let cpus = std::thread::available_parallelism().map_or(2, usize::from);
+    // As many children as CPU threads: image work stays bounded by the CPUs (DESIGN invariant 6).
+    let sandbox = match config.image_sandbox {
+        ImageSandbox::Off => None,
+        ImageSandbox::Process => {
+            let executable = match overrides.sandbox_executable {
+                Some(path) => path,
+                None => std::env::current_exe().map_err(StartupError::SandboxExecutable)?,
+            };
+            Some(Arc::new(ProcessPool::new(PoolSettings {
+                executable,
+                children: cpus,
+                memory_mb: config.sandbox_memory_mb,
+                timeout: Duration::from_secs(config.sandbox_timeout_secs),
+                test_hooks: overrides.sandbox_test_hooks,
+            })))
+        }
+    };
     let handlers = Arc::new(HandlerContext {
         storage: storage.clone(),
         originals: Arc::new(DbOriginalLocks::new(db.clone())),
@@ -219,6 +247,7 @@ pub async fn build_with(config: &Config, api_base_default: &str, overrides: Over
             },
         }),
         decodes: Arc::default(),
+        sandbox,
     });
     let settings = RunnerSettings {
         batch_size: config.runner_batch_size,
@@ -347,7 +376,7 @@ impl App {
     fn metrics_routes(&self) -> Router {
         http::metrics::router(http::metrics::MetricsState {
             images: self.images.clone(),
-            cpu: self.handlers.cpu.clone(),
+            image_work: self.handlers.clone(),
         })
     }
 }

@@ -61,6 +61,17 @@ pub enum Command {
     Watch(crate::cli::watch::WatchArgs),
     /// Check the local configuration and say how to fix what is wrong.
     Doctor(crate::cli::doctor::DoctorArgs),
+    /// An image sandbox child, started by `serve` and `worker` (not for people).
+    #[command(name = "sandbox-child", hide = true)]
+    SandboxChild(SandboxChildArgs),
+}
+
+/// `pictor sandbox-child`: what its parent tells it.
+#[derive(Debug, Args)]
+pub struct SandboxChildArgs {
+    /// Address-space limit, MB.
+    #[arg(long)]
+    pub memory_mb: u64,
 }
 
 /// `pictor serve`.
@@ -218,7 +229,7 @@ mod reference {
              its variable. The README's [Configuration](../README.md#configuration) explains the settings.\n",
         );
         let cli = Cli::command();
-        for command in cli.get_subcommands() {
+        for command in cli.get_subcommands().filter(|c| !c.is_hide_set()) {
             let args: Vec<_> =
                 command.get_arguments().filter(|a| !a.is_positional() && a.get_long().is_some()).collect();
             let _ = write!(

@@ -136,6 +136,19 @@ pub struct Config {
     /// Thumbnail sizes (longest edge, px), comma-separated.
     #[arg(long, env = "PICTOR_THUMBNAIL_SIZES", value_delimiter = ',', default_value = DEFAULT_THUMBNAIL_SIZES)]
     pub thumbnail_sizes: Vec<u32>,
+    /// Where decoding and encoding run: `process` (child processes with a
+    /// memory limit, a deadline, no network and a system-call filter: a
+    /// decoder's crash fails its job only) or `off` (threads of this process).
+    #[arg(long, env = "PICTOR_IMAGE_SANDBOX", value_enum, default_value = "process")]
+    pub image_sandbox: crate::sandbox::ImageSandbox,
+    /// Address-space limit of each image sandbox child, MB; a file needing
+    /// more fails its job.
+    #[arg(long, env = "PICTOR_SANDBOX_MEMORY_MB", default_value_t = crate::sandbox::DEFAULT_MEMORY_MB)]
+    pub sandbox_memory_mb: u64,
+    /// Longest one image may take in a sandbox child, seconds; past it the
+    /// child is killed and the attempt fails (and is retried).
+    #[arg(long, env = "PICTOR_SANDBOX_TIMEOUT_SECS", default_value_t = crate::sandbox::DEFAULT_TIMEOUT_SECS)]
+    pub sandbox_timeout_secs: u64,
     /// Seconds in-flight jobs get to finish at shutdown.
     #[arg(long, env = "PICTOR_SHUTDOWN_TIMEOUT_SECS", default_value_t = crate::queue::DEFAULT_SHUTDOWN_TIMEOUT_SECS)]
     pub shutdown_timeout_secs: u64,
@@ -356,6 +369,12 @@ impl Config {
                 "must be at least PICTOR_MAX_UPLOAD_BYTES, or no upload of the largest size could start",
             );
         }
+        if self.sandbox_memory_mb < crate::sandbox::MIN_MEMORY_MB {
+            return bad("PICTOR_SANDBOX_MEMORY_MB", "must be at least 256 (the binary alone takes some 100 MB)");
+        }
+        if self.sandbox_timeout_secs == 0 {
+            return bad("PICTOR_SANDBOX_TIMEOUT_SECS", "must be at least 1");
+        }
         if self.max_upload_bytes == 0 || self.max_pixels == 0 {
             return bad("PICTOR_MAX_UPLOAD_BYTES/PICTOR_MAX_PIXELS", "must be positive");
         }
@@ -379,6 +398,8 @@ mod tests {
         assert_eq!(c.thumbnail_sizes, vec![64, 128, 256, 512]);
         assert_eq!(c.preview_formats, vec![pictor_imaging::AssetFormat::Jpeg]);
         assert_eq!(c.temp_grace_secs, crate::images::DEFAULT_TEMP_GRACE_SECS);
+        assert_eq!(c.image_sandbox, crate::sandbox::ImageSandbox::Process);
+        assert_eq!((c.sandbox_memory_mb, c.sandbox_timeout_secs), (2048, 60));
         c.validate().expect("defaults are valid");
     }
 
@@ -442,6 +463,8 @@ mod tests {
             (Config { webhook_secret: Some(Secret::new("s")), ..defaults() }, "PICTOR_WEBHOOK_SECRET"),
             (Config { cors_origins: vec!["app.example".into()], ..defaults() }, "PICTOR_CORS_ORIGINS"),
             (Config { cors_origins: vec!["https://app.example/x".into()], ..defaults() }, "PICTOR_CORS_ORIGINS"),
+            (Config { sandbox_memory_mb: 100, ..defaults() }, "PICTOR_SANDBOX_MEMORY_MB"),
+            (Config { sandbox_timeout_secs: 0, ..defaults() }, "PICTOR_SANDBOX_TIMEOUT_SECS"),
         ] {
             let error = config.validate().expect_err(name).to_string();
             assert!(error.contains(name), "{error}");

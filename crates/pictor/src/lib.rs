@@ -17,7 +17,8 @@
 //!   [`command`] is the command line;
 //! - the domain: [`images`] (accept, find, list, edit, delete, operators'
 //!   job actions, what a job's ending means for its image, change events);
-//! - [`handlers`]: one per job kind, bytes in, effects out (→ `pictor-imaging`);
+//! - [`handlers`]: one per job kind, bytes in, effects out;
+//! - [`sandbox`]: image work (→ `pictor-imaging`) in limited child processes;
 //! - [`queue`] (jobs, not images), [`ingest`], [`storage`], [`db`];
 //! - [`config`], [`clock`], [`shutdown`], [`telemetry`] (the metrics recorder),
 //!   [`sessions`] (the admin token and the browser sessions it signs).
@@ -34,6 +35,7 @@ pub mod http;
 pub mod images;
 pub mod ingest;
 pub mod queue;
+pub mod sandbox;
 pub mod server;
 pub mod sessions;
 pub mod shutdown;

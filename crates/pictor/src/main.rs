@@ -26,9 +26,18 @@ use pictor::storage::migrate;
 const DEFAULT_MALLOC_ARENAS: i32 = 2;
 
 fn main() -> ExitCode {
-    // `.env` is read here only; a missing file is fine.
-    let _ = dotenvy::dotenv();
+    // `.env` is read here only; a missing file is fine. A sandbox child
+    // reads none: its environment is the little its parent gave it.
+    if std::env::args_os().nth(1).is_none_or(|command| command != pictor::sandbox::child::SUBCOMMAND) {
+        let _ = dotenvy::dotenv();
+    }
     let cli = Cli::parse();
+    if let Command::SandboxChild(args) = &cli.command {
+        limit_malloc_arenas();
+        pictor_imaging::keep_image_buffers_allocated();
+        // Before any thread exists: it hardens itself, which needs a single thread.
+        return pictor::sandbox::child::run(args.memory_mb);
+    }
     if matches!(cli.command, Command::Serve(_) | Command::Worker(_)) {
         limit_malloc_arenas();
         pictor_imaging::keep_image_buffers_allocated();

@@ -35,7 +35,8 @@ pub const JOB_RESCUES: &str = "pictor_job_rescues_total";
 pub const OLDEST_PENDING_AGE: &str = "pictor_oldest_pending_job_age_seconds";
 /// `pictor_images{status}`: images in the database, at scrape time.
 pub const IMAGES: &str = "pictor_images";
-/// `pictor_cpu_pool_busy_ratio`: busy CPU-pool threads / threads, at scrape time.
+/// `pictor_cpu_pool_busy_ratio`: busy image-work slots (sandbox children, or CPU-pool
+/// threads with the sandbox off) / slots, at scrape time.
 pub const CPU_POOL_BUSY: &str = "pictor_cpu_pool_busy_ratio";
 
 /// Histogram buckets, seconds: from a fast request to a slow image job.
@@ -106,5 +107,5 @@ fn describe() {
     describe_counter!(JOB_RESCUES, "Jobs taken back after their lease expired");
     describe_gauge!(OLDEST_PENDING_AGE, Unit::Seconds, "Wait of the oldest due PENDING job");
     describe_gauge!(IMAGES, "Images by status");
-    describe_gauge!(CPU_POOL_BUSY, "Busy share of the CPU pool's threads");
+    describe_gauge!(CPU_POOL_BUSY, "Busy share of the image-work slots (sandbox children or CPU-pool threads)");
 }

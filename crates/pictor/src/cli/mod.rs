@@ -100,7 +100,8 @@ pub async fn run(command: Command) -> ExitCode {
         | Command::Migrate(_)
         | Command::Gc(_)
         | Command::Reprocess(_)
-        | Command::Storage(_) => {
+        | Command::Storage(_)
+        | Command::SandboxChild(_) => {
             Err(UsageError("serve, worker, migrate, gc, reprocess and storage are service commands".into()).into())
         }
     };

@@ -1,7 +1,10 @@
 //! The CPU pool: one thread per CPU, each taking the next piece of image
 //! work from a shared queue the moment it finishes the last (DESIGN
 //! invariant 6: decoding and encoding are bounded by the CPUs, and the async
-//! runtime never blocks on them).
+//! runtime never blocks on them). It runs image work when the sandbox is
+//! off (`PICTOR_IMAGE_SANDBOX=off`); by default the work goes to as many
+//! sandbox children instead ([`crate::sandbox`]), where a crash or a hang
+//! kills one child rather than this process or one of these threads.
 //!
 //! It replaced a semaphore in front of tokio's blocking pool, where each
 //! piece first waited for a blocking thread to be woken, and a freed slot

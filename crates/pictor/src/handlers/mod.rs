@@ -27,6 +27,7 @@ pub use webhook::{WebhookDelivery, WebhookTarget};
 use crate::db::ImageId;
 use crate::queue::Job;
 use crate::queue::handler::{HandlerError, Registry};
+use crate::sandbox::{ProcessPool, Rendered, Request, SandboxError, Work};
 use crate::storage::{OriginalKey, OriginalLocks, Storage, StorageError};
 
 /// A handler's result: image effects and child jobs.
@@ -55,6 +56,25 @@ impl From<ImagingError> for HandlerError {
         }
     }
 }
+impl From<SandboxError> for HandlerError {
+    fn from(e: SandboxError) -> Self {
+        match e {
+            SandboxError::Imaging(e) => e.into(),
+            // The same bytes crash the same decoder again, and exhaust the
+            // same memory limit: no attempt mends them (an operator who
+            // raises the limit retries the job by hand).
+            SandboxError::Panicked(_) | SandboxError::Crashed { .. } | SandboxError::OutOfMemory { .. } => {
+                Self::permanent(e.to_string())
+            }
+            // Time depends on the machine's load, as for the job's own
+            // deadline; a kill from outside and a broken child are not the file's fault.
+            SandboxError::Deadline { .. } | SandboxError::Killed | SandboxError::Broken(_) => {
+                Self::retryable(e.to_string())
+            }
+        }
+    }
+}
+
 /// A change to an image that a job's completion commits.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ImageEffect {
@@ -164,12 +184,16 @@ pub struct HandlerContext {
     pub storage: Arc<dyn Storage>,
     /// The originals' locks, taken by an offload's promotion.
     pub originals: Arc<dyn OriginalLocks>,
-    /// Runs decoding and encoding, one thread per CPU (DESIGN invariant 6).
+    /// Runs decoding and encoding, one thread per CPU (DESIGN invariant 6),
+    /// when the sandbox is off.
     pub cpu: Arc<CpuPool>,
     /// Asset sizes and quality.
     pub assets: Arc<AssetSettings>,
-    /// Decodes shared by the thumbnail and preview jobs of one image.
+    /// Decodes shared by the thumbnail and preview jobs of one image (in process).
     pub decodes: Arc<SharedDecodes>,
+    /// The sandbox's children, one per CPU, where image work runs; `None`
+    /// runs it on `cpu` (`PICTOR_IMAGE_SANDBOX=off`).
+    pub sandbox: Option<Arc<ProcessPool>>,
 }
 
 impl HandlerContext {
@@ -193,6 +217,45 @@ impl HandlerContext {
 }
 
 impl HandlerContext {
+    /// Makes `work`'s assets from the original at `original_path`, decoded
+    /// once for outputs up to `edge`, in a sandbox child or on the CPU pool.
+    /// `share` names the asking job when the decode is shared with its
+    /// sibling (then `edge` is [`AssetSettings::shared_edge`]).
+    ///
+    /// # Errors
+    /// Reading the original; decoding or encoding it; the child crashed,
+    /// ran out of memory or time.
+    pub async fn render(
+        &self,
+        original_path: &str,
+        share: Option<Taker>,
+        edge: u32,
+        work: Work,
+    ) -> Result<Rendered, HandlerError> {
+        let Some(sandbox) = &self.sandbox else {
+            let prepared = match share {
+                Some(taker) => self.shared_prepared(original_path, taker).await?,
+                None => self.prepare_original(original_path, edge).await?,
+            };
+            let options = self.assets.render.clone();
+            return self.run_cpu(move || Ok(work.render(&prepared, &options)?)).await;
+        };
+        // A local file the child reads itself: the original, or a download
+        // into this process's scratch folder, kept until the child is done.
+        let copy = self.storage.local_copy(&*OriginalKey::parse(original_path)?).await?;
+        let path = std::path::absolute(copy.path()).map_err(|e| {
+            HandlerError::retryable(format!("cannot resolve {}: {e}", copy.path().display())).caused_by(e)
+        })?;
+        let request =
+            Request { key: original_path.to_owned(), path, edge, share, work, options: (&self.assets.render).into() };
+        Ok(sandbox.render(&request).await?)
+    }
+
+    /// The share of image-work slots busy now (sandbox children or CPU threads), 0 to 1.
+    pub fn busy_share(&self) -> f64 {
+        self.sandbox.as_ref().map_or_else(|| self.cpu.busy_share(), |pool| pool.busy_share())
+    }
+
     /// The original's pixels prepared for both asset jobs: read and decoded
     /// once per process when the thumbnail and preview jobs of an image run
     /// side by side (see [`shared_decode`]).

@@ -11,6 +11,7 @@ use super::payload::PreviewPayload;
 use super::{HandlerContext, ImageEffect, Outcome, Taker, payload};
 use crate::queue::Job;
 use crate::queue::handler::{HandlerError, JobHandler};
+use crate::sandbox::Work;
 use crate::storage::AssetKey;
 
 /// Makes the web preview of an original.
@@ -31,10 +32,9 @@ impl JobHandler<ImageEffect> for PreviewGeneration {
     async fn handle(&self, job: &Job) -> Result<Outcome, HandlerError> {
         let ctx = &self.ctx;
         let p: PreviewPayload = payload(job)?;
-        let prepared = ctx.shared_prepared(&p.original_path, Taker::Preview).await?;
-        let (max_edge, formats, options) =
-            (ctx.assets.preview_max_edge, ctx.assets.preview_formats.clone(), ctx.assets.render.clone());
-        let assets = ctx.run_cpu(move || Ok(prepared.previews(max_edge, &formats, &options)?)).await?;
+        let work =
+            Work::Previews { max_edge: ctx.assets.preview_max_edge, formats: ctx.assets.preview_formats.clone() };
+        let assets = ctx.render(&p.original_path, Some(Taker::Preview), ctx.assets.shared_edge(), work).await?.assets;
         let mut previews = BTreeMap::new();
         let mut objects = Vec::with_capacity(assets.len());
         for asset in assets {

@@ -1,7 +1,8 @@
-//! One decode for the two asset jobs of an image. `THUMBNAIL_GENERATION` and
-//! `PREVIEW_GENERATION` are enqueued together by the offload and are claimed
-//! together, so they usually run side by side in one runner. The first to
-//! ask decodes the original at an edge covering both jobs' outputs; the
+//! One decode for the two asset jobs of an image, when image work runs in
+//! this process (`PICTOR_IMAGE_SANDBOX=off`; a sandbox child keeps its own).
+//! `THUMBNAIL_GENERATION` and `PREVIEW_GENERATION` are enqueued together by
+//! the offload and are claimed together, so they usually run side by side
+//! in one runner. The first to ask decodes the original at an edge covering both jobs' outputs; the
 //! other waits for those pixels instead of decoding again (for progressive
 //! JPEGs the decode is most of an image's CPU).
 //!
@@ -18,20 +19,13 @@ use pictor_imaging::Prepared;
 use tokio::sync::OnceCell;
 
 use crate::queue::handler::HandlerError;
+/// Which of the two jobs takes the pixels (the sandbox's children share decodes the same way).
+pub use crate::sandbox::Taker;
 
 /// Longest an entry waits for the second job.
 pub const ENTRY_TTL: Duration = Duration::from_secs(15);
 /// Most entries held at once (each a preview-sized buffer, ~12 MB at 2048 px).
 pub const CAPACITY: usize = 8;
-
-/// Which of the two jobs takes the pixels.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Taker {
-    /// `THUMBNAIL_GENERATION`.
-    Thumbnails,
-    /// `PREVIEW_GENERATION`.
-    Preview,
-}
 
 /// Decodes in progress or done, by storage key of the original.
 #[derive(Debug, Default)]

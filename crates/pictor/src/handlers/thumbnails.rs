@@ -10,6 +10,7 @@ use super::payload::ThumbnailPayload;
 use super::{HandlerContext, ImageEffect, Outcome, Taker, payload};
 use crate::queue::Job;
 use crate::queue::handler::{HandlerError, JobHandler};
+use crate::sandbox::Work;
 use crate::storage::AssetKey;
 
 /// Makes the thumbnails of an original.
@@ -34,16 +35,16 @@ impl JobHandler<ImageEffect> for ThumbnailGeneration {
             return Err(HandlerError::permanent(format!("invalid thumbnail sizes {:?}", p.sizes)));
         }
         let largest = p.sizes.iter().copied().max().unwrap_or_default();
-        let prepared = if largest <= ctx.assets.shared_edge() {
-            ctx.shared_prepared(&p.original_path, Taker::Thumbnails).await?
-        } else {
-            // Sizes beyond what the shared decode covers (a job enqueued
-            // under other settings): a decode of its own.
-            ctx.prepare_original(&p.original_path, largest).await?
-        };
-        let (sizes, options) = (p.sizes.clone(), ctx.assets.render.clone());
-        let (assets, thumbhash) = ctx.run_cpu(move || Ok(prepared.thumbnails_and_thumbhash(&sizes, &options)?)).await?;
-        let thumbhash = placeholder(thumbhash);
+        // Sizes beyond what the shared decode covers (a job enqueued under
+        // other settings) get a decode of their own.
+        let shared_edge = ctx.assets.shared_edge();
+        let (share, edge) =
+            if largest <= shared_edge { (Some(Taker::Thumbnails), shared_edge) } else { (None, largest) };
+        let rendered = ctx.render(&p.original_path, share, edge, Work::Thumbnails { sizes: p.sizes.clone() }).await?;
+        let (assets, thumbhash) = (rendered.assets, rendered.thumbhash);
+        let thumbhash = placeholder(
+            thumbhash.unwrap_or_else(|| Err(pictor_imaging::ImagingError::Internal("no thumbhash was made".into()))),
+        );
         let mut keys = BTreeMap::new();
         let mut objects = Vec::with_capacity(assets.len());
         for (size, asset) in p.sizes.iter().zip(assets) {

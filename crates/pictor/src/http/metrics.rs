@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use crate::api_error::ApiError;
-use crate::handlers::CpuPool;
+use crate::handlers::HandlerContext;
 use crate::images::Images;
 use crate::telemetry::{CPU_POOL_BUSY, HTTP_DURATION, HTTP_REQUESTS, IMAGES, JOBS, OLDEST_PENDING_AGE, Telemetry};
 
@@ -23,8 +23,8 @@ use crate::telemetry::{CPU_POOL_BUSY, HTTP_DURATION, HTTP_REQUESTS, IMAGES, JOBS
 pub struct MetricsState {
     /// The domain (its database counts and the process's recorder).
     pub images: Images,
-    /// The CPU pool, for its busy share.
-    pub cpu: Arc<CpuPool>,
+    /// The handlers' image work (sandbox children or CPU threads), for its busy share.
+    pub image_work: Arc<HandlerContext>,
 }
 
 /// `GET /metrics`.
@@ -48,7 +48,7 @@ async fn scrape(State(state): State<MetricsState>) -> Result<Response, ApiError>
             metrics::gauge!(IMAGES, "status" => *status).set(*n as f64);
         }
         metrics::gauge!(OLDEST_PENDING_AGE).set(gauges.oldest_pending_wait.as_secs_f64());
-        metrics::gauge!(CPU_POOL_BUSY).set(state.cpu.busy_share());
+        metrics::gauge!(CPU_POOL_BUSY).set(state.image_work.busy_share());
     });
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], telemetry.render()).into_response())
 }

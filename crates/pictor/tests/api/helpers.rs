@@ -134,6 +134,14 @@ pub fn test_config(dir: &Path) -> Config {
     }
 }
 
+/// `overrides` with the image sandbox's children started from the `pictor`
+/// binary cargo built beside this test (unless a test chose another): the
+/// tests run image work in child processes, as `serve` does by default.
+pub fn with_sandbox_binary(mut overrides: Overrides) -> Overrides {
+    overrides.sandbox_executable.get_or_insert_with(|| PathBuf::from(env!("CARGO_BIN_EXE_pictor")));
+    overrides
+}
+
 /// Pictor with the runner, on defaults, on SQLite.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}, Overrides::default(), true).await
@@ -159,7 +167,7 @@ pub async fn spawn_app_on(
     configure(&mut config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let app = app::build_with(&config, &base, overrides).await.expect("pictor builds");
+    let app = app::build_with(&config, &base, with_sandbox_binary(overrides)).await.expect("pictor builds");
     let (trigger, shutdown) = shutdown::channel();
     let server = tokio::spawn(app::serve(listener, app.clone(), with_runner, shutdown));
     Some(TestApp { base, client: reqwest::Client::new(), app, dir, database_url, trigger, server })
@@ -389,7 +397,7 @@ pub async fn clocked_app(backend: Backend, configure: impl FnOnce(&mut Config)) 
     configure(&mut config);
     let clock = ManualClock::new(CLOCK_START);
     let overrides = Overrides { clock: Some(std::sync::Arc::new(clock.clone())), ..Default::default() };
-    let app = app::build_with(&config, "http://test", overrides).await.expect("build");
+    let app = app::build_with(&config, "http://test", with_sandbox_binary(overrides)).await.expect("build");
     Some(ClockedApp { app, clock, database_url, _dir: dir })
 }
 

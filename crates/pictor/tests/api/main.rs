@@ -8,6 +8,8 @@
 //! - `images`: list, filters, edit, delete.
 //! - `admin`: job list, detail, retry, cancel.
 //! - `queue`: claim, lease, rescue, backoff, retries, kill test; hand-turned clock.
+//! - `sandbox`: image work in child processes: a segfault, a hang, a memory
+//!   blow-up and a socket in a decoder (test hooks) fail their image only.
 //! - `queue_deadline`: jobs that never return: the deadline, the CPU pool's
 //!   replaced threads, attempts kept across restarts.
 //! - `queue_batch`: batch completion (lease-checked per job), bulk enqueue, a
@@ -97,6 +99,7 @@ mod queue_batch;
 mod queue_deadline;
 mod reprocess;
 mod s3;
+mod sandbox;
 mod scale;
 mod scale_out;
 mod service;
