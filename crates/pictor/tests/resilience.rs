@@ -42,9 +42,15 @@ fn restart_postgres() -> bool {
     pg_ctlcluster("restart")
 }
 
+/// Held by the test that stops or restarts the cluster: the tests of this
+/// binary run side by side, and one stopping PostgreSQL would fail the other.
+static CLUSTER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// Whether this machine has a PostgreSQL cluster the tests may stop (else
-/// the test records a visible skip).
-async fn postgres_to_stop(test: &str) -> Option<pictor::db::Db> {
+/// the test records a visible skip), with the right to stop it until the
+/// guard is dropped.
+async fn postgres_to_stop(test: &str) -> Option<(pictor::db::Db, tokio::sync::MutexGuard<'static, ()>)> {
+    let cluster = CLUSTER.lock().await;
     let admin = match pictor::db::Db::connect(ADMIN_URL).await {
         Ok(db) => db,
         Err(e) => {
@@ -56,7 +62,7 @@ async fn postgres_to_stop(test: &str) -> Option<pictor::db::Db> {
         skip::skip(test, "no pg_ctlcluster here to stop PostgreSQL with");
         return None;
     }
-    Some(admin)
+    Some((admin, cluster))
 }
 
 /// Starts PostgreSQL again when dropped, so that a failing test never leaves
@@ -75,7 +81,7 @@ async fn count(db: &pictor::db::Db, sql: &'static str) -> Result<i64, sqlx::Erro
 
 #[tokio::test]
 async fn workers_recover_from_a_postgres_restart_and_every_image_is_stored() {
-    let Some(admin) = postgres_to_stop("the PostgreSQL restart test").await else { return };
+    let Some((admin, _cluster)) = postgres_to_stop("the PostgreSQL restart test").await else { return };
     let name = format!("pictor_test_{}", uuid::Uuid::now_v7().simple());
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin.pool).await.expect("create");
     admin.pool.close().await;
@@ -152,7 +158,7 @@ async fn readyz_until(client: &reqwest::Client, base: &str, status: u16, limit: 
 
 #[tokio::test]
 async fn readyz_answers_503_with_the_reason_while_postgres_is_stopped_and_200_once_it_is_back() {
-    let Some(admin) = postgres_to_stop("the /readyz PostgreSQL stop test").await else { return };
+    let Some((admin, _cluster)) = postgres_to_stop("the /readyz PostgreSQL stop test").await else { return };
     let name = format!("pictor_test_{}", uuid::Uuid::now_v7().simple());
     sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin.pool).await.expect("create");
     admin.pool.close().await;

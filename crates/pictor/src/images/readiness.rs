@@ -14,6 +14,17 @@ use crate::db::SchemaStatus;
 
 /// How long a storage check's result is reused.
 pub const STORAGE_CHECK_TTL: Duration = Duration::from_secs(5);
+/// Longest one check may take: a database that does not answer (stopped,
+/// unreachable) would otherwise hold `/readyz` for the pool's 30 s wait,
+/// and a probe gives up long before that.
+pub const READINESS_CHECK_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// `work`'s result, or a failure saying it did not answer in time.
+async fn bounded<T>(work: impl std::future::Future<Output = Result<T, String>>) -> Result<T, String> {
+    tokio::time::timeout(READINESS_CHECK_TIMEOUT, work)
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer within {} s", READINESS_CHECK_TIMEOUT.as_secs())))
+}
 
 /// The last storage check: when, and its failure if any.
 pub(super) type StorageCheckCache = Arc<tokio::sync::Mutex<Option<(Millis, Result<(), String>)>>>;
@@ -54,21 +65,27 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
 
 impl Images {
     /// Runs the readiness checks.
+    /// The checks run side by side, each within [`READINESS_CHECK_TIMEOUT`].
     pub async fn readiness(&self) -> Readiness {
-        let database = match self.db.ping().await {
+        let (database, storage, migrations) = tokio::join!(
+            bounded(async { self.db.ping().await.map_err(|e| error_chain(&e)) }),
+            bounded(self.storage_writable()),
+            bounded(async { self.db.schema_status().await.map_err(|e| error_chain(&e)) }),
+        );
+        let database = match database {
             Ok(()) => Check { name: "database", ok: true, detail: None },
-            Err(e) => Check { name: "database", ok: false, detail: Some(error_chain(&e)) },
+            Err(why) => Check { name: "database", ok: false, detail: Some(why) },
         };
-        let storage = match self.storage_writable().await {
+        let storage = match storage {
             Ok(()) => Check { name: "storage", ok: true, detail: None },
             Err(why) => Check { name: "storage", ok: false, detail: Some(why) },
         };
-        let migrations = match self.db.schema_status().await {
+        let migrations = match migrations {
             Ok(status @ SchemaStatus::Current(_)) => {
                 Check { name: "migrations", ok: true, detail: Some(status.to_string()) }
             }
             Ok(status) => Check { name: "migrations", ok: false, detail: Some(status.to_string()) },
-            Err(e) => Check { name: "migrations", ok: false, detail: Some(error_chain(&e)) },
+            Err(why) => Check { name: "migrations", ok: false, detail: Some(why) },
         };
         let checks = vec![database, storage, migrations];
         for check in checks.iter().filter(|c| !c.ok) {

@@ -199,7 +199,9 @@ impl TestApp {
         configure(&mut config);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let app = app::build_with(&config, &base, Overrides::default()).await.expect("pictor builds again");
+        let app = app::build_with(&config, &base, with_sandbox_binary(Overrides::default()))
+            .await
+            .expect("pictor builds again");
         let (trigger, shutdown) = shutdown::channel();
         let server = tokio::spawn(app::serve(listener, app.clone(), with_runner, shutdown));
         TestApp { base, client: self.client, app, dir: self.dir, database_url: self.database_url, trigger, server }
