@@ -139,3 +139,52 @@ async fn an_oversized_text_field_and_too_many_parts_are_refused_as_they_arrive()
     assert_eq!(count_files(&app.dir.path().join("storage")), 0, "nothing kept of the refused uploads");
     app.stop().await;
 }
+
+both_backends! {
+    /// Page numbers, offsets and limits at the edge of a 64-bit integer,
+    /// past it, and negative: each list and page answers 200 (a page past
+    /// the end, empty) or 400, never a 5xx (the page arithmetic saturates).
+    async fn page_numbers_and_offsets_at_the_integer_limits_answer_200_or_400(backend) {
+        let Some(app) = crate::helpers::spawn_app_on(backend, |_| {}, Overrides::default(), false).await else {
+            return;
+        };
+        let id = app.upload_ok("tiny-microaneurysms.png").await;
+        for value in ["9223372036854775807", "9223372036854775808", "-9223372036854775808", "-1", "0"] {
+            for path in [
+                format!("/?page={value}"),
+                format!("/?page={value}&status=INGESTED"),
+                format!("/admin/jobs?page={value}"),
+                format!("/api/images?offset={value}"),
+                format!("/api/images?limit={value}"),
+                format!("/api/images?offset={value}&limit=1&status=INGESTED"),
+                format!("/api/admin/jobs?offset={value}"),
+                format!("/api/admin/jobs?limit={value}&status=PENDING"),
+            ] {
+                let response = app.client.get(app.url(&path)).send().await.expect("request");
+                let status = response.status().as_u16();
+                assert!(status == 200 || status == 400, "{path}: {status} {}", response.text().await.unwrap_or_default());
+            }
+        }
+        assert_eq!(app.image(&id).await.status, ImageStatus::Ingested, "the server still answers");
+        app.stop().await;
+    }
+}
+
+/// A PATCH with a 1 MiB title is refused (the same limits as upload) and
+/// the image keeps its title.
+#[tokio::test]
+async fn a_patch_with_a_1_mib_title_is_refused_and_changes_nothing() {
+    let app = spawn_app_with(|_| {}, Overrides::default(), false).await;
+    let id = app.upload_ok("tiny-microaneurysms.png").await;
+    let response = app
+        .client
+        .patch(app.url(&format!("/api/images/{id}")))
+        .json(&serde_json::json!({ "title": "x".repeat(1024 * 1024) }))
+        .send()
+        .await
+        .expect("patch");
+    let (status, body) = error_of(response).await;
+    assert!(status == 400 || status == 413, "{status}: {}", body.error.message);
+    assert_eq!(app.image(&id).await.title, "tiny-microaneurysms", "the title is unchanged");
+    app.stop().await;
+}
