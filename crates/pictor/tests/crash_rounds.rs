@@ -16,6 +16,7 @@
 #[allow(dead_code)]
 mod helpers;
 #[path = "api/processes.rs"]
+#[allow(dead_code)]
 mod processes;
 #[path = "support/skip.rs"]
 mod skip;

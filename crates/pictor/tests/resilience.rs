@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "api/processes.rs"]
+#[allow(dead_code)]
 mod processes;
 #[path = "support/skip.rs"]
 mod skip;
@@ -98,14 +99,7 @@ async fn workers_recover_from_a_postgres_restart_and_every_image_is_stored() {
         std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../testdata/images/plasma-coldripple.jpg"))
             .expect("photo");
     for i in 0..24 {
-        let part = reqwest::multipart::Part::bytes(photo.clone()).file_name(format!("p{i}.jpg"));
-        let response = client
-            .post(format!("{base}/api/upload"))
-            .multipart(reqwest::multipart::Form::new().part("file", part))
-            .send()
-            .await
-            .expect("upload");
-        assert_eq!(response.status(), 201);
+        processes::upload(client.clone(), base.clone(), format!("p{i}.jpg"), photo.clone()).await;
     }
     let db = pictor::db::Db::connect(&url).await.expect("connect");
     let pending =

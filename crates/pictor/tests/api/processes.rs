@@ -103,6 +103,54 @@ impl PictorProcess {
     }
 }
 
+/// Uploads `bytes` as `name` to the server at `base`; its image id (the
+/// upload must be answered 201).
+pub async fn upload(client: reqwest::Client, base: String, name: String, bytes: Vec<u8>) -> String {
+    let part = reqwest::multipart::Part::bytes(bytes).file_name(name);
+    let response = client
+        .post(format!("{base}/api/upload"))
+        .multipart(reqwest::multipart::Form::new().part("file", part))
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(response.status(), 201);
+    let body: serde_json::Value = response.json().await.expect("json");
+    body["imageId"].as_str().expect("id").to_owned()
+}
+
+/// Kills `worker` with SIGKILL while it holds a job in `pool`'s queue. It is
+/// frozen first (SIGSTOP) and the job looked up again, so that it cannot
+/// finish the job between the look-up and the kill (a completion already
+/// sent lands meanwhile); panics if it never holds one within two minutes.
+pub async fn kill_while_it_holds_a_job(worker: PictorProcess, pool: &sqlx::AnyPool) {
+    use sqlx::Row as _;
+    let holding =
+        format!("SELECT COUNT(*) AS n FROM job WHERE status = 'RUNNING' AND locked_by LIKE '%:{}:%'", worker.pid());
+    let held = || async {
+        let n: i64 = sqlx::query(sqlx::AssertSqlSafe(holding.clone()))
+            .fetch_one(pool)
+            .await
+            .expect("query")
+            .try_get("n")
+            .expect("n");
+        n > 0
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if held().await {
+            worker.signal("STOP");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            if held().await {
+                break;
+            }
+            worker.signal("CONT");
+        }
+        assert!(Instant::now() < deadline, "the worker never held a job");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    worker.signal("KILL");
+}
+
 impl Drop for PictorProcess {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {

@@ -15,7 +15,7 @@ use sqlx::Row;
 
 use crate::helpers::{Backend, TestApp, drop_database, files_under, fresh_database, spawn_app_on, testdata};
 use crate::moto::{BUCKET, Moto, PREFIX};
-use crate::processes::start;
+use crate::processes::{kill_while_it_holds_a_job, start, upload};
 
 const PHOTO: &str = "mpl-grace-hopper.jpg";
 
@@ -224,16 +224,7 @@ async fn an_api_and_two_workers_sharing_only_postgres_and_the_bucket_store_30_ph
     let files: Vec<Vec<u8>> = PHOTOS.iter().map(|f| std::fs::read(testdata(f)).expect("photo")).collect();
     let mut ids = Vec::new();
     for i in 0..30 {
-        let part = reqwest::multipart::Part::bytes(files[i % files.len()].clone()).file_name(format!("p{i}.jpg"));
-        let response = client
-            .post(format!("{base}/api/upload"))
-            .multipart(reqwest::multipart::Form::new().part("file", part))
-            .send()
-            .await
-            .expect("upload");
-        assert_eq!(response.status(), 201);
-        let body: serde_json::Value = response.json().await.expect("json");
-        ids.push(body["imageId"].as_str().expect("id").to_owned());
+        ids.push(upload(client.clone(), base.clone(), format!("p{i}.jpg"), files[i % files.len()].clone()).await);
     }
 
     let count = |sql: String| {
@@ -243,26 +234,8 @@ async fn an_api_and_two_workers_sharing_only_postgres_and_the_bucket_store_30_ph
             n
         }
     };
-    // Kill the first worker while it holds a job (frozen first, so that it
-    // cannot finish the job between the look-up and the kill).
-    let victim = workers.remove(0);
-    let holding =
-        format!("SELECT COUNT(*) AS n FROM job WHERE status = 'RUNNING' AND locked_by LIKE '%:{}:%'", victim.pid());
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if count(holding.clone()).await > 0 {
-            victim.signal("STOP");
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            if count(holding.clone()).await > 0 {
-                break;
-            }
-            victim.signal("CONT");
-        }
-        assert!(Instant::now() < deadline, "the victim never held a job");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    victim.signal("KILL");
-    drop(victim);
+    // Kill the first worker while it holds a job.
+    kill_while_it_holds_a_job(workers.remove(0), &db.pool).await;
 
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use sqlx::Row;
 
 use crate::helpers::{Backend, drop_database, fresh_database, testdata};
-use crate::processes::{PictorProcess, start};
+use crate::processes::{PictorProcess, kill_while_it_holds_a_job, start, upload};
 
 /// Small photos, so that the test measures coordination, not decoding.
 const PHOTOS: [&str; 4] = ["mpl-grace-hopper.jpg", "sklearn-china.jpg", "skimage-coffee.png", "grey-grace-hopper.jpg"];
@@ -48,18 +48,11 @@ impl Cluster {
         for chunk in (0..count).collect::<Vec<_>>().chunks(8) {
             let mut uploads = tokio::task::JoinSet::new();
             for i in chunk {
-                let part =
-                    reqwest::multipart::Part::bytes(files[i % files.len()].clone()).file_name(format!("p{i}.jpg"));
-                let request = client
-                    .post(format!("{}/api/upload", self.base))
-                    .multipart(reqwest::multipart::Form::new().part("file", part));
-                uploads.spawn(request.send());
+                let bytes = files[i % files.len()].clone();
+                uploads.spawn(upload(client.clone(), self.base.clone(), format!("p{i}.jpg"), bytes));
             }
-            while let Some(response) = uploads.join_next().await {
-                let response = response.expect("task").expect("upload");
-                assert_eq!(response.status(), 201);
-                let body: serde_json::Value = response.json().await.expect("json");
-                ids.push(body["imageId"].as_str().expect("id").to_owned());
+            while let Some(id) = uploads.join_next().await {
+                ids.push(id.expect("upload task"));
             }
         }
         ids
@@ -114,37 +107,8 @@ async fn a_worker_killed_mid_run_has_its_jobs_rescued_and_every_image_stored_onc
     let env = [("PICTOR_LOCK_TIMEOUT_SECS", "2"), ("PICTOR_RUNNER_POLL_INTERVAL_MS", "500")];
     let Some(mut cluster) = cluster(3, &env).await else { return };
     let ids = cluster.upload_many(60).await;
-    // Kill the first worker while it holds a job. It is frozen first
-    // (SIGSTOP) and the job looked up again, so that it cannot finish the job
-    // between the look-up and the kill.
-    let victim = cluster.workers.remove(0);
-    let holding =
-        format!("SELECT COUNT(*) AS n FROM job WHERE status = 'RUNNING' AND locked_by LIKE '%:{}:%'", victim.pid());
-    let held = || async {
-        let n: i64 = sqlx::query(sqlx::AssertSqlSafe(holding.clone()))
-            .fetch_one(&cluster.db.pool)
-            .await
-            .expect("query")
-            .try_get("n")
-            .expect("n");
-        n
-    };
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if held().await > 0 {
-            victim.signal("STOP");
-            // A completion already sent lands meanwhile.
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            if held().await > 0 {
-                break;
-            }
-            victim.signal("CONT");
-        }
-        assert!(Instant::now() < deadline, "the victim never held a job");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    victim.signal("KILL");
-    drop(victim);
+    // Kill the first worker while it holds a job.
+    kill_while_it_holds_a_job(cluster.workers.remove(0), &cluster.db.pool).await;
 
     cluster.wait_all_stored(ids.len() as i64, Duration::from_secs(300)).await;
     assert_eq!(cluster.count("SELECT COUNT(*) AS n FROM job").await, 180, "no job duplicated");
