@@ -10,7 +10,7 @@ use fast_image_resize::Resizer;
 
 use crate::avif::encode_avif;
 use crate::colour::to_srgb;
-use crate::decode::{Raster, decode_fitted};
+use crate::decode::{Raster, decode};
 use crate::encode::{Scans, encode};
 use crate::error::ImagingError;
 use crate::orient::orient;
@@ -355,10 +355,15 @@ fn prepare_raster(
 ) -> Result<Raster, ImagingError> {
     let (display_w, display_h) = info.display_size();
     let (width, height) = fit_longest_edge(display_w, display_h, edge);
+    let decoded = decode(data, info, width.max(height), options.background, &options.limits)?;
     let transposed = info.orientation >= 5;
-    let stored = if transposed { (height, width) } else { (width, height) };
-    let decoded = decode_fitted(data, info, stored, options.background, &options.limits, resizer)?;
-    let upright = orient(decoded.raster, info.orientation);
+    let (stored_w, stored_h) = if transposed { (height, width) } else { (width, height) };
+    let resized = if (decoded.raster.width, decoded.raster.height) == (stored_w, stored_h) {
+        decoded.raster
+    } else {
+        resize(&decoded.raster, stored_w, stored_h, resizer)?
+    };
+    let upright = orient(resized, info.orientation);
     to_srgb(upright, decoded.icc.as_deref())
 }
 

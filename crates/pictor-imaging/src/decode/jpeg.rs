@@ -10,12 +10,9 @@ use mozjpeg::{ColorSpace, Decompress, Marker};
 use mozjpeg_sys::jpeg_common_struct;
 use mozjpeg_sys::jpeg_error_mgr as ErrorMgr;
 
-use fast_image_resize::Resizer;
-
 use super::{Decoded, PixelLayout, Raster, scans};
 use crate::error::ImagingError;
 use crate::probe::Limits;
-use crate::resize;
 
 /// APP2 holds ICC profile chunks, APP14 the Adobe colour-transform flag.
 const SAVED_MARKERS: &[Marker] = &[Marker::APP(2), Marker::APP(14)];
@@ -28,30 +25,11 @@ struct JpegFailure {
 
 /// Decodes at the smallest DCT scale whose longest edge is >= `target_edge`.
 pub(crate) fn decode(data: &[u8], target_edge: u32, limits: &Limits) -> Result<Decoded, ImagingError> {
-    decode_to(data, target_edge, None, limits)
-}
-
-/// [`decode`], resized to exactly `fit` (stored orientation) as the rows
-/// come out of libjpeg when [`resize::streamable`] allows, else after.
-pub(crate) fn decode_fitted(
-    data: &[u8],
-    target_edge: u32,
-    fit: (u32, u32),
-    limits: &Limits,
-    resizer: &mut Resizer,
-) -> Result<Decoded, ImagingError> {
-    decode_to(data, target_edge, Some((fit, resizer)), limits)
-}
-
-/// A size to resize to while decoding, and the resizer to do it with.
-type Fit<'a> = Option<((u32, u32), &'a mut Resizer)>;
-
-fn decode_to(data: &[u8], target_edge: u32, fit: Fit<'_>, limits: &Limits) -> Result<Decoded, ImagingError> {
-    catch_unwind(AssertUnwindSafe(|| decode_unguarded(data, target_edge, fit, limits)))
+    catch_unwind(AssertUnwindSafe(|| decode_unguarded(data, target_edge, limits)))
         .unwrap_or_else(|payload| Err(failure(payload)))
 }
 
-fn decode_unguarded(data: &[u8], target_edge: u32, fit: Fit<'_>, limits: &Limits) -> Result<Decoded, ImagingError> {
+fn decode_unguarded(data: &[u8], target_edge: u32, limits: &Limits) -> Result<Decoded, ImagingError> {
     let decompress = open(data)?;
     let (width, height) = decompress.size();
     let (width, height) = (dimension(width)?, dimension(height)?);
@@ -72,9 +50,9 @@ fn decode_unguarded(data: &[u8], target_edge: u32, fit: Fit<'_>, limits: &Limits
             // Smoothing would estimate the missing coefficients at a cost
             // the reduced IDCT does not repay.
             decompress.do_block_smoothing(false);
-            read(decompress, scale, fit)
+            read(decompress, scale)
         }
-        None => read(decompress, scale, fit),
+        None => read(decompress, scale),
     }
 }
 
@@ -87,9 +65,8 @@ fn open(data: &[u8]) -> Result<Decompress<&[u8]>, ImagingError> {
     Decompress::with_err(error_manager()).with_markers(SAVED_MARKERS).from_mem(data).map_err(damaged)
 }
 
-/// Decodes the whole image at `scale`/8 with its profile, resized to `fit`
-/// if given.
-fn read<R: std::io::BufRead>(mut decompress: Decompress<R>, scale: u8, fit: Fit<'_>) -> Result<Decoded, ImagingError> {
+/// Decodes the whole image at `scale`/8 with its profile.
+fn read<R: std::io::BufRead>(mut decompress: Decompress<R>, scale: u8) -> Result<Decoded, ImagingError> {
     decompress.scale(scale);
     let icc = icc_profile(&decompress);
     let adobe = decompress.markers().any(|m| m.marker == Marker::APP(14) && m.data.starts_with(b"Adobe"));
@@ -107,24 +84,10 @@ fn read<R: std::io::BufRead>(mut decompress: Decompress<R>, scale: u8, fit: Fit<
     };
     let mut started = decompress.to_colorspace(out_color_space).map_err(damaged)?;
     let (out_width, out_height) = (dimension(started.width())?, dimension(started.height())?);
-    let decoded = (out_width, out_height);
-    let raster = match fit {
-        Some((size, resizer)) if resize::streamable(decoded, size) => {
-            resize::resize_streamed(decoded, layout, size, resizer, |rows| {
-                started.read_scanlines_into(rows).map(|_| ()).map_err(damaged)
-            })?
-        }
-        _ => {
-            let pixels: Vec<u8> = started.read_scanlines().map_err(damaged)?;
-            let raster = Raster::new(out_width, out_height, layout, pixels)?;
-            match fit {
-                Some((size, resizer)) => resize::resize(&raster, size.0, size.1, resizer)?,
-                None => raster,
-            }
-        }
-    };
+    let pixels: Vec<u8> = started.read_scanlines().map_err(damaged)?;
     // Reads up to EOI, so that a file cut after its last scan is caught too.
     started.finish().map_err(damaged)?;
+    let raster = Raster::new(out_width, out_height, layout, pixels)?;
     Ok(Decoded { raster, icc })
 }
 
@@ -273,10 +236,10 @@ mod tests {
         let data = std::fs::read(path).expect("the progressive test photo");
         let dc_scans = scans::dc_only(&data).expect("bridge-klootwijk.jpg is progressive");
 
-        let full = read(open(&data).expect("header"), 1, None).expect("full decode");
+        let full = read(open(&data).expect("header"), 1).expect("full decode");
         let mut dc_only = open(&dc_scans).expect("header");
         dc_only.do_block_smoothing(false);
-        let reduced = read(dc_only, 1, None).expect("DC-only decode");
+        let reduced = read(dc_only, 1).expect("DC-only decode");
 
         assert!(dc_scans.len() < data.len() / 3, "{} of {} bytes kept", dc_scans.len(), data.len());
         assert_eq!((reduced.raster.width, reduced.raster.height), (full.raster.width, full.raster.height));
@@ -293,54 +256,11 @@ mod tests {
         let expected: Vec<u8> = started.read_scanlines().expect("RGB rows");
         started.finish().expect("finished");
 
-        let rgbx = read(open(&data).expect("header"), 2, None).expect("an RGBX decode").raster;
+        let rgbx = read(open(&data).expect("header"), 2).expect("an RGBX decode").raster;
 
         assert_eq!(rgbx.layout, PixelLayout::Rgbx);
         let without_padding = rgbx.rgb_pixels("test").expect("RGB bytes");
         assert!(without_padding.as_ref() == expected.as_slice(), "the RGBX pixels differ from the RGB ones");
-    }
-
-    fn test_image(name: &str) -> Vec<u8> {
-        let path = format!("{}/../../testdata/images/{name}", env!("CARGO_MANIFEST_DIR"));
-        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-    }
-
-    #[test]
-    fn a_decode_resized_as_its_rows_come_equals_a_whole_decode_resized_within_one_level() {
-        // Baseline 4:2:0, progressive at 4/8 and 8/8, grey, CMYK, a 16 px strip.
-        let cases = [
-            ("mate-ladybird.jpg", 2048),
-            ("mate-ladybird.jpg", 777),
-            ("bridge-klootwijk.jpg", 2048),
-            ("plasma-summer1am.jpg", 2047),
-            ("grey-grace-hopper.jpg", 450),
-            ("cmyk-noicc-flower.jpg", 301),
-            ("strip-4352x16-bridge.jpg", 1900),
-        ];
-        for (name, edge) in cases {
-            let data = test_image(name);
-            let whole = decode(&data, edge, &Limits::default()).expect("whole decode").raster;
-            let (width, height) = (whole.width, whole.height);
-            let fit = crate::resize::fit_longest_edge(width, height, edge);
-            let expected = resize::resize(&whole, fit.0, fit.1, &mut Resizer::new()).expect("resized");
-
-            let fitted = decode_fitted(&data, edge, fit, &Limits::default(), &mut Resizer::new()).expect("fitted");
-
-            let fitted = fitted.raster;
-            assert!(resize::streamable((width, height), fit), "{name}: the case does not stream");
-            assert_eq!((fitted.width, fitted.height, fitted.layout), (fit.0, fit.1, whole.layout), "{name}");
-            let worst = expected.pixels.iter().zip(&fitted.pixels).map(|(&a, &b)| a.abs_diff(b)).max();
-            assert!(worst <= Some(1), "{name} at {edge}: {worst:?}");
-        }
-    }
-
-    #[test]
-    fn a_truncated_file_is_damage_when_resized_as_it_decodes() {
-        let data = test_image("bad-truncated-bridge.jpg");
-
-        let result = decode_fitted(&data, 2048, (2048, 1152), &Limits::default(), &mut Resizer::new());
-
-        assert!(matches!(result, Err(ImagingError::Corrupt(_))), "{result:?}");
     }
 
     #[test]

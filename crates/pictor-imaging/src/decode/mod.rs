@@ -9,11 +9,8 @@ mod scans;
 
 use std::borrow::Cow;
 
-use fast_image_resize::Resizer;
-
 use crate::error::ImagingError;
 use crate::probe::{ImageInfo, Limits};
-use crate::resize::resize;
 use crate::sniff::Format;
 
 /// How the bytes of a [`Raster`] are laid out: 8 bits per channel, no alpha
@@ -91,25 +88,6 @@ pub(crate) struct Decoded {
     pub(crate) raster: Raster,
     /// The embedded ICC profile, if any.
     pub(crate) icc: Option<Vec<u8>>,
-}
-
-/// [`decode`], then resized to exactly `fit` (stored orientation): a JPEG
-/// as libjpeg hands its rows over, without a full-size buffer.
-pub(crate) fn decode_fitted(
-    data: &[u8],
-    info: &ImageInfo,
-    fit: (u32, u32),
-    background: [u8; 3],
-    limits: &Limits,
-    resizer: &mut Resizer,
-) -> Result<Decoded, ImagingError> {
-    let target_edge = fit.0.max(fit.1);
-    if info.format == Format::Jpeg {
-        return jpeg::decode_fitted(data, target_edge, fit, limits, resizer);
-    }
-    let Decoded { raster, icc } = decode(data, info, target_edge, background, limits)?;
-    let raster = if (raster.width, raster.height) == fit { raster } else { resize(&raster, fit.0, fit.1, resizer)? };
-    Ok(Decoded { raster, icc })
 }
 
 /// Decodes `data` so that its longest edge is at least `target_edge` where
