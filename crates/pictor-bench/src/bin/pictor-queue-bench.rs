@@ -3,52 +3,27 @@
 //! that it can be measured beside graphile-worker and pgqueuer in one run.
 //! See `BENCHMARKS.md` for the commands.
 //!
-//! The contract's `noop` job: Pictor's job kinds are the card's three, and a
-//! benchmark-only fourth kind would leak into the public wire model. So the
-//! bench inserts `PREVIEW_GENERATION` jobs with payload `{"i": i}` and no
-//! image, and registers, for that kind only, a handler that counts the run
-//! and returns an empty [`Outcome`]: a bare success, which the completer
-//! completes many to a statement, as any effect-free job would.
+//! The contract's `noop` job is [`pictor_bench::noop`]'s: a
+//! `PREVIEW_GENERATION` job with no image whose handler only counts.
 //!
 //! Exit codes: 0 done, 1 failure (the cause chain is printed to stderr).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use pictor::app::{self, App, Overrides};
 use pictor::config::Config;
-use pictor::db::{Backend, Db, Durability, SqliteSynchronous};
-use pictor::handlers::{ImageEffect, Outcome};
+use pictor::db::{Backend, Db, SqliteSynchronous};
+use pictor::handlers::ImageEffect;
 use pictor::queue::completer::DEFAULT_COMPLETION_BATCH;
-use pictor::queue::handler::{HandlerError, JobHandler, Registry};
-use pictor::queue::runner::{Runner, RunnerSettings};
-use pictor::queue::{Job, NewJob};
-use pictor::shutdown;
-use pictor_client::models::JobKind;
+use pictor::queue::handler::Registry;
+use pictor::queue::runner::RunnerSettings;
+use pictor_bench::noop::{self, Counter};
 use serde_json::json;
-use tokio::sync::Notify;
-
-/// The job kind the bench's `noop` jobs use (see the module doc).
-const NOOP_KIND: JobKind = JobKind::PreviewGeneration;
-
-/// The `tuned` variant: runners side by side in the process (so claims and
-/// completions of one overlap those of the other, as several `pictor worker`
-/// processes would), large claims, many handler slots and completion
-/// batches, and a short fallback poll (wake-ups do the real work).
-const TUNED_RUNNERS: usize = 2;
-const TUNED_BATCH_SIZE: usize = 500;
-const TUNED_CONCURRENCY: usize = 1_000;
-const TUNED_COMPLETION_BATCH: usize = 500;
-const TUNED_POLL_INTERVAL: Duration = Duration::from_millis(100);
-
-/// How often `work` checks that no job is left PENDING or RUNNING once the
-/// handler ran N times.
-const DRAIN_CHECK_EVERY: Duration = Duration::from_millis(2);
 
 #[derive(Debug, Parser)]
 #[command(about = "Pictor's queue under the shared queue-bench adapter contract")]
@@ -190,9 +165,7 @@ async fn reset(args: &Args, url: &str) -> anyhow::Result<()> {
 /// Builds Pictor as `main` does (no-op handler instead of the card's three),
 /// empties the job table, and runs the timed op.
 async fn measure(args: &Args, url: &str, storage: &std::path::Path) -> anyhow::Result<serde_json::Value> {
-    let counter = Arc::new(Counter::default());
-    let mut registry = Registry::default();
-    registry.register(NOOP_KIND, Noop(counter.clone()));
+    let (registry, counter) = noop::registry();
     let config = Config {
         database_url: url.to_owned(),
         storage_dir: storage.to_owned(),
@@ -222,7 +195,7 @@ async fn measure(args: &Args, url: &str, storage: &std::path::Path) -> anyhow::R
         Op::EnqueueSingle { n } => enqueue_single(&app, n).await?,
         Op::EnqueueBulk { n } => {
             let start = Instant::now();
-            enqueue_bulk(&app, n).await?;
+            noop::enqueue_bulk(&app, n).await?;
             let seconds = start.elapsed().as_secs_f64();
             json!({"op": "enqueue-bulk", "n": n, "seconds": seconds, "rate": n as f64 / seconds,
                    "settings": {"api": "Queue::enqueue_many_in (one statement, one transaction)"}})
@@ -235,15 +208,11 @@ async fn measure(args: &Args, url: &str, storage: &std::path::Path) -> anyhow::R
     Ok(line)
 }
 
-fn noop_job(i: u64) -> NewJob {
-    NewJob { kind: NOOP_KIND, payload: json!({"i": i}).to_string(), image_id: None, priority: 0, dedupe_key: None }
-}
-
 /// One call per job, each its own transaction, as an application enqueues
 /// one job per request.
 async fn enqueue_single(app: &App, n: u64) -> anyhow::Result<serde_json::Value> {
     let queue = &app.queue;
-    let jobs = (0..n).map(noop_job).collect::<Vec<_>>();
+    let jobs = (0..n).map(noop::job).collect::<Vec<_>>();
     let start = Instant::now();
     for job in &jobs {
         queue.enqueue(job).await?;
@@ -251,17 +220,6 @@ async fn enqueue_single(app: &App, n: u64) -> anyhow::Result<serde_json::Value> 
     let seconds = start.elapsed().as_secs_f64();
     Ok(json!({"op": "enqueue-single", "n": n, "seconds": seconds, "rate": n as f64 / seconds,
               "settings": {"api": "Queue::enqueue (one statement and transaction per job, NOTIFY in it on PostgreSQL)"}}))
-}
-
-async fn enqueue_bulk(app: &App, n: u64) -> anyhow::Result<()> {
-    let queue = &app.queue;
-    let jobs = (0..n).map(noop_job).collect::<Vec<_>>();
-    let mut tx = queue.db.begin_write(Durability::Acknowledged).await?;
-    let inserted = queue.enqueue_many_in(&mut tx, &jobs).await?;
-    tx.commit().await?;
-    queue.wake();
-    anyhow::ensure!(inserted == n, "inserted {inserted} jobs of {n}");
-    Ok(())
 }
 
 /// Bulk-inserts N jobs (untimed), then times a runner until the handler ran
@@ -274,20 +232,10 @@ async fn work(
     n: u64,
     variant: Variant,
 ) -> anyhow::Result<serde_json::Value> {
-    enqueue_bulk(app, n).await?;
-    let mut runners = match variant {
-        Variant::Default => 1,
-        Variant::Tuned => TUNED_RUNNERS,
-    };
-    let mut settings = match variant {
-        Variant::Default => RunnerSettings::default(),
-        Variant::Tuned => RunnerSettings {
-            batch_size: TUNED_BATCH_SIZE,
-            concurrency: TUNED_CONCURRENCY,
-            completion_batch: TUNED_COMPLETION_BATCH,
-            poll_interval: TUNED_POLL_INTERVAL,
-            ..RunnerSettings::default()
-        },
+    noop::enqueue_bulk(app, n).await?;
+    let (mut runners, mut settings) = match variant {
+        Variant::Default => (1, RunnerSettings::default()),
+        Variant::Tuned => noop::tuned(),
     };
     runners = args.runners.unwrap_or(runners).max(1);
     settings.batch_size = args.batch.unwrap_or(settings.batch_size);
@@ -302,60 +250,11 @@ async fn work(
         "default_completion_batch": DEFAULT_COMPLETION_BATCH,
         "runtime": "tokio multi-thread",
     });
-    counter.target.store(n, Ordering::SeqCst);
-    let (trigger, shutdown) = shutdown::channel();
-    let start = Instant::now();
-    let tasks = (0..runners)
-        .map(|_| {
-            let runner = Runner::new(app.queue.clone(), app.effects.clone(), registry.clone(), settings.clone());
-            tokio::spawn(runner.run(shutdown.clone()))
-        })
-        .collect::<Vec<_>>();
-    counter.all_ran.notified().await;
-    let handlers_seconds = start.elapsed().as_secs_f64();
-    loop {
-        let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM job WHERE status IN ('PENDING', 'RUNNING')")
-            .fetch_one(&app.db.pool)
-            .await?;
-        if left == 0 {
-            break;
-        }
-        tokio::time::sleep(DRAIN_CHECK_EVERY).await;
-    }
-    let seconds = start.elapsed().as_secs_f64();
-    trigger.trigger();
-    for task in tasks {
-        task.await.context("a runner panicked")??;
-    }
-    let ran = counter.ran.load(Ordering::SeqCst);
-    anyhow::ensure!(ran == n, "the handler ran {ran} times for {n} jobs");
+    let drained = noop::drain(app, &registry, &counter, runners, &settings, n).await?;
     let variant = match variant {
         Variant::Default => "default",
         Variant::Tuned => "tuned",
     };
-    Ok(json!({"op": "work", "n": n, "seconds": seconds, "rate": n as f64 / seconds,
-              "handlers_seconds": handlers_seconds, "variant": variant, "settings": settings_json}))
-}
-
-/// Counts handler runs and signals when the target is reached.
-#[derive(Debug, Default)]
-struct Counter {
-    ran: AtomicU64,
-    target: AtomicU64,
-    all_ran: Notify,
-}
-
-/// The no-op handler: counts the run, commits nothing but the completion.
-struct Noop(Arc<Counter>);
-
-#[async_trait::async_trait]
-impl JobHandler<ImageEffect> for Noop {
-    async fn handle(&self, _job: &Job) -> Result<Outcome, HandlerError> {
-        let ran = self.0.ran.fetch_add(1, Ordering::SeqCst) + 1;
-        if ran == self.0.target.load(Ordering::SeqCst) {
-            // notify_one keeps the permit if `work` is not waiting yet.
-            self.0.all_ran.notify_one();
-        }
-        Ok(Outcome::default())
-    }
+    Ok(json!({"op": "work", "n": n, "seconds": drained.seconds, "rate": n as f64 / drained.seconds,
+              "handlers_seconds": drained.handlers_seconds, "variant": variant, "settings": settings_json}))
 }

@@ -34,8 +34,40 @@ struct Held {
 /// for a slot (or for the last one to finish).
 #[derive(Debug)]
 pub struct InFlight {
-    jobs: Mutex<HashMap<Lease, Held>>,
+    jobs: Mutex<Jobs>,
     running: watch::Sender<usize>,
+}
+
+/// The held jobs by lease, with how many of them run, kept as they change
+/// (counting them at every change cost a scan of up to a claim's worth of
+/// entries per finished job).
+#[derive(Debug, Default)]
+struct Jobs {
+    by_lease: HashMap<Lease, Held>,
+    running: usize,
+}
+
+impl Jobs {
+    fn insert(&mut self, lease: Lease, held: Held) {
+        if held.stage == Stage::Running {
+            self.running += 1;
+        }
+        if let Some(earlier) = self.by_lease.insert(lease, held) {
+            self.forget(earlier);
+        }
+    }
+
+    fn remove(&mut self, lease: &Lease) {
+        if let Some(held) = self.by_lease.remove(lease) {
+            self.forget(held);
+        }
+    }
+
+    fn forget(&mut self, held: Held) {
+        if held.stage == Stage::Running {
+            self.running -= 1;
+        }
+    }
 }
 
 impl Default for InFlight {
@@ -45,27 +77,32 @@ impl Default for InFlight {
 }
 
 impl InFlight {
-    fn lock(&self) -> MutexGuard<'_, HashMap<Lease, Held>> {
+    fn lock(&self) -> MutexGuard<'_, Jobs> {
         self.jobs.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn publish(&self, jobs: &HashMap<Lease, Held>) {
-        let running = jobs.values().filter(|held| held.stage == Stage::Running).count();
+    fn publish(&self, jobs: &Jobs) {
+        let running = jobs.running;
         self.running.send_if_modified(|count| std::mem::replace(count, running) != running);
     }
 
     /// Records freshly claimed jobs as running until `deadline`.
     pub fn claimed(&self, leases: impl IntoIterator<Item = Lease>, deadline: Instant) {
         let mut jobs = self.lock();
-        jobs.extend(leases.into_iter().map(|lease| (lease, Held { stage: Stage::Running, deadline })));
+        for lease in leases {
+            jobs.insert(lease, Held { stage: Stage::Running, deadline });
+        }
         self.publish(&jobs);
     }
 
     /// A job's handler finished: its slot is free, its lease still held.
     pub fn finished(&self, lease: Lease) {
         let mut jobs = self.lock();
-        if let Some(held) = jobs.get_mut(&lease) {
+        if let Some(held) = jobs.by_lease.get_mut(&lease)
+            && held.stage == Stage::Running
+        {
             held.stage = Stage::Ending;
+            jobs.running -= 1;
         }
         self.publish(&jobs);
     }
@@ -81,7 +118,7 @@ impl InFlight {
 
     /// Every held lease.
     pub fn held(&self) -> Vec<Lease> {
-        self.lock().keys().copied().collect()
+        self.lock().by_lease.keys().copied().collect()
     }
 
     /// The held jobs whose leases the heartbeat renews at `now`: all but
@@ -90,6 +127,7 @@ impl InFlight {
     /// ends their attempt.
     pub fn renewable(&self, now: Instant) -> Vec<Lease> {
         self.lock()
+            .by_lease
             .iter()
             .filter(|(_, held)| held.stage == Stage::Ending || held.deadline > now)
             .map(|(id, _)| *id)
@@ -164,5 +202,22 @@ mod tests {
 
         assert_eq!(in_flight.held(), vec![later], "the later execution keeps its lease and its slot");
         assert_eq!(in_flight.running(), 1);
+    }
+
+    #[test]
+    fn the_running_count_follows_repeats_unknown_leases_and_endings_before_finishing() {
+        let in_flight = InFlight::default();
+        in_flight.claimed([lease(1), lease(2), lease(3)], Instant::now());
+        in_flight.claimed([lease(3)], Instant::now());
+        assert_eq!(in_flight.running(), 3, "the same lease claimed again is one job");
+        in_flight.finished(lease(1));
+        in_flight.finished(lease(1));
+        in_flight.finished(lease(9));
+        assert_eq!(in_flight.running(), 2, "a repeated or unknown finish frees nothing more");
+        in_flight.ended([lease(2), lease(9)]);
+        assert_eq!(in_flight.running(), 1, "a running job given up on frees its slot");
+        in_flight.ended([lease(1), lease(3)]);
+        assert_eq!(in_flight.running(), 0);
+        assert!(in_flight.held().is_empty());
     }
 }

@@ -37,9 +37,28 @@ impl Default for Retention {
 }
 /// How often old jobs are pruned.
 pub const PRUNE_EVERY: Duration = Duration::from_secs(3_600);
-/// Jobs deleted per statement: a few milliseconds of the writer each
+/// Most jobs deleted per statement: a few milliseconds of the writer each
 /// (BENCHMARKS.md, "Scale"), so uploads and completions wait at most that.
 pub const PRUNE_BATCH: i64 = 250;
+/// Fewest jobs a statement deletes while the batches shrink.
+pub const PRUNE_BATCH_MIN: i64 = 16;
+/// A statement slower than this halves the next batch (a busy disk, a
+/// checkpoint, a cold cache); one faster than a quarter of it doubles the
+/// next, up to [`PRUNE_BATCH`]. So a slow machine keeps each hold of the
+/// writer near this, not at whatever 250 deletes cost there.
+pub const PRUNE_STATEMENT_TARGET: Duration = Duration::from_millis(20);
+
+/// The next batch size after a statement of `batch` jobs took `took`.
+#[must_use]
+pub fn next_batch(batch: i64, took: Duration) -> i64 {
+    if took > PRUNE_STATEMENT_TARGET {
+        (batch / 2).max(PRUNE_BATCH_MIN)
+    } else if took < PRUNE_STATEMENT_TARGET / 4 {
+        (batch * 2).min(PRUNE_BATCH)
+    } else {
+        batch
+    }
+}
 
 /// Prunes periodically.
 pub struct Pruner {
@@ -76,8 +95,9 @@ pub struct Pruned {
     pub longest: Duration,
 }
 
-/// Prunes once, [`PRUNE_BATCH`] jobs at a time until none is left; the
-/// writer is given back between batches.
+/// Prunes once, at most [`PRUNE_BATCH`] jobs at a time (fewer while
+/// statements run slow, [`next_batch`]) until none is left; the writer is
+/// given back between batches.
 ///
 /// # Errors
 /// The database failed.
@@ -88,19 +108,21 @@ pub async fn prune_once(queue: &Queue, retention: Retention) -> Result<Pruned, Q
     for (ended, before) in
         [(Ended::CompletedOrCancelled, ago(retention.completed)), (Ended::Failed, ago(retention.failed))]
     {
-        let mut from = Millis(i64::MIN);
+        let (mut from, mut batch) = (Millis(i64::MIN), PRUNE_BATCH);
         loop {
             let mut conn = queue.db.write_connection(Durability::Bookkeeping).await?;
             let start = Instant::now();
-            let (deleted, latest) = db::jobs::prune_finished(&mut *conn, ended, from, before, PRUNE_BATCH).await?;
+            let (deleted, latest) = db::jobs::prune_finished(&mut *conn, ended, from, before, batch).await?;
             drop(conn);
-            pruned.longest = pruned.longest.max(start.elapsed());
+            let took = start.elapsed();
+            pruned.longest = pruned.longest.max(took);
             pruned.batches += 1;
             pruned.deleted += deleted;
             match latest {
-                Some(latest) if deleted >= PRUNE_BATCH.unsigned_abs() => from = latest,
+                Some(latest) if deleted >= batch.unsigned_abs() => from = latest,
                 _ => break,
             }
+            batch = next_batch(batch, took);
             // Let writers queued behind this batch have the writer first.
             tokio::task::yield_now().await;
         }
@@ -108,4 +130,22 @@ pub async fn prune_once(queue: &Queue, retention: Retention) -> Result<Pruned, Q
     let mut conn = queue.db.write_connection(Durability::Bookkeeping).await?;
     db::jobs::fold_counts(&mut *conn, queue.db.backend).await?;
     Ok(pruned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slow_statement_halves_the_batch_down_to_the_floor_and_fast_ones_double_it_up_to_the_cap() {
+        let slow = PRUNE_STATEMENT_TARGET * 3;
+        let fast = PRUNE_STATEMENT_TARGET / 10;
+        let steady = PRUNE_STATEMENT_TARGET / 2;
+        assert_eq!(next_batch(PRUNE_BATCH, slow), PRUNE_BATCH / 2);
+        assert_eq!(next_batch(PRUNE_BATCH_MIN + 1, slow), PRUNE_BATCH_MIN);
+        assert_eq!(next_batch(PRUNE_BATCH_MIN, slow), PRUNE_BATCH_MIN);
+        assert_eq!(next_batch(PRUNE_BATCH / 2, fast), PRUNE_BATCH - PRUNE_BATCH % 2);
+        assert_eq!(next_batch(PRUNE_BATCH, fast), PRUNE_BATCH);
+        assert_eq!(next_batch(100, steady), 100);
+    }
 }
