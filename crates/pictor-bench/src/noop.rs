@@ -124,8 +124,11 @@ pub async fn drain(
     counter.all_ran.notified().await;
     let handlers_seconds = start.elapsed().as_secs_f64();
     loop {
+        // One count per status, so that each reads its partial index
+        // (`status IN (…)` matches neither, and SQLite would scan the table).
         let left: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM job WHERE status IN ('PENDING', 'RUNNING') AND image_id IS NULL AND type = $1",
+            "SELECT (SELECT COUNT(*) FROM job WHERE status = 'PENDING' AND image_id IS NULL AND type = $1) \
+                  + (SELECT COUNT(*) FROM job WHERE status = 'RUNNING' AND image_id IS NULL AND type = $1)",
         )
         .bind(NOOP_KIND.as_str())
         .fetch_one(&app.db.pool)
