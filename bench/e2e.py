@@ -151,14 +151,14 @@ def log_lines(path):
 
 
 def count_log(path, skip):
-    """Statements (by their first words), rows returned by claims, writer
-    commits (SQLite: write statements outside BEGIN … COMMIT, and COMMITs)
-    and LISTEN wake-ups in a process's log, after its first `skip` lines.
+    """Statements (by their first words), claims that returned nothing,
+    commits (COMMITs, and the statements that are their own transaction
+    here: claims and lease renewals; sqlx does not log BEGIN) and LISTEN
+    wake-ups in a process's log, after its first `skip` lines.
     The log runs until the process is stopped, so the count includes what
     follows the last STORED (lease renewals, idle polls)."""
     import re
     stats = {"statements": {}, "wake-ups": 0, "claims returning nothing": 0, "commits (log)": 0}
-    in_tx = False
     with open(path) as f:
         for n, line in enumerate(f):
             if n < skip:
@@ -172,17 +172,14 @@ def count_log(path, skip):
             summary = m.group(1).replace(" …", "")
             words = summary.split()
             key = " ".join(words[:6])
-            stats["statements"][key] = stats["statements"].get(key, 0) + 1
-            head = words[0].upper() if words else ""
-            if "picked" in summary or "status = 'RUNNING'" in summary:
+            if "attempts = attempts + 1" in line:
+                key = "claim"
                 if re.search(r"rows_returned=0\b", line):
                     stats["claims returning nothing"] += 1
-            if head == "BEGIN":
-                in_tx = True
-            elif head in ("COMMIT", "ROLLBACK"):
-                in_tx = False
-                stats["commits (log)"] += head == "COMMIT"
-            elif not in_tx and (head in ("INSERT", "UPDATE", "DELETE", "WITH")):
+            elif "locked_until = NULL, finished_at" in line:
+                key = "complete (one or many)"
+            stats["statements"][key] = stats["statements"].get(key, 0) + 1
+            if key in ("COMMIT", "claim") or summary.startswith("UPDATE job SET locked_until"):
                 stats["commits (log)"] += 1
     return stats
 
@@ -203,7 +200,9 @@ def print_counts(counts, images):
             continue
         n = sum(stats["statements"].values())
         total += n
-        print(f"  {name}: {n / images:.2f} statements, {stats['wake-ups'] / images:.2f} wake-ups, "
+        ends = sum(c for k, c in stats["statements"].items() if k in ("COMMIT", "ROLLBACK"))
+        print(f"  {name}: {n / images:.2f} statements (+{ends / images:.2f} BEGINs, not logged), "
+              f"{stats['wake-ups'] / images:.2f} wake-ups, "
               f"{stats['claims returning nothing']} claims returning nothing, "
               f"{stats['commits (log)'] / images:.2f} commits counted in the log")
         for key, c in sorted(stats["statements"].items(), key=lambda kv: -kv[1]):
@@ -337,7 +336,8 @@ def main():
     env.update(kv.split("=", 1) for kv in a.env)
     logs, counts = {}, None
     try:
-        subprocess.run([pictor, "migrate"], env=env, cwd=work, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([pictor, "migrate"], env=env, cwd=work, check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL if a.count_statements else None)
         api_log = os.path.join(work, "api.log")
         api_args = ["serve", "--bind", "127.0.0.1:0"] + (["--no-runner"] if a.workers else [])
         procs.append(("api" if a.workers else "serve", start(pictor, api_args, env, work, open(api_log, "w"))))
