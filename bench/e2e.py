@@ -118,6 +118,15 @@ def postgres_cpu_seconds():
     return sum(cpu for name, cpu in filter(None, stats) if name == "postgres")
 
 
+def database_backends(pg_base, url):
+    """Pids of the PostgreSQL backends connected to the run's database."""
+    db = url.rsplit("/", 1)[1]
+    out = subprocess.run(["psql", f"{pg_base}/postgres", "-Atc",
+                          f"SELECT pid FROM pg_stat_activity WHERE datname = '{db}'"],
+                         check=True, capture_output=True, text=True).stdout
+    return [int(pid) for pid in out.split()]
+
+
 def last_stored_at(base, count):
     """When the last image became STORED (epoch seconds), from the images'
     `updatedAt`: the moment itself, not when a poll noticed it."""
@@ -355,6 +364,13 @@ def main():
             commits0 = pg_commits(a.pg_base, url) if a.backend == "postgres" else None
         cpu0 = {name: cpu_seconds(p.pid) for name, p in procs + services}
         pg0 = postgres_cpu_seconds()
+        postgres_own = None
+        backends0 = {}
+        if a.backend == "postgres":
+            for pid in database_backends(a.pg_base, url):
+                stat = process_stat(pid)
+                if stat:
+                    backends0[pid] = stat[1]
         machine0 = machine_counters()
         self0 = resource.getrusage(resource.RUSAGE_SELF)
         children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -389,6 +405,14 @@ def main():
         store_cpu = {name: round(cpu_seconds(p.pid) - cpu0[name], 2) for name, p in services}
         if a.backend == "postgres":
             cpu["postgres"] = round(postgres_cpu_seconds() - pg0, 2)
+            # Of which this run's own connections (the rest: the server's
+            # background processes, and any other user of a shared server).
+            own = 0.0
+            for pid in database_backends(a.pg_base, url):
+                stat = process_stat(pid)
+                if stat:
+                    own += stat[1] - backends0.get(pid, 0.0)
+            postgres_own = round(own, 2)
         self1 = resource.getrusage(resource.RUSAGE_SELF)
         children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         # The uploader's CPU (this script's threads, or the Rust uploader) and the status polling's.
@@ -425,7 +449,7 @@ def main():
         "images_per_second": round(rate, 2), "imaging_only_images_per_second": round(ideal, 2),
         "imaging_only_before_after": [round(before[0], 2), round(after[0], 2)],
         "overhead_percent": round((1 - rate / ideal) * 100, 1), "peak_rss_mb": rss,
-        "cpu_seconds": cpu, "store_cpu_seconds": store_cpu,
+        "cpu_seconds": cpu, "store_cpu_seconds": store_cpu, "postgres_own_backends_cpu_seconds": postgres_own,
         "pictor_cpu_seconds_per_image": round(sum(v for k, v in cpu.items() if k != "postgres") / len(ids), 4),
         "imaging_cpu_seconds": round(imaging_cpu, 2), "client_cpu_seconds": round(client_cpu, 2),
         "cpu_overhead_percent": round((1 - imaging_cpu / service_cpu) * 100, 1),
