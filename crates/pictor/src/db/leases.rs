@@ -320,7 +320,7 @@ macro_rules! complete_many_sql {
             " WHERE id = held_job AND ",
             held_by_runner!("held_lease"),
             $then,
-            " RETURNING id"
+            " RETURNING id, lease_id"
         )
     };
 }
@@ -331,8 +331,9 @@ const COMPLETE_MANY_POSTGRES: &str =
     complete_many_sql!(postgres, " AND set_config('synchronous_commit', 'off', true) IS NOT NULL");
 
 /// Marks the jobs `runner` still holds under the listed leases COMPLETED,
-/// in one statement; returns the ids it completed. A listed job missing
-/// from the result had lost its lease, and nothing was written for it.
+/// in one statement; returns the leases it completed. A listed lease
+/// missing from the result was lost (or is an earlier execution's of a job
+/// held again), and nothing was written for it.
 ///
 /// # Errors
 /// The database failed.
@@ -342,7 +343,7 @@ pub async fn complete_many<'c, E: Executor<'c, Database = Any>>(
     leases: &[Lease],
     runner: &str,
     now: Millis,
-) -> DbResult<Vec<JobId>> {
+) -> DbResult<Vec<Lease>> {
     if leases.is_empty() {
         return Ok(Vec::new());
     }
@@ -351,7 +352,10 @@ pub async fn complete_many<'c, E: Executor<'c, Database = Any>>(
         Backend::Postgres => COMPLETE_MANY_POSTGRES,
     };
     let rows = sqlx::query(sql).bind(runner).bind(now.get()).bind(leases_json(leases)).fetch_all(exec).await?;
-    Ok(rows.iter().map(|r| r.try_get::<i64, _>("id").map(JobId)).collect::<Result<_, _>>()?)
+    let completed = rows
+        .iter()
+        .map(|r| Ok(Lease { job: JobId(r.try_get("id")?), id: r.try_get::<Option<i64>, _>("lease_id")?.map(LeaseId) }));
+    Ok(completed.collect::<Result<_, sqlx::Error>>()?)
 }
 
 /// Whether a failed attempt counts against the job's `max_attempts`.

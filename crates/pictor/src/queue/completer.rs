@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use super::handler::{Applied, Effects, ErrorKind, FailedJob, HandlerError, Outcome};
 use super::in_flight::InFlight;
 use super::retry::RetryPolicy;
-use super::{Job, JobId, Lease, Queue, QueueError};
+use super::{Job, Lease, Queue, QueueError};
 use crate::clock::Millis;
 use crate::db::{self, Durability, Tx};
 
@@ -176,7 +176,7 @@ impl<F: Effects> Completer<F> {
         let succeeded: Vec<Lease> = batch.iter().filter(|f| f.result.is_ok()).map(|f| f.job.lease()).collect();
         if all_bare {
             let completed = self.complete_bare(&succeeded, now).await?;
-            return Ok(succeeded.iter().map(|lease| bare_ending(&completed, lease.job)).collect());
+            return Ok(succeeded.iter().map(|lease| bare_ending(&completed, *lease)).collect());
         }
         let mut tx = self.queue.db.begin_write(Durability::Bookkeeping).await?;
         let completed =
@@ -184,8 +184,10 @@ impl<F: Effects> Completer<F> {
         let mut endings = Vec::with_capacity(batch.len());
         for finished in batch {
             let ending = match &finished.result {
-                Ok(outcome) if outcome.is_bare() || !completed.contains(&finished.job.id) => {
-                    bare_ending(&completed, finished.job.id)
+                // Matched by lease: an earlier execution of a job held again
+                // in the same group writes nothing.
+                Ok(outcome) if outcome.is_bare() || !completed.contains(&finished.job.lease()) => {
+                    bare_ending(&completed, finished.job.lease())
                 }
                 Ok(outcome) => self.apply(&mut tx, &finished.job, outcome, now).await?,
                 Err(error) => self.fail(&mut tx, &finished.job, error, now).await?,
@@ -201,7 +203,7 @@ impl<F: Effects> Completer<F> {
 
     /// Completes bare successes in one statement, on the completer's own
     /// connection where the backend allows one.
-    async fn complete_bare(&mut self, leases: &[Lease], now: Millis) -> Result<Vec<JobId>, QueueError> {
+    async fn complete_bare(&mut self, leases: &[Lease], now: Millis) -> Result<Vec<Lease>, QueueError> {
         let db = &self.queue.db;
         if !db.may_hold_writer() {
             let mut writer = db.write_connection(Durability::Bookkeeping).await?;
@@ -272,9 +274,10 @@ impl<F: Effects> Completer<F> {
     }
 }
 
-/// How a bare success ended: completed when the statement returned it.
-fn bare_ending(completed: &[JobId], id: JobId) -> Ending {
-    if completed.contains(&id) { Ending::Completed { children: 0 } } else { Ending::LeaseLost }
+/// How a success ended once its completion statement ran: completed when
+/// the statement returned its lease.
+fn bare_ending(completed: &[Lease], lease: Lease) -> Ending {
+    if completed.contains(&lease) { Ending::Completed { children: 0 } } else { Ending::LeaseLost }
 }
 
 /// Records an attempt's run time by its ending, and retries and failures

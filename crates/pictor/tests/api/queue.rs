@@ -691,6 +691,36 @@ both_backends! {
     }
 }
 
+both_backends! {
+    // The completer completes a group's successes in one statement: the
+    // earlier execution of a job held again in the same group must still
+    // write nothing, its effects included.
+    async fn in_one_group_only_the_later_execution_of_a_re_claimed_job_writes_its_effects(backend) {
+        let Some(f) = fixture(backend, 5).await else { return };
+        f.image("img").await;
+        let id = f.enqueue(JobKind::OffloadOriginal, "img").await;
+        let earlier = f.claim("runner", 1).await.remove(0);
+        f.clock.advance_ms(LEASE_MS + 1);
+        f.rescue().await;
+        let later = f.claim("runner", 1).await.remove(0);
+        let original = |path: &str| Outcome {
+            effects: vec![ImageEffect::Original { image_id: ImageId::from("img"), original_path: path.into() }],
+            children: vec![],
+        };
+        let group = [
+            Finished { job: later.clone(), result: Ok(original("originals/00/later")), elapsed: Duration::ZERO },
+            Finished { job: earlier, result: Ok(original("originals/00/earlier")), elapsed: Duration::ZERO },
+        ];
+
+        let endings = f.completer("runner", RetryPolicy::default()).write(&group).await.expect("write");
+
+        assert_eq!(endings, [Ending::Completed { children: 0 }, Ending::LeaseLost]);
+        assert_eq!(f.job(id).await.status, JobStatus::Completed);
+        let image = db::images::get(&f.db().pool, &ImageId::from("img")).await.expect("get").expect("image");
+        assert_eq!(image.original_path.as_deref(), Some("originals/00/later"), "the earlier execution wrote nothing");
+    }
+}
+
 /// The system clock, running ahead: a host whose clock is wrong.
 #[derive(Debug)]
 struct Ahead(i64);
