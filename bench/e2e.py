@@ -11,6 +11,11 @@ giving the service's overhead (HTTP, queue, storage).
     python3 bench/e2e.py --backend postgres --workers 2
     python3 bench/e2e.py --storage s3        # originals and assets in a bucket (moto on loopback)
 
+`--count-statements` logs every SQL statement (sqlx at debug) and every
+LISTEN wake-up, and prints them per image and process, with the commits
+(PostgreSQL: pg_stat_database; SQLite: counted from the writer's log). The
+logging costs CPU: its rates are not comparable with a timed run.
+
 Needs release builds: cargo build --release -p pictor -p pictor-imaging -p pictor-bench.
 `--uploader rust` (the default) uploads with the `pictor-e2e-upload` bin.
 Standard library only. Prints a table row per run and a JSON line last.
@@ -113,6 +118,15 @@ def postgres_cpu_seconds():
     return sum(cpu for name, cpu in filter(None, stats) if name == "postgres")
 
 
+def database_backends(pg_base, url):
+    """Pids of the PostgreSQL backends connected to the run's database."""
+    db = url.rsplit("/", 1)[1]
+    out = subprocess.run(["psql", f"{pg_base}/postgres", "-Atc",
+                          f"SELECT pid FROM pg_stat_activity WHERE datname = '{db}'"],
+                         check=True, capture_output=True, text=True).stdout
+    return [int(pid) for pid in out.split()]
+
+
 def last_stored_at(base, count):
     """When the last image became STORED (epoch seconds), from the images'
     `updatedAt`: the moment itself, not when a poll noticed it."""
@@ -138,6 +152,73 @@ def machine_counters():
             elif fields[0] == "ctxt":
                 switches = int(fields[1])
     return busy, switches
+
+
+def log_lines(path):
+    with open(path) as f:
+        return sum(1 for _ in f)
+
+
+def count_log(path, skip):
+    """Statements (by their first words), claims that returned nothing,
+    commits (COMMITs, and the statements that are their own transaction
+    here: claims and lease renewals; sqlx does not log BEGIN) and LISTEN
+    wake-ups in a process's log, after its first `skip` lines.
+    The log runs until the process is stopped, so the count includes what
+    follows the last STORED (lease renewals, idle polls)."""
+    import re
+    stats = {"statements": {}, "wake-ups": 0, "claims returning nothing": 0, "commits (log)": 0}
+    with open(path) as f:
+        for n, line in enumerate(f):
+            if n < skip:
+                continue
+            if "woken by a job notice" in line:
+                stats["wake-ups"] += 1
+                continue
+            m = re.search(r'sqlx::query.*?summary="([^"]*)"', line)
+            if not m:
+                continue
+            summary = m.group(1).replace(" …", "")
+            words = summary.split()
+            key = " ".join(words[:6])
+            if "attempts = attempts + 1" in line:
+                key = "claim"
+                if re.search(r"rows_returned=0\b", line):
+                    stats["claims returning nothing"] += 1
+            elif "locked_until = NULL, finished_at" in line:
+                key = "complete (one or many)"
+            stats["statements"][key] = stats["statements"].get(key, 0) + 1
+            if key in ("COMMIT", "claim") or summary.startswith("UPDATE job SET locked_until"):
+                stats["commits (log)"] += 1
+    return stats
+
+
+def pg_commits(pg_base, url):
+    db = url.rsplit("/", 1)[1]
+    out = subprocess.run(["psql", f"{pg_base}/postgres", "-Atc",
+                          f"SELECT xact_commit FROM pg_stat_database WHERE datname = '{db}'"],
+                         check=True, capture_output=True, text=True).stdout
+    return int(out.strip())
+
+
+def print_counts(counts, images):
+    print(f"statements per image ({images} images), by process:")
+    total = 0
+    for name, stats in counts.items():
+        if not isinstance(stats, dict):
+            continue
+        n = sum(stats["statements"].values())
+        total += n
+        ends = sum(c for k, c in stats["statements"].items() if k in ("COMMIT", "ROLLBACK"))
+        print(f"  {name}: {n / images:.2f} statements (+{ends / images:.2f} BEGINs, not logged), "
+              f"{stats['wake-ups'] / images:.2f} wake-ups, "
+              f"{stats['claims returning nothing']} claims returning nothing, "
+              f"{stats['commits (log)'] / images:.2f} commits counted in the log")
+        for key, c in sorted(stats["statements"].items(), key=lambda kv: -kv[1]):
+            print(f"    {c / images:6.2f}  {key}")
+    print(f"  all processes: {total / images:.2f} statements per image")
+    if "postgres commits" in counts:
+        print(f"  postgres: {counts['postgres commits'] / images:.2f} commits per image (pg_stat_database xact_commit)")
 
 
 def free_port():
@@ -225,6 +306,8 @@ def main():
     ap.add_argument("--pg-base", default="postgres://postgres@127.0.0.1:5432")
     ap.add_argument("--work-dir", default=None,
                     help="where the data folder and the imaging outputs go (default: the system temp folder)")
+    ap.add_argument("--count-statements", action="store_true",
+                    help="log and count every statement, commit and wake-up per image (not a timed run)")
     a = ap.parse_args()
     pictor = os.path.join(a.target_dir, "release", "pictor")
     bench = os.path.join(a.target_dir, "release", "pictor-imaging-bench")
@@ -257,20 +340,37 @@ def main():
         env.update(STORAGE_URL="s3://pictor-e2e/site", AWS_ENDPOINT_URL=endpoint, AWS_ALLOW_HTTP="true",
                    AWS_REGION="us-east-1", AWS_ACCESS_KEY_ID="e2e", AWS_SECRET_ACCESS_KEY="e2e",
                    PICTOR_SCRATCH_DIR=os.path.join(work, "scratch"))
+    if a.count_statements:
+        env["RUST_LOG"] = "warn,pictor=info,sqlx::query=debug,pictor::queue::wakeup=debug"
     env.update(kv.split("=", 1) for kv in a.env)
+    logs, counts = {}, None
     try:
-        subprocess.run([pictor, "migrate"], env=env, cwd=work, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run([pictor, "migrate"], env=env, cwd=work, check=True, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL if a.count_statements else None)
         api_log = os.path.join(work, "api.log")
         api_args = ["serve", "--bind", "127.0.0.1:0"] + (["--no-runner"] if a.workers else [])
         procs.append(("api" if a.workers else "serve", start(pictor, api_args, env, work, open(api_log, "w"))))
+        logs["api" if a.workers else "serve"] = api_log
         for i in range(a.workers):
-            procs.append((f"worker{i + 1}", start(pictor, ["worker"], env, work, open(os.path.join(work, f"w{i}.log"), "w"))))
+            logs[f"worker{i + 1}"] = os.path.join(work, f"w{i}.log")
+            procs.append((f"worker{i + 1}", start(pictor, ["worker"], env, work, open(logs[f"worker{i + 1}"], "w"))))
         base = "http://" + wait_address(api_log)
         jobs = [blobs[i % len(blobs)] for i in range(len(blobs) * a.copies)]
 
         from concurrent.futures import ThreadPoolExecutor
+        if a.count_statements:
+            time.sleep(1)  # start-up statements (migrations check, listeners) before the mark
+            marks = {name: log_lines(path) for name, path in logs.items()}
+            commits0 = pg_commits(a.pg_base, url) if a.backend == "postgres" else None
         cpu0 = {name: cpu_seconds(p.pid) for name, p in procs + services}
         pg0 = postgres_cpu_seconds()
+        postgres_own = None
+        backends0 = {}
+        if a.backend == "postgres":
+            for pid in database_backends(a.pg_base, url):
+                stat = process_stat(pid)
+                if stat:
+                    backends0[pid] = stat[1]
         machine0 = machine_counters()
         self0 = resource.getrusage(resource.RUSAGE_SELF)
         children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -305,11 +405,21 @@ def main():
         store_cpu = {name: round(cpu_seconds(p.pid) - cpu0[name], 2) for name, p in services}
         if a.backend == "postgres":
             cpu["postgres"] = round(postgres_cpu_seconds() - pg0, 2)
+            # Of which this run's own connections (the rest: the server's
+            # background processes, and any other user of a shared server).
+            own = 0.0
+            for pid in database_backends(a.pg_base, url):
+                stat = process_stat(pid)
+                if stat:
+                    own += stat[1] - backends0.get(pid, 0.0)
+            postgres_own = round(own, 2)
         self1 = resource.getrusage(resource.RUSAGE_SELF)
         children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
         # The uploader's CPU (this script's threads, or the Rust uploader) and the status polling's.
         client_cpu = sum(getattr(b, f) - getattr(a_, f) for a_, b in ((self0, self1), (children0, children1))
                          for f in ("ru_utime", "ru_stime"))
+        if a.count_statements:
+            counts = {name: count_log(path, marks[name]) for name, path in logs.items()}
     finally:
         for _, p in procs + services:
             p.terminate()
@@ -318,6 +428,9 @@ def main():
                 p.wait(30)
             except subprocess.TimeoutExpired:
                 p.kill()
+        if counts is not None and a.backend == "postgres":
+            time.sleep(1)  # the backends report their counts as they exit
+            counts["postgres commits"] = pg_commits(a.pg_base, url) - commits0
         if a.backend == "postgres":
             subprocess.run(["psql", f"{a.pg_base}/postgres", "-qc", f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)"])
         shutil.rmtree(work, ignore_errors=True)
@@ -336,7 +449,7 @@ def main():
         "images_per_second": round(rate, 2), "imaging_only_images_per_second": round(ideal, 2),
         "imaging_only_before_after": [round(before[0], 2), round(after[0], 2)],
         "overhead_percent": round((1 - rate / ideal) * 100, 1), "peak_rss_mb": rss,
-        "cpu_seconds": cpu, "store_cpu_seconds": store_cpu,
+        "cpu_seconds": cpu, "store_cpu_seconds": store_cpu, "postgres_own_backends_cpu_seconds": postgres_own,
         "pictor_cpu_seconds_per_image": round(sum(v for k, v in cpu.items() if k != "postgres") / len(ids), 4),
         "imaging_cpu_seconds": round(imaging_cpu, 2), "client_cpu_seconds": round(client_cpu, 2),
         "cpu_overhead_percent": round((1 - imaging_cpu / service_cpu) * 100, 1),
@@ -352,6 +465,8 @@ def main():
           f"(CPU overhead {result['cpu_overhead_percent']} %), store CPU s {store_cpu}, uploader {client_cpu:.1f}; whole machine "
           f"{result['machine_cpu_seconds']} CPU s (overhead {result['machine_cpu_overhead_percent']} %), "
           f"{result['context_switches_per_image']} context switches per image")
+    if counts is not None:
+        print_counts(counts, len(ids))
     if a.timeline:
         print("timeline (s, STORED):", " ".join(f"{t}:{n}" for t, n in timeline))
     print(json.dumps(result))

@@ -261,6 +261,7 @@ pub async fn build_with(config: &Config, api_base_default: &str, overrides: Over
             completed: Duration::from_secs(config.completed_retention_secs),
             failed: Duration::from_secs(config.failed_retention_secs),
         },
+        claim_together: handlers::payload::ASSET_JOB_KINDS.to_vec(),
         ..RunnerSettings::default()
     };
     let mut registry = match overrides.registry {

@@ -286,7 +286,9 @@ fn insert_many_sql(backend: Backend, on_duplicate: &str) -> String {
 }
 
 /// Inserts many jobs due now in one statement; returns how many were
-/// inserted (jobs whose dedupe key exists already are skipped).
+/// inserted (jobs whose dedupe key exists already are skipped). On
+/// PostgreSQL the same statement notifies [`NOTIFY_CHANNEL`] when it
+/// inserted any (one round trip, as [`insert`]).
 ///
 /// # Errors
 /// The database failed, or a payload could not be serialised.
@@ -300,13 +302,26 @@ pub async fn insert_many<'c, E: Executor<'c, Database = Any>>(
     if jobs.is_empty() {
         return Ok(0);
     }
-    let done = sqlx::query(sqlx::AssertSqlSafe(insert_many_sql(backend, SKIP_DUPLICATE)))
+    let insert = insert_many_sql(backend, SKIP_DUPLICATE);
+    let sql = match backend {
+        Backend::Sqlite => format!("{insert} RETURNING 1"),
+        Backend::Postgres => format!(
+            "WITH inserted AS ({insert} RETURNING 1) SELECT COUNT(*) AS n, \
+             CASE WHEN COUNT(*) > 0 THEN pg_notify('{NOTIFY_CHANNEL}', '') IS NOT NULL END AS notified FROM inserted"
+        ),
+    };
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(bulk_rows(jobs)?)
         .bind(max_attempts)
         .bind(now.get())
-        .execute(exec)
+        .fetch_all(exec)
         .await?;
-    Ok(done.rows_affected())
+    Ok(match backend {
+        Backend::Sqlite => rows.len() as u64,
+        Backend::Postgres => {
+            rows.first().map(|r| r.try_get::<i64, _>("n")).transpose()?.map_or(0, |n| u64::try_from(n).unwrap_or(0))
+        }
+    })
 }
 
 /// Inserts many jobs due now in one statement, re-arming those whose dedupe

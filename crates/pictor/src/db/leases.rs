@@ -60,30 +60,89 @@ macro_rules! judged_now {
     };
 }
 
-/// The claim: one statement picks due jobs, marks them RUNNING with a lease
-/// (`$2` ms from now, under the token `$5`), counts the attempt and returns
-/// them. On PostgreSQL `SKIP LOCKED` keeps concurrent claimers off each
-/// other's rows; SQLite has one writer anyway.
-macro_rules! claim_sql {
-    ($backend:ident, pick: $pick:literal, then: $then:literal) => {
+/// The kinds a claim takes together, bound as one JSON array of names (one
+/// prepared statement whatever the list), per backend.
+macro_rules! together {
+    (sqlite, $json:literal) => {
+        concat!("(SELECT value FROM json_each(", $json, "))")
+    };
+    (postgres, $json:literal) => {
+        concat!("(SELECT jsonb_array_elements_text(CAST(", $json, " AS JSONB)))")
+    };
+}
+
+/// On PostgreSQL, a picked job of a kind taken together must also win its
+/// image's transaction-level advisory lock: two claims started by the same
+/// notice would otherwise each pick one job of a pair (each skipping the
+/// row the other locked) and split it. The one that loses skips the whole
+/// image; the lock ends with the claim's transaction. Its class,
+/// 1885954932 ("pict"), is in the two-key space, apart from the originals'
+/// one-key locks. SQLite has one writer: no concurrent claim to keep apart.
+macro_rules! claim_guard {
+    (sqlite) => {
+        ""
+    };
+    (postgres) => {
         concat!(
-            "UPDATE job SET status = 'RUNNING', attempts = attempts + 1, locked_by = $1, lease_id = $5, \
+            " AND CASE WHEN image_id IS NOT NULL AND type IN ",
+            together!(postgres, "$6"),
+            " THEN pg_try_advisory_xact_lock(1885954932, hashtext(image_id)) ELSE true END"
+        )
+    };
+}
+
+/// The claim: one statement picks due jobs (`picked`), takes with each one
+/// of a kind listed in `$6` the other due PENDING jobs of its image of
+/// those kinds (`siblings`: an image's thumbnail and preview jobs, so that
+/// one process decodes the original once for both), marks them all
+/// RUNNING with a lease (`$2` ms from now, under the token `$5`), counts
+/// the attempt and returns them. `$4` limits the picked jobs; siblings come
+/// on top (an image has one job of each kind, by its dedupe key: at most
+/// one more per picked job for the thumbnail and preview pair), so a
+/// sibling never takes the place of a job of higher priority. A sibling
+/// not yet due (a retry's backoff) is left. On PostgreSQL `SKIP
+/// LOCKED` keeps concurrent claimers off each other's rows, siblings
+/// included; SQLite has one writer anyway. Both CTEs are `MATERIALIZED` so
+/// that each runs once, before the update. A list of ids is read as `$in`
+/// `(SELECT …)` `$end`: on PostgreSQL as one array (an init plan), so that
+/// the plan stays index scans whatever the backlog (the siblings through
+/// `job_image`), including the generic plan [`claimer`] makes PostgreSQL keep.
+macro_rules! claim_sql {
+    ($backend:ident, in: $in:literal, end: $end:literal, lock: $lock:literal, then: $then:literal) => {
+        concat!(
+            "WITH picked AS MATERIALIZED (SELECT id, type, image_id FROM job WHERE status = 'PENDING' AND run_at <= ",
+            judged_now!($backend, "$3"),
+            claim_guard!($backend),
+            " ORDER BY priority DESC, run_at, id LIMIT $4",
+            $lock,
+            "), siblings AS MATERIALIZED (SELECT id FROM job WHERE status = 'PENDING' AND run_at <= ",
+            judged_now!($backend, "$3"),
+            " AND type IN ",
+            together!($backend, "$6"),
+            " AND image_id ",
+            $in,
+            "(SELECT image_id FROM picked WHERE type IN ",
+            together!($backend, "$6"),
+            ")",
+            $end,
+            " AND id NOT IN (SELECT id FROM picked)",
+            $lock,
+            ") UPDATE job SET status = 'RUNNING', attempts = attempts + 1, locked_by = $1, lease_id = $5, \
              locked_until = ",
             judged_now!($backend, "$3"),
             " + $2, updated_at = ",
             judged_now!($backend, "$3"),
             " WHERE id ",
-            $pick,
-            "(SELECT id FROM job WHERE status = 'PENDING' AND run_at <= ",
-            judged_now!($backend, "$3"),
-            " ORDER BY priority DESC, run_at, id LIMIT $4",
+            $in,
+            "(SELECT id FROM picked UNION ALL SELECT id FROM siblings)",
+            $end,
             $then,
             " RETURNING id, type, status, payload, image_id, priority, attempts, max_attempts, run_at, \
              locked_by, locked_until, lease_id, last_error, created_at, updated_at, finished_at"
         )
     };
 }
-const CLAIM_SQLITE: &str = claim_sql!(sqlite, pick: "IN ", then: ")");
+const CLAIM_SQLITE: &str = claim_sql!(sqlite, in: "IN ", end: "", lock: "", then: "");
 /// The PostgreSQL claim, whose own (implicit) transaction does not wait for
 /// its WAL flush: `set_config(..., true)` sets `synchronous_commit = off` for
 /// that transaction only. A claim need not survive a server crash: a lost
@@ -92,11 +151,8 @@ const CLAIM_SQLITE: &str = claim_sql!(sqlite, pick: "IN ", then: ")");
 /// again (at-least-once, DESIGN "The queue"; the rest of the queue's
 /// bookkeeping makes the same choice, [`Durability::Bookkeeping`]). One
 /// round trip, no fsync wait.
-/// The picked ids come as one array (an init plan), so that the plan stays
-/// index scans whatever the backlog, including the generic plan
-/// [`claimer`] makes PostgreSQL keep.
-const CLAIM_POSTGRES: &str = claim_sql!(postgres, pick: "= ANY(ARRAY",
-    then: " FOR UPDATE SKIP LOCKED)) AND set_config('synchronous_commit', 'off', true) IS NOT NULL");
+const CLAIM_POSTGRES: &str = claim_sql!(postgres, in: "= ANY(ARRAY", end: ")", lock: " FOR UPDATE SKIP LOCKED",
+    then: " AND set_config('synchronous_commit', 'off', true) IS NOT NULL");
 
 /// A write connection of its own for a runner's claims, out of the pool (so
 /// no ping before and after each claim), where [`Db::may_hold_writer`]. On
@@ -125,6 +181,10 @@ pub struct Claim<'a> {
     pub lease: Duration,
     /// The clock the claim is judged on: jobs due by then are taken.
     pub at: LeaseTime,
+    /// Kinds whose due jobs of one image are claimed together: a picked
+    /// job of one of them brings its image's other PENDING jobs of these
+    /// kinds along, beyond `limit` (empty: none).
+    pub together: &'a [JobKind],
 }
 
 /// A duration as milliseconds bound to SQL.
@@ -158,11 +218,18 @@ pub async fn claim<'c, E: Executor<'c, Database = Any>>(
         .bind(claim.at.fixed().map(Millis::get))
         .bind(i64::try_from(claim.limit).unwrap_or(i64::MAX))
         .bind(lease.0)
+        .bind(kinds_json(claim.together))
         .fetch_all(exec)
         .await?;
     let mut jobs = rows.iter().map(job_from_row).collect::<Result<Vec<_>, _>>()?;
     jobs.sort_by_key(|j| (-j.priority, j.run_at, j.id));
     Ok(jobs)
+}
+
+/// Job kinds as one bound JSON array of their names.
+fn kinds_json(kinds: &[JobKind]) -> String {
+    let names = kinds.iter().map(|k| format!("\"{}\"", k.as_str())).collect::<Vec<_>>();
+    format!("[{}]", names.join(","))
 }
 
 /// Leases listed as one bound JSON text, `[{"held_job":1,"held_lease":2},…]`,
@@ -244,29 +311,6 @@ pub async fn extend_leases<'c, E: Executor<'c, Database = Any>>(
     Ok(done.rows_affected())
 }
 
-/// Marks a job `runner` holds under `lease` COMPLETED. False when the lease
-/// was lost. `locked_by` keeps the runner's name, so an operator can see
-/// who ran it.
-///
-/// # Errors
-/// The database failed.
-pub async fn complete<'c, E: Executor<'c, Database = Any>>(
-    exec: E,
-    lease: Lease,
-    runner: &str,
-    now: Millis,
-) -> DbResult<bool> {
-    let done = on_held_job(
-        update_held_job!("status = 'COMPLETED', locked_until = NULL, finished_at = $4, updated_at = $4"),
-        runner,
-        lease,
-    )
-    .bind(now.get())
-    .execute(exec)
-    .await?;
-    Ok(done.rows_affected() == 1)
-}
-
 /// Completes many jobs at once, each under its own lease.
 macro_rules! complete_many_sql {
     ($backend:ident, $then:literal) => {
@@ -276,7 +320,7 @@ macro_rules! complete_many_sql {
             " WHERE id = held_job AND ",
             held_by_runner!("held_lease"),
             $then,
-            " RETURNING id"
+            " RETURNING id, lease_id"
         )
     };
 }
@@ -287,8 +331,9 @@ const COMPLETE_MANY_POSTGRES: &str =
     complete_many_sql!(postgres, " AND set_config('synchronous_commit', 'off', true) IS NOT NULL");
 
 /// Marks the jobs `runner` still holds under the listed leases COMPLETED,
-/// in one statement; returns the ids it completed. A listed job missing
-/// from the result had lost its lease, and nothing was written for it.
+/// in one statement; returns the leases it completed. A listed lease
+/// missing from the result was lost (or is an earlier execution's of a job
+/// held again), and nothing was written for it.
 ///
 /// # Errors
 /// The database failed.
@@ -298,7 +343,7 @@ pub async fn complete_many<'c, E: Executor<'c, Database = Any>>(
     leases: &[Lease],
     runner: &str,
     now: Millis,
-) -> DbResult<Vec<JobId>> {
+) -> DbResult<Vec<Lease>> {
     if leases.is_empty() {
         return Ok(Vec::new());
     }
@@ -307,7 +352,10 @@ pub async fn complete_many<'c, E: Executor<'c, Database = Any>>(
         Backend::Postgres => COMPLETE_MANY_POSTGRES,
     };
     let rows = sqlx::query(sql).bind(runner).bind(now.get()).bind(leases_json(leases)).fetch_all(exec).await?;
-    Ok(rows.iter().map(|r| r.try_get::<i64, _>("id").map(JobId)).collect::<Result<_, _>>()?)
+    let completed = rows
+        .iter()
+        .map(|r| Ok(Lease { job: JobId(r.try_get("id")?), id: r.try_get::<Option<i64>, _>("lease_id")?.map(LeaseId) }));
+    Ok(completed.collect::<Result<_, sqlx::Error>>()?)
 }
 
 /// Whether a failed attempt counts against the job's `max_attempts`.

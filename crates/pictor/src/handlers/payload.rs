@@ -18,6 +18,11 @@ pub const DEFAULT_THUMBNAIL_SIZES: [u32; 4] = [64, 128, 256, 512];
 /// images of the burst are STORED early.
 pub const ASSET_JOB_PRIORITY: i64 = 1;
 
+/// The asset jobs of an image, which a runner claims together
+/// (`RunnerSettings::claim_together`): the thumbnail and preview jobs share
+/// one decode of the original when they run in one process.
+pub const ASSET_JOB_KINDS: [JobKind; 2] = [JobKind::ThumbnailGeneration, JobKind::PreviewGeneration];
+
 /// Priority of regeneration (`pictor reprocess`): below every job of a new
 /// upload (0 and 1) and below webhook deliveries (-1), so that a library
 /// being reprocessed never delays a new image or an event.

@@ -1,14 +1,16 @@
 //! One decode for the two asset jobs of an image, when image work runs in
 //! this process (`PICTOR_IMAGE_SANDBOX=off`; a sandbox child keeps its own).
 //! `THUMBNAIL_GENERATION` and `PREVIEW_GENERATION` are enqueued together by
-//! the offload and are claimed together, so they usually run side by side
-//! in one runner. The first to ask decodes the original at an edge covering both jobs' outputs; the
+//! the offload and one claim takes both (`db::leases::claim`), so they run
+//! side by side in one runner, whichever worker claims them. The first to
+//! ask decodes the original at an edge covering both jobs' outputs; the
 //! other waits for those pixels instead of decoding again (for progressive
 //! JPEGs the decode is most of an image's CPU).
 //!
 //! An entry leaves once both jobs have taken it. One whose sibling runs
-//! elsewhere (another worker, a lone retry) leaves after [`ENTRY_TTL`], or
-//! sooner when more than [`CAPACITY`] are held, so memory stays bounded.
+//! elsewhere (a lone retry, a sibling a concurrent claim held) leaves after
+//! [`ENTRY_TTL`], or sooner when more than [`CAPACITY`] are held, so memory
+//! stays bounded.
 
 use std::collections::HashMap;
 use std::future::Future;

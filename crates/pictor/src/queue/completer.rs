@@ -3,10 +3,11 @@
 //! attempt given back), a final failure, or nothing when the lease was
 //! lost. Whatever finished while the previous commit ran goes
 //! into the next one (group commit): one commit, one sync, serves many jobs
-//! without delaying any. Bare successes complete many to a statement; the
-//! others each write their ending, effects and children in the group's
-//! transaction (DESIGN invariant 2: together or not at all). Every write
-//! checks the lease.
+//! without delaying any. Every success of a group completes in one
+//! statement; then each success writes its effects and children (one
+//! statement for all of a job's children), each failure its ending, in the
+//! group's transaction (DESIGN invariant 2: together or not at all). Every
+//! write checks the lease.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +20,7 @@ use tokio::task::JoinHandle;
 use super::handler::{Applied, Effects, ErrorKind, FailedJob, HandlerError, Outcome};
 use super::in_flight::InFlight;
 use super::retry::RetryPolicy;
-use super::{Job, JobId, Lease, Queue, QueueError};
+use super::{Job, Lease, Queue, QueueError};
 use crate::clock::Millis;
 use crate::db::{self, Durability, Tx};
 
@@ -163,26 +164,32 @@ impl<F: Effects> Completer<F> {
     }
 
     /// Writes the endings of `batch` in one commit (bare successes alone:
-    /// one statement) and says how each job ended, in order.
+    /// one statement; every success's completion: one statement) and says
+    /// how each job ended, in order.
     ///
     /// # Errors
     /// The database failed: nothing was written, and the jobs stay RUNNING
     /// until written again or rescued.
     pub async fn write(&mut self, batch: &[Finished<F::Effect>]) -> Result<Vec<Ending>, QueueError> {
         let now = self.queue.clock.now();
-        let bare: Vec<Lease> =
-            batch.iter().filter(|f| f.result.as_ref().is_ok_and(Outcome::is_bare)).map(|f| f.job.lease()).collect();
-        if bare.len() == batch.len() {
-            let completed = self.complete_bare(&bare, now).await?;
-            return Ok(bare.iter().map(|lease| bare_ending(&completed, lease.job)).collect());
+        let all_bare = batch.iter().all(|f| f.result.as_ref().is_ok_and(Outcome::is_bare));
+        let succeeded: Vec<Lease> = batch.iter().filter(|f| f.result.is_ok()).map(|f| f.job.lease()).collect();
+        if all_bare {
+            let completed = self.complete_bare(&succeeded, now).await?;
+            return Ok(succeeded.iter().map(|lease| bare_ending(&completed, *lease)).collect());
         }
         let mut tx = self.queue.db.begin_write(Durability::Bookkeeping).await?;
-        let completed = db::leases::complete_many(&mut *tx, self.queue.db.backend, &bare, &self.runner, now).await?;
+        let completed =
+            db::leases::complete_many(&mut *tx, self.queue.db.backend, &succeeded, &self.runner, now).await?;
         let mut endings = Vec::with_capacity(batch.len());
         for finished in batch {
             let ending = match &finished.result {
-                Ok(outcome) if outcome.is_bare() => bare_ending(&completed, finished.job.id),
-                Ok(outcome) => self.complete(&mut tx, &finished.job, outcome, now).await?,
+                // Matched by lease: an earlier execution of a job held again
+                // in the same group writes nothing.
+                Ok(outcome) if outcome.is_bare() || !completed.contains(&finished.job.lease()) => {
+                    bare_ending(&completed, finished.job.lease())
+                }
+                Ok(outcome) => self.apply(&mut tx, &finished.job, outcome, now).await?,
                 Err(error) => self.fail(&mut tx, &finished.job, error, now).await?,
             };
             endings.push(ending);
@@ -196,7 +203,7 @@ impl<F: Effects> Completer<F> {
 
     /// Completes bare successes in one statement, on the completer's own
     /// connection where the backend allows one.
-    async fn complete_bare(&mut self, leases: &[Lease], now: Millis) -> Result<Vec<JobId>, QueueError> {
+    async fn complete_bare(&mut self, leases: &[Lease], now: Millis) -> Result<Vec<Lease>, QueueError> {
         let db = &self.queue.db;
         if !db.may_hold_writer() {
             let mut writer = db.write_connection(Durability::Bookkeeping).await?;
@@ -213,31 +220,23 @@ impl<F: Effects> Completer<F> {
         Ok(written?)
     }
 
-    /// Writes a success: the completion, its effects and its children (none
-    /// when the effects find their subject gone).
-    async fn complete(
+    /// Writes what a completed job's success brings: its effects and its
+    /// children (none when the effects find their subject gone).
+    async fn apply(
         &mut self,
         tx: &mut Tx,
         job: &Job,
         outcome: &Outcome<F::Effect>,
         now: Millis,
     ) -> Result<Ending, QueueError> {
-        if !db::leases::complete(&mut **tx, job.lease(), &self.runner, now).await? {
-            return Ok(Ending::LeaseLost);
-        }
         if self.effects.apply(tx, &outcome.effects, now).await? == Applied::SubjectGone {
             let _span = super::executor::span(job).entered();
             tracing::info!(target: "job_runner", dropped = outcome.children.len(),
                 "the job's subject was deleted while it ran; its children are not enqueued");
             return Ok(Ending::Completed { children: 0 });
         }
-        let mut children = 0;
-        for child in &outcome.children {
-            if self.queue.enqueue_in(tx, child).await?.is_some() {
-                children += 1;
-            }
-        }
-        Ok(Ending::Completed { children })
+        let children = self.queue.enqueue_many_in(tx, &outcome.children).await?;
+        Ok(Ending::Completed { children: usize::try_from(children).unwrap_or(usize::MAX) })
     }
 
     /// Writes a failed attempt: a retry with backoff while attempts remain
@@ -275,9 +274,10 @@ impl<F: Effects> Completer<F> {
     }
 }
 
-/// How a bare success ended: completed when the statement returned it.
-fn bare_ending(completed: &[JobId], id: JobId) -> Ending {
-    if completed.contains(&id) { Ending::Completed { children: 0 } } else { Ending::LeaseLost }
+/// How a success ended once its completion statement ran: completed when
+/// the statement returned its lease.
+fn bare_ending(completed: &[Lease], lease: Lease) -> Ending {
+    if completed.contains(&lease) { Ending::Completed { children: 0 } } else { Ending::LeaseLost }
 }
 
 /// Records an attempt's run time by its ending, and retries and failures

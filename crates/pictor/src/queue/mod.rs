@@ -104,19 +104,15 @@ impl Queue {
         Ok(id)
     }
 
-    /// Inserts many jobs inside the caller's transaction in one statement;
-    /// returns how many were inserted (jobs whose dedupe key exists already
-    /// are skipped). Call [`Queue::wake`] after the commit.
+    /// Inserts many jobs inside the caller's transaction in one statement
+    /// (on PostgreSQL it also notifies every process's runners as it
+    /// commits); returns how many were inserted (jobs whose dedupe key
+    /// exists already are skipped). Call [`Queue::wake`] after the commit.
     ///
     /// # Errors
     /// The database failed.
     pub async fn enqueue_many_in(&self, tx: &mut Tx, jobs: &[NewJob]) -> Result<u64, QueueError> {
-        let inserted =
-            db::jobs::insert_many(&mut **tx, self.db.backend, jobs, self.max_attempts, self.clock.now()).await?;
-        if inserted > 0 {
-            db::jobs::notify(&mut **tx, self.db.backend).await?;
-        }
-        Ok(inserted)
+        Ok(db::jobs::insert_many(&mut **tx, self.db.backend, jobs, self.max_attempts, self.clock.now()).await?)
     }
 
     /// Inserts many jobs inside the caller's transaction in one statement,

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use pictor_client::models::JobKind;
 use sqlx::{AnyConnection, Connection as _};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -57,6 +58,10 @@ pub struct RunnerSettings {
     pub retry: RetryPolicy,
     /// Age after which finished jobs are pruned.
     pub retention: pruner::Retention,
+    /// Kinds whose due jobs of one image are claimed together, beyond the
+    /// batch (the domain's: an image's asset jobs, so that one process
+    /// decodes its original once for both); empty by default.
+    pub claim_together: Vec<JobKind>,
 }
 
 /// Jobs in flight by default: 4 per CPU. Image work itself is bounded to the
@@ -79,6 +84,7 @@ impl Default for RunnerSettings {
             job_timeout: Duration::from_secs(DEFAULT_JOB_TIMEOUT_SECS),
             retry: RetryPolicy::default(),
             retention: pruner::Retention::default(),
+            claim_together: Vec::new(),
         }
     }
 }
@@ -279,7 +285,13 @@ impl<F: Effects> Runner<F> {
     async fn claim(&self, conn: &mut Option<AnyConnection>, want: usize) -> Result<Vec<Job>, QueueError> {
         let db = &self.queue.db;
         let at = self.queue.clock.lease_time();
-        let claim = Claim { runner: &self.id, limit: want, lease: self.settings.lock_timeout, at };
+        let claim = Claim {
+            runner: &self.id,
+            limit: want,
+            lease: self.settings.lock_timeout,
+            at,
+            together: &self.settings.claim_together,
+        };
         if !db.may_hold_writer() {
             let mut writer = db.write_connection(Durability::Bookkeeping).await?;
             return Ok(db::leases::claim(&mut *writer, db.backend, claim).await?);

@@ -46,7 +46,11 @@ async fn listen_forever(url: String, wakeup: Wakeup) {
                     wakeup.notify();
                     loop {
                         match listener.recv().await {
-                            Ok(_) => wakeup.notify(),
+                            Ok(_) => {
+                                // Counted by `bench/e2e.py --count-statements`.
+                                tracing::debug!("woken by a job notice");
+                                wakeup.notify();
+                            }
                             Err(e) => {
                                 tracing::warn!(target: "job_runner", error = %e, "job notifications lost; reconnecting");
                                 break;

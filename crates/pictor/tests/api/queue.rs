@@ -9,7 +9,7 @@ use std::sync::Arc;
 use pictor::app::Overrides;
 use pictor::clock::{Clock, LeaseTime, ManualClock, Millis};
 use pictor::db::{self, images::NewImage, leases::Claim};
-use pictor::handlers::payload::{ASSET_JOB_PRIORITY, OffloadPayload};
+use pictor::handlers::payload::{ASSET_JOB_KINDS, ASSET_JOB_PRIORITY, OffloadPayload};
 use pictor::handlers::{ImageEffect, Outcome};
 use pictor::images::{ImageEffects, ImageId};
 use pictor::queue::completer::{Completer, Ending, Finished};
@@ -80,7 +80,23 @@ impl Fixture {
 
     async fn claim(&self, runner: &str, limit: usize) -> Vec<Job> {
         let now = self.clock.now();
-        let claim = Claim { runner, limit, lease: LEASE, at: LeaseTime::At(now) };
+        let claim = Claim { runner, limit, lease: LEASE, at: LeaseTime::At(now), together: &[] };
+        db::leases::claim(&self.db().pool, self.db().backend, claim).await.expect("claim")
+    }
+
+    /// Inserts a job of `kind` for `image_id` at `priority`, due now.
+    async fn enqueue_at_priority(&self, kind: JobKind, image_id: &str, priority: i64) -> JobId {
+        let job = NewJob { kind, payload: "{}".into(), image_id: Some(image_id.into()), priority, dedupe_key: None };
+        db::jobs::insert(&self.db().pool, self.db().backend, &job, self.app.queue.max_attempts, self.clock.now())
+            .await
+            .expect("insert")
+            .expect("inserted")
+    }
+
+    /// Claims as a runner of the service does: an image's asset jobs together.
+    async fn claim_assets_together(&self, runner: &str, limit: usize) -> Vec<Job> {
+        let at = LeaseTime::At(self.clock.now());
+        let claim = Claim { runner, limit, lease: LEASE, at, together: &ASSET_JOB_KINDS };
         db::leases::claim(&self.db().pool, self.db().backend, claim).await.expect("claim")
     }
 
@@ -137,7 +153,7 @@ both_backends! {
             async move {
                 let mut mine = Vec::new();
                 loop {
-                    let claim = Claim { runner: name, limit: 7, lease: LEASE, at: LeaseTime::At(now) };
+                    let claim = Claim { runner: name, limit: 7, lease: LEASE, at: LeaseTime::At(now), together: &[] };
                     let batch = db::leases::claim(&db.pool, db.backend, claim).await.expect("claim");
                     if batch.is_empty() {
                         return mine;
@@ -488,6 +504,103 @@ both_backends! {
 }
 
 both_backends! {
+    // Two runners claim one job at a time, interleaved (on PostgreSQL at
+    // once, on separate connections, as two workers woken by one notice):
+    // each image's thumbnail and preview jobs go to one of them, so that
+    // one process decodes the original for both.
+    async fn two_runners_competing_each_claim_an_images_asset_jobs_together(backend) {
+        let Some(f) = fixture(backend, 5).await else { return };
+        let mut all = Vec::new();
+        for i in 0..40 {
+            let image = format!("img{i}");
+            f.image(&image).await;
+            for kind in ASSET_JOB_KINDS {
+                all.push((f.enqueue_at_priority(kind, &image, ASSET_JOB_PRIORITY).await, image.clone()));
+            }
+        }
+        let claim_all = |name: &'static str| {
+            let db = f.db().clone();
+            let at = LeaseTime::At(f.clock.now());
+            async move {
+                let mut mine = Vec::new();
+                loop {
+                    let claim = Claim { runner: name, limit: 1, lease: LEASE, at, together: &ASSET_JOB_KINDS };
+                    let batch = db::leases::claim(&db.pool, db.backend, claim).await.expect("claim");
+                    if batch.is_empty() {
+                        return mine;
+                    }
+                    mine.extend(batch.into_iter().map(|j| (j.id, j.image_id.expect("an image").to_string(), name)));
+                    tokio::task::yield_now().await;
+                }
+            }
+        };
+        let (a, b) = tokio::join!(tokio::spawn(claim_all("a")), tokio::spawn(claim_all("b")));
+        let mut claimed: Vec<(JobId, String, &str)> = a.expect("a").into_iter().chain(b.expect("b")).collect();
+        claimed.sort_unstable();
+        assert_eq!(
+            claimed.iter().map(|(id, image, _)| (*id, image.clone())).collect::<Vec<_>>(),
+            all,
+            "every job claimed exactly once"
+        );
+        let split: Vec<&String> = claimed
+            .chunks(2)
+            .filter(|pair| pair[0].1 != pair[1].1 || pair[0].2 != pair[1].2)
+            .map(|pair| &pair[0].1)
+            .collect();
+        let by_a = claimed.iter().filter(|(_, _, runner)| *runner == "a").count();
+        assert!(split.is_empty(), "images whose asset jobs two runners took: {split:?} (a took {by_a} of 80)");
+    }
+}
+
+both_backends! {
+    async fn a_sibling_not_yet_due_is_not_claimed_with_its_image_s_other_asset_job(backend) {
+        let Some(f) = fixture(backend, 5).await else { return };
+        f.image("img").await;
+        let thumbnails = f.enqueue_at_priority(JobKind::ThumbnailGeneration, "img", ASSET_JOB_PRIORITY).await;
+        let preview = f.enqueue_at_priority(JobKind::PreviewGeneration, "img", ASSET_JOB_PRIORITY).await;
+        // The preview failed once and waits for its backoff.
+        sqlx::query("UPDATE job SET run_at = $1 WHERE id = $2")
+            .bind(T0.plus_ms(60_000).get())
+            .bind(preview.get())
+            .execute(&f.db().pool)
+            .await
+            .expect("back off");
+
+        let first: Vec<JobId> = f.claim_assets_together("runner", 10).await.iter().map(|j| j.id).collect();
+        assert_eq!(first, vec![thumbnails], "the preview is not due yet");
+        f.clock.advance_ms(60_000);
+        let later: Vec<JobId> = f.claim_assets_together("runner", 10).await.iter().map(|j| j.id).collect();
+        assert_eq!(later, vec![preview], "due now");
+    }
+}
+
+both_backends! {
+    // Siblings come with a picked asset job, beyond the limit: they never
+    // take the place of a job of higher priority, and a picked job of
+    // another kind brings none along.
+    async fn a_higher_priority_job_is_claimed_before_siblings_and_brings_none_along(backend) {
+        let Some(f) = fixture(backend, 5).await else { return };
+        f.image("a").await;
+        f.image("b").await;
+        let a_thumbnails = f.enqueue_at_priority(JobKind::ThumbnailGeneration, "a", ASSET_JOB_PRIORITY).await;
+        f.clock.advance_ms(10);
+        let urgent = f.enqueue_at_priority(JobKind::WebhookDelivery, "b", ASSET_JOB_PRIORITY + 1).await;
+        let b_thumbnails = f.enqueue_at_priority(JobKind::ThumbnailGeneration, "b", ASSET_JOB_PRIORITY).await;
+        let a_preview = f.enqueue_at_priority(JobKind::PreviewGeneration, "a", ASSET_JOB_PRIORITY).await;
+        let b_preview = f.enqueue_at_priority(JobKind::PreviewGeneration, "b", ASSET_JOB_PRIORITY).await;
+
+        let ids = |jobs: Vec<Job>| jobs.iter().map(|j| j.id).collect::<Vec<_>>();
+        assert_eq!(ids(f.claim_assets_together("runner", 1).await), vec![urgent], "alone: it is no asset job");
+        assert_eq!(
+            ids(f.claim_assets_together("runner", 1).await),
+            vec![a_thumbnails, a_preview],
+            "the oldest asset job and its sibling, beyond the limit"
+        );
+        assert_eq!(ids(f.claim_assets_together("runner", 1).await), vec![b_thumbnails, b_preview]);
+    }
+}
+
+both_backends! {
     async fn the_completer_commits_effects_and_children_of_a_group_and_skips_a_lost_lease(backend) {
         let Some(f) = fixture(backend, 5).await else { return };
         // Job c's lease passes to another runner before its result arrives.
@@ -578,6 +691,36 @@ both_backends! {
     }
 }
 
+both_backends! {
+    // The completer completes a group's successes in one statement: the
+    // earlier execution of a job held again in the same group must still
+    // write nothing, its effects included.
+    async fn in_one_group_only_the_later_execution_of_a_re_claimed_job_writes_its_effects(backend) {
+        let Some(f) = fixture(backend, 5).await else { return };
+        f.image("img").await;
+        let id = f.enqueue(JobKind::OffloadOriginal, "img").await;
+        let earlier = f.claim("runner", 1).await.remove(0);
+        f.clock.advance_ms(LEASE_MS + 1);
+        f.rescue().await;
+        let later = f.claim("runner", 1).await.remove(0);
+        let original = |path: &str| Outcome {
+            effects: vec![ImageEffect::Original { image_id: ImageId::from("img"), original_path: path.into() }],
+            children: vec![],
+        };
+        let group = [
+            Finished { job: later.clone(), result: Ok(original("originals/00/later")), elapsed: Duration::ZERO },
+            Finished { job: earlier, result: Ok(original("originals/00/earlier")), elapsed: Duration::ZERO },
+        ];
+
+        let endings = f.completer("runner", RetryPolicy::default()).write(&group).await.expect("write");
+
+        assert_eq!(endings, [Ending::Completed { children: 0 }, Ending::LeaseLost]);
+        assert_eq!(f.job(id).await.status, JobStatus::Completed);
+        let image = db::images::get(&f.db().pool, &ImageId::from("img")).await.expect("get").expect("image");
+        assert_eq!(image.original_path.as_deref(), Some("originals/00/later"), "the earlier execution wrote nothing");
+    }
+}
+
 /// The system clock, running ahead: a host whose clock is wrong.
 #[derive(Debug)]
 struct Ahead(i64);
@@ -596,7 +739,7 @@ both_backends! {
         let (db, backend) = (&honest.db, honest.db.backend);
         let job = |i: i64| NewJob { kind: JobKind::PreviewGeneration, payload: format!("{{\"i\":{i}}}"), image_id: None, priority: 0, dedupe_key: None };
         let live_id = honest.enqueue(&job(1)).await.expect("enqueue").expect("inserted");
-        let claim = |runner, at| Claim { runner, limit: 1, lease: LEASE, at };
+        let claim = |runner, at| Claim { runner, limit: 1, lease: LEASE, at, together: &[] };
         let live = db::leases::claim(&db.pool, backend, claim("honest", honest.clock.lease_time())).await.expect("claim");
         assert_eq!(live[0].id, live_id);
 

@@ -86,7 +86,7 @@ impl Fixture {
 
     async fn claim(&self, runner: &str, limit: usize) -> Vec<JobId> {
         let now = self.clock.now();
-        let claim = Claim { runner, limit, lease: LEASE, at: LeaseTime::At(now) };
+        let claim = Claim { runner, limit, lease: LEASE, at: LeaseTime::At(now), together: &[] };
         let claimed = db::leases::claim(&self.db().pool, self.db().backend, claim).await.expect("claim");
         claimed.iter().map(|j| j.id).collect()
     }

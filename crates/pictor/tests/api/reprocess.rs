@@ -229,6 +229,7 @@ both_backends! {
             limit: 10,
             lease: Duration::from_secs(30),
             at: LeaseTime::Database,
+            together: &[],
         };
         let claimed = db::leases::claim(&app.app.db.pool, app.app.db.backend, claim).await.expect("claim");
         let order: Vec<(JobKind, String)> =
