@@ -155,7 +155,9 @@ async fn reset(args: &Args, url: &str) -> anyhow::Result<()> {
     }
     let db = Db::connect(url).await?;
     if db.backend == Backend::Postgres {
-        sqlx::query("DROP TABLE IF EXISTS job, image, _sqlx_migrations CASCADE").execute(&db.pool).await?;
+        // Every table the migrations made (the kept counts too), not only the two of the card.
+        sqlx::query("DROP SCHEMA public CASCADE").execute(&db.pool).await?;
+        sqlx::query("CREATE SCHEMA public").execute(&db.pool).await?;
     }
     db.migrate().await?;
     db.pool.close().await;

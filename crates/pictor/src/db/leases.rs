@@ -27,6 +27,16 @@ macro_rules! held_by_runner {
     ($lease:literal) => {
         concat!(held_by_runner!(any), " AND lease_id = ", $lease)
     };
+    // Joined with a list of leases (`held`): the same check, with the status
+    // written so that no index matches it (`status || ''`), so the planner
+    // reaches each job through its primary key from the list. Otherwise,
+    // from a stale estimate of one RUNNING job of this runner, PostgreSQL
+    // scans the runner's RUNNING jobs and compares each with every lease in
+    // a nested loop: quadratic in the leases held (23.8 s for 7,255 in the
+    // queue bench's tuned run, BENCHMARKS.md "Queue", 2026-12-07).
+    (joined: $lease:literal) => {
+        concat!("status || '' = 'RUNNING' AND locked_by = $1 AND lease_id = ", $lease)
+    };
 }
 
 /// An update of the one job `runner` holds under a lease: `SET $set`, the
@@ -272,7 +282,7 @@ macro_rules! extend_sql {
             " FROM ",
             held_leases!($backend, "$4"),
             " WHERE id = held_job AND ",
-            held_by_runner!("held_lease"),
+            held_by_runner!(joined: "held_lease"),
             $then
         )
     };
@@ -318,7 +328,7 @@ macro_rules! complete_many_sql {
             "UPDATE job SET status = 'COMPLETED', locked_until = NULL, finished_at = $2, updated_at = $2 FROM ",
             held_leases!($backend, "$3"),
             " WHERE id = held_job AND ",
-            held_by_runner!("held_lease"),
+            held_by_runner!(joined: "held_lease"),
             $then,
             " RETURNING id, lease_id"
         )
