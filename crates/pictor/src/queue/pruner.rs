@@ -110,10 +110,15 @@ pub async fn prune_once(queue: &Queue, retention: Retention) -> Result<Pruned, Q
     {
         let (mut from, mut batch) = (Millis(i64::MIN), PRUNE_BATCH);
         loop {
-            let mut conn = queue.db.write_connection(Durability::Bookkeeping).await?;
+            // A transaction of the queue's bookkeeping: on PostgreSQL its
+            // commit does not wait for the WAL flush (a pruning a crash
+            // undoes is done again by the next one). As a bare statement
+            // it waited for one per batch, and a slow flush held it for
+            // 140-160 ms at 1M jobs.
             let start = Instant::now();
-            let (deleted, latest) = db::jobs::prune_finished(&mut *conn, ended, from, before, batch).await?;
-            drop(conn);
+            let mut tx = queue.db.begin_write(Durability::Bookkeeping).await?;
+            let (deleted, latest) = db::jobs::prune_finished(&mut *tx, ended, from, before, batch).await?;
+            tx.commit().await.map_err(db::DbError::from)?;
             let took = start.elapsed();
             pruned.longest = pruned.longest.max(took);
             pruned.batches += 1;
