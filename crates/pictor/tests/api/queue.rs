@@ -78,6 +78,19 @@ impl Fixture {
             .expect("inserted")
     }
 
+    /// An offload of image `img` claimed by `runner`, its lease let lapse
+    /// and rescued, then claimed again by the same runner: the job's id and
+    /// its earlier and later executions.
+    async fn re_claimed(&self, runner: &str) -> (JobId, Job, Job) {
+        self.image("img").await;
+        let id = self.enqueue(JobKind::OffloadOriginal, "img").await;
+        let earlier = self.claim(runner, 1).await.remove(0);
+        self.clock.advance_ms(LEASE_MS + 1);
+        self.rescue().await;
+        let later = self.claim(runner, 1).await.remove(0);
+        (id, earlier, later)
+    }
+
     async fn claim(&self, runner: &str, limit: usize) -> Vec<Job> {
         let now = self.clock.now();
         let claim = Claim { runner, limit, lease: LEASE, at: LeaseTime::At(now), together: &[] };
@@ -658,12 +671,7 @@ both_backends! {
 both_backends! {
     async fn a_runner_that_re_claims_its_own_rescued_job_cannot_end_it_from_the_earlier_execution(backend) {
         let Some(f) = fixture(backend, 5).await else { return };
-        f.image("img").await;
-        let id = f.enqueue(JobKind::OffloadOriginal, "img").await;
-        let earlier = f.claim("runner", 1).await.remove(0);
-        f.clock.advance_ms(LEASE_MS + 1);
-        f.rescue().await;
-        let later = f.claim("runner", 1).await.remove(0);
+        let (id, earlier, later) = f.re_claimed("runner").await;
         assert_eq!((later.id, later.locked_by.as_deref()), (id, Some("runner")), "the same runner holds it again");
         assert_ne!(later.lease_id, earlier.lease_id, "under a new lease");
 
@@ -697,12 +705,7 @@ both_backends! {
     // write nothing, its effects included.
     async fn in_one_group_only_the_later_execution_of_a_re_claimed_job_writes_its_effects(backend) {
         let Some(f) = fixture(backend, 5).await else { return };
-        f.image("img").await;
-        let id = f.enqueue(JobKind::OffloadOriginal, "img").await;
-        let earlier = f.claim("runner", 1).await.remove(0);
-        f.clock.advance_ms(LEASE_MS + 1);
-        f.rescue().await;
-        let later = f.claim("runner", 1).await.remove(0);
+        let (id, earlier, later) = f.re_claimed("runner").await;
         let original = |path: &str| Outcome {
             effects: vec![ImageEffect::Original { image_id: ImageId::from("img"), original_path: path.into() }],
             children: vec![],
