@@ -47,10 +47,10 @@ fn restart_postgres() -> bool {
 /// binary run side by side, and one stopping PostgreSQL would fail the other.
 static CLUSTER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Whether this machine has a PostgreSQL cluster the tests may stop (else
-/// the test records a visible skip), with the right to stop it until the
-/// guard is dropped.
-async fn postgres_to_stop(test: &str) -> Option<(pictor::db::Db, tokio::sync::MutexGuard<'static, ()>)> {
+/// A database of its own for a test on a PostgreSQL cluster it may stop
+/// (else the test records a visible skip): its name and URL, with the right
+/// to stop the cluster until the guard is dropped.
+async fn postgres_to_stop(test: &str) -> Option<(TestDatabase, tokio::sync::MutexGuard<'static, ()>)> {
     let cluster = CLUSTER.lock().await;
     let admin = match pictor::db::Db::connect(ADMIN_URL).await {
         Ok(db) => db,
@@ -63,7 +63,28 @@ async fn postgres_to_stop(test: &str) -> Option<(pictor::db::Db, tokio::sync::Mu
         skip::skip(test, "no pg_ctlcluster here to stop PostgreSQL with");
         return None;
     }
-    Some((admin, cluster))
+    let name = format!("pictor_test_{}", uuid::Uuid::now_v7().simple());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin.pool).await.expect("create");
+    admin.pool.close().await;
+    let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+    Some((TestDatabase { name, url }, cluster))
+}
+
+/// A test's own database on the local cluster.
+struct TestDatabase {
+    name: String,
+    url: String,
+}
+
+impl TestDatabase {
+    /// Drops it (best effort: a leftover is dropped by CI's next run).
+    async fn drop(self) {
+        if let Ok(admin) = pictor::db::Db::connect(ADMIN_URL).await {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)))
+                .execute(&admin.pool)
+                .await;
+        }
+    }
 }
 
 /// Starts PostgreSQL again when dropped, so that a failing test never leaves
@@ -82,11 +103,8 @@ async fn count(db: &pictor::db::Db, sql: &'static str) -> Result<i64, sqlx::Erro
 
 #[tokio::test]
 async fn workers_recover_from_a_postgres_restart_and_every_image_is_stored() {
-    let Some((admin, _cluster)) = postgres_to_stop("the PostgreSQL restart test").await else { return };
-    let name = format!("pictor_test_{}", uuid::Uuid::now_v7().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin.pool).await.expect("create");
-    admin.pool.close().await;
-    let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+    let Some((test_db, _cluster)) = postgres_to_stop("the PostgreSQL restart test").await else { return };
+    let url = test_db.url.clone();
     let dir = tempfile::tempdir().expect("temp dir");
     let env = [("PICTOR_LOCK_TIMEOUT_SECS", "3"), ("PICTOR_RUNNER_POLL_INTERVAL_MS", "500")];
     let mut api = processes::start(dir.path(), &url, &["serve", "--bind", "127.0.0.1:0"], &env);
@@ -123,11 +141,7 @@ async fn workers_recover_from_a_postgres_restart_and_every_image_is_stored() {
     assert_eq!(health.status(), 200, "the API answers again");
     assert!(worker.stop() && api.stop(), "both exit cleanly after recovering");
     db.pool.close().await;
-    if let Ok(admin) = pictor::db::Db::connect(ADMIN_URL).await {
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-            .execute(&admin.pool)
-            .await;
-    }
+    test_db.drop().await;
 }
 
 /// `/readyz` of `base`: status and body.
@@ -152,11 +166,8 @@ async fn readyz_until(client: &reqwest::Client, base: &str, status: u16, limit: 
 
 #[tokio::test]
 async fn readyz_answers_503_with_the_reason_while_postgres_is_stopped_and_200_once_it_is_back() {
-    let Some((admin, _cluster)) = postgres_to_stop("the /readyz PostgreSQL stop test").await else { return };
-    let name = format!("pictor_test_{}", uuid::Uuid::now_v7().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&admin.pool).await.expect("create");
-    admin.pool.close().await;
-    let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+    let Some((test_db, _cluster)) = postgres_to_stop("the /readyz PostgreSQL stop test").await else { return };
+    let url = test_db.url.clone();
     let dir = tempfile::tempdir().expect("temp dir");
     let mut api = processes::start(dir.path(), &url, &["serve", "--bind", "127.0.0.1:0"], &[]);
     let base = format!("http://{}", api.address());
@@ -181,9 +192,5 @@ async fn readyz_answers_503_with_the_reason_while_postgres_is_stopped_and_200_on
     let body = readyz_until(&client, &base, 200, Duration::from_secs(60)).await;
     assert!(body["checks"].as_array().expect("checks").iter().all(|c| c["ok"] == true), "{body}");
     assert!(api.stop(), "exits cleanly after recovering");
-    if let Ok(admin) = pictor::db::Db::connect(ADMIN_URL).await {
-        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-            .execute(&admin.pool)
-            .await;
-    }
+    test_db.drop().await;
 }
