@@ -9,6 +9,7 @@
 //! group's transaction (DESIGN invariant 2: together or not at all). Every
 //! write checks the lease.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -175,12 +176,15 @@ impl<F: Effects> Completer<F> {
         let all_bare = batch.iter().all(|f| f.result.as_ref().is_ok_and(Outcome::is_bare));
         let succeeded: Vec<Lease> = batch.iter().filter(|f| f.result.is_ok()).map(|f| f.job.lease()).collect();
         if all_bare {
-            let completed = self.complete_bare(&succeeded, now).await?;
+            let completed: HashSet<Lease> = self.complete_bare(&succeeded, now).await?.into_iter().collect();
             return Ok(succeeded.iter().map(|lease| bare_ending(&completed, *lease)).collect());
         }
         let mut tx = self.queue.db.begin_write(Durability::Bookkeeping).await?;
-        let completed =
-            db::leases::complete_many(&mut *tx, self.queue.db.backend, &succeeded, &self.runner, now).await?;
+        let completed: HashSet<Lease> =
+            db::leases::complete_many(&mut *tx, self.queue.db.backend, &succeeded, &self.runner, now)
+                .await?
+                .into_iter()
+                .collect();
         let mut endings = Vec::with_capacity(batch.len());
         for finished in batch {
             let ending = match &finished.result {
@@ -276,7 +280,7 @@ impl<F: Effects> Completer<F> {
 
 /// How a success ended once its completion statement ran: completed when
 /// the statement returned its lease.
-fn bare_ending(completed: &[Lease], lease: Lease) -> Ending {
+fn bare_ending(completed: &HashSet<Lease>, lease: Lease) -> Ending {
     if completed.contains(&lease) { Ending::Completed { children: 0 } } else { Ending::LeaseLost }
 }
 
