@@ -415,6 +415,9 @@ async fn measure(args: &Args, url: &str, storage: &std::path::Path) -> anyhow::R
         ("GET /api/images/:id".into(), format!("/api/images/{some_image}")),
     ];
     println!("\n{backend}, N = {n} images, {} jobs\n", 3 * n);
+    if args.phases.iter().any(|p| matches!(p, Phase::Upload | Phase::Queue)) {
+        park_in_flight(&app).await?;
+    }
     for phase in &args.phases {
         match phase {
             Phase::Reads => time_reads(args, &app, &client, &base, &requests).await?,
@@ -484,8 +487,9 @@ async fn time_pruner(app: &app::App) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Moves the fill's PENDING jobs a year ahead (see [`PARKED_MS`]); their
-/// rows and index entries stay, as a backlog of retries would.
+/// Moves the fill's PENDING jobs a year ahead (see [`PARKED_MS`]), once,
+/// before the phases that run a runner; their rows and index entries stay,
+/// as a backlog of retries would.
 async fn park_in_flight(app: &app::App) -> anyhow::Result<()> {
     let parked = sqlx::query("UPDATE job SET run_at = run_at + $1 WHERE status = 'PENDING' AND run_at < $2")
         .bind(PARKED_MS)
@@ -520,7 +524,6 @@ fn distinct_copy(photo: &[u8], k: usize) -> anyhow::Result<Vec<u8>> {
 /// image's `updated_at`, on the same clock). The uploads are deleted after.
 async fn time_uploads(args: &Args, app: &app::App, client: &reqwest::Client, base: &str) -> anyhow::Result<()> {
     let photo = std::fs::read(&args.photo).with_context(|| format!("reading {}", args.photo.display()))?;
-    park_in_flight(app).await?;
     let (trigger, stop) = shutdown::channel();
     let runner = tokio::spawn(app.runner.clone().run(stop));
     let mut latencies = Vec::with_capacity(args.uploads);
@@ -579,7 +582,6 @@ async fn wait_stored(app: &app::App, id: &str) -> anyhow::Result<i64> {
 /// tuned ones. The retention is raised so the runners' start-up pruning
 /// leaves the fill alone; the no-op jobs are deleted after each run.
 async fn time_queue(args: &Args, app: &app::App) -> anyhow::Result<()> {
-    park_in_flight(app).await?;
     let (registry, counter) = noop::registry();
     let keep_all = pictor::queue::pruner::Retention { completed: Duration::MAX, failed: Duration::MAX };
     let (tuned_runners, tuned) = noop::tuned();
