@@ -27,15 +27,10 @@ macro_rules! held_by_runner {
     ($lease:literal) => {
         concat!(held_by_runner!(any), " AND lease_id = ", $lease)
     };
-    // Joined with a list of leases (`held`): the same check, with the status
-    // written so that no index matches it (`status || ''`), so the planner
-    // reaches each job through its primary key from the list. Otherwise,
-    // from a stale estimate of one RUNNING job of this runner, PostgreSQL
-    // scans the runner's RUNNING jobs and compares each with every lease in
-    // a nested loop: quadratic in the leases held (23.8 s for 7,255 in the
-    // queue bench's tuned run, BENCHMARKS.md "Queue", 2026-12-07).
-    (joined: $lease:literal) => {
-        concat!("status || '' = 'RUNNING' AND locked_by = $1 AND lease_id = ", $lease)
+    // Of a job in a bound list of leases, with the status check written as
+    // [`held_leases!`] says.
+    (listed: $backend:ident, $ids:literal, $keys:literal) => {
+        concat!(held_leases!($backend, $ids, $keys), " AND locked_by = $1")
     };
 }
 
@@ -242,33 +237,65 @@ fn kinds_json(kinds: &[JobKind]) -> String {
     format!("[{}]", names.join(","))
 }
 
-/// Leases listed as one bound JSON text, `[{"held_job":1,"held_lease":2},…]`,
-/// so that one prepared statement serves every count; the statements join
-/// it as `held(held_job, held_lease)`.
-fn leases_json(leases: &[Lease]) -> String {
-    let rows = leases
-        .iter()
-        .map(|l| match l.id {
-            Some(LeaseId(id)) => format!("{{\"held_job\":{},\"held_lease\":{id}}}", l.job),
-            None => format!("{{\"held_job\":{},\"held_lease\":null}}", l.job),
-        })
-        .collect::<Vec<_>>();
-    format!("[{}]", rows.join(","))
-}
-
-/// The held leases of a bound JSON list (see [`leases_json`]), per backend.
+/// Leases bound as two texts, so that one prepared statement serves every
+/// count: the jobs' ids (`$ids`) and the `"job:lease"` keys of the pairs
+/// (`$keys`), per backend ([`LeaseList`]).
+///
+/// On PostgreSQL the ids are an array, so each job is reached through its
+/// primary key (`id = ANY`), and the keys a JSONB object, so each job's
+/// lease is looked up, not searched for (`?`, an init plan parses it once).
+/// The status is written `status || ''` so that no index matches it: from
+/// a stale estimate of one RUNNING job, PostgreSQL otherwise scans the
+/// runner's RUNNING jobs and compares each with every listed lease,
+/// quadratic in the leases (23.8 s for one renewal of 7,255 in the queue
+/// bench, BENCHMARKS.md "Queue", 2026-12-07). With the list joined as rows
+/// instead, a table never analyzed still planned a sequential scan (350 ms
+/// for 500 completions): this form leaves the planner only the primary key.
+///
+/// On SQLite, whose planner reaches each listed id through the primary key
+/// anyway, the keys are a JSON array searched as a set.
 macro_rules! held_leases {
-    (sqlite, $json:literal) => {
+    (sqlite, $ids:literal, $keys:literal) => {
         concat!(
-            "(SELECT json_extract(value, '$.held_job') AS held_job, json_extract(value, '$.held_lease') AS held_lease \
-             FROM json_each(",
-            $json,
-            ")) AS held"
+            "status = 'RUNNING' AND id IN (SELECT value FROM json_each(",
+            $ids,
+            ")) AND CAST(id AS TEXT) || ':' || CAST(lease_id AS TEXT) IN (SELECT value FROM json_each(",
+            $keys,
+            "))"
         )
     };
-    (postgres, $json:literal) => {
-        concat!("jsonb_to_recordset(CAST(", $json, " AS JSONB)) AS held(held_job BIGINT, held_lease BIGINT)")
+    (postgres, $ids:literal, $keys:literal) => {
+        concat!(
+            "status || '' = 'RUNNING' AND id = ANY(CAST(",
+            $ids,
+            " AS BIGINT[])) AND (SELECT CAST(",
+            $keys,
+            " AS JSONB)) ? (CAST(id AS TEXT) || ':' || CAST(lease_id AS TEXT))"
+        )
     };
+}
+
+/// A list of leases as [`held_leases!`] binds it.
+struct LeaseList {
+    ids: String,
+    keys: String,
+}
+
+impl LeaseList {
+    fn new(backend: Backend, leases: &[Lease]) -> Self {
+        let ids = leases.iter().map(|l| l.job.to_string()).collect::<Vec<_>>().join(",");
+        // A lease without a token matches nothing, as `lease_id = NULL` would not.
+        let keys = leases.iter().filter_map(|l| l.id.map(|LeaseId(id)| format!("\"{}:{id}\"", l.job)));
+        match backend {
+            Backend::Sqlite => {
+                Self { ids: format!("[{ids}]"), keys: format!("[{}]", keys.collect::<Vec<_>>().join(",")) }
+            }
+            Backend::Postgres => Self {
+                ids: format!("{{{ids}}}"),
+                keys: format!("{{{}}}", keys.map(|k| format!("{k}:0")).collect::<Vec<_>>().join(",")),
+            },
+        }
+    }
 }
 
 /// Lease renewal: `$2` ms from now for each listed lease still held.
@@ -279,10 +306,8 @@ macro_rules! extend_sql {
             judged_now!($backend, "$3"),
             " + $2, updated_at = ",
             judged_now!($backend, "$3"),
-            " FROM ",
-            held_leases!($backend, "$4"),
-            " WHERE id = held_job AND ",
-            held_by_runner!(joined: "held_lease"),
+            " WHERE ",
+            held_by_runner!(listed: $backend, "$4", "$5"),
             $then
         )
     };
@@ -311,11 +336,13 @@ pub async fn extend_leases<'c, E: Executor<'c, Database = Any>>(
         Backend::Sqlite => EXTEND_SQLITE,
         Backend::Postgres => EXTEND_POSTGRES,
     };
+    let listed = LeaseList::new(backend, leases);
     let done = sqlx::query(sql)
         .bind(runner)
         .bind(ms(lease))
         .bind(at.fixed().map(Millis::get))
-        .bind(leases_json(leases))
+        .bind(listed.ids)
+        .bind(listed.keys)
         .execute(exec)
         .await?;
     Ok(done.rows_affected())
@@ -325,10 +352,8 @@ pub async fn extend_leases<'c, E: Executor<'c, Database = Any>>(
 macro_rules! complete_many_sql {
     ($backend:ident, $then:literal) => {
         concat!(
-            "UPDATE job SET status = 'COMPLETED', locked_until = NULL, finished_at = $2, updated_at = $2 FROM ",
-            held_leases!($backend, "$3"),
-            " WHERE id = held_job AND ",
-            held_by_runner!(joined: "held_lease"),
+            "UPDATE job SET status = 'COMPLETED', locked_until = NULL, finished_at = $2, updated_at = $2 WHERE ",
+            held_by_runner!(listed: $backend, "$3", "$4"),
             $then,
             " RETURNING id, lease_id"
         )
@@ -361,7 +386,8 @@ pub async fn complete_many<'c, E: Executor<'c, Database = Any>>(
         Backend::Sqlite => COMPLETE_MANY_SQLITE,
         Backend::Postgres => COMPLETE_MANY_POSTGRES,
     };
-    let rows = sqlx::query(sql).bind(runner).bind(now.get()).bind(leases_json(leases)).fetch_all(exec).await?;
+    let listed = LeaseList::new(backend, leases);
+    let rows = sqlx::query(sql).bind(runner).bind(now.get()).bind(listed.ids).bind(listed.keys).fetch_all(exec).await?;
     let completed = rows
         .iter()
         .map(|r| Ok(Lease { job: JobId(r.try_get("id")?), id: r.try_get::<Option<i64>, _>("lease_id")?.map(LeaseId) }));
