@@ -19,6 +19,16 @@ const NATURAL_ORDER: [u8; 64] = [
     28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61,
     54, 47, 55, 62, 63,
 ];
+/// Natural index → zig-zag index: [`NATURAL_ORDER`] inverted.
+const ZIGZAG_INDEX: [u8; 64] = {
+    let mut inverse = [0u8; 64];
+    let mut k = 0;
+    while k < 64 {
+        inverse[NATURAL_ORDER[k] as usize] = k as u8;
+        k += 1;
+    }
+    inverse
+};
 /// Longest end-of-band run before it must be written out (jcphuff.c).
 const MAX_EOBRUN: u32 = 0x7FFF;
 /// Widest DC difference for 8-bit samples: MAX_COEF_BITS + 1 (jchuff.h).
@@ -73,6 +83,8 @@ pub(crate) struct ProgressiveCoder {
     scans: Vec<ScanPlan>,
     /// Index into `scans` of the scan being coded.
     scan: usize,
+    /// `scans[scan]`.
+    current: ScanPlan,
     /// True in a statistics pass, false in an output pass.
     gathering: bool,
     symbols: Vec<Symbol>,
@@ -122,6 +134,7 @@ impl ProgressiveCoder {
         }
         let mut coder = Box::new(ProgressiveCoder {
             methods: EntropyMethods { start_pass, encode_mcu, finish_pass },
+            current: *scans.first()?,
             scans,
             scan: 0,
             gathering: true,
@@ -151,6 +164,7 @@ impl ProgressiveCoder {
 
     fn start_gathering(&mut self) {
         let plan = self.plan();
+        self.current = plan;
         for &table in &plan.tables[..plan.components] {
             self.counts[table] = [0; 257];
         }
@@ -174,8 +188,8 @@ impl ProgressiveCoder {
     }
 
     fn gather_dc(&mut self, blocks: &[&JBLOCK]) {
-        let plan = self.plan();
-        for (block, &component) in blocks.iter().zip(&plan.membership[..plan.blocks]) {
+        for (b, block) in blocks.iter().enumerate() {
+            let component = self.current.membership[b];
             let value = i32::from(block[0]);
             let diff = value - self.last_dc[component];
             self.last_dc[component] = value;
@@ -183,21 +197,22 @@ impl ProgressiveCoder {
             if bits > MAX_DC_BITS {
                 fail("a DC difference out of range");
             }
-            self.push(plan.tables[component], bits, bits, extra);
+            self.push(self.current.tables[component], bits, bits, extra);
         }
     }
 
     fn gather_ac(&mut self, block: &JBLOCK) {
-        let ScanPlan { start, end, tables, .. } = self.plan();
-        let table = tables[0];
-        // The band in zig-zag order, and a bit per nonzero coefficient.
-        let mut band = [0i16; 64];
-        let mut nonzero: u64 = 0;
-        for (i, &natural) in NATURAL_ORDER[start..=end].iter().enumerate() {
-            let value = block[usize::from(natural)];
-            band[i] = value;
-            nonzero |= u64::from(value != 0) << i;
+        let (start, end, table) = (self.current.start, self.current.end, self.current.tables[0]);
+        // A bit per nonzero coefficient of the band, in zig-zag order: only
+        // the nonzero ones (a handful a block at q80) are looked at one by one.
+        let mut natural = nonzero_mask(block);
+        let mut zigzag = 0u64;
+        while natural != 0 {
+            zigzag |= 1 << ZIGZAG_INDEX[natural.trailing_zeros() as usize];
+            natural &= natural - 1;
         }
+        let width = end - start + 1;
+        let mut nonzero = (zigzag >> start) & (u64::MAX >> (64 - width));
         if nonzero == 0 {
             self.eobrun += 1;
             if self.eobrun == MAX_EOBRUN {
@@ -214,7 +229,7 @@ impl ProgressiveCoder {
                 self.push(table, 0xF0, 0, 0);
                 run -= 16;
             }
-            let (bits, extra) = magnitude(i32::from(band[at as usize]));
+            let (bits, extra) = magnitude(i32::from(block[usize::from(NATURAL_ORDER[start + at as usize])]));
             if bits > MAX_AC_BITS {
                 fail("an AC coefficient out of range");
             }
@@ -234,7 +249,7 @@ impl ProgressiveCoder {
     /// scan uses, stored in `cinfo` (where the scan header writes it from),
     /// and its codes.
     fn finish_gathering(&mut self, cinfo: &mut jpeg_compress_struct) {
-        let plan = self.plan();
+        let plan = self.current;
         let dc = plan.start == 0;
         if !dc {
             self.push_eobrun(plan.tables[0]);
@@ -321,6 +336,35 @@ fn plan(scan: &jpeg_scan_info, info: &[mozjpeg_sys::jpeg_component_info]) -> Opt
         plan.blocks = end;
     }
     Some(plan)
+}
+
+/// A bit per nonzero coefficient of `block`, in natural order (bit i for
+/// coefficient i): SSE2 compares, 16 coefficients a mask move.
+#[cfg(target_arch = "x86_64")]
+fn nonzero_mask(block: &JBLOCK) -> u64 {
+    use std::arch::x86_64::{__m128i, _mm_cmpeq_epi16, _mm_loadu_si128, _mm_movemask_epi8, _mm_packs_epi16, _mm_setzero_si128};
+    let mut mask = 0u64;
+    for (i, sixteen) in block.chunks_exact(16).enumerate() {
+        let (low, high) = sixteen.split_at(8);
+        // SAFETY: SSE2 is part of the x86_64 baseline; `low` and `high` are
+        // 8 i16s each, i.e. 16 readable bytes, and `_mm_loadu_si128`
+        // accepts any alignment.
+        let zero_bits = unsafe {
+            let low = _mm_loadu_si128(low.as_ptr().cast::<__m128i>());
+            let high = _mm_loadu_si128(high.as_ptr().cast::<__m128i>());
+            let zero = _mm_setzero_si128();
+            // 0xFF bytes where a coefficient is zero, packed to one byte each.
+            _mm_movemask_epi8(_mm_packs_epi16(_mm_cmpeq_epi16(low, zero), _mm_cmpeq_epi16(high, zero)))
+        } as u32 as u64;
+        mask |= (!zero_bits & 0xFFFF) << (16 * i);
+    }
+    mask
+}
+
+/// [`nonzero_mask`] elsewhere.
+#[cfg(not(target_arch = "x86_64"))]
+fn nonzero_mask(block: &JBLOCK) -> u64 {
+    block.iter().enumerate().fold(0, |mask, (i, &c)| mask | u64::from(c != 0) << i)
 }
 
 /// Bits needed for `value`'s magnitude, and the bits written for it: the
@@ -450,10 +494,9 @@ unsafe extern "C-unwind" fn encode_mcu(cinfo: &mut jpeg_compress_struct, mcu: *m
         // The symbols were made in the statistics pass.
         return 1;
     }
-    let plan = coder.plan();
-    if plan.start == 0 {
+    if coder.current.start == 0 {
         let mut blocks: [&JBLOCK; MAX_BLOCKS_IN_MCU] = [&[0; 64]; MAX_BLOCKS_IN_MCU];
-        let count = plan.blocks;
+        let count = coder.current.blocks;
         for (b, slot) in blocks[..count].iter_mut().enumerate() {
             // SAFETY: libjpeg hands over blocks_in_MCU block pointers, which
             // is the plan's membership length (per_scan_setup).
@@ -474,5 +517,45 @@ unsafe extern "C-unwind" fn finish_pass(cinfo: &mut jpeg_compress_struct) {
         coder.finish_gathering(cinfo);
     } else {
         coder.finish_output(cinfo);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_nonzero_mask_has_a_bit_for_each_nonzero_coefficient() {
+        let mut state = 0x9E37_79B9_u32;
+        for round in 0..200 {
+            let block: JBLOCK = std::array::from_fn(|_| {
+                state ^= state << 13;
+                state ^= state >> 17;
+                state ^= state << 5;
+                // Mostly zeros, some of every sign and size, -32768 included.
+                if state % 5 < round % 5 { state as i16 } else { 0 }
+            });
+
+            let expected = block.iter().enumerate().fold(0u64, |mask, (i, &c)| mask | u64::from(c != 0) << i);
+
+            assert_eq!(nonzero_mask(&block), expected, "{block:?}");
+        }
+    }
+
+    #[test]
+    fn the_zigzag_index_inverts_the_natural_order() {
+        for (k, &natural) in NATURAL_ORDER.iter().enumerate() {
+            assert_eq!(usize::from(ZIGZAG_INDEX[usize::from(natural)]), k);
+        }
+    }
+
+    #[test]
+    fn magnitudes_are_coded_as_jpeg_says() {
+        assert_eq!(magnitude(0), (0, 0));
+        assert_eq!(magnitude(1), (1, 1));
+        assert_eq!(magnitude(-1), (1, 0));
+        assert_eq!(magnitude(-3), (2, 0));
+        assert_eq!(magnitude(5), (3, 5));
+        assert_eq!(magnitude(-1023), (10, 0));
     }
 }
