@@ -16,8 +16,8 @@ unsafe extern "C-unwind" {
 /// Zig-zag index → natural (row-major) index of a coefficient (jutils.c).
 const NATURAL_ORDER: [u8; 64] = [
     0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5, 12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6, 7, 14, 21,
-    28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61,
-    54, 47, 55, 62, 63,
+    28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54,
+    47, 55, 62, 63,
 ];
 /// Natural index → zig-zag index: [`NATURAL_ORDER`] inverted.
 const ZIGZAG_INDEX: [u8; 64] = {
@@ -316,21 +316,16 @@ fn plan(scan: &jpeg_scan_info, info: &[mozjpeg_sys::jpeg_component_info]) -> Opt
     if end > 63 || start > end || (start == 0) != (end == 0) || (start > 0 && count != 1) {
         return None;
     }
-    let mut plan = ScanPlan {
-        start,
-        end,
-        membership: [0; MAX_BLOCKS_IN_MCU],
-        blocks: 0,
-        tables: [0; 4],
-        components: count,
-    };
+    let mut plan =
+        ScanPlan { start, end, membership: [0; MAX_BLOCKS_IN_MCU], blocks: 0, tables: [0; 4], components: count };
     for (place, &index) in scan.component_index[..count].iter().enumerate() {
         let component = info.get(usize::try_from(index).ok()?)?;
         let table = if start == 0 { component.dc_tbl_no } else { component.ac_tbl_no };
         plan.tables[place] = usize::try_from(table).ok().filter(|&t| t < TABLES)?;
         // An interleaved scan's MCU holds h × v blocks of each component
         // (jcmaster.c, per_scan_setup); a single component's, one block.
-        let blocks = if count == 1 { 1 } else { usize::try_from(component.h_samp_factor * component.v_samp_factor).ok()? };
+        let blocks =
+            if count == 1 { 1 } else { usize::try_from(component.h_samp_factor * component.v_samp_factor).ok()? };
         let end = plan.blocks + blocks;
         plan.membership.get_mut(plan.blocks..end)?.fill(place);
         plan.blocks = end;
@@ -342,7 +337,9 @@ fn plan(scan: &jpeg_scan_info, info: &[mozjpeg_sys::jpeg_component_info]) -> Opt
 /// coefficient i): SSE2 compares, 16 coefficients a mask move.
 #[cfg(target_arch = "x86_64")]
 fn nonzero_mask(block: &JBLOCK) -> u64 {
-    use std::arch::x86_64::{__m128i, _mm_cmpeq_epi16, _mm_loadu_si128, _mm_movemask_epi8, _mm_packs_epi16, _mm_setzero_si128};
+    use std::arch::x86_64::{
+        __m128i, _mm_cmpeq_epi16, _mm_loadu_si128, _mm_movemask_epi8, _mm_packs_epi16, _mm_setzero_si128,
+    };
     let mut mask = 0u64;
     for (i, sixteen) in block.chunks_exact(16).enumerate() {
         let (low, high) = sixteen.split_at(8);
