@@ -1,6 +1,6 @@
 //! JPEG encoding through libjpeg (mozjpeg's fastest profile, i.e. plain
 //! libjpeg-turbo) with optimised Huffman tables; progressive for previews only,
-//! with a spectral-selection script that skips the costly refinement scans.
+//! spectral selection without refinement scans, Huffman-coded by `huffman.rs`.
 //! The output carries a JFIF header and nothing else: no EXIF, XMP, ICC, IPTC.
 
 use std::os::raw::c_int;
