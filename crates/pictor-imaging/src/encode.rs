@@ -1,6 +1,6 @@
 //! JPEG encoding through libjpeg (mozjpeg's fastest profile, i.e. plain
 //! libjpeg-turbo) with optimised Huffman tables; progressive for previews only,
-//! with a spectral-selection script that skips the costly refinement scans.
+//! spectral selection without refinement scans, Huffman-coded by `huffman.rs`.
 //! The output carries a JFIF header and nothing else: no EXIF, XMP, ICC, IPTC.
 
 use std::os::raw::c_int;
@@ -14,6 +14,7 @@ use mozjpeg_sys::{
 use crate::decode::jpeg::{error_manager, panic_message};
 use crate::decode::{PixelLayout, Raster};
 use crate::error::ImagingError;
+use crate::huffman::ProgressiveCoder;
 
 /// Scan structure of an encoded JPEG.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,8 +71,24 @@ impl Scan {
     }
 }
 
+/// Which entropy coder writes a progressive JPEG's scans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Coder {
+    /// [`ProgressiveCoder`]: each scan's symbols made once, for libjpeg's
+    /// bytes (BENCHMARKS.md, 2026-12-08).
+    Own,
+    /// libjpeg's jcphuff, which walks every scan's blocks twice; kept to
+    /// check the other against.
+    #[cfg_attr(not(test), allow(dead_code))]
+    Libjpeg,
+}
+
 /// Encodes an sRGB grey, RGB or RGBX raster.
 pub(crate) fn encode(raster: &Raster, quality: u8, scans: Scans) -> Result<Vec<u8>, ImagingError> {
+    encode_with(raster, quality, scans, Coder::Own)
+}
+
+fn encode_with(raster: &Raster, quality: u8, scans: Scans, coder: Coder) -> Result<Vec<u8>, ImagingError> {
     let (color_space, script): (J_COLOR_SPACE, &[Scan]) = match raster.layout {
         PixelLayout::Gray => (J_COLOR_SPACE::JCS_GRAYSCALE, &GREY_SCRIPT),
         PixelLayout::Rgb => (J_COLOR_SPACE::JCS_RGB, &COLOUR_SCRIPT),
@@ -85,17 +102,20 @@ pub(crate) fn encode(raster: &Raster, quality: u8, scans: Scans) -> Result<Vec<u
         Scans::Progressive => script.iter().map(|s| s.to_libjpeg()).collect(),
     };
     // libjpeg reports errors by unwinding (crate-evaluation, pitfall 1).
-    catch_unwind(AssertUnwindSafe(|| encode_unguarded(raster, color_space, quality, &script))).unwrap_or_else(
+    catch_unwind(AssertUnwindSafe(|| encode_unguarded(raster, color_space, quality, &script, coder))).unwrap_or_else(
         |payload| Err(ImagingError::Internal(format!("JPEG encoder failed: {}", panic_message(&*payload)))),
     )
 }
 
 /// libjpeg's compressor, destroyed on drop (also when unwinding). Boxed
-/// because libjpeg keeps pointers to the error and destination managers.
+/// because libjpeg keeps pointers to the error and destination managers
+/// and the entropy coder (dropped after the compressor: fields drop after
+/// `drop`).
 struct Compressor {
     cinfo: Box<jpeg_compress_struct>,
     _error: Box<jpeg_error_mgr>,
     destination: Box<VecDestination>,
+    coder: Option<Box<ProgressiveCoder>>,
 }
 
 impl Drop for Compressor {
@@ -111,6 +131,7 @@ fn encode_unguarded(
     color_space: J_COLOR_SPACE,
     quality: u8,
     script: &[jpeg_scan_info],
+    coder: Coder,
 ) -> Result<Vec<u8>, ImagingError> {
     let channels = raster.layout.channels();
     let row_len = raster.width as usize * channels;
@@ -129,7 +150,7 @@ fn encode_unguarded(
             std::mem::size_of::<jpeg_compress_struct>(),
         );
     }
-    let mut compressor = Compressor { cinfo, _error: error, destination: VecDestination::new(capacity) };
+    let mut compressor = Compressor { cinfo, _error: error, destination: VecDestination::new(capacity), coder: None };
     let cinfo = &mut *compressor.cinfo;
     cinfo.dest = &mut compressor.destination.manager;
     cinfo.image_width = raster.width;
@@ -153,6 +174,14 @@ fn encode_unguarded(
             cinfo.num_scans = script.len() as c_int;
         }
         mozjpeg_sys::jpeg_start_compress(cinfo, 1);
+        if !script.is_empty() && coder == Coder::Own {
+            // Progressive mode forces optimize_coding (jcmaster.c); the coder
+            // lives in `compressor` until the compressor is destroyed.
+            compressor.coder = ProgressiveCoder::install(cinfo, script);
+            // The scripts here always suit it: anything else is a libjpeg
+            // whose layout changed (tests compare its bytes with libjpeg's).
+            debug_assert!(compressor.coder.is_some(), "the progressive coder was not installed");
+        }
         for rows in raster.pixels.chunks(row_len * ROWS_PER_CALL) {
             let pointers: Vec<JSAMPROW> = rows.chunks_exact(row_len).map(<[u8]>::as_ptr).collect();
             let count = pointers.len() as u32;
@@ -254,6 +283,97 @@ mod tests {
 
             assert!(jpeg.windows(2).any(|w| w == [0xFF, 0xC2]), "{layout:?}");
         }
+    }
+
+    /// A full-size photo from testdata, decoded to `layout`.
+    fn photo(name: &str, layout: PixelLayout) -> Raster {
+        let path = format!("{}/../../testdata/images/{name}", env!("CARGO_MANIFEST_DIR"));
+        let data = std::fs::read(path).expect("a test photo");
+        let info = crate::probe::probe(std::io::Cursor::new(&data), &crate::probe::Limits::default()).expect("probed");
+        let decoded =
+            crate::decode::decode(&data, &info, u32::MAX, [255; 3], &crate::probe::Limits::default()).expect("decoded");
+        let raster = decoded.raster;
+        match layout {
+            PixelLayout::Gray => {
+                let pixels = raster.pixels.chunks_exact(raster.layout.channels()).map(|p| p[p.len() / 2]).collect();
+                Raster::new(raster.width, raster.height, layout, pixels).expect("grey")
+            }
+            PixelLayout::Rgb => {
+                let pixels = raster.rgb_pixels("test").expect("RGB").into_owned();
+                Raster::new(raster.width, raster.height, layout, pixels).expect("RGB")
+            }
+            _ => raster,
+        }
+    }
+
+    fn both_coders(raster: &Raster) -> (Vec<u8>, Vec<u8>) {
+        let own = encode_with(raster, 80, Scans::Progressive, Coder::Own).expect("own coder");
+        let libjpeg = encode_with(raster, 80, Scans::Progressive, Coder::Libjpeg).expect("libjpeg's coder");
+        (own, libjpeg)
+    }
+
+    #[test]
+    fn the_own_progressive_coder_writes_libjpegs_very_bytes_for_photos() {
+        for (name, layout) in [
+            ("mate-ladybird.jpg", PixelLayout::Rgbx),
+            ("bridge-klootwijk.jpg", PixelLayout::Rgb),
+            ("mpl-grace-hopper.jpg", PixelLayout::Gray),
+        ] {
+            let raster = photo(name, layout);
+
+            let (own, libjpeg) = both_coders(&raster);
+
+            assert!(own == libjpeg, "{name} {layout:?}: {} vs {} bytes", own.len(), libjpeg.len());
+        }
+    }
+
+    #[test]
+    fn the_own_progressive_coder_matches_libjpeg_on_odd_sizes_noise_and_long_zero_runs() {
+        // Noise gives runs over 15 zeros and every magnitude; the flat image's
+        // 1456 × 1456 luma blocks (33,124) overflow one end-of-band run
+        // (at most 32,767); 1 × 1 and 17 × 9 have partial MCUs.
+        let noise = |width: u32, height: u32, layout: PixelLayout| {
+            let mut state = 0x2545_F491_u32;
+            let len = (width * height) as usize * layout.channels();
+            let pixels = (0..len)
+                .map(|i| {
+                    state ^= state << 13;
+                    state ^= state >> 17;
+                    state ^= state << 5;
+                    // Sparse spikes on a gradient: long zero runs between big values.
+                    if state.is_multiple_of(97) { (state >> 24) as u8 } else { (i / 64 % 200) as u8 }
+                })
+                .collect();
+            Raster::new(width, height, layout, pixels).expect("a raster")
+        };
+        let flat = Raster::new(1456, 1456, PixelLayout::Gray, vec![128; 1456 * 1456]).expect("flat");
+        for raster in [
+            noise(1, 1, PixelLayout::Rgb),
+            noise(17, 9, PixelLayout::Rgbx),
+            noise(333, 121, PixelLayout::Rgb),
+            noise(250, 97, PixelLayout::Gray),
+            flat,
+        ] {
+            let (own, libjpeg) = both_coders(&raster);
+
+            assert!(own == libjpeg, "{}x{} {:?}", raster.width, raster.height, raster.layout);
+        }
+    }
+
+    #[test]
+    fn a_preview_from_the_own_coder_decodes_independently_to_libjpegs_pixels() {
+        let raster = photo("mate-ladybird.jpg", PixelLayout::Rgbx);
+        let (own, _) = both_coders(&raster);
+        let reference = encode_with(&raster, 80, Scans::Baseline, Coder::Libjpeg).expect("baseline");
+
+        // The `image` crate's decoder (zune-jpeg), not libjpeg.
+        let decoded = image::load_from_memory(&own).expect("decodes").to_rgb8();
+        let baseline = image::load_from_memory(&reference).expect("decodes").to_rgb8();
+
+        assert_eq!(decoded.dimensions(), (raster.width, raster.height));
+        let total: u64 = decoded.as_raw().iter().zip(baseline.as_raw()).map(|(&a, &b)| u64::from(a.abs_diff(b))).sum();
+        let mean = total as f64 / decoded.as_raw().len() as f64;
+        assert!(mean < 0.5, "mean difference {mean} from the same pixels coded baseline");
     }
 
     #[test]

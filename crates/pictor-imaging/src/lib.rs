@@ -24,6 +24,7 @@ mod colour;
 mod decode;
 mod encode;
 mod error;
+mod huffman;
 mod libheif;
 mod orient;
 mod placeholder;
