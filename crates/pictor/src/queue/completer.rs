@@ -194,10 +194,7 @@ impl<F: Effects> Completer<F> {
             None => db.begin_write(Durability::Bookkeeping).await?,
         };
         let completed: HashSet<Lease> =
-            db::leases::complete_many(&mut *tx, db.backend, &succeeded, &self.runner, now)
-                .await?
-                .into_iter()
-                .collect();
+            db::leases::complete_many(&mut *tx, db.backend, &succeeded, &self.runner, now).await?.into_iter().collect();
         let mut endings = Vec::with_capacity(batch.len());
         for finished in batch {
             let ending = match &finished.result {
@@ -260,7 +257,13 @@ impl<F: Effects> Completer<F> {
     /// Writes a failed attempt: a retry with backoff while attempts remain
     /// and the error is retryable, else FAILED for the job and, through the
     /// effects, its image.
-    async fn fail(&mut self, tx: &mut Tx<'_>, job: &Job, error: &HandlerError, now: Millis) -> Result<Ending, QueueError> {
+    async fn fail(
+        &mut self,
+        tx: &mut Tx<'_>,
+        job: &Job,
+        error: &HandlerError,
+        now: Millis,
+    ) -> Result<Ending, QueueError> {
         let message = error.chain();
         if error.kind() == ErrorKind::Unavailable {
             // However long the disk stays full, the job waits for space
