@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 
 use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::pool::PoolConnection;
-use sqlx::{Any, AnyPool, Executor, SqlSafeStr};
+use sqlx::{Any, AnyConnection, AnyPool, Connection as _, Executor, SqlSafeStr};
 
 /// A migration embedded in the binary: version, description, SQL.
 type Embedded = (i64, &'static str, &'static str);
@@ -121,6 +121,14 @@ const SQLITE_BUSY_TIMEOUT_MS: u64 = 30_000;
 /// Pool size on PostgreSQL (SQLite writes are serialised anyway).
 const POSTGRES_MAX_CONNECTIONS: u32 = 16;
 const SQLITE_MAX_CONNECTIONS: u32 = 8;
+/// A PostgreSQL connection idle in the pool at least this long is pinged
+/// before it is handed out. One used more recently passed the pool's ping
+/// when it came back (sqlx pings every connection returned); skipping the
+/// second ping saves a round trip per checkout under load. If the server
+/// dropped it since, its first statement fails (the caller's error path:
+/// a job's ending is written again, an upload answers 5xx) and the pool
+/// closes it when it comes back.
+pub const PING_IDLE_AFTER: Duration = Duration::from_secs(1);
 
 /// Which database a URL selects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -237,6 +245,17 @@ async fn open_pool(
     AnyPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(30))
+        // In place of sqlx's ping at every checkout: SQLite's connections
+        // are files (nothing to lose), PostgreSQL's are pinged once idle.
+        .test_before_acquire(false)
+        .before_acquire(move |conn, meta| {
+            Box::pin(async move {
+                if backend == Backend::Postgres && meta.idle_for >= PING_IDLE_AFTER {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
         .after_connect(move |conn, _meta| {
             let writer_sync = writer_sync.clone();
             Box::pin(async move {
@@ -405,8 +424,9 @@ fn where_clause(conditions: &[String]) -> String {
     if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) }
 }
 
-/// A write transaction, as [`Db::begin_write`] opens it.
-pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
+/// A write transaction, as [`Db::begin_write`] opens it (`'static`: on a
+/// connection of its own) or [`Db::begin_write_on`] (on one the caller holds).
+pub type Tx<'c> = sqlx::Transaction<'c, sqlx::Any>;
 
 impl Db {
     /// Opens a pool on `url` (creating a SQLite file and its folder if
@@ -500,18 +520,33 @@ impl Db {
     ///
     /// # Errors
     /// The database could not be reached.
-    pub async fn begin_write(&self, durability: Durability) -> DbResult<Tx> {
+    pub async fn begin_write(&self, durability: Durability) -> DbResult<Tx<'static>> {
         let conn = self.write_connection(durability).await?;
-        let begin = match (self.backend, durability) {
+        // What `Pool::begin_with` does, on a connection prepared above.
+        Ok(sqlx::Transaction::begin(conn, self.begin_statement(durability)).await?)
+    }
+
+    /// [`Db::begin_write`] on a write connection the caller holds (where
+    /// [`Db::may_hold_writer`]), which it keeps when the transaction ends:
+    /// no checkout, so none of the pool's pings before and after.
+    ///
+    /// # Errors
+    /// The database could not be reached (the caller should then let the
+    /// connection go: its state is unknown).
+    pub async fn begin_write_on<'c>(&self, conn: &'c mut AnyConnection, durability: Durability) -> DbResult<Tx<'c>> {
+        Ok(sqlx::Transaction::begin(conn, self.begin_statement(durability)).await?)
+    }
+
+    /// The statement that begins a write transaction (`None`: sqlx's `BEGIN`).
+    fn begin_statement(&self, durability: Durability) -> Option<sqlx::SqlStr> {
+        match (self.backend, durability) {
             (Backend::Sqlite, _) => Some("BEGIN IMMEDIATE".into_sql_str()),
             // Both in one round trip (a simple query may hold several statements).
             (Backend::Postgres, Durability::Bookkeeping) => {
                 Some("BEGIN; SET LOCAL synchronous_commit = off".into_sql_str())
             }
             (Backend::Postgres, Durability::Acknowledged) => None,
-        };
-        // What `Pool::begin_with` does, on a connection prepared above.
-        Ok(sqlx::Transaction::begin(conn, begin).await?)
+        }
     }
 
     /// Whether a task may keep a write connection for itself (as the

@@ -48,7 +48,7 @@ impl ImageEffects {
     /// would wait for this one). A database failure fails the completion,
     /// which is written again; a storage failure is logged (the files stay,
     /// as after a crash).
-    async fn remove_leftovers(&self, tx: &mut Tx, effect: &ImageEffect) -> DbResult<()> {
+    async fn remove_leftovers(&self, tx: &mut Tx<'_>, effect: &ImageEffect) -> DbResult<()> {
         let removed = match effect {
             ImageEffect::Original { original_path, .. } => match OriginalKey::parse(original_path.as_str()) {
                 Ok(original) if originals::unused_in(tx, self.backend, &original).await? => {
@@ -72,7 +72,7 @@ impl ImageEffects {
 impl Effects for ImageEffects {
     type Effect = ImageEffect;
 
-    async fn apply(&self, tx: &mut Tx, effects: &[ImageEffect], now: Millis) -> DbResult<Applied> {
+    async fn apply(&self, tx: &mut Tx<'_>, effects: &[ImageEffect], now: Millis) -> DbResult<Applied> {
         let mut applied = Applied::Written;
         for effect in effects {
             let (image_id, complete) = match effect {
@@ -107,7 +107,7 @@ impl Effects for ImageEffects {
         Ok(applied)
     }
 
-    async fn failed(&self, tx: &mut Tx, job: FailedJob<'_>, now: Millis) -> DbResult<()> {
+    async fn failed(&self, tx: &mut Tx<'_>, job: FailedJob<'_>, now: Millis) -> DbResult<()> {
         if let Some(image_id) = job.image_id {
             // One event per failure of the image, not one per failed job of it.
             let was_failed = self.webhooks.enabled()

@@ -37,7 +37,7 @@ impl DbOriginalLocks {
     }
 
     /// Takes the lock of `original` in a transaction of its own.
-    async fn acquire(&self, original: &OriginalKey) -> DbResult<Tx> {
+    async fn acquire(&self, original: &OriginalKey) -> DbResult<Tx<'static>> {
         let mut tx = self.db.begin_write(Durability::Bookkeeping).await?;
         db::images::lock_original(&mut *tx, self.db.backend, original.checksum()).await?;
         Ok(tx)
@@ -74,7 +74,7 @@ impl DbOriginalLocks {
 }
 
 /// The lock as the storage holds it during a promotion.
-struct HeldTx(Tx);
+struct HeldTx(Tx<'static>);
 
 #[async_trait::async_trait]
 impl HeldLock for HeldTx {
@@ -100,7 +100,7 @@ impl OriginalLocks for DbOriginalLocks {
 ///
 /// # Errors
 /// The database failed.
-pub async fn unused_in(tx: &mut Tx, backend: Backend, original: &OriginalKey) -> DbResult<bool> {
+pub async fn unused_in(tx: &mut Tx<'_>, backend: Backend, original: &OriginalKey) -> DbResult<bool> {
     db::images::lock_original(&mut **tx, backend, original.checksum()).await?;
     Ok(db::images::count_with_checksum(&mut **tx, original.checksum()).await? == 0)
 }

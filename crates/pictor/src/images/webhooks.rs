@@ -66,7 +66,7 @@ impl Webhooks {
     /// The database failed.
     pub async fn queue(
         &self,
-        tx: &mut Tx,
+        tx: &mut Tx<'_>,
         backend: Backend,
         event: Event,
         record: &ImageRecord,
@@ -94,7 +94,7 @@ impl Webhooks {
     /// The database failed.
     pub async fn queue_for(
         &self,
-        tx: &mut Tx,
+        tx: &mut Tx<'_>,
         backend: Backend,
         event: Event,
         id: &db::ImageId,

@@ -75,9 +75,10 @@ pub struct Completer<F: Effects> {
     runner: Arc<str>,
     retry: RetryPolicy,
     max_batch: usize,
-    /// The bare successes' own connection where the backend allows one
-    /// (as the runner's claims have theirs). Only used through `&mut self`:
-    /// a connection is `Send` but not `Sync`.
+    /// The completer's own write connection where the backend allows one
+    /// (as the runner's claims have theirs): its statements and
+    /// transactions skip the pool's ping before and after each checkout.
+    /// Only used through `&mut self`: a connection is `Send` but not `Sync`.
     conn: Option<PoolConnection<Any>>,
     /// Jobs that failed for want of a resource (a full disk) since this
     /// completer last completed one: their wait grows with it.
@@ -179,12 +180,21 @@ impl<F: Effects> Completer<F> {
             let completed: HashSet<Lease> = self.complete_bare(&succeeded, now).await?.into_iter().collect();
             return Ok(succeeded.iter().map(|lease| bare_ending(&completed, *lease)).collect());
         }
-        let mut tx = self.queue.db.begin_write(Durability::Bookkeeping).await?;
+        // On the completer's own connection where the backend allows one,
+        // taken out for the transaction and kept only once it committed
+        // (after an error its state is unknown: the pool checks it).
+        let db = self.queue.db.clone();
+        let mut held = match (db.may_hold_writer(), self.conn.take()) {
+            (false, _) => None,
+            (true, Some(conn)) => Some(conn),
+            (true, None) => Some(db.write_connection(Durability::Bookkeeping).await?),
+        };
+        let mut tx = match held.as_mut() {
+            Some(conn) => db.begin_write_on(conn, Durability::Bookkeeping).await?,
+            None => db.begin_write(Durability::Bookkeeping).await?,
+        };
         let completed: HashSet<Lease> =
-            db::leases::complete_many(&mut *tx, self.queue.db.backend, &succeeded, &self.runner, now)
-                .await?
-                .into_iter()
-                .collect();
+            db::leases::complete_many(&mut *tx, db.backend, &succeeded, &self.runner, now).await?.into_iter().collect();
         let mut endings = Vec::with_capacity(batch.len());
         for finished in batch {
             let ending = match &finished.result {
@@ -199,6 +209,7 @@ impl<F: Effects> Completer<F> {
             endings.push(ending);
         }
         tx.commit().await.map_err(db::DbError::from)?;
+        self.conn = held;
         if endings.iter().any(|e| matches!(e, Ending::Completed { children } if *children > 0)) {
             self.queue.wake();
         }
@@ -228,7 +239,7 @@ impl<F: Effects> Completer<F> {
     /// children (none when the effects find their subject gone).
     async fn apply(
         &mut self,
-        tx: &mut Tx,
+        tx: &mut Tx<'_>,
         job: &Job,
         outcome: &Outcome<F::Effect>,
         now: Millis,
@@ -246,7 +257,13 @@ impl<F: Effects> Completer<F> {
     /// Writes a failed attempt: a retry with backoff while attempts remain
     /// and the error is retryable, else FAILED for the job and, through the
     /// effects, its image.
-    async fn fail(&mut self, tx: &mut Tx, job: &Job, error: &HandlerError, now: Millis) -> Result<Ending, QueueError> {
+    async fn fail(
+        &mut self,
+        tx: &mut Tx<'_>,
+        job: &Job,
+        error: &HandlerError,
+        now: Millis,
+    ) -> Result<Ending, QueueError> {
         let message = error.chain();
         if error.kind() == ErrorKind::Unavailable {
             // However long the disk stays full, the job waits for space

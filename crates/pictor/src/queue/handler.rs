@@ -182,11 +182,11 @@ pub trait Effects: Send + Sync + 'static {
     type Effect: Send + Sync + std::fmt::Debug + 'static;
 
     /// Writes the effects of one successful job, or finds their subject gone.
-    async fn apply(&self, tx: &mut Tx, effects: &[Self::Effect], now: Millis) -> DbResult<Applied>;
+    async fn apply(&self, tx: &mut Tx<'_>, effects: &[Self::Effect], now: Millis) -> DbResult<Applied>;
 
     /// Records that a job ended FAILED for good: its handler gave up, or it
     /// ran out of attempts.
-    async fn failed(&self, tx: &mut Tx, job: FailedJob<'_>, now: Millis) -> DbResult<()>;
+    async fn failed(&self, tx: &mut Tx<'_>, job: FailedJob<'_>, now: Millis) -> DbResult<()>;
 }
 
 #[cfg(test)]

@@ -84,7 +84,7 @@ impl Queue {
     ///
     /// # Errors
     /// The database failed.
-    pub async fn enqueue_in(&self, tx: &mut Tx, job: &NewJob) -> Result<Option<JobId>, QueueError> {
+    pub async fn enqueue_in(&self, tx: &mut Tx<'_>, job: &NewJob) -> Result<Option<JobId>, QueueError> {
         Ok(db::jobs::insert(&mut **tx, self.db.backend, job, self.max_attempts, self.clock.now()).await?)
     }
 
@@ -111,7 +111,7 @@ impl Queue {
     ///
     /// # Errors
     /// The database failed.
-    pub async fn enqueue_many_in(&self, tx: &mut Tx, jobs: &[NewJob]) -> Result<u64, QueueError> {
+    pub async fn enqueue_many_in(&self, tx: &mut Tx<'_>, jobs: &[NewJob]) -> Result<u64, QueueError> {
         Ok(db::jobs::insert_many(&mut **tx, self.db.backend, jobs, self.max_attempts, self.clock.now()).await?)
     }
 
@@ -124,7 +124,7 @@ impl Queue {
     /// The database failed.
     pub async fn enqueue_or_rearm_many_in(
         &self,
-        tx: &mut Tx,
+        tx: &mut Tx<'_>,
         jobs: &[NewJob],
     ) -> Result<Vec<Option<ImageId>>, QueueError> {
         let queued =
@@ -155,7 +155,7 @@ impl Queue {
     ///
     /// # Errors
     /// No such job, a job in another state, or a database failure.
-    pub async fn requeue_in(&self, tx: &mut Tx, id: JobId) -> Result<Job, QueueError> {
+    pub async fn requeue_in(&self, tx: &mut Tx<'_>, id: JobId) -> Result<Job, QueueError> {
         match db::jobs::requeue(&mut **tx, id, self.clock.now()).await? {
             Some(job) => {
                 db::jobs::notify(&mut **tx, self.db.backend).await?;

@@ -107,3 +107,28 @@ both_backends! {
         app.stop().await;
     }
 }
+
+/// The pool pings a PostgreSQL connection that sat idle past
+/// `PING_IDLE_AFTER` before handing it out, so one the server dropped
+/// meanwhile is replaced rather than failing its next statement. (The wait
+/// is real time: the pool's idle clock is not the queue's.)
+#[tokio::test]
+async fn a_postgres_connection_dropped_while_idle_is_replaced_before_its_next_use() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let Some(url) = crate::helpers::fresh_database(crate::helpers::Backend::Postgres, dir.path()).await else {
+        return;
+    };
+    let db = pictor::db::Db::connect(&url).await.expect("connect");
+    let admin = pictor::db::Db::connect(&url).await.expect("connect");
+    let first: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&db.pool).await.expect("pid");
+    sqlx::query("SELECT pg_terminate_backend($1)").bind(first).execute(&admin.pool).await.expect("terminate");
+
+    tokio::time::sleep(pictor::db::PING_IDLE_AFTER + Duration::from_millis(100)).await;
+    let again: i32 =
+        sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&db.pool).await.expect("a live connection");
+
+    assert_ne!(again, first, "a new connection");
+    db.pool.close().await;
+    admin.pool.close().await;
+    crate::helpers::drop_database(&url).await;
+}
