@@ -180,15 +180,8 @@ impl<F: Effects> Completer<F> {
             let completed: HashSet<Lease> = self.complete_bare(&succeeded, now).await?.into_iter().collect();
             return Ok(succeeded.iter().map(|lease| bare_ending(&completed, *lease)).collect());
         }
-        // On the completer's own connection where the backend allows one,
-        // taken out for the transaction and kept only once it committed
-        // (after an error its state is unknown: the pool checks it).
         let db = self.queue.db.clone();
-        let mut held = match (db.may_hold_writer(), self.conn.take()) {
-            (false, _) => None,
-            (true, Some(conn)) => Some(conn),
-            (true, None) => Some(db.write_connection(Durability::Bookkeeping).await?),
-        };
+        let mut held = self.take_own_connection().await?;
         let mut tx = match held.as_mut() {
             Some(conn) => db.begin_write_on(conn, Durability::Bookkeeping).await?,
             None => db.begin_write(Durability::Bookkeeping).await?,
@@ -219,20 +212,29 @@ impl<F: Effects> Completer<F> {
     /// Completes bare successes in one statement, on the completer's own
     /// connection where the backend allows one.
     async fn complete_bare(&mut self, leases: &[Lease], now: Millis) -> Result<Vec<Lease>, QueueError> {
-        let db = &self.queue.db;
-        if !db.may_hold_writer() {
+        let db = self.queue.db.clone();
+        let Some(mut conn) = self.take_own_connection().await? else {
             let mut writer = db.write_connection(Durability::Bookkeeping).await?;
             return Ok(db::leases::complete_many(&mut *writer, db.backend, leases, &self.runner, now).await?);
-        }
-        let conn = match &mut self.conn {
-            Some(conn) => conn,
-            None => self.conn.insert(db.write_connection(Durability::Bookkeeping).await?),
         };
-        let written = db::leases::complete_many(&mut **conn, db.backend, leases, &self.runner, now).await;
-        if written.is_err() {
-            self.conn = None;
+        let completed = db::leases::complete_many(&mut *conn, db.backend, leases, &self.runner, now).await?;
+        self.conn = Some(conn);
+        Ok(completed)
+    }
+
+    /// The completer's own write connection, where the backend allows one,
+    /// taken out of `self` (or opened) for one write: the caller puts it
+    /// back once the write succeeded, and after an error lets it go to the
+    /// pool, which checks it (its state is unknown).
+    async fn take_own_connection(&mut self) -> Result<Option<PoolConnection<Any>>, QueueError> {
+        let db = &self.queue.db;
+        if !db.may_hold_writer() {
+            return Ok(None);
         }
-        Ok(written?)
+        Ok(Some(match self.conn.take() {
+            Some(conn) => conn,
+            None => db.write_connection(Durability::Bookkeeping).await?,
+        }))
     }
 
     /// Writes what a completed job's success brings: its effects and its
