@@ -187,6 +187,15 @@ impl ProgressiveCoder {
         }
     }
 
+    /// A block whose band ends in zeros: one more in the end-of-band run,
+    /// written out once it is as long as a run can be.
+    fn end_band(&mut self, table: usize) {
+        self.eobrun += 1;
+        if self.eobrun == MAX_EOBRUN {
+            self.push_eobrun(table);
+        }
+    }
+
     fn gather_dc(&mut self, blocks: &[&JBLOCK]) {
         for (b, block) in blocks.iter().enumerate() {
             let component = self.current.membership[b];
@@ -214,10 +223,7 @@ impl ProgressiveCoder {
         let width = end - start + 1;
         let mut nonzero = (zigzag >> start) & (u64::MAX >> (64 - width));
         if nonzero == 0 {
-            self.eobrun += 1;
-            if self.eobrun == MAX_EOBRUN {
-                self.push_eobrun(table);
-            }
+            self.end_band(table);
             return;
         }
         self.push_eobrun(table);
@@ -238,10 +244,7 @@ impl ProgressiveCoder {
             nonzero &= nonzero - 1;
         }
         if (next as usize) <= end - start {
-            self.eobrun += 1;
-            if self.eobrun == MAX_EOBRUN {
-                self.push_eobrun(table);
-            }
+            self.end_band(table);
         }
     }
 
